@@ -1,0 +1,17 @@
+# Writes a C++ source holding the text of each preset JSON file.
+# Called as: cmake -DOUT=file.cpp -DFILES="a.json;b.json" -P embed_presets.cmake
+set(body "// Generated from models/arch/presets/*.json; do not edit.\n#include \"arch/presets.h\"\n\nnamespace lpu::arch {\nconst PresetText kPresets[] = {\n")
+set(count 0)
+foreach(f IN LISTS FILES)
+  get_filename_component(name "${f}" NAME_WE)
+  file(READ "${f}" text)
+  string(FIND "${text}" ")lpu_preset\"" clash)
+  if(NOT clash EQUAL -1)
+    message(FATAL_ERROR "${f} contains the raw-string delimiter")
+  endif()
+  string(APPEND body "    {\"${name}\", R\"lpu_preset(${text})lpu_preset\"},\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND body "};\nconst std::size_t kPresetCount = ${count};\n}  // namespace lpu::arch\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

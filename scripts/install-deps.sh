@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git ca-certificates clang-format
+  build-essential cmake ninja-build pkg-config
   # simulation
   libsystemc-dev verilator
   # configuration, command line
@@ -14,8 +14,6 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # ONNX front end
   libonnx-dev libprotobuf-dev protobuf-compiler
-  # reference scripts and plots
-  python3 python3-numpy
 )
 
 missing=()

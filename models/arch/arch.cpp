@@ -676,7 +676,10 @@ Arch validate(const json::value& root, const Locations& locs) {
   if (format != "lpu-arch/1")
     r.fail("format", "unsupported format \"" + format + "\" (this build reads \"lpu-arch/1\")");
   a.name = r.string("name");
-  if (a.name.empty()) r.fail("name", "must not be empty");
+  if (a.name.empty() || a.name.size() > 64 ||
+      a.name.find_first_not_of(
+          "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos)
+    r.fail("name", "must be 1 to 64 letters, digits, '.', '_' or '-'; got \"" + a.name + "\"");
   a.description = r.string("description");
   a.chip = read_chip(r.object("chip"));
   a.system = read_system(r.object("system"), a.chip);

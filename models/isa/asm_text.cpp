@@ -33,6 +33,21 @@ std::string_view trim(std::string_view s, int& col) {
   return s;
 }
 
+// Where a ';' comment starts, ignoring ';' inside double-quoted JSON strings (a .set value).
+std::size_t comment_start(std::string_view line) {
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (quoted && line[i] == '\\') {
+      ++i;
+    } else if (line[i] == '"') {
+      quoted = !quoted;
+    } else if (line[i] == ';' && !quoted) {
+      return i;
+    }
+  }
+  return line.size();
+}
+
 std::string lower(std::string_view s) {
   std::string r(s);
   for (auto& c : r)
@@ -583,8 +598,7 @@ Program Parser::run() {
     if (end == std::string_view::npos) end = text_.size();
     std::string_view line = text_.substr(start, end - start);
     start = end + 1;
-    if (const auto semi = line.find(';'); semi != std::string_view::npos)
-      line = line.substr(0, semi);
+    line = line.substr(0, comment_start(line));
     int col = 1;
     line = trim(line, col);
     if (!line.empty()) {

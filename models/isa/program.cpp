@@ -130,6 +130,14 @@ void validate(const Program& p, const SourceMap& where) {
     if (ten.chip >= nchips)
       throw InputError(where.tensor(t), "tensor '" + ten.name + "' is on chip " +
                                             std::to_string(ten.chip) + ", which does not exist");
+    // Names and layouts are single words in the text form.
+    for (const std::string* word : {&ten.name, &ten.layout}) {
+      const bool bad = word->empty() || word->find_first_of(" \t\r\n;=\"[],") != std::string::npos;
+      if (bad)
+        throw InputError(where.tensor(t),
+                         std::string("tensor ") + (word == &ten.name ? "name" : "layout") + " '" +
+                             *word + "' must be a non-empty word without spaces or any of ;=\"[],");
+    }
     for (std::size_t u = 0; u < t; ++u)
       if (p.tensors[u].name == ten.name)
         throw InputError(where.tensor(t), "tensor '" + ten.name + "' is defined twice");

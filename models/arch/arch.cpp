@@ -109,25 +109,33 @@ void deep_merge(json::value& base, const json::value& over) {
   }
 }
 
-JsonDoc load_tree(const std::string& name_or_file, const std::string& relative_to, int depth) {
-  if (depth > 8) throw InputError(name_or_file, "\"base\" chain is deeper than 8 (a cycle?)");
+// Loads a preset or a file and the chain of "base" descriptions under it. A relative file name is
+// taken relative to the directory of `relative_to` (the file that names it); `named_at` is where
+// it was named (the location of a "base" key), empty for the description the user gave.
+JsonDoc load_tree(const std::string& name_or_file, const std::string& relative_to, int depth,
+                  const Where& named_at = "") {
+  const std::string key = named_at.empty() ? "" : "base: ";
+  if (depth > 8) throw InputError(named_at, key + "\"base\" chain is deeper than 8 (a cycle?)");
   JsonDoc doc;
+  std::string resolved;  // the file's path, for its own relative bases
   if (const char* text = preset_text(name_or_file)) {
     doc = parse_json_doc(text, "preset " + name_or_file);
   } else {
     std::filesystem::path p(name_or_file);
     if (p.is_relative() && !relative_to.empty())
       p = std::filesystem::path(relative_to).parent_path() / p;
-    if (!std::filesystem::exists(p)) {
-      std::string msg = "no preset or file named '" + name_or_file + "'";
+    std::error_code ec;
+    if (!std::filesystem::exists(p, ec)) {
+      std::string msg = key + "no preset or file named '" + name_or_file + "'";
       const auto hint = did_you_mean(name_or_file, preset_names());
       if (!hint.empty()) msg += "; " + hint;
       msg += " (presets: ";
       for (const auto& n : preset_names())
         msg += n + (n == preset_names().back() ? ")" : ", ");
-      throw InputError(relative_to.empty() ? "" : relative_to, msg);
+      throw InputError(named_at, msg);
     }
-    doc = load_json_file(p.string());
+    resolved = p.string();
+    doc = load_json_file(resolved);
   }
   if (!doc.root.is_object())
     throw InputError(doc.locations.at(""), "the description must be a JSON object");
@@ -137,8 +145,7 @@ JsonDoc load_tree(const std::string& name_or_file, const std::string& relative_t
       throw InputError(doc.locations.at("base"),
                        "base: must be a string (a preset name or a file)");
     const std::string base_name(it->value().get_string());
-    const std::string here = preset_text(name_or_file) ? std::string() : name_or_file;
-    JsonDoc base = load_tree(base_name, here, depth + 1);
+    JsonDoc base = load_tree(base_name, resolved, depth + 1, doc.locations.at("base"));
     obj.erase("base");
     deep_merge(base.root, doc.root);
     base.locations.merge(doc.locations);
@@ -596,7 +603,8 @@ Chip read_chip(Reader r) {
     for (const auto& cls : latency_classes()) {
       Reader l = s.object(cls);
       Latency lat;
-      lat.d_func = static_cast<int>(l.integer("d_func", 0, 1000000));
+      lat.d_func = static_cast<int>(l.integer(
+          "d_func", 1, 1000000));  // results appear after the access cycle (docs/simulator.md)
       lat.d_skew = static_cast<int>(l.integer("d_skew", 0, 1000000));
       l.done();
       c.latency[cls] = lat;
@@ -740,9 +748,11 @@ void overrides_into(const json::value& a, const json::value& b, const KeyPath& p
   if (a.is_object() && b.is_object()) {
     const auto& x = a.get_object();
     const auto& y = b.get_object();
+    // Recurse only where every key can be written in a key path (assumption keys contain dots).
     bool same_keys = x.size() == y.size();
     for (const auto& kv : y)
-      same_keys = same_keys && x.contains(kv.key());
+      same_keys = same_keys && x.contains(kv.key()) &&
+                  kv.key().find_first_of(".[]=") == json::string_view::npos;
     if (same_keys || p.empty()) {
       std::vector<std::string> keys;
       for (const auto& kv : y)

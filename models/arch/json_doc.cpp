@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -202,6 +203,9 @@ JsonDoc parse_json_doc(std::string_view text, const std::string& file) {
 }
 
 JsonDoc load_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(path, "cannot read file: it is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, "cannot read file");
   std::stringstream ss;

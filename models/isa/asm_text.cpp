@@ -528,7 +528,8 @@ void Parser::instruction(std::string_view s, int col) {
     if (comma == std::string_view::npos) break;
     ops.remove_prefix(comma + 1);
     ocol += static_cast<int>(comma) + 1;
-    if (trim(ops, ocol).empty()) fail(ocol, "operand missing after ','");
+    int after = ocol;
+    if (trim(ops, after).empty()) fail(ocol, "operand missing after ','");
   }
   if (toks.size() != op->operands.size()) {
     std::string sig;

@@ -821,7 +821,9 @@ std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch
           return problem(oi, name + ": a group of " + std::to_string(g) + " streams from s" +
                                  std::to_string(id) + " runs past stream " +
                                  std::to_string(streams - 1));
-        const bool aligned_group = g == 2 || g == 4 || g == 16;
+        // Rotation runs need no alignment; SG2, SG4 and 16-stream groups do.
+        const bool run = def.group == kGroupRotateIn || def.group == kGroupRotateOut;
+        const bool aligned_group = !run && (g == 2 || g == 4 || g == 16);
         if (aligned_group && id % g)
           return problem(oi, name + ": s" + std::to_string(id) +
                                  " is not aligned to its group of " + std::to_string(g) +

@@ -47,6 +47,14 @@ class In {
   std::size_t offset() const { return base_ + at_; }
   Where where(std::size_t off) const { return file_ + ":byte " + std::to_string(off); }
   [[noreturn]] void fail(const std::string& m) const { throw InputError(where(offset()), m); }
+  [[noreturn]] void fail_at(std::size_t off, const std::string& m) const {
+    throw InputError(where(off), m);
+  }
+  /// Reads a u32 that must be zero; a non-zero value is reported where it starts.
+  void zero32(const char* what) {
+    const std::size_t at = offset();
+    if (u32() != 0) fail_at(at, std::string(what) + " is not zero");
+  }
 
   void need(std::size_t n) const {
     if (size_ - at_ < n)
@@ -241,7 +249,7 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
   const std::uint32_t nsec = h.u32();
   const std::uint64_t payload_size = h.u64();
   const std::uint32_t crc = h.u32();
-  if (h.u32() != 0) h.fail("reserved header field is not zero");
+  h.zero32("reserved header field");
   if (nsec != std::size(kSections))
     throw InputError(file + ":byte 12", "expected " + std::to_string(std::size(kSections)) +
                                             " sections, header says " + std::to_string(nsec));
@@ -265,13 +273,14 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
     if (std::memcmp(t, tag, 4) != 0)
       throw InputError(all.where(at), std::string("expected section ") + tag + ", found '" +
                                           std::string(reinterpret_cast<const char*>(t), 4) + "'");
-    if (all.u32() != 0) all.fail("reserved section field is not zero");
+    all.zero32("reserved section field");
     const std::uint64_t len = all.u64();
     const std::size_t start = all.offset();
     const auto* data = all.take(static_cast<std::size_t>(len));
     body.emplace(
         tag, In(data, static_cast<std::size_t>(len), start, file, std::string(tag) + " section"));
   }
+  if (!all.at_end()) all.fail("stray bytes after the last section");
 
   Program p;
   BinarySourceMap src(file);
@@ -290,9 +299,12 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
   src.queues = arch::chip_queues(p.arch.chip);
   {
     In& b = body.at("META");
+    const std::size_t at = b.offset();
     const std::uint8_t has = b.u8();
+    if (has > 1) b.fail_at(at, "bad flag in META");
+    const std::size_t vat = b.offset();
     const std::uint64_t v = b.u64();
-    if (has > 1) b.fail("bad flag in META");
+    if (!has && v) b.fail_at(vat, "predicted cycles present although the flag says none");
     if (has) p.predicted_cycles = v;
     if (!b.at_end()) b.fail("stray bytes in META section");
   }
@@ -301,17 +313,20 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
     const auto nchips = b.count(4, 8);
     for (std::uint64_t c = 0; c < nchips; ++c) {
       ChipProgram cp;
+      const std::size_t chip_at = b.offset();
       cp.chip = b.u32();
       if (!p.chips.empty() && cp.chip <= p.chips.back().chip)
-        b.fail("chips are not in ascending order");
+        b.fail_at(chip_at, "chips are not in ascending order");
       const auto nq = b.count(4, 6);
       for (std::uint64_t qi = 0; qi < nq; ++qi) {
         QueueProgram qp;
+        const std::size_t queue_at = b.offset();
         qp.queue = b.u16();
         if (!cp.queues.empty() && qp.queue <= cp.queues.back().queue)
-          b.fail("queues are not in ascending order");
+          b.fail_at(queue_at, "queues are not in ascending order");
+        const std::size_t count_at = b.offset();
         const auto n = b.count(4, 27);
-        if (n == 0) b.fail("empty queue record");
+        if (n == 0) b.fail_at(count_at, "empty queue record");
         qp.entries.reserve(static_cast<std::size_t>(n));
         for (std::uint64_t i = 0; i < n; ++i) {
           src.instr[{cp.chip, qp.queue, static_cast<std::size_t>(i)}] = b.offset();
@@ -327,8 +342,9 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
                                  " word at byte " + std::to_string(word_at),
                              err);
           e.instr = *in;
+          const std::size_t flags_at = b.offset();
           const std::uint8_t flags = b.u8();
-          if (flags > 1) b.fail("bad instruction flags");
+          if (flags > 1) b.fail_at(flags_at, "bad instruction flags");
           if (flags) e.done = b.u64();
           const auto ne = b.count(2, 6);
           for (std::uint64_t k = 0; k < ne; ++k) {
@@ -341,7 +357,7 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
         }
         cp.queues.push_back(std::move(qp));
       }
-      if (cp.queues.empty()) b.fail("chip record with no queues");
+      if (cp.queues.empty()) b.fail_at(chip_at, "chip record with no queues");
       p.chips.push_back(std::move(cp));
     }
     if (!b.at_end()) b.fail("stray bytes in CODE section");
@@ -353,12 +369,14 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
       src.tensors.push_back(b.offset());
       Tensor t;
       t.name = b.str();
+      const std::size_t role_at = b.offset();
       const std::uint8_t role = b.u8();
-      if (role > 3) b.fail("bad tensor role " + std::to_string(role));
+      if (role > 3) b.fail_at(role_at, "bad tensor role " + std::to_string(role));
       t.role = static_cast<TensorRole>(role);
       t.chip = b.u32();
+      const std::size_t dt_at = b.offset();
       const std::uint8_t dt = b.u8();
-      if (dt < 1 || dt > 6) b.fail("bad tensor dtype " + std::to_string(dt));
+      if (dt < 1 || dt > 6) b.fail_at(dt_at, "bad tensor dtype " + std::to_string(dt));
       t.dtype = static_cast<DType>(dt);
       const std::uint8_t rank = b.u8();
       for (int d = 0; d < rank; ++d)

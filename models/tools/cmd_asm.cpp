@@ -1,4 +1,5 @@
 // lpu asm IN.lpuasm -o OUT.lpubin | lpu disasm IN.lpubin [-o OUT.lpuasm]
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <fstream>
 #include <iostream>
@@ -41,7 +42,11 @@ void check_arch(const isa::Program& p, const Common& c) {
   if (c.arch.empty()) return;
   const auto a = arch::load(c.arch, c.sets);
   if (a.hash == p.arch.hash) return;
-  const auto keys = arch::diff(a.resolved, p.arch.resolved);
+  auto keys = arch::diff(a.resolved, p.arch.resolved);
+  // Machine parameters first; names, descriptions and assumption texts last.
+  std::stable_partition(keys.begin(), keys.end(), [](const std::string& k) {
+    return k.rfind("chip.", 0) == 0 || k.rfind("system.", 0) == 0;
+  });
   std::string list;
   for (std::size_t i = 0; i < keys.size() && i < 12; ++i)
     list += "\n  " + keys[i];

@@ -1,0 +1,68 @@
+// Element arithmetic of the machine, bit-exact and without SystemC (brief B3): conversions between
+// fp32, fp16 and bf16 (round to nearest even), saturating and wrapping integer arithmetic, and
+// casts with defined rounding and saturation. The VXM, the MXM, the RTL checkers and the
+// compiler's reference executor all use these, so one definition decides every result bit.
+//
+// Not modelled: floating-point exception flags, and signalling NaNs (every NaN result is the
+// canonical quiet NaN of its format).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace lpu::func {
+
+inline std::uint32_t float_bits(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+inline float bits_float(std::uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+constexpr std::uint16_t kFp16QuietNan = 0x7e00;
+constexpr std::uint16_t kBf16QuietNan = 0x7fc0;
+constexpr std::uint32_t kFp32QuietNan = 0x7fc00000;
+
+/// fp32 -> fp16, round to nearest even; overflow gives infinity; NaN gives the quiet NaN.
+std::uint16_t fp32_to_fp16(float f);
+/// fp16 -> fp32, exact.
+float fp16_to_fp32(std::uint16_t h);
+/// fp32 -> bf16, round to nearest even.
+std::uint16_t fp32_to_bf16(float f);
+/// bf16 -> fp32, exact.
+inline float bf16_to_fp32(std::uint16_t b) {
+  return bits_float(static_cast<std::uint32_t>(b) << 16);
+}
+/// A NaN result of fp32 arithmetic in canonical form.
+inline float canonical(float f) {
+  return f != f ? bits_float(kFp32QuietNan) : f;
+}
+
+/// Saturate a wide integer into [lo, hi].
+inline std::int64_t saturate(std::int64_t v, std::int64_t lo, std::int64_t hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+/// Wrap a wide integer to `bits` bits, two's complement.
+inline std::int64_t wrap(std::int64_t v, int bits) {
+  const std::uint64_t mask = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+  std::uint64_t u = static_cast<std::uint64_t>(v) & mask;
+  if (bits < 64 && (u >> (bits - 1)) & 1) u |= ~mask;
+  return static_cast<std::int64_t>(u);
+}
+inline std::int64_t int_min(int bits) {
+  return -(std::int64_t{1} << (bits - 1));
+}
+inline std::int64_t int_max(int bits) {
+  return (std::int64_t{1} << (bits - 1)) - 1;
+}
+
+/// fp32 -> signed integer of `bits` bits: round to nearest even, saturate, NaN gives 0.
+std::int64_t fp32_to_int(float f, int bits);
+/// Signed integer -> fp32, round to nearest even (exact below 2^24).
+float int_to_fp32(std::int64_t v);
+
+}  // namespace lpu::func

@@ -17,7 +17,11 @@
 #include "arch/queues.h"
 #include "common/diagnostics.h"
 
+#include "test_support.h"
+
 namespace {
+
+using namespace lpu::test;
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -25,63 +29,6 @@ using lpu::InputError;
 using namespace lpu::arch;
 
 // --- helpers ----------------------------------------------------------------------------------
-
-/// A fresh scratch directory for the running test, under the working directory (the build tree).
-fs::path scratch_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::current_path() / "scratch" / "arch" /
-                       (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-/// Writes `text` to `name` in the test's scratch directory and returns the path.
-std::string write_file(const std::string& name, const std::string& text) {
-  const fs::path p = scratch_dir() / name;
-  std::ofstream(p, std::ios::binary) << text;
-  return p.string();
-}
-
-/// "FILE:LINE:COL" of the first byte of the `nth` occurrence of `needle` in `text`, counted by
-/// hand (independently of lpu::LineIndex).
-std::string loc(const std::string& file, const std::string& text, const std::string& needle,
-                int nth = 0) {
-  std::size_t at = text.find(needle);
-  for (int i = 0; i < nth && at != std::string::npos; ++i)
-    at = text.find(needle, at + 1);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "test bug: '" << needle << "' not in the text";
-    return "?";
-  }
-  int line = 1;
-  std::size_t line_start = 0;
-  for (std::size_t i = 0; i < at; ++i)
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  return file + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1);
-}
-
-/// Runs `f`, which must throw InputError, and returns it.
-InputError input_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return InputError("<other exception>", e.what());
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return InputError("<no exception>", "<no exception>");
-}
-
-::testing::AssertionResult contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << hay << "' does not contain '" << needle << "'";
-}
 
 /// Loads a description file written to the scratch directory; expects an InputError at `where`
 /// whose message contains every fragment.

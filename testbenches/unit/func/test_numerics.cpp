@@ -28,7 +28,9 @@ float ref_fp16_to_fp32(std::uint16_t b) {
 std::uint16_t ref_bf16(std::uint32_t u) {
   return static_cast<std::uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
-bool is_nan16(std::uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
+bool is_nan16(std::uint16_t h) {
+  return (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+}
 
 }  // namespace
 
@@ -47,7 +49,8 @@ TEST(Fp16, EveryHalfWidensExactlyAndNarrowsBack) {
 }
 
 TEST(Fp16, NarrowingMatchesTheCompilerOnASweepOfFp32) {
-  // A prime stride visits every exponent and many mantissas; halfway cases come from the loop below.
+  // A prime stride visits every exponent and many mantissas; halfway cases come from the loop
+  // below.
   for (std::uint64_t u = 0; u <= 0xffffffffull; u += 4093) {
     const float f = bits_float(static_cast<std::uint32_t>(u));
     if (std::isnan(f)) continue;

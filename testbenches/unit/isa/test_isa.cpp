@@ -16,7 +16,11 @@
 #include "arch/queues.h"
 #include "isa/isa.h"
 
+#include "test_support.h"
+
 namespace {
+
+using namespace lpu::test;
 
 using namespace lpu::isa;
 using lpu::arch::QueueUnit;
@@ -94,13 +98,6 @@ std::optional<Problem> check_on(const lpu::arch::Arch& a, const std::string& que
   const auto q = lpu::arch::find_queue(queues, queue);
   if (!q) throw std::invalid_argument("test bug: no queue " + queue);
   return check(ins(text), a.chip, *q);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // --- the table ----------------------------------------------------------------------------------

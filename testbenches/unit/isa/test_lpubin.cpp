@@ -17,7 +17,11 @@
 #include "isa/lpubin.h"
 #include "isa/program.h"
 
+#include "test_support.h"
+
 namespace {
+
+using namespace lpu::test;
 
 using lpu::InputError;
 using namespace lpu::isa;
@@ -60,30 +64,12 @@ void fix_header(Bytes& b) {
   put_le(b, 24, crc_of_payload(b), 4);
 }
 
-InputError input_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return InputError("<other exception>", e.what());
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return InputError("<no exception>", "<no exception>");
-}
-
 InputError parse_error(const Bytes& b) {
   return input_error([&] { from_lpubin(b, kFile); });
 }
 
 std::string at_byte(std::size_t n) {
   return std::string(kFile) + ":byte " + std::to_string(n);
-}
-
-::testing::AssertionResult contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << hay << "' does not contain '" << needle << "'";
 }
 
 /// Byte offsets of a program's file, worked out from the documented layout (lpubin.h), not from

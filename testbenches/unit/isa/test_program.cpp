@@ -19,7 +19,11 @@
 #include "isa/lpubin.h"
 #include "isa/program.h"
 
+#include "test_support.h"
+
 namespace {
+
+using namespace lpu::test;
 
 namespace fs = std::filesystem;
 using lpu::InputError;
@@ -29,63 +33,6 @@ using namespace lpu::isa;
 
 const std::string kExample =
     std::string(LPU_SOURCE_DIR) + "/testbenches/programs/every_opcode.lpuasm";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("test bug: cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path scratch_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::current_path() / "scratch" / "program" /
-                       (std::string(info->test_suite_name()) + "." + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-/// "FILE:LINE:COL" of the `nth` occurrence of `needle` in `text`, plus `shift` columns; counted
-/// by hand.
-std::string loc(const std::string& file, const std::string& text, const std::string& needle,
-                int nth = 0, int shift = 0) {
-  std::size_t at = text.find(needle);
-  for (int i = 0; i < nth && at != std::string::npos; ++i)
-    at = text.find(needle, at + 1);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "test bug: '" << needle << "' not in the text";
-    return "?";
-  }
-  at += static_cast<std::size_t>(shift);
-  int line = 1;
-  std::size_t line_start = 0;
-  for (std::size_t i = 0; i < at; ++i)
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  return file + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1);
-}
-
-InputError input_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e;
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected InputError, got another exception: " << e.what();
-    return InputError("<other exception>", e.what());
-  }
-  ADD_FAILURE() << "expected InputError, nothing was thrown";
-  return InputError("<no exception>", "<no exception>");
-}
-
-::testing::AssertionResult contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << hay << "' does not contain '" << needle << "'";
-}
 
 const char* const kFile = "prog.lpuasm";
 const std::string kHead = ".lpuasm 1\n.arch tiny\n";

@@ -1,0 +1,107 @@
+#include "func/stream_fabric.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace lpu::func {
+
+StreamFabric::StreamFabric(int streams, int positions, int hop_cycles, int lanes, int horizon,
+                           bool with_data)
+    : streams_(streams),
+      positions_(positions),
+      hop_(hop_cycles),
+      lanes_(lanes),
+      with_data_(with_data) {
+  if (streams <= 0 || positions <= 0 || hop_cycles <= 0 || lanes <= 0 || horizon < 0)
+    throw std::invalid_argument("StreamFabric: bad geometry");
+  // A diagonal recorded now is still visible up to `span` cycles later; keep the ring larger
+  // than everything that can be live at once.
+  const std::uint64_t span =
+      static_cast<std::uint64_t>(horizon) +
+      static_cast<std::uint64_t>(positions) * static_cast<std::uint64_t>(hop_cycles) + 2;
+  while ((std::uint64_t{1} << ring_bits_) < span)
+    ++ring_bits_;
+  ring_mask_ = (std::uint64_t{1} << ring_bits_) - 1;
+  slots_.resize(static_cast<std::size_t>(streams) * 2 << ring_bits_);
+}
+
+std::uint32_t StreamFabric::alloc_payload() {
+  if (!free_.empty()) {
+    const std::uint32_t p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  const auto p = static_cast<std::uint32_t>(payload_.size() / static_cast<std::size_t>(lanes_));
+  payload_.resize(payload_.size() + static_cast<std::size_t>(lanes_));
+  return p;
+}
+
+void StreamFabric::release(Slot& s) {
+  if (with_data_)
+    for (const auto& e : s.entries)
+      free_.push_back(e.payload);
+  s.entries.clear();
+  s.key = ~0ull;
+}
+
+StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std::uint64_t cycle,
+                                              const Producer& who, const std::uint8_t* data,
+                                              Producer* other) {
+  const std::uint64_t key = key_of(dir, pos, cycle);
+  Slot& s = slot(stream, dir, key);
+  if (s.key != key) {
+    // The slot holds an older diagonal (dead: its last visible cycle is before now) or nothing.
+    if (s.key != ~0ull && s.key >= now_)
+      throw std::logic_error("StreamFabric: ring too small for the live diagonals");
+    release(s);
+    s.key = key;
+  }
+  auto it = std::lower_bound(s.entries.begin(), s.entries.end(), pos,
+                             [](const Entry& e, int p) { return e.value.position < p; });
+  if (it != s.entries.end() && it->value.position == pos) {
+    if (other) *other = it->value.producer;
+    return WriteStatus::kCollision;
+  }
+  Entry e;
+  e.value.producer = who;
+  e.value.position = pos;
+  e.value.cycle = cycle;
+  e.payload = 0;
+  it = s.entries.insert(it, e);
+  if (with_data_) {
+    it->payload = alloc_payload();
+    std::memcpy(&payload_[static_cast<std::size_t>(it->payload) * static_cast<std::size_t>(lanes_)],
+                data, static_cast<std::size_t>(lanes_));
+  }
+  ++writes_;
+  return WriteStatus::kOk;
+}
+
+const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_t cycle) {
+  const std::uint64_t key = key_of(dir, pos, cycle);
+  Slot& s = slot(stream, dir, key);
+  if (s.key != key) return nullptr;
+  // Eastward: the nearest writer at or west of pos; westward: at or east of it.
+  Entry* found = nullptr;
+  if (dir == Dir::kEast) {
+    for (auto& e : s.entries) {
+      if (e.value.position > pos) break;
+      found = &e;
+    }
+  } else {
+    for (auto& e : s.entries)
+      if (e.value.position >= pos) {
+        found = &e;
+        break;
+      }
+  }
+  if (!found) return nullptr;
+  found->value.data =
+      with_data_
+          ? &payload_[static_cast<std::size_t>(found->payload) * static_cast<std::size_t>(lanes_)]
+          : nullptr;
+  return &found->value;
+}
+
+}  // namespace lpu::func

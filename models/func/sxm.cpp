@@ -1,0 +1,1 @@
+#include "func/sxm.h"

@@ -1,0 +1,1 @@
+#include "func/vxm.h"

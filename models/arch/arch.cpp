@@ -569,6 +569,7 @@ Chip read_chip(Reader r) {
     if (c.mxm.cols > c.lanes())
       s.fail(s.path("cols"), "is wider than the vector (" + std::to_string(c.lanes()) + " lanes)");
     c.mxm.weight_buffers = static_cast<int>(s.integer("weight_buffers", 1, 8));
+    c.mxm.accumulators = static_cast<int>(s.integer("accumulators", 1, 1 << 20));
     c.mxm.fp16_rate = s.number("fp16_rate", 0, 1, true);
     c.mxm.install_cycles = static_cast<int>(s.integer("install_cycles", 1, 100000));
     c.mxm.clear_cycles = static_cast<int>(s.integer("clear_cycles", 1, 100000));

@@ -90,6 +90,7 @@ struct Chip {
     int cols = 0;
     int supercell = 0;
     int weight_buffers = 0;
+    int accumulators = 0;  ///< result vectors a plane can hold between ABC and ACC
     double fp16_rate = 0;
     int install_cycles = 0;
     int clear_cycles = 0;

@@ -57,7 +57,45 @@ std::uint32_t round_fp32_to(std::uint32_t u, int mant, int exp_bits, std::uint32
   return sign_out | out;
 }
 
+// Rounds the integer `v` to a format with `mant` mantissa bits and `exp_bits` exponent bits,
+// returning its bits: one rounding, to nearest even, straight from the integer; overflow gives
+// infinity. Integers are never subnormal.
+std::uint32_t round_int_to(std::int64_t v, int mant, int exp_bits) {
+  if (v == 0) return 0;
+  const std::uint32_t sign_out = v < 0 ? 1u << (exp_bits + mant) : 0;
+  const std::uint64_t u =
+      v < 0 ? 0 - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);  // |INT64_MIN| ok
+  int e = 63 - __builtin_clzll(u);  // position of the leading one = unbiased exponent
+  std::uint64_t sig;                // significand with the hidden bit at position `mant`
+  if (e > mant) {
+    const int shift = e - mant;
+    sig = u >> shift;
+    const std::uint64_t rem = u & ((std::uint64_t{1} << shift) - 1);
+    const std::uint64_t half = std::uint64_t{1} << (shift - 1);
+    if (rem > half || (rem == half && (sig & 1))) ++sig;
+    if (sig >> (mant + 1)) {  // carry out of the significand
+      sig >>= 1;
+      ++e;
+    }
+  } else {
+    sig = u << (mant - e);
+  }
+  const int bias = (1 << (exp_bits - 1)) - 1;
+  const std::uint32_t exp_all_ones = (1u << exp_bits) - 1;
+  if (e + bias >= static_cast<int>(exp_all_ones)) return sign_out | (exp_all_ones << mant);
+  return sign_out | (static_cast<std::uint32_t>(e + bias) << mant) |
+         static_cast<std::uint32_t>(sig & ((std::uint64_t{1} << mant) - 1));
+}
+
 }  // namespace
+
+std::uint16_t int_to_fp16(std::int64_t v) {
+  return static_cast<std::uint16_t>(round_int_to(v, 10, 5));
+}
+
+std::uint16_t int_to_bf16(std::int64_t v) {
+  return static_cast<std::uint16_t>(round_int_to(v, 7, 8));
+}
 
 std::uint16_t fp32_to_fp16(float f) {
   return static_cast<std::uint16_t>(round_fp32_to(float_bits(f), 10, 5, kFp16QuietNan));

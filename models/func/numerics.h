@@ -64,5 +64,10 @@ inline std::int64_t int_max(int bits) {
 std::int64_t fp32_to_int(float f, int bits);
 /// Signed integer -> fp32, round to nearest even (exact below 2^24).
 float int_to_fp32(std::int64_t v);
+/// Signed integer -> fp16 / bf16, rounded once, to nearest even, directly from the integer (going
+/// through fp32 would round twice: int32 2^24 + 2^16 + 1 must give bf16 0x4b81, not 0x4b80).
+/// fp16 overflow (|v| >= 65520) gives infinity; bf16 cannot overflow from 64 bits.
+std::uint16_t int_to_fp16(std::int64_t v);
+std::uint16_t int_to_bf16(std::int64_t v);
 
 }  // namespace lpu::func

@@ -100,7 +100,7 @@ const std::vector<std::string>& mod_names(ModKind k) {
   static const std::vector<std::string> cmp{"", "eq", "ne", "lt", "le", "gt", "ge"};
   static const std::vector<std::string> dir{"", "n", "s"};
   static const std::vector<std::string> rot{"", "", "", "n3", "n4", "n5", "n6", "n7", "n8"};
-  static const std::vector<std::string> acc{"", "set", "acc"};
+  static const std::vector<std::string> acc{"", "only", "last", "first", "next"};
   switch (k) {
     case ModKind::kNone:
       return none;
@@ -494,7 +494,9 @@ std::vector<OpInfo> build_table() {
        {{"s", O::kStream, 16}, {"row", O::kRow}},
        "mxm_weights",
        AluNeed::kNone,
-       "Load 16 weight rows starting at row from the 16 streams at s into the staging buffer."},
+       "Load weight rows from the 16 streams at s into the staging buffer: 16 int8 rows from row "
+       "(stream s+j is row+j), or 8 fp16 rows (streams s+2j, s+2j+1 are the low and high bytes "
+       "of row+j)."},
       {0x61,
        "iw.buf",
        Unit::kMxm,
@@ -514,7 +516,7 @@ std::vector<OpInfo> build_table() {
        {{"s", O::kStream, 16}, {"row", O::kRow}},
        "mxm_install",
        AluNeed::kNone,
-       "Install 16 weight rows starting at row straight from the 16 streams at s."},
+       "Install weight rows straight from the 16 streams at s into the array (rows as for lw)."},
       {0x63,
        "abc",
        Unit::kMxm,
@@ -534,8 +536,9 @@ std::vector<OpInfo> build_table() {
        {{"s", O::kStream, 4}, {"n", O::kCount16}},
        "mxm_result",
        AluNeed::kNone,
-       "Accumulate n result vectors (set: start a sum; acc: add to it) and send them on the SG4 "
-       "group at s."},
+       "Take the next n products of the plane into accumulators 0..n-1: `only` and `first` start "
+       "a sum, `next` and `last` add to it; `only` and `last` also send the sums on the SG4 group "
+       "at s, one vector per cycle (`first` and `next` ignore s)."},
       // SXM
       {0x70,
        "shift",
@@ -872,8 +875,11 @@ std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch
           return problem(oi, name + ": row " + std::to_string(v) +
                                  " is beyond the plane (chip.mxm.rows = " +
                                  std::to_string(chip.mxm.rows) + ")");
-        if (v % 16)
-          return problem(oi, name + ": row " + std::to_string(v) + " is not a multiple of 16");
+        // 16 int8 rows or 8 fp16 rows per instruction.
+        if (const auto step = static_cast<std::uint32_t>(16 / std::max(1, dtype_bytes(ta)));
+            v % step)
+          return problem(oi, name + ": row " + std::to_string(v) + " is not a multiple of " +
+                                 std::to_string(step));
         break;
       case O::kShift:
         if (v >= static_cast<std::uint32_t>(8 * dtype_bytes(ta)))

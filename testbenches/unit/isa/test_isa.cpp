@@ -244,7 +244,7 @@ TEST(Table, StreamGroups) {
   EXPECT_EQ(stream_group(ins("rotate.n3 s0e, s8e"), 0), 3);
   EXPECT_EQ(stream_group(ins("rotate.n3 s0e, s8e"), 1), 9);
   EXPECT_EQ(stream_group(ins("rotate.n4 s0e, s16e"), 1), 16);
-  EXPECT_EQ(stream_group(ins("acc.fp32.acc s28w, 4"), 0), 4);
+  EXPECT_EQ(stream_group(ins("acc.fp32.last s28w, 4"), 0), 4);
   EXPECT_EQ(stream_group(ins("read 0x0000, s1e"), 0), 0);
   EXPECT_EQ(stream_group(ins("read 0x0000, s1e"), 1), 1);
   EXPECT_EQ(stream_group(ins("read 0x0000, s1e"), 5), 0);
@@ -262,7 +262,7 @@ TEST(Encoding, WordLayout) {
   EXPECT_EQ(encode(ins("lw.fp16 s16e, 0x0130")), word({0x60, 0x04, 0x10, 0x30, 0x01}));
   EXPECT_EQ(encode(ins("select.i16 s0e, s2e, s4w, 300")),
             word({0x71, 0x02, 0x00, 0x02, 0x84, 0x2c, 0x01}));
-  EXPECT_EQ(encode(ins("acc.i32.set s24w, 4")), word({0x64, 0x13, 0x98, 0x04, 0x00}));
+  EXPECT_EQ(encode(ins("acc.i32.only s24w, 4")), word({0x64, 0x13, 0x98, 0x04, 0x00}));
   EXPECT_EQ(encode(ins("rotate.n4 s0e, s16e")), word({0x74, 0x04, 0x00, 0x10}));
   EXPECT_EQ(encode(ins("sync")), word({0x02}));
   EXPECT_EQ(encode(ins("iw.buf")), word({0x61}));
@@ -312,8 +312,8 @@ TEST(Encoding, RoundTripOfExamples) {
       "iw.buf",
       "iw.str.fp16 s0w, 16",
       "abc.i8 s20e, 4",
-      "acc.i32.set s24w, 4",
-      "acc.fp32.acc s28w, 65535",
+      "acc.i32.only s24w, 4",
+      "acc.fp32.last s28w, 65535",
       "shift.i8.n s0e, s1e, 16",
       "shift.i32.s s4e, s8e, 320",
       "select.i8 s0e, s1e, s2e, 16",
@@ -424,7 +424,7 @@ TEST(Decoding, RejectsBadModifierCodes) {
       {word({0x70, 0x31}), "bad modifier B code 3 for 'shift'"},   // direction is n or s
       {word({0x74, 0x02}), "bad modifier A code 2 for 'rotate'"},  // n2 does not exist
       {word({0x74, 0x09}), "bad modifier A code 9 for 'rotate'"},
-      {word({0x64, 0x33}), "bad modifier B code 3 for 'acc'"},
+      {word({0x64, 0x53}), "bad modifier B code 5 for 'acc'"},
       {word({0x36, 0x01}), "bad modifier B code 0 for 'cast'"},  // the target type is required
       {word({0x23, 0x11}), "bad modifier B code 1 for 'max'"},
   };
@@ -484,7 +484,7 @@ TEST(Check, AcceptsValidInstructions) {
       {"mxm.p0.wt", "lw.i8 s16e, 304"},
       {"mxm.p3.wt", "iw.str.fp16 s0w, 0"},
       {"mxm.p1.abc", "abc.fp16 s2e, 65535"},
-      {"mxm.p2.acc", "acc.i32.set s28w, 1"},
+      {"mxm.p2.acc", "acc.i32.only s28w, 1"},
       {"sxm.w.shift", "shift.i8.n s0e, s1e, 320"},
       {"sxm.e.shift", "select.fp32 s0e, s4e, s8e, 0"},
       {"sxm.w.permute", "permute.i8 s0e, s2e, s4e"},
@@ -528,7 +528,7 @@ TEST(Check, WrongQueueForTheUnit) {
        "'add' cannot run on queue mem.w3 (it runs on VXM queues such as vxm.alu0)"},
       {&tsp(), "mxm.p0.abc", "lw.i8 s16e, 0", -1,
        "'lw' cannot run on queue mxm.p0.abc (it runs on MXM queues such as mxm.p0.wt)"},
-      {&tsp(), "mxm.p0.wt", "acc.i32.set s0e, 1", -1,
+      {&tsp(), "mxm.p0.wt", "acc.i32.only s0e, 1", -1,
        "'acc' cannot run on queue mxm.p0.wt (it runs on MXM queues such as mxm.p0.acc)"},
       {&tsp(), "sxm.w.shift", "transpose s0e, s16e", -1,
        "'transpose' cannot run on queue sxm.w.shift (it runs on SXM queues such as "
@@ -563,7 +563,7 @@ TEST(Check, TypeNotAllowed) {
        "'shl' does not take type 'fp32' (allowed: i8, i16, i32)"},
       {&tsp(), "mxm.p0.wt", "lw.i16 s0e, 0", -1,
        "'lw' does not take type 'i16' (allowed: i8, fp16)"},
-      {&tsp(), "mxm.p0.acc", "acc.i8.set s0e, 1", -1,
+      {&tsp(), "mxm.p0.acc", "acc.i8.only s0e, 1", -1,
        "'acc' does not take type 'i8' (allowed: i32, fp32)"},
   });
 }

@@ -81,7 +81,7 @@ TEST(Example, Parses) {
   EXPECT_EQ(p.arch.canonical, lpu::arch::load("tiny").canonical);
   ASSERT_TRUE(p.predicted_cycles.has_value());
   EXPECT_EQ(*p.predicted_cycles, 420u);
-  EXPECT_EQ(p.instruction_count(), 50u);
+  EXPECT_EQ(p.instruction_count(), 52u);
   ASSERT_EQ(p.chips.size(), 1u);
   EXPECT_EQ(p.chips[0].chip, 0u);
   EXPECT_EQ(p.tensors.size(), 3u);

@@ -1,2 +1,82 @@
-// Placeholder: being written.
+// One MXM plane (brief A3): a rows x cols array of multiply-accumulate cells with a staging
+// weight buffer, a queue of products between ABC and ACC, and the accumulators.
+//
+// Arithmetic:
+// - int8: product[c] = sum over r of x[r] * W[r][c], exact in int32 (|sum| < 2^31 for any plane
+//   up to 131072 rows); accumulation across ACC instructions wraps modulo 2^32.
+// - fp16: every product of two fp16 values is exact, and the whole sum over the rows is computed
+//   exactly (128-bit fixed point) and rounded once to fp32, round to nearest even; a NaN operand,
+//   or +inf meeting -inf, gives the canonical NaN; an exact zero sum is +0. Accumulation across
+//   ACC instructions is an fp32 addition (one more rounding).
+// Activations come from lanes 0..rows-1 of the activation vector; products occupy lanes
+// 0..cols-1 of the result (other lanes are zero).
+//
+// Not modelled: the physical supercell layout and weight shift timing (the unit applies
+// install_cycles), partial-sum pipelining inside the array.
 #pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "isa/isa.h"
+
+namespace lpu::func {
+
+class MxmPlane {
+ public:
+  MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data);
+
+  /// LW: rows of the staging buffer from 16 byte planes: 16 int8 rows from `row`, or 8 fp16 rows
+  /// (planes 2j and 2j+1 are the low and high bytes of row+j). Returns an error message or "".
+  std::string load(isa::DType t, int row, const std::uint8_t* const* planes);
+  /// IW from the buffer: the staged weights become the active ones.
+  void install_from_buffer();
+  /// IW from streams: like load, straight into the active weights.
+  std::string install_rows(isa::DType t, int row, const std::uint8_t* const* planes);
+
+  /// ABC: one activation vector (1 plane for int8, 2 for fp16) through the active weights; the
+  /// product joins the queue. Returns an error message (type mismatch with the weights) or "".
+  std::string activate(isa::DType t, const std::uint8_t* const* planes);
+
+  enum class AccMode : std::uint8_t { kOnly = 1, kLast = 2, kFirst = 3, kNext = 4 };
+  static bool emits(AccMode m) { return m == AccMode::kOnly || m == AccMode::kLast; }
+  /// ACC: takes the oldest product into accumulator `slot` (set or add); when the mode emits,
+  /// writes the sum as 4 byte planes of `lanes` bytes (int32 or fp32 bits). Returns an error
+  /// message (no product waiting, slot out of range, type mismatch) or "".
+  std::string accumulate(isa::DType result_type, AccMode mode, int slot, std::uint8_t* const* out);
+
+  std::size_t pending_products() const { return products_.size(); }
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  /// Multiply-accumulates done so far (rows x cols per activation vector).
+  std::uint64_t macs() const { return macs_; }
+
+ private:
+  struct Weights {
+    isa::DType type = isa::DType::kNone;
+    std::vector<std::int8_t> i8;     // [col][row], transposed for contiguous dot products
+    std::vector<std::uint16_t> f16;  // [col][row]
+  };
+  struct Product {
+    isa::DType type;                   // kI32 or kFp32
+    std::vector<std::uint32_t> value;  // cols
+  };
+  std::string put_rows(Weights& w, isa::DType t, int row, const std::uint8_t* const* planes);
+
+  int rows_, cols_, lanes_, accumulators_;
+  bool with_data_;
+  Weights staged_, active_;
+  std::deque<Product> products_;
+  std::vector<std::uint32_t> acc_;    // [slot][col]
+  std::vector<isa::DType> acc_type_;  // per slot
+  std::uint64_t macs_ = 0;
+  std::vector<std::int8_t> x8_;
+  std::vector<std::uint16_t> x16_;
+};
+
+/// Exact dot product of fp16 vectors (raw bits), rounded once to fp32 (see above).
+float fp16_dot_exact(const std::uint16_t* x, const std::uint16_t* w, int n);
+
+}  // namespace lpu::func

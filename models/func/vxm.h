@@ -14,8 +14,8 @@
 //   nearest even, subnormals kept), the result rounds once to the type. Every NaN result is the
 //   type's canonical quiet NaN. max/min: a NaN operand gives NaN, max(-0, +0) = +0 and
 //   min(-0, +0) = -0 in either order. neg/abs flip/clear the sign (NaN -> canonical NaN); relu =
-//   x > 0 ? x : +0. exp and tanh are (float)std::exp((double)x) / (float)std::tanh((double)x), rsqrt
-//   is (float)(1.0 / std::sqrt((double)x)), each then rounded to the type (float types only).
+//   x > 0 ? x : +0. exp and tanh are (float)std::exp((double)x) / (float)std::tanh((double)x),
+//   rsqrt is (float)(1.0 / std::sqrt((double)x)), each then rounded to the type (float types only).
 // * cmp.*: all ones (the element's full width) where the comparison holds, else 0. Float
 //   comparisons are IEEE: false with a NaN operand except ne; -0 == +0.
 // * sel: d = (mask element != 0, raw bits) ? a : b; the mask has the type of a. sel and mov copy
@@ -64,10 +64,10 @@ const char* to_string(VxmOp op);
 
 struct VxmArgs {
   VxmOp op;
-  isa::DType type;                   ///< element type of the operands (the source, for cast)
-  isa::DType to = isa::DType::kNone; ///< cast target; ignored by other ops
-  bool saturate = false;             ///< integer add/sub/mul: true saturates, false wraps
-  int shift = 0;                     ///< shl/shr: bits, 0..bits-1
+  isa::DType type;                    ///< element type of the operands (the source, for cast)
+  isa::DType to = isa::DType::kNone;  ///< cast target; ignored by other ops
+  bool saturate = false;              ///< integer add/sub/mul: true saturates, false wraps
+  int shift = 0;                      ///< shl/shr: bits, 0..bits-1
 };
 
 /// Largest vector length vxm_apply accepts.

@@ -239,7 +239,10 @@ std::vector<OpInfo> build_table() {
        {{"n", O::kCount16}, {"d", O::kCount16}},
        "icu",
        AluNeed::kNone,
-       "Issue the previous instruction of this queue n more times, d cycles apart."},
+       "Issue the previous instruction of this queue n more times, d cycles apart; the k-th "
+       "repetition of a MEM read or write uses address + k, of lw or iw.str row + "
+       "k "
+       "x (rows per instruction)."},
       // MEM
       {0x10,
        "read",
@@ -859,6 +862,10 @@ std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch
           return problem(oi, name + ": " + std::to_string(v) + " does not fit in 16 bits");
         if (op.opcode == 0x05 && i == 1 && v == 0)
           return problem(oi, name + ": the repeat distance must be at least 1");
+        // Counts of cycles, repetitions and vectors start at 1.
+        if (v == 0 &&
+            (op.opcode == 0x00 || op.opcode == 0x05 || op.opcode == 0x63 || op.opcode == 0x64))
+          return problem(oi, name + ": must be at least 1");
         break;
       case O::kLanes:
         if (v > static_cast<std::uint32_t>(chip.lanes()))

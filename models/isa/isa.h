@@ -50,7 +50,8 @@ enum class ModKind : std::uint8_t {
   kCmp,      ///< eq ne lt le gt ge
   kDir,      ///< n (toward higher lanes) | s
   kRotate,   ///< n3 | n4 (checked against chip.sxm.rotate_sizes)
-  kAccMode,  ///< only, last, first, next: how ACC combines a product with its accumulator and whether it emits
+  kAccMode,  ///< only, last, first, next: how ACC combines a product with its accumulator and
+             ///< whether it emits
 };
 const char* to_string(ModKind k);
 /// Names of the codes of a modifier kind (index = code; "" where a code is unused).

@@ -1,5 +1,7 @@
 #include "isa/program.h"
 
+#include "isa/layout.h"
+
 #include <map>
 
 namespace lpu::isa {
@@ -43,6 +45,9 @@ std::uint64_t busy_until(const Entry& e) {
     case 0x05:
       return e.cycle +
              std::uint64_t(e.instr.arg[1]) * (e.instr.arg[0] ? e.instr.arg[0] - 1 : 0);  // repeat
+    case 0x63:  // abc n: one activation vector per cycle
+    case 0x64:  // acc n: one result vector per cycle
+      return e.cycle + (e.instr.arg[1] ? e.instr.arg[1] - 1 : 0);
     default:
       return e.cycle;
   }
@@ -141,6 +146,8 @@ void validate(const Program& p, const SourceMap& where) {
     for (std::size_t u = 0; u < t; ++u)
       if (p.tensors[u].name == ten.name)
         throw InputError(where.tensor(t), "tensor '" + ten.name + "' is defined twice");
+    if (auto err = rows_layout(ten, chip.lanes(), nullptr))
+      throw InputError(where.tensor(t), "tensor '" + ten.name + "': " + *err);
     for (const auto& pl : ten.placements) {
       if (!slice_ok(pl.slice))
         throw InputError(where.tensor(t), "tensor '" + ten.name + "' is placed on " +

@@ -1,4 +1,5 @@
 // The `lpu` command: one tool, one subcommand per job.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -20,6 +21,7 @@ const char* kUsage =
     "  asm      assemble a text program (.lpuasm) into a binary program (.lpubin)\n"
     "  disasm   turn a binary program back into canonical text\n"
     "  isa      print the instruction set (markdown or JSON)\n"
+    "  run      simulate a program with real values and exact cycle timing\n"
     "\n"
     "Run 'lpu <command> --help' for a command's options.\n"
     "Exit codes: 0 success, 1 a simulation or check failed, 2 bad usage or bad input.\n";
@@ -28,8 +30,11 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   using namespace lpu::tools;
-  const std::map<std::string, int (*)(const Args&)> commands = {
-      {"arch", cmd_arch}, {"asm", cmd_asm}, {"disasm", cmd_disasm}, {"isa", cmd_isa}};
+  const std::map<std::string, int (*)(const Args&)> commands = {{"arch", cmd_arch},
+                                                                {"asm", cmd_asm},
+                                                                {"disasm", cmd_disasm},
+                                                                {"isa", cmd_isa},
+                                                                {"run", cmd_run}};
   if (argc < 2) {
     std::cerr << kUsage;
     return kBadInput;
@@ -54,6 +59,8 @@ int main(int argc, char** argv) {
               << kUsage;
     return kBadInput;
   }
+  // SystemC prints a banner when its kernel starts unless told not to.
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   const Args args(argv + 2, argv + argc);
   try {
     return it->second(args);

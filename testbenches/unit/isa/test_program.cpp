@@ -240,7 +240,7 @@ TEST(Example, DecodedValues) {
   EXPECT_EQ(y.name, "y");
   EXPECT_EQ(y.role, TensorRole::kOutput);
   EXPECT_EQ(y.dtype, DType::kI32);
-  EXPECT_EQ(y.layout, "rows-sg4");
+  EXPECT_EQ(y.layout, "rows");
   ASSERT_EQ(y.placements.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(y.placements[i].slice, qid(p, "mem.e" + std::to_string(i)));
@@ -257,7 +257,7 @@ TEST(Example, CanonicalTextSpotChecks) {
   EXPECT_TRUE(contains(t1, "  @5      add.i8.sat s0e, s1e, s2e  [done=8 expect=mem.w0#0]\n"));
   EXPECT_TRUE(contains(t1, "\n.queue sxm.e.transpose0\n  @8      transpose s0e, s16w\n"));
   EXPECT_TRUE(contains(t1,
-                       ".tensor y role=output chip=0 dtype=i32 shape=[4,32] layout=rows-sg4 "
+                       ".tensor y role=output chip=0 dtype=i32 shape=[4,32] layout=rows "
                        "at=mem.e0:0x0010+4,mem.e1:0x0010+4,mem.e2:0x0010+4,mem.e3:0x0010+4\n"));
   EXPECT_TRUE(contains(t1, ".image chip=0 slice=mem.w1 addr=0x0000\n  " + hex_row(0) + "\n"));
   EXPECT_TRUE(contains(t1, "Architecture tiny, hash " + lpu::arch::load("tiny").hash_hex()));
@@ -281,8 +281,8 @@ TEST(RoundTrip, CustomArchitecture) {
   const std::string src = kHead +
                           ".set chip.mem.depth=512\n"
                           ".set name=\"tiny-512\"\n"
-                          ".tensor big role=scratch chip=0 dtype=fp16 shape=[] layout=x "
-                          "at=mem.e3:0x01f0+16\n"
+                          ".tensor big role=scratch chip=0 dtype=fp16 shape=[8,16] layout=rows "
+                          "at=mem.e3:0x01f0+8,mem.e2:0x01f0+8\n"
                           ".queue mem.w0\n"
                           "  @0 read 300, s0e\n"
                           "  @1 write 0x1ff, s1w\n";
@@ -294,7 +294,7 @@ TEST(RoundTrip, CustomArchitecture) {
   const std::string t1 = to_lpuasm(p);
   EXPECT_TRUE(contains(t1, "\n.arch tiny\n.set chip.mem.depth=512\n.set name=\"tiny-512\"\n"));
   EXPECT_TRUE(contains(t1, "Architecture tiny-512, hash " + p.arch.hash_hex()));
-  EXPECT_TRUE(contains(t1, "shape=[] layout=x at=mem.e3:0x01f0+16"));
+  EXPECT_TRUE(contains(t1, "shape=[8,16] layout=rows at=mem.e3:0x01f0+8,mem.e2:0x01f0+8"));
   expect_round_trip(p);
   // The same program without the .set lines is rejected: address 300 is beyond tiny's 256.
   std::string plain = src;
@@ -614,7 +614,7 @@ TEST(TextErrors, TensorPlacements) {
                         "at=vxm.alu0:0x0000+1\n";
   expect_text_error(t, "vxm.alu0", "'vxm.alu0' is not a MEM slice of this chip");
   const std::string u = kHead +
-                        ".tensor big role=input chip=0 dtype=i8 shape=[4,32] layout=rows "
+                        ".tensor big role=input chip=0 dtype=i8 shape=[5,32] layout=rows "
                         "at=mem.w0:0x0000+1,mem.w0:0x00fe+4\n";
   expect_text_error(u, "big",
                     "tensor 'big' runs past the end of mem.w0 (addresses 254..257, depth 256)");
@@ -631,8 +631,8 @@ TEST(TextErrors, TensorPlacements) {
   expect_text_error(kHead + ".tensor t role=input chip=0 dtype=i8 layout=rows\n", ".tensor",
                     ".tensor needs shape=...");
   expect_text_error(kHead +
-                        ".tensor t role=input chip=0 dtype=i8 shape=[1] layout=a\n"
-                        ".tensor t role=output chip=0 dtype=i8 shape=[1] layout=a\n",
+                        ".tensor t role=input chip=0 dtype=i8 shape=[1] layout=rows at=mem.w0:0x0000+1\n"
+                        ".tensor t role=output chip=0 dtype=i8 shape=[1] layout=rows at=mem.w1:0x0000+1\n",
                     "t role", "tensor 't' is defined twice", 1);
 }
 

@@ -1,0 +1,254 @@
+#include "system/run.h"
+
+#include <chrono>
+#include <memory>
+
+#include "arch/arch.h"
+#include "isa/layout.h"
+#include "isa/lpubin.h"
+#include "units/chip.h"
+
+namespace lpu::system {
+
+namespace json = boost::json;
+using isa::DType;
+
+namespace {
+
+std::string shape_text(const std::vector<std::uint64_t>& s) {
+  std::string t = "[";
+  for (std::size_t i = 0; i < s.size(); ++i)
+    t += (i ? "," : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+void check_inputs(const isa::Program& p, const std::map<std::string, TensorValue>& inputs) {
+  for (const auto& t : p.tensors) {
+    if (t.role != isa::TensorRole::kInput) continue;
+    auto it = inputs.find(t.name);
+    if (it == inputs.end())
+      throw InputError("--input " + t.name, "input tensor '" + t.name + "' (" +
+                                                isa::to_string(t.dtype) + " " +
+                                                shape_text(t.shape) + ") is not given");
+    if (it->second.dtype != t.dtype)
+      throw InputError("--input " + t.name, "input tensor '" + t.name + "' is " +
+                                                isa::to_string(t.dtype) + " but the file holds " +
+                                                isa::to_string(it->second.dtype));
+    if (it->second.shape != t.shape)
+      throw InputError("--input " + t.name, "input tensor '" + t.name + "' has shape " +
+                                                shape_text(t.shape) + " but the file holds " +
+                                                shape_text(it->second.shape));
+  }
+  for (const auto& [name, v] : inputs) {
+    bool known = false;
+    for (const auto& t : p.tensors)
+      known = known || (t.name == name && t.role == isa::TensorRole::kInput);
+    if (!known) {
+      std::vector<std::string> names;
+      for (const auto& t : p.tensors)
+        if (t.role == isa::TensorRole::kInput) names.push_back(t.name);
+      const auto hint = did_you_mean(name, names);
+      throw InputError("--input " + name, "the program has no input tensor '" + name + "'" +
+                                              (hint.empty() ? "" : "; " + hint));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::vector<std::uint8_t>> pack_rows(const isa::Tensor& t, const TensorValue& v,
+                                                 int lanes) {
+  isa::RowsLayout l;
+  if (auto err = isa::rows_layout(t, lanes, &l)) throw InputError("tensor " + t.name, *err);
+  std::vector<std::vector<std::uint8_t>> vectors(
+      l.rows * static_cast<std::uint64_t>(l.bytes),
+      std::vector<std::uint8_t>(static_cast<std::size_t>(lanes), 0));
+  for (std::uint64_t r = 0; r < l.rows; ++r)
+    for (std::uint64_t c = 0; c < l.cols; ++c)
+      for (int b = 0; b < l.bytes; ++b)
+        vectors[r * static_cast<std::uint64_t>(l.bytes) + static_cast<std::uint64_t>(b)][c] =
+            v.bytes[(r * l.cols + c) * static_cast<std::uint64_t>(l.bytes) +
+                    static_cast<std::uint64_t>(b)];
+  return vectors;
+}
+
+RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& inputs,
+               const units::SimOptions& options) {
+  check_inputs(p, inputs);
+  RunOutcome out;
+  out.predicted = p.predicted_cycles;
+  const arch::Arch& arch = p.arch;
+  const int lanes = arch.chip.lanes();
+  const auto vb = static_cast<std::size_t>(lanes);
+
+  tlm_utils::tlm_quantumkeeper::set_global_quantum(
+      sc_core::sc_time(options.quantum_ns, sc_core::SC_NS));
+  std::vector<std::unique_ptr<units::Chip>> chips;
+  for (std::uint32_t id = 0; id < static_cast<std::uint32_t>(arch.system.chips); ++id) {
+    const isa::ChipProgram* cp = nullptr;
+    for (const auto& c : p.chips)
+      if (c.chip == id) cp = &c;
+    if (!cp && arch.system.chips > 1) continue;  // chips without code stay idle
+    chips.push_back(std::make_unique<units::Chip>(("chip" + std::to_string(id)).c_str(), arch, id,
+                                                  cp, options, &out.errors));
+  }
+  auto chip_of = [&](std::uint32_t id) -> units::Chip* {
+    for (auto& c : chips)
+      if (c->context().chip_id == id) return c.get();
+    return nullptr;
+  };
+
+  // Program load: images, then inputs, through the host DMA path.
+  for (const auto& im : p.images) {
+    units::Chip* c = chip_of(im.chip);
+    if (!c) continue;
+    c->host().write(c->mem_index(im.slice), static_cast<std::uint64_t>(im.addr) * vb,
+                    im.bytes.data(), im.bytes.size());
+  }
+  for (const auto& t : p.tensors) {
+    if (t.role != isa::TensorRole::kInput) continue;
+    units::Chip* c = chip_of(t.chip);
+    if (!c) continue;
+    isa::RowsLayout l;
+    isa::rows_layout(t, lanes, &l);
+    const auto vectors = pack_rows(t, inputs.at(t.name), lanes);
+    for (std::uint64_t r = 0; r < l.rows; ++r)
+      for (int b = 0; b < l.bytes; ++b) {
+        const isa::VectorAt at = l.at(r, b);
+        c->host().write(
+            c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb,
+            vectors[r * static_cast<std::uint64_t>(l.bytes) + static_cast<std::uint64_t>(b)].data(),
+            vb);
+      }
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  sc_core::sc_start();
+  out.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // Outputs.
+  for (const auto& t : p.tensors) {
+    if (t.role != isa::TensorRole::kOutput) continue;
+    units::Chip* c = chip_of(t.chip);
+    if (!c) continue;
+    isa::RowsLayout l;
+    isa::rows_layout(t, lanes, &l);
+    TensorValue v;
+    v.dtype = t.dtype;
+    v.shape = t.shape;
+    v.bytes.assign(l.rows * l.cols * static_cast<std::uint64_t>(l.bytes), 0);
+    std::vector<std::uint8_t> buf(vb);
+    for (std::uint64_t r = 0; r < l.rows; ++r)
+      for (int b = 0; b < l.bytes; ++b) {
+        const isa::VectorAt at = l.at(r, b);
+        c->host().read(c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb, buf.data(),
+                       vb);
+        for (std::uint64_t col = 0; col < l.cols; ++col)
+          v.bytes[(r * l.cols + col) * static_cast<std::uint64_t>(l.bytes) +
+                  static_cast<std::uint64_t>(b)] = buf[col];
+      }
+    out.outputs[t.name] = std::move(v);
+  }
+
+  // Figures.
+  json::object units_json;
+  json::array chips_json;
+  std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
+  for (auto& c : chips) {
+    out.cycles = std::max(out.cycles, c->icu().end_cycle());
+    out.instructions += c->icu().instructions();
+    out.issues += c->icu().issues();
+    out.stopped = out.stopped || c->icu().stopped();
+    out.host_seconds += c->host().seconds();
+  }
+  const double cycles = static_cast<double>(std::max<std::uint64_t>(out.cycles, 1));
+  const auto& ch = arch.chip;
+  for (auto& c : chips) {
+    json::object cj;
+    cj["chip"] = c->context().chip_id;
+    cj["cycles"] = c->icu().end_cycle();
+    std::uint64_t mem_busy = 0;
+    json::array banks;
+    for (const auto& m : c->mem()) {
+      mem_busy += m->stats().busy_cycles;
+      ecc_c += m->ecc_corrected;
+      ecc_u += m->ecc_uncorrectable;
+      banks.push_back(json::object{{"slice", m->basename()},
+                                   {"reads", json::array{m->reads[0], m->reads[1]}},
+                                   {"writes", json::array{m->writes[0], m->writes[1]}}});
+    }
+    std::uint64_t mxm_busy = 0, sxm_busy = 0, c2c_busy = 0, chip_macs = 0;
+    for (const auto& m : c->mxm()) {
+      mxm_busy += m->stats().busy_cycles;
+      chip_macs += m->macs();
+    }
+    for (const auto& s : c->sxm())
+      sxm_busy += s->stats().busy_cycles;
+    for (const auto& l : c->c2c())
+      c2c_busy += l->stats().busy_cycles;
+    macs += chip_macs;
+    auto unit = [&](std::uint64_t busy, int queues) {
+      return json::object{
+          {"busy_cycles", busy},
+          {"queues", queues},
+          {"utilisation", queues ? static_cast<double>(busy) / (cycles * queues) : 0.0}};
+    };
+    cj["mem"] = unit(mem_busy, ch.mem_slices());
+    cj["vxm"] = unit(c->vxm().stats().busy_cycles, ch.vxm.alus());
+    cj["mxm"] = unit(mxm_busy, 3 * ch.mxm.planes);
+    cj["sxm"] =
+        unit(sxm_busy, static_cast<int>(c->sxm().size()) * (4 + ch.sxm.transposers_per_unit));
+    cj["c2c"] = unit(c2c_busy, ch.c2c.links);
+    cj["mem_banks"] = banks;
+    cj["mxm_macs"] = chip_macs;
+    cj["vxm_elements"] = c->vxm().elements;
+    chips_json.push_back(cj);
+  }
+  const double seconds = cycles / (ch.clock_mhz * 1e6);
+  const double peak = arch::derive(arch).peak_int8_tops * static_cast<double>(chips.size());
+  json::array errors;
+  for (const auto& e : out.errors) {
+    errors.push_back(json::object{{"chip", e.chip},
+                                  {"unit", e.unit},
+                                  {"queue", e.queue},
+                                  {"instruction", e.instruction},
+                                  {"step", e.repetition},
+                                  {"cycle", e.cycle},
+                                  {"stream", e.stream},
+                                  {"position", e.position},
+                                  {"message", e.message}});
+  }
+  json::object& r = out.report;
+  r["arch"] = json::object{{"name", arch.name}, {"hash", "fnv1a64:" + arch.hash_hex()}};
+  r["program_hash"] = "fnv1a64:" + arch::hex64(isa::content_hash(p));
+  r["mode"] = options.mode == units::Mode::kFunctional ? "functional" : "timing";
+  r["cycles"] = out.cycles;
+  r["predicted_cycles"] = out.predicted ? json::value(*out.predicted) : json::value(nullptr);
+  r["cycles_match_prediction"] =
+      out.predicted ? json::value(*out.predicted == out.cycles) : json::value(nullptr);
+  r["on_chip_seconds"] = seconds;
+  r["host_dma_seconds"] = out.host_seconds;
+  r["wall_seconds"] = out.wall_seconds;
+  r["instructions"] = out.instructions;
+  r["issues"] = out.issues;
+  r["instructions_per_second"] =
+      out.wall_seconds > 0 ? static_cast<double>(out.issues) / out.wall_seconds : 0.0;
+  r["simulated_cycles_per_second"] = out.wall_seconds > 0 ? cycles / out.wall_seconds : 0.0;
+  r["mxm"] = json::object{{"macs", macs},
+                          {"achieved_int8_tops", 2.0 * static_cast<double>(macs) / seconds / 1e12},
+                          {"peak_int8_tops", peak}};
+  r["ecc"] = json::object{{"corrected", ecc_c}, {"uncorrectable", ecc_u}};
+  r["chips"] = chips_json;
+  r["schedule_errors"] = errors;
+  r["stopped_at_error"] = out.stopped;
+  return out;
+}
+
+}  // namespace lpu::system
+
+// libsystemc refers to sc_main (its own main() would call it). Programs that use this library
+// have their own main() and start SystemC from system::run, so sc_main is never called; it lives
+// here so that every executable that runs a simulation links.
+extern "C" int sc_main(int, char*[]) {
+  return 3;
+}

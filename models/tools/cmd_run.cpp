@@ -1,0 +1,142 @@
+// lpu run PROG [--arch ...] [--input NAME=FILE.npy ...] [--output-dir DIR] [--mode ...] ...
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "arch/json_doc.h"
+#include "isa/asm_text.h"
+#include "isa/lpubin.h"
+#include "system/run.h"
+#include "tools/commands.h"
+#include "tools/npy.h"
+
+namespace po = boost::program_options;
+
+namespace lpu::tools {
+
+namespace {
+const char* kRunUsage =
+    "usage: lpu run PROG.lpubin|PROG.lpuasm [options]\n"
+    "Simulates the program on the architecture it embeds: loads its MEM images and the inputs\n"
+    "through the host DMA path, runs every queue of every chip with exact cycle timing, writes\n"
+    "the output tensors and a report. Exit 0 on success, 1 when the run found schedule errors,\n"
+    "2 for bad usage or input.\n"
+    "\n"
+    "  --input NAME=FILE.npy   bind an input tensor (repeat for each input)\n"
+    "  --output-dir DIR        write every output tensor as DIR/NAME.npy (default: .)\n"
+    "  --mode functional|timing  timing computes no values; cycles are identical (default "
+    "functional)\n"
+    "  --report FILE.json      write the JSON report\n"
+    "  --max-cycles N          stop with an error when the run passes cycle N\n"
+    "  --on-error stop|report  stop at the first schedule error, or report them all (default "
+    "stop)\n"
+    "  --arch NAME|FILE [--set PATH=VALUE ...]  must match the program's architecture\n"
+    "  --quiet                 no summary on standard output\n";
+}  // namespace
+
+int cmd_run(const Args& args) {
+  std::string prog, output_dir = ".", mode = "functional", report, on_error = "stop", arch_name;
+  std::vector<std::string> inputs, sets;
+  std::uint64_t max_cycles = 0;
+  bool help = false, quiet = false;
+  po::options_description opts;
+  opts.add_options()("help,h", po::bool_switch(&help))("input", po::value(&inputs)->composing())(
+      "output-dir", po::value(&output_dir))("mode", po::value(&mode))("report", po::value(&report))(
+      "max-cycles", po::value(&max_cycles))("on-error", po::value(&on_error))(
+      "arch", po::value(&arch_name))("set", po::value(&sets)->composing())(
+      "quiet", po::bool_switch(&quiet))("program", po::value(&prog));
+  po::positional_options_description pos;
+  pos.add("program", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  if (help) {
+    std::cout << kRunUsage;
+    return kOk;
+  }
+  if (prog.empty()) throw UsageError{"missing program\n" + std::string(kRunUsage)};
+  units::SimOptions o;
+  if (mode == "functional")
+    o.mode = units::Mode::kFunctional;
+  else if (mode == "timing")
+    o.mode = units::Mode::kTiming;
+  else
+    throw UsageError{"--mode must be functional or timing, got '" + mode + "'"};
+  if (on_error == "stop")
+    o.on_error = units::OnError::kStop;
+  else if (on_error == "report")
+    o.on_error = units::OnError::kReport;
+  else
+    throw UsageError{"--on-error must be stop or report, got '" + on_error + "'"};
+  o.max_cycles = max_cycles;
+  if (!sets.empty() && arch_name.empty()) throw UsageError{"--set needs --arch"};
+
+  const bool text = prog.size() > 7 && prog.compare(prog.size() - 7, 7, ".lpuasm") == 0;
+  const isa::Program p = text ? isa::load_lpuasm(prog) : isa::load_lpubin(prog);
+  if (!arch_name.empty()) {
+    const auto a = arch::load(arch_name, sets);
+    if (a.hash != p.arch.hash) {
+      auto keys = arch::diff(a.resolved, p.arch.resolved);
+      std::string list;
+      for (std::size_t i = 0; i < keys.size() && i < 12; ++i)
+        list += "\n  " + keys[i];
+      throw InputError(prog, "--arch " + arch_name + " differs from the program's architecture (" +
+                                 p.arch.name + ") in " + std::to_string(keys.size()) +
+                                 " key(s):" + list);
+    }
+  }
+
+  std::map<std::string, system::TensorValue> values;
+  for (const auto& in : inputs) {
+    const auto eq = in.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError{"--input takes NAME=FILE.npy, got '" + in + "'"};
+    const std::string name = in.substr(0, eq);
+    if (values.count(name))
+      throw InputError("--input " + name, "input tensor '" + name + "' given twice");
+    NpyArray a = read_npy(in.substr(eq + 1));
+    values[name] = system::TensorValue{a.dtype, a.shape, std::move(a.bytes)};
+  }
+
+  const system::RunOutcome r = system::run(p, values, o);
+
+  if (o.mode == units::Mode::kFunctional && !r.outputs.empty()) {
+    std::filesystem::create_directories(output_dir);
+    for (const auto& [name, v] : r.outputs)
+      write_npy((std::filesystem::path(output_dir) / (name + ".npy")).string(),
+                NpyArray{v.dtype, v.shape, v.bytes});
+  }
+  if (!report.empty()) {
+    std::ofstream f(report, std::ios::trunc);
+    if (!f) throw InputError(report, "cannot write file");
+    f << arch::pretty_json(r.report) << "\n";
+  }
+  if (!quiet) {
+    std::printf("lpu run: %s on %s (%s), %s mode\n", prog.c_str(), p.arch.name.c_str(),
+                p.arch.hash_hex().c_str(), mode.c_str());
+    std::printf("  cycles            %llu", static_cast<unsigned long long>(r.cycles));
+    if (r.predicted)
+      std::printf(" (predicted %llu: %s)", static_cast<unsigned long long>(*r.predicted),
+                  *r.predicted == r.cycles ? "match" : "MISMATCH");
+    std::printf("\n  on-chip time      %.3f us at %.0f MHz; host DMA %.3f us\n",
+                static_cast<double>(r.cycles) / p.arch.chip.clock_mhz, p.arch.chip.clock_mhz,
+                r.host_seconds * 1e6);
+    std::printf("  instructions      %llu (%llu issues) in %.3f s wall, %.2f M issues/s\n",
+                static_cast<unsigned long long>(r.instructions),
+                static_cast<unsigned long long>(r.issues), r.wall_seconds,
+                r.wall_seconds > 0 ? static_cast<double>(r.issues) / r.wall_seconds / 1e6 : 0.0);
+    if (!r.outputs.empty() && o.mode == units::Mode::kFunctional)
+      std::printf("  outputs           %zu tensor(s) in %s\n", r.outputs.size(),
+                  output_dir.c_str());
+    std::printf("  schedule errors   %zu%s\n", r.errors.size(),
+                r.stopped ? " (stopped at the first)" : "");
+  }
+  for (const auto& e : r.errors)
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), e.to_string().c_str());
+  return r.errors.empty() ? kOk : kFailed;
+}
+
+}  // namespace lpu::tools

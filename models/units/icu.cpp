@@ -1,0 +1,220 @@
+#include "units/icu.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace lpu::units {
+
+Icu::Icu(const sc_core::sc_module_name& name, ChipContext& ctx, const isa::ChipProgram* program,
+         std::vector<Unit*> unit_of_queue)
+    : Unit(name, ctx),
+      program_(program),
+      unit_of_queue_(std::move(unit_of_queue)),
+      latency_(256),
+      cursor_index_(ctx.queues.size(), -1),
+      superlanes_(ctx.arch->chip.superlanes) {
+  const auto& chip = ctx.arch->chip;
+  for (const auto& op : isa::table()) {
+    latency_[op.opcode] = chip.latency_of(op.latency_class);
+    skew_lag_ =
+        std::max<std::uint64_t>(skew_lag_, static_cast<std::uint64_t>(latency_[op.opcode].d_skew));
+  }
+  if (!program_) return;
+  for (const auto& q : program_->queues) {
+    Cursor c;
+    c.queue = &ctx.queues[q.queue];
+    c.prog = &q;
+    const auto depth = static_cast<std::uint64_t>(chip.icu.queue_depth);
+    c.fetched =
+        chip.icu.preloaded ? q.entries.size() : std::min<std::uint64_t>(q.entries.size(), depth);
+    cursor_index_[q.queue] = static_cast<int>(cursors_.size());
+    cursors_.push_back(std::move(c));
+  }
+}
+
+void Icu::timing_error(const Cursor& c, std::uint64_t cycle, const std::string& message) {
+  Issue at;
+  at.queue = c.queue;
+  at.index = c.index;
+  at.access = cycle;
+  ctx_.error(at, message);
+}
+
+bool Icu::expand(Cursor& c) {
+  if (c.next >= c.prog->entries.size()) return false;
+  const std::size_t idx = c.next++;
+  const isa::Entry& e = c.prog->entries[idx];
+  c.index = static_cast<std::uint32_t>(idx);
+  c.entry = &e;
+  c.instr = &e.instr;
+  c.first = e.cycle;
+  c.stride = 1;
+  c.step = 0;
+  c.step_base = 0;
+  c.steps = 1;
+
+  const auto op = e.instr.opcode;
+  if (op == 0x05) {  // repeat n, d: the previous unit instruction again, n times, d apart
+    c.instr = c.last_unit_instr;
+    c.steps = e.instr.arg[0];
+    c.stride = e.instr.arg[1];
+    c.step_base = 1;
+  } else if (op == 0x63 || op == 0x64) {  // abc n, acc n: one vector per cycle
+    c.steps = e.instr.arg[1];
+  } else if (op == 0x01) {  // ifetch: its bytes arrive one vector per cycle
+    const int vb = ctx_.lanes;
+    c.steps = static_cast<std::uint32_t>((ctx_.arch->chip.icu.ifetch_bytes + vb - 1) / vb);
+  }
+  if (e.instr.info().unit != isa::Unit::kIcu) c.last_unit_instr = &e.instr;
+  return true;
+}
+
+void Icu::check_dispatch(Cursor& c) {
+  const isa::Entry& e = *c.entry;
+  const std::size_t idx = c.index;
+  // Instruction text must be in the queue before it dispatches.
+  std::uint64_t available = c.fetched;
+  for (const auto& f : c.fetches)
+    if (f.first <= e.cycle) available += f.second;
+  if (idx >= available)
+    timing_error(c, e.cycle,
+                 "instruction " + std::to_string(idx) +
+                     " dispatches before it was fetched: the queue holds " +
+                     std::to_string(available) + " instruction(s) by cycle " +
+                     std::to_string(e.cycle) + " (chip.icu.queue_depth, then ifetch)");
+  // A queue parked at a Sync waits for the next Notify, plus its latency.
+  if (c.parked_at != ~0ull) {
+    auto it = std::lower_bound(notifies_.begin(), notifies_.end(), c.parked_at);
+    const std::uint64_t lat = static_cast<std::uint64_t>(latency_[0x03].d_func);
+    if (it == notifies_.end())
+      timing_error(c, e.cycle,
+                   "dispatches in cycle " + std::to_string(e.cycle) +
+                       " while its queue is parked at the sync of cycle " +
+                       std::to_string(c.parked_at) + " and no notify has released it");
+    else if (*it + lat > e.cycle)
+      timing_error(c, e.cycle,
+                   "dispatches in cycle " + std::to_string(e.cycle) + " but the notify of cycle " +
+                       std::to_string(*it) + " releases the queue only in cycle " +
+                       std::to_string(*it + lat));
+    c.parked_at = ~0ull;
+  }
+}
+
+void Icu::materialize(Cursor& c) {
+  if (c.step == 0) check_dispatch(c);
+  Pending p;
+  p.issue.queue = c.queue;
+  p.issue.index = c.index;
+  p.issue.step = c.step_base + c.step;
+  p.issue.instr = c.instr;
+  p.issue.entry = c.entry;
+  p.issue.dispatch = c.dispatch();
+  const arch::Latency& lat = latency(*c.instr);
+  p.issue.access = p.issue.dispatch + static_cast<std::uint64_t>(lat.d_skew);
+  p.issue.result = p.issue.access + static_cast<std::uint64_t>(lat.d_func);
+  p.access = p.issue.access;
+  p.seq = seq_++;
+  p.last = c.step + 1 == c.steps;
+  ++c.step;
+  pending_.push(p);
+}
+
+void Icu::execute(const Issue& is) {
+  ++stats_.instructions;
+  const isa::Instr& in = *is.instr;
+  switch (in.opcode) {
+    case 0x00:  // nop
+      return;
+    case 0x01: {  // ifetch s: one vector of instruction text per step
+      const std::uint8_t* plane = nullptr;
+      if (!read_group(is, in.arg[0], 1, &plane)) return;
+      if (last_step_) {
+        Cursor& c = cursor_of(is.queue);
+        c.fetches.emplace_back(is.result,
+                               static_cast<std::uint64_t>(ctx_.arch->chip.icu.ifetch_bytes / 16));
+      }
+      return;
+    }
+    case 0x02:  // sync
+      cursor_of(is.queue).parked_at = is.access;
+      return;
+    case 0x03:  // notify
+      notifies_.push_back(is.access);
+      return;
+    case 0x04:  // config superlanes
+      configs_.emplace_back(is.result, static_cast<int>(in.arg[0]));
+      return;
+    default:
+      ctx_.error(is, std::string("'") + in.info().mnemonic + "' is not an ICU instruction");
+  }
+}
+
+void Icu::execute(Pending& p) {
+  Issue& is = p.issue;
+  if (ctx_.options.max_cycles && is.access > ctx_.options.max_cycles) {
+    ctx_.error(is, "the run passes --max-cycles " + std::to_string(ctx_.options.max_cycles));
+    throw StopRun{};
+  }
+  while (config_at_ < configs_.size() && configs_[config_at_].first <= is.access)
+    superlanes_ = configs_[config_at_++].second;
+  is.superlanes = superlanes_;
+  if (is.access > skew_lag_) ctx_.fabric->advance(is.access - skew_lag_);
+
+  last_step_ = p.last;
+  Unit* unit = is.instr->info().unit == isa::Unit::kIcu ? this : unit_of_queue_[is.queue->id];
+  unit->execute(is);
+  ++issues_;
+  if (p.last) {
+    ++instructions_;
+    const std::uint64_t done = is.result + static_cast<std::uint64_t>(superlanes_ - 1);
+    end_cycle_ = std::max(end_cycle_, done + 1);
+    if (is.entry->done && *is.entry->done != done)
+      ctx_.error(is, "completes in cycle " + std::to_string(done) +
+                         " but the program predicts cycle " + std::to_string(*is.entry->done));
+  }
+  // Loosely timed: run ahead of SystemC time and synchronise once per quantum.
+  const sc_core::sc_time period(1.0 / ctx_.arch->chip.clock_mhz, sc_core::SC_US);
+  const sc_core::sc_time t = period * static_cast<double>(is.access);
+  if (t > sc_core::sc_time_stamp()) {
+    qk_.set(t - sc_core::sc_time_stamp());
+    if (qk_.need_sync()) qk_.sync();
+  }
+}
+
+void Icu::run() {
+  qk_.reset();
+  using Next = std::pair<std::uint64_t, std::size_t>;
+  std::priority_queue<Next, std::vector<Next>, std::greater<Next>> frontier;
+  try {
+    for (std::size_t i = 0; i < cursors_.size(); ++i)
+      if (expand(cursors_[i])) frontier.push({cursors_[i].dispatch(), i});
+    constexpr std::uint64_t kNever = ~0ull;
+    while (!frontier.empty() || !pending_.empty()) {
+      const std::uint64_t t_dis = frontier.empty() ? kNever : frontier.top().first;
+      const std::uint64_t t_acc = pending_.empty() ? kNever : pending_.top().access;
+      // Every issue whose dispatch is at or before the earliest pending access is known before
+      // that access runs, so issues run in order of access cycle across all queues.
+      if (t_dis <= t_acc) {
+        const std::size_t i = frontier.top().second;
+        frontier.pop();
+        Cursor& c = cursors_[i];
+        materialize(c);
+        if (c.more() || expand(c)) frontier.push({c.dispatch(), i});
+      } else {
+        Pending p = pending_.top();
+        pending_.pop();
+        execute(p);
+      }
+    }
+    std::vector<Unit*> units;
+    for (auto* u : unit_of_queue_)
+      if (u && std::find(units.begin(), units.end(), u) == units.end()) units.push_back(u);
+    for (auto* u : units)
+      u->finish(end_cycle_);
+  } catch (const StopRun&) {
+    stopped_ = true;
+  }
+  qk_.sync();
+}
+
+}  // namespace lpu::units

@@ -1,0 +1,96 @@
+// The instruction control unit (brief A1, A2): one in-order queue per functional position. It
+// dispatches every instruction at the cycle the program gives, expands repetitions (Repeat, and
+// the one-vector-per-cycle steps of ABC, ACC and Ifetch), applies the latency table once
+// (access = dispatch + d_skew, result = access + d_func, completion = result + active
+// superlanes - 1) and hands each issue to its unit in order of access cycle across all queues.
+// It runs Nop, Sync/Notify, Config and Ifetch itself and checks the program's timing claims:
+// a queue dispatching while parked at a Sync, an instruction not yet fetched, and a predicted
+// completion cycle (done=) that differs from the simulated one are schedule errors.
+#pragma once
+
+#include <queue>
+#include <systemc>
+#include <vector>
+
+// Needs <systemc> first.
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+#include "units/unit.h"
+
+namespace lpu::units {
+
+class Icu : public Unit {
+ public:
+  Icu(const sc_core::sc_module_name& name, ChipContext& ctx, const isa::ChipProgram* program,
+      std::vector<Unit*> unit_of_queue);
+  /// ICU instructions (Nop, Ifetch, Sync, Notify, Config).
+  void execute(const Issue& is) override;
+
+  /// Runs the whole program (called from the chip's thread).
+  void run();
+
+  std::uint64_t end_cycle() const { return end_cycle_; }  ///< last completion + 1 (0 if empty)
+  std::uint64_t issues() const { return issues_; }
+  std::uint64_t instructions() const { return instructions_; }
+  bool stopped() const { return stopped_; }
+
+ private:
+  struct Cursor {
+    const arch::Queue* queue = nullptr;
+    const isa::QueueProgram* prog = nullptr;
+    std::size_t next = 0;  // next entry to expand
+    // the expansion in progress
+    std::uint32_t index = 0;
+    const isa::Instr* instr = nullptr;
+    const isa::Entry* entry = nullptr;
+    std::uint32_t step = 0, steps = 0, step_base = 0;
+    std::uint64_t first = 0, stride = 1;
+    const isa::Instr* last_unit_instr = nullptr;  // what a Repeat repeats
+    std::uint64_t parked_at = ~0ull;              // access cycle of a Sync not yet released
+    std::uint64_t fetched = 0;                    // entries available to dispatch
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> fetches;  // (ready cycle, entries)
+    bool more() const { return step < steps; }
+    std::uint64_t dispatch() const { return first + stride * step; }
+  };
+  struct Pending {
+    std::uint64_t access;
+    std::uint32_t seq;
+    Issue issue;
+    bool last;  // last step of its entry
+  };
+  struct Later {
+    bool operator()(const Pending& a, const Pending& b) const {
+      return a.access != b.access ? a.access > b.access : a.seq > b.seq;
+    }
+  };
+
+  bool expand(Cursor& c);          // sets up the next entry; false when the queue is done
+  void materialize(Cursor& c);     // turns the current step into a pending issue
+  void check_dispatch(Cursor& c);  // fetched yet? released from a sync?
+  void execute(Pending& p);
+  Cursor& cursor_of(const arch::Queue* q) {
+    return cursors_[static_cast<std::size_t>(cursor_index_[q->id])];
+  }
+  void timing_error(const Cursor& c, std::uint64_t cycle, const std::string& message);
+  const arch::Latency& latency(const isa::Instr& in) const { return latency_[in.opcode]; }
+
+  const isa::ChipProgram* program_;
+  std::vector<Unit*> unit_of_queue_;
+  std::vector<arch::Latency> latency_;  // by opcode
+  std::vector<Cursor> cursors_;
+  std::vector<int> cursor_index_;  // by queue id, -1 for queues without instructions
+  std::uint64_t skew_lag_ = 0;     // largest d_skew: how far issues may run behind dispatch order
+  bool last_step_ = false;         // set while executing the last step of an entry
+  std::priority_queue<Pending, std::vector<Pending>, Later> pending_;
+  std::uint32_t seq_ = 0;
+  std::vector<std::uint64_t> notifies_;                 // access cycles, ascending
+  std::vector<std::pair<std::uint64_t, int>> configs_;  // (effective cycle, superlanes), ascending
+  std::size_t config_at_ = 0;
+  int superlanes_;
+  std::uint64_t end_cycle_ = 0;
+  std::uint64_t issues_ = 0, instructions_ = 0;
+  bool stopped_ = false;
+  tlm_utils::tlm_quantumkeeper qk_;
+};
+
+}  // namespace lpu::units

@@ -1,0 +1,90 @@
+// What the SystemC units of one chip share while a program runs: options, the chip's context
+// (description, queues, fabric, statistics) and the schedule-error channel (brief B4).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "arch/queues.h"
+#include "func/stream_fabric.h"
+#include "isa/program.h"
+
+namespace lpu::units {
+
+enum class Mode { kFunctional, kTiming };
+enum class OnError { kStop, kReport };
+
+struct SimOptions {
+  Mode mode = Mode::kFunctional;
+  OnError on_error = OnError::kStop;
+  std::uint64_t max_cycles = 0;  ///< 0: no limit
+  double quantum_ns = 1000.0;    ///< temporal-decoupling quantum of the loosely-timed units
+};
+
+/// A bad program found while running it: where and when, never silent.
+struct ScheduleError {
+  std::uint32_t chip = 0;
+  std::string unit;               ///< "MEM", "VXM", ...
+  std::string queue;              ///< "mem.w0"
+  std::int64_t instruction = -1;  ///< index in its queue
+  std::uint32_t repetition = 0;   ///< which issue of a repeated or multi-cycle instruction
+  std::uint64_t cycle = 0;
+  std::string stream;  ///< "s3e", or ""
+  int position = -1;   ///< stream-register position, or -1
+  std::string message;
+  std::string to_string() const;
+};
+
+/// Thrown to end a run at the first schedule error when the options say stop.
+struct StopRun {};
+
+/// Per-unit figures for the report.
+struct UnitStats {
+  std::uint64_t instructions = 0;  ///< issues, counting every repetition and every vector step
+  std::uint64_t busy_cycles = 0;   ///< cycles in which the unit's queues issued work
+};
+
+struct MemStats {
+  std::vector<std::array<std::uint64_t, 2>> reads;  ///< [slice][bank 0/1+]
+  std::vector<std::array<std::uint64_t, 2>> writes;
+  std::uint64_t ecc_corrected = 0;
+  std::uint64_t ecc_uncorrectable = 0;
+};
+
+/// One issue of an instruction: the ICU hands these to the units in order of access cycle.
+struct Issue {
+  const arch::Queue* queue = nullptr;
+  std::uint32_t index = 0;  ///< entry index in the queue (the repeat's own index for repeats)
+  std::uint32_t step = 0;   ///< repetition or vector step
+  const isa::Instr* instr = nullptr;  ///< what runs (for a repeat: the repeated instruction)
+  const isa::Entry* entry = nullptr;  ///< the program entry (its expect list)
+  std::uint64_t dispatch = 0;
+  std::uint64_t access = 0;  ///< dispatch + d_skew: operands read, arrays accessed
+  std::uint64_t result = 0;  ///< access + d_func: results written
+  int superlanes = 0;        ///< powered superlanes for this issue
+  func::Producer producer() const { return func::Producer{queue->id, index, step}; }
+};
+
+/// Everything the units of one chip share.
+struct ChipContext {
+  std::uint32_t chip_id = 0;
+  const arch::Arch* arch = nullptr;
+  std::vector<arch::Queue> queues;
+  SimOptions options;
+  func::StreamFabric* fabric = nullptr;
+  std::vector<ScheduleError>* errors = nullptr;
+  int lanes = 0;
+  std::vector<std::uint8_t> zeros;  ///< one vector of zeros
+
+  /// Records a schedule error; throws StopRun when the options say stop.
+  void error(const Issue& at, const std::string& message, const std::string& stream = "",
+             int position = -1);
+  bool functional() const { return options.mode == Mode::kFunctional; }
+};
+
+const char* unit_name(arch::QueueUnit u);
+
+}  // namespace lpu::units

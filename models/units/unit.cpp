@@ -1,0 +1,68 @@
+#include "units/unit.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace lpu::units {
+
+std::string Unit::stream_name(std::uint32_t arg, int offset) {
+  return "s" + std::to_string(isa::stream_id(arg) + offset) + (isa::stream_west(arg) ? "w" : "e");
+}
+
+bool Unit::read_group(const Issue& is, std::uint32_t arg, int group, const std::uint8_t** planes) {
+  const int base = isa::stream_id(arg);
+  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+  const int pos = position(is);
+  for (int i = 0; i < group; ++i) {
+    const func::StreamValue* v = ctx_.fabric->read(base + i, dir, pos, is.access);
+    if (!v) {
+      ctx_.error(is, "reads a stream slot nobody wrote", stream_name(arg, i), pos);
+      return false;
+    }
+    const auto& expect = is.entry->expect;
+    if (!expect.empty()) {
+      const bool ok = std::any_of(expect.begin(), expect.end(), [&](const isa::InstrRef& r) {
+        return r.queue == v->producer.queue && r.index == v->producer.index;
+      });
+      if (!ok) {
+        const auto& q = ctx_.queues[v->producer.queue];
+        ctx_.error(is,
+                   "finds the value of " + q.name + "#" + std::to_string(v->producer.index) +
+                       " (written at position " + std::to_string(v->position) + " in cycle " +
+                       std::to_string(v->cycle) + "), not one it expects",
+                   stream_name(arg, i), pos);
+        return false;
+      }
+    }
+    planes[i] = v->data;
+  }
+  return true;
+}
+
+void Unit::write_group(const Issue& is, std::uint32_t arg, int group,
+                       const std::uint8_t* const* planes) {
+  const int base = isa::stream_id(arg);
+  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+  const int pos = position(is);
+  const int live = is.superlanes * ctx_.arch->chip.lanes_per_superlane;
+  for (int i = 0; i < group; ++i) {
+    const std::uint8_t* data = planes ? planes[i] : nullptr;
+    if (data && live < ctx_.lanes) {
+      masked_.assign(data, data + ctx_.lanes);
+      std::fill(masked_.begin() + live, masked_.end(), 0);
+      data = masked_.data();
+    }
+    func::Producer other;
+    const auto st = ctx_.fabric->write(base + i, dir, pos, is.result, is.producer(), data, &other);
+    if (st == func::StreamFabric::WriteStatus::kCollision) {
+      ctx_.error(is,
+                 "writes a stream slot that " + ctx_.queues[other.queue].name + "#" +
+                     std::to_string(other.index) + " also writes in cycle " +
+                     std::to_string(is.result),
+                 stream_name(arg, i), pos);
+      return;
+    }
+  }
+}
+
+}  // namespace lpu::units

@@ -1,0 +1,122 @@
+#include "units/vxm.h"
+
+#include "func/vxm.h"
+
+namespace lpu::units {
+
+using func::VxmOp;
+using isa::DType;
+
+Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx) {
+  for (auto& o : out_)
+    o.resize(static_cast<std::size_t>(ctx.lanes));
+}
+
+namespace {
+VxmOp op_of(const isa::Instr& in) {
+  switch (in.opcode) {
+    case 0x20:
+      return VxmOp::kAdd;
+    case 0x21:
+      return VxmOp::kSub;
+    case 0x22:
+      return VxmOp::kMul;
+    case 0x23:
+      return VxmOp::kMax;
+    case 0x24:
+      return VxmOp::kMin;
+    case 0x25:
+      return VxmOp::kAnd;
+    case 0x26:
+      return VxmOp::kOr;
+    case 0x27:
+      return VxmOp::kXor;
+    case 0x28:
+      return VxmOp::kShl;
+    case 0x29:
+      return VxmOp::kShr;
+    case 0x2a: {
+      static constexpr VxmOp cmp[] = {VxmOp::kCmpEq, VxmOp::kCmpEq, VxmOp::kCmpNe, VxmOp::kCmpLt,
+                                      VxmOp::kCmpLe, VxmOp::kCmpGt, VxmOp::kCmpGe};
+      return cmp[in.mod[1] < 7 ? in.mod[1] : 0];
+    }
+    case 0x2b:
+      return VxmOp::kSel;
+    case 0x30:
+      return VxmOp::kNeg;
+    case 0x31:
+      return VxmOp::kAbs;
+    case 0x32:
+      return VxmOp::kRelu;
+    case 0x33:
+      return VxmOp::kExp;
+    case 0x34:
+      return VxmOp::kRsqrt;
+    case 0x35:
+      return VxmOp::kTanh;
+    case 0x36:
+      return VxmOp::kCast;
+    default:
+      return VxmOp::kMov;
+  }
+}
+}  // namespace
+
+void Vxm::execute(const Issue& is) {
+  ++stats_.instructions;
+  ++stats_.busy_cycles;
+  const isa::Instr& in = *is.instr;
+  const auto type = static_cast<DType>(in.mod[0]);
+  func::VxmArgs args{};
+  args.op = op_of(in);
+  args.type = type;
+  args.saturate = in.mod[1] == 1;  // ovf: sat = 1, mod = 2
+  if (args.op == VxmOp::kCast) args.to = static_cast<DType>(in.mod[1]);
+  if (args.op == VxmOp::kShl || args.op == VxmOp::kShr) args.shift = static_cast<int>(in.arg[2]);
+
+  // Operand layout by form: binary a, b, d; shifts a, d, bits; sel mask, a, b, d; unary a, d.
+  std::uint32_t a_arg = in.arg[0], b_arg = 0, m_arg = 0, d_arg = 0;
+  bool has_b = false, has_m = false;
+  switch (args.op) {
+    case VxmOp::kShl:
+    case VxmOp::kShr:
+      d_arg = in.arg[1];
+      break;
+    case VxmOp::kSel:
+      m_arg = in.arg[0], a_arg = in.arg[1], b_arg = in.arg[2], d_arg = in.arg[3];
+      has_b = has_m = true;
+      break;
+    case VxmOp::kNeg:
+    case VxmOp::kAbs:
+    case VxmOp::kRelu:
+    case VxmOp::kExp:
+    case VxmOp::kRsqrt:
+    case VxmOp::kTanh:
+    case VxmOp::kCast:
+    case VxmOp::kMov:
+      d_arg = in.arg[1];
+      break;
+    default:
+      b_arg = in.arg[1], d_arg = in.arg[2];
+      has_b = true;
+  }
+  const int g = isa::dtype_bytes(type);
+  const int gd = args.op == VxmOp::kCast ? isa::dtype_bytes(args.to) : g;
+  const std::uint8_t* a[4] = {};
+  const std::uint8_t* b[4] = {};
+  const std::uint8_t* m[4] = {};
+  if (!read_group(is, a_arg, g, a)) return;
+  if (has_b && !read_group(is, b_arg, g, b)) return;
+  if (has_m && !read_group(is, m_arg, g, m)) return;
+  elements += static_cast<std::uint64_t>(ctx_.lanes);
+  if (!ctx_.functional()) {
+    write_group(is, d_arg, gd, nullptr);
+    return;
+  }
+  std::uint8_t* d[4] = {out_[0].data(), out_[1].data(), out_[2].data(), out_[3].data()};
+  func::vxm_apply(args, ctx_.lanes, a, has_b ? b : nullptr, has_m ? m : nullptr, d);
+  const std::uint8_t* res[4] = {d[0], d[1], d[2], d[3]};
+  write_group(is, d_arg, gd, res);
+}
+
+}  // namespace lpu::units

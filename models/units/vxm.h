@@ -1,0 +1,24 @@
+// The vector execution module (brief A3): 16 ALU positions per lane, each with its own queue,
+// all at the VXM's stream position. Element arithmetic is func/vxm; this module reads operand
+// groups from the streams, applies it and writes the result group. The large/small and
+// row-to-stream-group rules are checked when a program is loaded (isa::check) and so hold here.
+#pragma once
+
+#include <array>
+#include <vector>
+
+#include "units/unit.h"
+
+namespace lpu::units {
+
+class Vxm : public Unit {
+ public:
+  Vxm(const sc_core::sc_module_name& name, ChipContext& ctx);
+  void execute(const Issue& is) override;
+  std::uint64_t elements = 0;  ///< element operations done (lanes x issues)
+
+ private:
+  std::array<std::vector<std::uint8_t>, 4> out_;
+};
+
+}  // namespace lpu::units

@@ -1,0 +1,389 @@
+// Whole programs on one chip through the SystemC model: values and cycles, timing mode, and one
+// program per schedule-error class with its location. SystemC elaborates once per process, so
+// CTest runs every test case in a process of its own (gtest_discover_tests).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "arch/queues.h"
+#include "isa/asm_text.h"
+#include "system/run.h"
+
+using namespace lpu;
+
+namespace {
+
+const std::string kHead = ".lpuasm 1\n.arch tiny\n";
+
+system::RunOutcome run_text(const std::string& text,
+                            const std::map<std::string, system::TensorValue>& in = {},
+                            units::Mode mode = units::Mode::kFunctional,
+                            units::OnError on_error = units::OnError::kStop) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const isa::Program p = isa::parse_lpuasm(text, "test.lpuasm");
+  units::SimOptions o;
+  o.mode = mode;
+  o.on_error = on_error;
+  return system::run(p, in, o);
+}
+
+system::TensorValue i8(std::vector<std::uint64_t> shape, const std::vector<std::int8_t>& v) {
+  system::TensorValue t;
+  t.dtype = isa::DType::kI8;
+  t.shape = std::move(shape);
+  for (auto x : v)
+    t.bytes.push_back(static_cast<std::uint8_t>(x));
+  return t;
+}
+
+// y = sat(x + x), two rows, on tiny: MEM w0 -> VXM -> MEM e0, with the completion cycle of every
+// instruction stated in the program (worked out by hand from the tsp-v1 latency table:
+// read d_func 2, VXM add d_skew 1 d_func 2, write d_skew 1 d_func 1; tiny has 2 superlanes, so an
+// instruction completes one cycle after its superlane-0 result).
+const std::string kChain =
+    kHead +
+    ".tensor x role=input chip=0 dtype=i8 shape=[2,32] layout=rows at=mem.w0:0x0000+2\n"
+    ".tensor y role=output chip=0 dtype=i8 shape=[2,32] layout=rows at=mem.e0:0x0010+2\n"
+    ".predicted 10\n"
+    ".queue mem.w0\n"
+    "  @0 read 0x0000, s0e [done=3]\n"
+    "  @1 repeat 1, 1 [done=4]\n"
+    ".queue vxm.alu0\n"
+    "  @2 add.i8.sat s0e, s0e, s1e [done=6 expect=mem.w0#0]\n"
+    "  @3 repeat 1, 1 [done=7 expect=mem.w0#1]\n"
+    ".queue mem.e0\n"
+    "  @5 write 0x0010, s1e [done=8 expect=vxm.alu0#0]\n"
+    "  @6 repeat 1, 1 [done=9 expect=vxm.alu0#1]\n";
+
+std::vector<std::int8_t> ramp(int n, int scale) {
+  std::vector<std::int8_t> v;
+  for (int i = 0; i < n; ++i)
+    v.push_back(static_cast<std::int8_t>((i * scale) % 256 - 128));
+  return v;
+}
+
+}  // namespace
+
+TEST(SingleChip, MemVxmMemChainValuesAndCycles) {
+  const auto x = ramp(64, 5);
+  const auto r = run_text(kChain, {{"x", i8({2, 32}, x)}});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, 10u);
+  EXPECT_EQ(r.predicted, 10u);
+  EXPECT_EQ(r.instructions, 6u);
+  const auto& y = r.outputs.at("y");
+  ASSERT_EQ(y.bytes.size(), 64u);
+  for (int i = 0; i < 64; ++i)
+    EXPECT_EQ(static_cast<std::int8_t>(y.bytes[i]), std::clamp(2 * x[i], -128, 127)) << i;
+  EXPECT_EQ(r.report.at("cycles").as_uint64(), 10u);
+  EXPECT_TRUE(r.report.at("cycles_match_prediction").as_bool());
+}
+
+TEST(SingleChip, TimingModeGivesTheSameCycles) {
+  const auto r = run_text(kChain, {{"x", i8({2, 32}, ramp(64, 5))}}, units::Mode::kTiming);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, 10u);
+  EXPECT_EQ(r.instructions, 6u);
+}
+
+TEST(ScheduleErrors, ReadOfASlotNobodyWrote) {
+  std::string t = kChain;
+  t.replace(t.find("@5 write"), 8, "@6 write");
+  t.replace(t.find("@6 repeat 1, 1 [done=9"), 22, "@7 repeat 1, 1 [done=10");
+  const auto r = run_text(t, {{"x", i8({2, 32}, ramp(64, 5))}});
+  ASSERT_EQ(r.errors.size(), 1u);
+  const auto& e = r.errors[0];
+  EXPECT_EQ(e.unit, "MEM");
+  EXPECT_EQ(e.queue, "mem.e0");
+  EXPECT_EQ(e.instruction, 0);
+  EXPECT_EQ(e.cycle, 7u);
+  EXPECT_EQ(e.stream, "s1e");
+  EXPECT_EQ(e.position, 7);
+  EXPECT_NE(e.message.find("finds the value of vxm.alu0#1"), std::string::npos) << e.message;
+  EXPECT_TRUE(r.stopped);
+}
+
+TEST(ScheduleErrors, ReadOfNothing) {
+  const auto r = run_text(kHead + ".queue mem.e0\n  @5 write 0x0010, s1e\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].cycle, 6u);
+  EXPECT_EQ(r.errors[0].message, "reads a stream slot nobody wrote");
+}
+
+TEST(ScheduleErrors, OverwritingDownstreamIsNoCollision) {
+  // mem.w0 and mem.w1 both put a vector on s0e so that both values are at position 5 in cycle 2.
+  const auto r = run_text(kHead +
+                              ".queue mem.w1\n  @1 read 0x0000, s0e\n"
+                              ".queue mem.w0\n  @2 read 0x0000, s0e\n"
+                              ".queue vxm.alu0\n  @4 mov.i8 s0e, s1e\n"
+                              ".queue mem.e0\n  @7 write 0x0000, s1e\n",
+                          {}, units::Mode::kFunctional, units::OnError::kReport);
+  // Different positions and cycles on one diagonal are not a collision; the VXM reads the nearer
+  // one.
+  EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+}
+
+TEST(ScheduleErrors, TwoWritersOfOneSlotCollide) {
+  const auto c = run_text(kHead +
+                          ".queue vxm.alu0\n  @2 mov.i8 s0e, s1e\n"
+                          ".queue vxm.alu1\n  @2 mov.i8 s0e, s1e\n"
+                          ".queue mem.w0\n  @0 read 0x0000, s0e\n"
+                          ".queue mem.e0\n  @5 write 0x0000, s1e\n");
+  ASSERT_FALSE(c.errors.empty());
+  EXPECT_EQ(c.errors[0].unit, "VXM");
+  EXPECT_NE(c.errors[0].message.find("also writes in cycle 5"), std::string::npos)
+      << c.errors[0].message;
+}
+
+TEST(ScheduleErrors, ReadAndWriteOfOneBankInOneCycle) {
+  // w1's vector reaches w0 in cycle 3; the write (d_skew 1) dispatched at 2 and the read (d_skew 0)
+  // dispatched at 3 both access the array in cycle 3, both in bank 0.
+  const auto r = run_text(kHead +
+                              ".queue mem.w1\n  @0 read 0x0000, s0e\n"
+                              ".queue mem.w0\n  @2 write 0x0005, s0e\n  @3 read 0x0006, s1e\n",
+                          {}, units::Mode::kFunctional, units::OnError::kReport);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(r.errors[0].queue, "mem.w0");
+  EXPECT_EQ(r.errors[0].instruction, 1);
+  EXPECT_EQ(r.errors[0].cycle, 3u);
+  EXPECT_EQ(r.errors[0].message, "a read and a write of bank 0 in one cycle");
+}
+
+TEST(ScheduleErrors, AddressBeyondTheSliceByRepetition) {
+  const auto r = run_text(kHead + ".queue mem.w0\n  @0 read 0x00fe, s0e\n  @1 repeat 2, 1\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].instruction, 1);
+  EXPECT_EQ(r.errors[0].repetition, 2u);
+  EXPECT_NE(r.errors[0].message.find("address 256"), std::string::npos);
+}
+
+TEST(ScheduleErrors, PredictedCompletionDiffers) {
+  std::string t = kChain;
+  t.replace(t.find("[done=6 expect"), 7, "[done=5");
+  const auto r = run_text(t, {{"x", i8({2, 32}, ramp(64, 1))}});
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].queue, "vxm.alu0");
+  EXPECT_EQ(r.errors[0].message, "completes in cycle 6 but the program predicts cycle 5");
+}
+
+TEST(ScheduleErrors, SyncWithoutNotify) {
+  const auto a = run_text(kHead + ".queue mem.w0\n  @0 sync\n  @50 read 0x0000, s0e\n");
+  ASSERT_EQ(a.errors.size(), 1u);
+  EXPECT_NE(a.errors[0].message.find("no notify has released it"), std::string::npos);
+}
+
+TEST(ScheduleErrors, NotifyTooLate) {
+  // notify at 10 releases at 10 + 35 = 45: a dispatch at 40 is too early, at 45 is fine.
+  const auto b = run_text(
+      kHead + ".queue mem.w0\n  @0 sync\n  @40 read 0x0000, s0e\n.queue mem.w1\n  @10 notify\n");
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_EQ(
+      b.errors[0].message,
+      "dispatches in cycle 40 but the notify of cycle 10 releases the queue only in cycle 45");
+}
+
+TEST(ScheduleErrors, SyncReleasedInTime) {
+  const auto b =
+      run_text(kHead +
+               ".queue mem.w0\n  @0 sync\n  @45 read 0x0000, s0e\n.queue mem.w1\n  @10 notify\n"
+               ".queue mem.e0\n  @48 write 0x0000, s0e\n");
+  EXPECT_TRUE(b.errors.empty()) << b.errors[0].to_string();
+}
+
+TEST(ScheduleErrors, InstructionNotYetFetched) {
+  const auto r = run_text(
+      kHead + ".set chip.icu.queue_depth=2\n.queue mem.w0\n  @0 nop 1\n  @1 nop 1\n  @2 nop 1\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].instruction, 2);
+  EXPECT_NE(r.errors[0].message.find("before it was fetched"), std::string::npos);
+}
+
+TEST(ScheduleErrors, ActivationsWithoutWeights) {
+  const auto r = run_text(kHead +
+                          ".queue mem.w3\n  @30 read 0x0000, s4w\n"
+                          ".queue mxm.p0.abc\n  @33 abc.i8 s4w, 1\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].unit, "MXM");
+  EXPECT_EQ(r.errors[0].queue, "mxm.p0.abc");
+  EXPECT_EQ(r.errors[0].message, "no weights installed");
+}
+
+TEST(ScheduleErrors, UnconnectedLink) {
+  const auto r =
+      run_text(kHead + ".queue mem.w3\n  @0 read 0x0000, s0w\n.queue c2c.l0\n  @2 send s0w\n");
+  ASSERT_EQ(r.errors.size(), 1u) << r.errors[0].to_string();
+  EXPECT_EQ(r.errors[0].unit, "C2C");
+  EXPECT_NE(r.errors[0].message.find("not connected"), std::string::npos);
+}
+
+TEST(ScheduleErrors, ReportModeCollectsEveryError) {
+  const auto r = run_text(kHead + ".queue mem.e0\n  @5 write 0x0010, s1e\n  @9 write 0x0011, s2e\n",
+                          {}, units::Mode::kFunctional, units::OnError::kReport);
+  EXPECT_EQ(r.errors.size(), 2u);
+  EXPECT_FALSE(r.stopped);
+}
+
+// --- a full-size int8 matrix product on tsp-v1 ---------------------------------------------------
+// y[4, 320] = x0[4, 320] . W0[320, 320] + x1[4, 320] . W1[320, 320]: K = 640 is two K-chunks of
+// plane 0, the second chunk's weights staged by LW while the first chunk streams (double
+// buffering), sums held in the accumulators between the chunks (acc first / last).
+namespace {
+
+struct MatmulProgram {
+  std::string text;
+  std::uint64_t expected_cycles = 0;
+};
+
+MatmulProgram matmul_program(const std::vector<std::int8_t>& w) {
+  const auto arch = arch::load("tsp-v1");
+  const auto queues = arch::chip_queues(arch.chip);
+  auto pos = [&](const std::string& q) {
+    return static_cast<long>(arch::find_queue(queues, q)->position);
+  };
+  const long pm = pos("mxm.p0.wt");  // plane 0 sits next to the west SXM
+  const long t0 = 100;
+  const long lb[2] = {t0, t0 + 22};       // first LW access of each weight block
+  const long a[2] = {t0 + 40, t0 + 64};   // first ABC access of each chunk (after its install)
+  const long iw[2] = {t0 + 20, t0 + 44};  // iw.buf dispatch (= access, d_skew 0)
+  std::string s = ".lpuasm 1\n.arch tsp-v1\n";
+  s += ".tensor x0 role=input chip=0 dtype=i8 shape=[4,320] layout=rows at=mem.w16:0x0000+4\n";
+  s += ".tensor x1 role=input chip=0 dtype=i8 shape=[4,320] layout=rows at=mem.w17:0x0000+4\n";
+  s += ".tensor y role=output chip=0 dtype=i32 shape=[4,320] layout=rows "
+       "at=mem.w20:0x0000+4,mem.w21:0x0000+4,mem.w22:0x0000+4,mem.w23:0x0000+4\n";
+  // Weight row r of chunk c sits in slice w(r % 16) at address 20c + r / 16.
+  for (int k = 0; k < 16; ++k) {
+    s += ".image chip=0 slice=mem.w" + std::to_string(k) + " addr=0x0000\n";
+    for (int c = 0; c < 2; ++c)
+      for (int j = 0; j < 20; ++j) {
+        s += "  ";
+        const int r = 16 * j + k;
+        for (int col = 0; col < 320; ++col) {
+          char hex[3];
+          std::snprintf(
+              hex, sizeof hex, "%02x",
+              static_cast<std::uint8_t>(w[(static_cast<std::size_t>(c) * 320 + r) * 320 + col]));
+          s += hex;
+        }
+        s += "\n";
+      }
+    s += ".endimage\n";
+  }
+  // Weight streams: slice wk puts row 16j+k on stream k (westward) to reach the plane in cycle
+  // lb+j.
+  for (int k = 0; k < 16; ++k) {
+    const std::string q = "mem.w" + std::to_string(k);
+    s += ".queue " + q + "\n";
+    for (int c = 0; c < 2; ++c) {
+      const long d = lb[c] - (pos(q) - pm) - 2;
+      s += "  @" + std::to_string(d) + " read " + std::to_string(20 * c) + ", s" +
+           std::to_string(k) + "w\n";
+      s += "  @" + std::to_string(d + 1) + " repeat 19, 1\n";
+    }
+  }
+  s += ".queue mxm.p0.wt\n";
+  for (int c = 0; c < 2; ++c) {
+    s += "  @" + std::to_string(lb[c] - 1) + " lw.i8 s0w, 0\n";
+    s += "  @" + std::to_string(lb[c]) + " repeat 19, 1\n";
+    s += "  @" + std::to_string(iw[c]) + " iw.buf\n";
+  }
+  // Activations: x_c row m reaches the plane in cycle a[c] + m.
+  for (int c = 0; c < 2; ++c) {
+    const std::string q = "mem.w" + std::to_string(16 + c);
+    const long d = a[c] - (pos(q) - pm) - 2;
+    s += ".queue " + q + "\n  @" + std::to_string(d) + " read 0x0000, s" + std::to_string(16 + c) +
+         "w\n";
+    s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
+  }
+  s += ".queue mxm.p0.abc\n";
+  for (int c = 0; c < 2; ++c)
+    s += "  @" + std::to_string(a[c] - 1) + " abc.i8 s" + std::to_string(16 + c) + "w, 4\n";
+  s += ".queue mxm.p0.acc\n";
+  s += "  @" + std::to_string(a[0] + 1) + " acc.i32.first s0e, 4\n";
+  s += "  @" + std::to_string(a[1] + 1) + " acc.i32.last s0e, 4\n";
+  // Results leave eastward on s0e..s3e 24 cycles after each ACC step; byte plane b goes to w(20+b).
+  const long r0 = a[1] + 1 + 24;
+  long last = 0;
+  for (int b = 0; b < 4; ++b) {
+    const std::string q = "mem.w" + std::to_string(20 + b);
+    const long d = r0 + (pos(q) - pm) - 1;
+    s += ".queue " + q + "\n  @" + std::to_string(d) + " write 0x0000, s" + std::to_string(b) +
+         "e\n";
+    s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
+    last = std::max(last, d + 3);
+  }
+  // The last write issue: access +1 (d_skew), result +1 (d_func), then 19 more superlanes.
+  MatmulProgram m;
+  m.text = s;
+  m.expected_cycles = static_cast<std::uint64_t>(last + 1 + 1 + 19 + 1);
+  return m;
+}
+
+}  // namespace
+
+TEST(SingleChip, Int8MatmulOverTwoKChunksOnTspV1) {
+  std::mt19937 rng(2024);
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<std::int8_t> w(2 * 320 * 320), x(2 * 4 * 320);
+  for (auto& v : w)
+    v = static_cast<std::int8_t>(d(rng));
+  for (auto& v : x)
+    v = static_cast<std::int8_t>(d(rng));
+  const MatmulProgram m = matmul_program(w);
+  std::map<std::string, system::TensorValue> in;
+  in["x0"] = i8({4, 320}, std::vector<std::int8_t>(x.begin(), x.begin() + 1280));
+  in["x1"] = i8({4, 320}, std::vector<std::int8_t>(x.begin() + 1280, x.end()));
+  const auto r = run_text(m.text, in);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, m.expected_cycles);
+  const auto& y = r.outputs.at("y");
+  ASSERT_EQ(y.bytes.size(), 4u * 320 * 4);
+  for (int row = 0; row < 4; ++row)
+    for (int col = 0; col < 320; ++col) {
+      std::int64_t ref = 0;
+      for (int c = 0; c < 2; ++c)
+        for (int k = 0; k < 320; ++k)
+          ref += x[static_cast<std::size_t>(c * 1280 + row * 320 + k)] *
+                 w[(static_cast<std::size_t>(c) * 320 + static_cast<std::size_t>(k)) * 320 +
+                   static_cast<std::size_t>(col)];
+      std::int32_t got;
+      std::memcpy(
+          &got, &y.bytes[(static_cast<std::size_t>(row) * 320 + static_cast<std::size_t>(col)) * 4],
+          4);
+      ASSERT_EQ(got, ref) << "row " << row << " col " << col;
+    }
+  EXPECT_EQ(r.report.at("mxm").at("macs").as_uint64(), 8u * 320 * 320);
+}
+
+TEST(ScheduleErrors, ProductsNobodyTook) {
+  std::vector<std::int8_t> w(2 * 320 * 320, 1);
+  MatmulProgram m = matmul_program(w);
+  const auto at = m.text.find("acc.i32.last");
+  m.text.erase(m.text.rfind('\n', at) + 1, m.text.find('\n', at) - m.text.rfind('\n', at));
+  std::map<std::string, system::TensorValue> in;
+  in["x0"] = i8({4, 320}, std::vector<std::int8_t>(1280, 1));
+  in["x1"] = i8({4, 320}, std::vector<std::int8_t>(1280, 1));
+  const auto r = run_text(m.text, in, units::Mode::kFunctional, units::OnError::kReport);
+  const auto it = std::find_if(r.errors.begin(), r.errors.end(), [](const units::ScheduleError& e) {
+    return e.message.find("never taken") != std::string::npos;
+  });
+  ASSERT_NE(it, r.errors.end());
+  EXPECT_EQ(it->message, "4 product(s) of plane 0 were never taken by an ACC");
+  EXPECT_EQ(it->queue, "mxm.p0.abc");
+  EXPECT_EQ(it->instruction, 1);
+  EXPECT_EQ(it->repetition, 3u);
+}
+
+TEST(SingleChip, Int8MatmulTimingModeSameCycles) {
+  std::vector<std::int8_t> w(2 * 320 * 320, 3);
+  const MatmulProgram m = matmul_program(w);
+  std::map<std::string, system::TensorValue> in;
+  in["x0"] = i8({4, 320}, std::vector<std::int8_t>(1280, 1));
+  in["x1"] = i8({4, 320}, std::vector<std::int8_t>(1280, 2));
+  const auto r = run_text(m.text, in, units::Mode::kTiming);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, m.expected_cycles);
+  EXPECT_EQ(r.report.at("mxm").at("macs").as_uint64(), 8u * 320 * 320);
+}

@@ -37,10 +37,16 @@ std::uint32_t StreamFabric::alloc_payload() {
   return p;
 }
 
-void StreamFabric::release(Slot& s) {
-  if (with_data_)
-    for (const auto& e : s.entries)
-      free_.push_back(e.payload);
+void StreamFabric::release(Slot& s, std::size_t index) {
+  for (auto& e : s.entries) {
+    if (with_data_) free_.push_back(e.payload);
+    if (!e.read && unread_) {
+      e.value.data = nullptr;
+      // The slot index encodes the stream and direction (see slot()).
+      unread_(e.value, static_cast<int>(index >> (ring_bits_ + 1)),
+              static_cast<Dir>((index >> ring_bits_) & 1));
+    }
+  }
   s.entries.clear();
   s.key = ~0ull;
 }
@@ -54,7 +60,7 @@ StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std:
     // The slot holds an older diagonal (dead: its last visible cycle is before now) or nothing.
     if (s.key != ~0ull && s.key >= now_)
       throw std::logic_error("StreamFabric: ring too small for the live diagonals");
-    release(s);
+    release(s, static_cast<std::size_t>(&s - slots_.data()));
     s.key = key;
   }
   auto it = std::lower_bound(s.entries.begin(), s.entries.end(), pos,
@@ -97,11 +103,17 @@ const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_
       }
   }
   if (!found) return nullptr;
+  found->read = true;
   found->value.data =
       with_data_
           ? &payload_[static_cast<std::size_t>(found->payload) * static_cast<std::size_t>(lanes_)]
           : nullptr;
   return &found->value;
+}
+
+void StreamFabric::flush() {
+  for (std::size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].key != ~0ull) release(slots_[i], i);
 }
 
 }  // namespace lpu::func

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace lpu::func {
@@ -58,6 +59,13 @@ class StreamFabric {
   /// The value passing (pos, cycle), or nullptr if nothing written reaches it.
   const StreamValue* read(int stream, Dir dir, int pos, std::uint64_t cycle);
 
+  /// Called for each value that leaves the fabric (its diagonal expires, or flush) without ever
+  /// having been read, so that a simulator can report results nobody consumed.
+  using UnreadHandler = std::function<void(const StreamValue&, int stream, Dir dir)>;
+  void on_unread(UnreadHandler h) { unread_ = std::move(h); }
+  /// Lets every value still held leave (end of a run), calling the unread handler as needed.
+  void flush();
+
   /// Tells the fabric that no read or write earlier than `cycle` will come (frees old diagonals).
   void advance(std::uint64_t cycle) { now_ = cycle > now_ ? cycle : now_; }
 
@@ -71,6 +79,7 @@ class StreamFabric {
  private:
   struct Entry {
     StreamValue value;
+    bool read = false;
     std::uint32_t payload;  ///< index into `payload_` of its `lanes` bytes
   };
   struct Slot {
@@ -88,7 +97,7 @@ class StreamFabric {
                   (key & ring_mask_)];
   }
   std::uint32_t alloc_payload();
-  void release(Slot& s);
+  void release(Slot& s, std::size_t index);
 
   int streams_, positions_, hop_, lanes_;
   bool with_data_;
@@ -97,6 +106,7 @@ class StreamFabric {
   std::vector<Slot> slots_;
   std::vector<std::uint8_t> payload_;
   std::vector<std::uint32_t> free_;
+  UnreadHandler unread_;
   std::uint64_t now_ = 0;
   std::uint64_t writes_ = 0;
 };

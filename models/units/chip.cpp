@@ -65,6 +65,19 @@ Chip::Chip(const sc_core::sc_module_name& name, const arch::Arch& arch, std::uin
       chip.streams.per_direction, static_cast<int>(chip.slices.size()), chip.streams.hop_cycles,
       ctx_.lanes, horizon + 2 * max_skew, ctx_.functional());
   ctx_.fabric = fabric_.get();
+  // Results of the VXM and of MXM ACC that no unit ever reads are schedule errors (brief B4).
+  fabric_->on_unread([this](const func::StreamValue& v, int stream, func::Dir dir) {
+    const arch::Queue& q = ctx_.queues[v.producer.queue];
+    if (q.unit != arch::QueueUnit::kVxm && q.unit != arch::QueueUnit::kMxmAcc) return;
+    Issue at;
+    at.queue = &q;
+    at.index = v.producer.index;
+    at.step = v.producer.repetition;
+    at.access = v.cycle;
+    ctx_.error(at, std::string(q.unit == arch::QueueUnit::kVxm ? "VXM" : "MXM") + " result written in cycle " +
+                       std::to_string(v.cycle) + " is never read",
+               "s" + std::to_string(stream) + (dir == func::Dir::kWest ? "w" : "e"), v.position);
+  });
 
   std::vector<Unit*> unit_of(ctx_.queues.size(), nullptr);
   mem_index_.assign(ctx_.queues.size(), -1);

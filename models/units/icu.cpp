@@ -211,6 +211,7 @@ void Icu::run() {
       if (u && std::find(units.begin(), units.end(), u) == units.end()) units.push_back(u);
     for (auto* u : units)
       u->finish(end_cycle_);
+    ctx_.fabric->flush();
   } catch (const StopRun&) {
     stopped_ = true;
   }

@@ -387,3 +387,16 @@ TEST(SingleChip, Int8MatmulTimingModeSameCycles) {
   EXPECT_EQ(r.cycles, m.expected_cycles);
   EXPECT_EQ(r.report.at("mxm").at("macs").as_uint64(), 8u * 320 * 320);
 }
+
+TEST(ScheduleErrors, VxmResultNobodyReads) {
+  const auto r = run_text(kHead + ".queue mem.w0\n  @0 read 0x0000, s0e\n.queue vxm.alu0\n  @2 relu.i8 s0e, s3w\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  const auto& e = r.errors[0];
+  EXPECT_EQ(e.unit, "VXM");
+  EXPECT_EQ(e.queue, "vxm.alu0");
+  EXPECT_EQ(e.instruction, 0);
+  EXPECT_EQ(e.cycle, 5u);
+  EXPECT_EQ(e.stream, "s3w");
+  EXPECT_EQ(e.position, 6);
+  EXPECT_EQ(e.message, "VXM result written in cycle 5 is never read");
+}

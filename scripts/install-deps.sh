@@ -12,6 +12,8 @@ packages=(
   libboost-json1.81-dev libboost-program-options1.81-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # GEMM baseline for the benchmarks
+  libdnnl-dev
   # ONNX front end
   libonnx-dev libprotobuf-dev protobuf-compiler
 )

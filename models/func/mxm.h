@@ -61,8 +61,12 @@ class MxmPlane {
   };
   struct Product {
     isa::DType type;                   // kI32 or kFp32
+    bool ready = false;                // int8 products are computed in batches when first needed
     std::vector<std::uint32_t> value;  // cols
   };
+  // int8 activations wait here until an ACC needs their product, then all waiting ones go
+  // through the array in one matrix product (same results, far fewer passes over the weights).
+  void compute_pending();
   std::string put_rows(Weights& w, isa::DType t, int row, const std::uint8_t* const* planes);
 
   int rows_, cols_, lanes_, accumulators_;
@@ -73,8 +77,17 @@ class MxmPlane {
   std::vector<isa::DType> acc_type_;  // per slot
   std::uint64_t macs_ = 0;
   std::vector<std::int8_t> x8_;
+  std::vector<std::int8_t> batch_x_;  // waiting int8 activation vectors, rows_ bytes each
+  std::vector<std::int32_t> batch_y_;
+  std::size_t batch_first_ = 0;  // index in products_ of the first waiting product
   std::vector<std::uint16_t> x16_;
 };
+
+/// C[m x n] = X[m x k] . Wt^T where Wt is n x k (rows of Wt are columns of the plane), int8 in,
+/// int32 out, exact. Uses oneDNN's int8 GEMM where this processor gives exact results with it
+/// (checked once, against the plain loop on inputs that would saturate), else the plain loop.
+void int8_matmul_exact(const std::int8_t* x, const std::int8_t* wt, std::int32_t* c, int m, int n,
+                       int k);
 
 /// Exact dot product of fp16 vectors (raw bits), rounded once to fp32 (see above).
 float fp16_dot_exact(const std::uint16_t* x, const std::uint16_t* w, int n);

@@ -79,8 +79,8 @@ bool vxm_supports(VxmOp op, isa::DType type);
 /// Applies one VXM operation to vectors of `lanes` elements (0..kVxmMaxLanes). `a`, `b`, `mask`
 /// and `d` each point to dtype_bytes pointers, one per byte plane, each to `lanes` bytes; operands
 /// the op does not read may be null. For sel, d = mask ? a : b. For cast, `a` has type `type` and
-/// `d` type `to`. `d` may be the very same planes as an operand (in-place); partially overlapping
-/// planes are not supported.
+/// `d` type `to`. `d` may be the very same planes as an operand (in-place); apart from that, no
+/// two planes may overlap (the planes of `d` are written through restrict pointers).
 ///
 /// Throws std::invalid_argument for an op that is not defined for the type (e.g. exp on i8, and on
 /// fp32), a cast to the same type, a shift out of range, a bad lane count or a missing operand;

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 
 #include "arch/queues.h"
+#include "func/numerics.h"
 #include "isa/asm_text.h"
 #include "system/run.h"
 
@@ -237,72 +239,88 @@ struct MatmulProgram {
   std::uint64_t expected_cycles = 0;
 };
 
-MatmulProgram matmul_program(const std::vector<std::int8_t>& w) {
+// w holds both chunks' weights, [2][320][320], as raw element bits (int8 or fp16).
+MatmulProgram matmul_program(const std::vector<std::uint16_t>& w, bool fp16) {
   const auto arch = arch::load("tsp-v1");
   const auto queues = arch::chip_queues(arch.chip);
   auto pos = [&](const std::string& q) {
     return static_cast<long>(arch::find_queue(queues, q)->position);
   };
-  const long pm = pos("mxm.p0.wt");  // plane 0 sits next to the west SXM
+  const long pm = pos("mxm.p0.wt");       // plane 0 sits next to the west SXM
+  const int rows_per_lw = fp16 ? 8 : 16;  // 16 streams: 16 int8 rows or 8 fp16 rows (lo, hi)
+  const long n_lw = 320 / rows_per_lw;
   const long t0 = 100;
-  const long lb[2] = {t0, t0 + 22};       // first LW access of each weight block
-  const long a[2] = {t0 + 40, t0 + 64};   // first ABC access of each chunk (after its install)
-  const long iw[2] = {t0 + 20, t0 + 44};  // iw.buf dispatch (= access, d_skew 0)
+  const long lb[2] = {t0, t0 + n_lw + 2};  // first LW access of each weight block
+  const long iw0 = t0 + n_lw;              // iw.buf dispatch (= access, d_skew 0)
+  const long a0 = iw0 + 20;                // first ABC access of chunk 0 (after its install)
+  const long iw1 = std::max(a0 + 4, lb[1] + n_lw);
+  const long iw[2] = {iw0, iw1};
+  const long a[2] = {a0, iw1 + 20};
+  const std::string et = fp16 ? "fp16" : "i8", rt = fp16 ? "fp32" : "i32";
+  const int eb = fp16 ? 2 : 1;
   std::string s = ".lpuasm 1\n.arch tsp-v1\n";
-  s += ".tensor x0 role=input chip=0 dtype=i8 shape=[4,320] layout=rows at=mem.w16:0x0000+4\n";
-  s += ".tensor x1 role=input chip=0 dtype=i8 shape=[4,320] layout=rows at=mem.w17:0x0000+4\n";
-  s += ".tensor y role=output chip=0 dtype=i32 shape=[4,320] layout=rows "
+  for (int c = 0; c < 2; ++c) {
+    s += ".tensor x" + std::to_string(c) + " role=input chip=0 dtype=" + et +
+         " shape=[4,320] layout=rows at=";
+    for (int b = 0; b < eb; ++b)
+      s += (b ? "," : "") + std::string("mem.w") + std::to_string(16 + eb * c + b) + ":0x0000+4";
+    s += "\n";
+  }
+  s += ".tensor y role=output chip=0 dtype=" + rt +
+       " shape=[4,320] layout=rows "
        "at=mem.w20:0x0000+4,mem.w21:0x0000+4,mem.w22:0x0000+4,mem.w23:0x0000+4\n";
-  // Weight row r of chunk c sits in slice w(r % 16) at address 20c + r / 16.
+  // LW j of chunk c takes stream k from slice wk, address n_lw*c + j: byte (k % eb) of row
+  // rows_per_lw*j + k/eb.
   for (int k = 0; k < 16; ++k) {
     s += ".image chip=0 slice=mem.w" + std::to_string(k) + " addr=0x0000\n";
     for (int c = 0; c < 2; ++c)
-      for (int j = 0; j < 20; ++j) {
+      for (long j = 0; j < n_lw; ++j) {
         s += "  ";
-        const int r = 16 * j + k;
+        const long r = rows_per_lw * j + k / eb;
         for (int col = 0; col < 320; ++col) {
           char hex[3];
-          std::snprintf(
-              hex, sizeof hex, "%02x",
-              static_cast<std::uint8_t>(w[(static_cast<std::size_t>(c) * 320 + r) * 320 + col]));
+          const std::uint16_t v =
+              w[(static_cast<std::size_t>(c) * 320 + static_cast<std::size_t>(r)) * 320 + col];
+          std::snprintf(hex, sizeof hex, "%02x",
+                        static_cast<unsigned>((v >> (8 * (k % eb))) & 0xff));
           s += hex;
         }
         s += "\n";
       }
     s += ".endimage\n";
   }
-  // Weight streams: slice wk puts row 16j+k on stream k (westward) to reach the plane in cycle
-  // lb+j.
   for (int k = 0; k < 16; ++k) {
     const std::string q = "mem.w" + std::to_string(k);
     s += ".queue " + q + "\n";
     for (int c = 0; c < 2; ++c) {
       const long d = lb[c] - (pos(q) - pm) - 2;
-      s += "  @" + std::to_string(d) + " read " + std::to_string(20 * c) + ", s" +
+      s += "  @" + std::to_string(d) + " read " + std::to_string(n_lw * c) + ", s" +
            std::to_string(k) + "w\n";
-      s += "  @" + std::to_string(d + 1) + " repeat 19, 1\n";
+      s += "  @" + std::to_string(d + 1) + " repeat " + std::to_string(n_lw - 1) + ", 1\n";
     }
   }
   s += ".queue mxm.p0.wt\n";
   for (int c = 0; c < 2; ++c) {
-    s += "  @" + std::to_string(lb[c] - 1) + " lw.i8 s0w, 0\n";
-    s += "  @" + std::to_string(lb[c]) + " repeat 19, 1\n";
+    s += "  @" + std::to_string(lb[c] - 1) + " lw." + et + " s0w, 0\n";
+    s += "  @" + std::to_string(lb[c]) + " repeat " + std::to_string(n_lw - 1) + ", 1\n";
     s += "  @" + std::to_string(iw[c]) + " iw.buf\n";
   }
-  // Activations: x_c row m reaches the plane in cycle a[c] + m.
-  for (int c = 0; c < 2; ++c) {
-    const std::string q = "mem.w" + std::to_string(16 + c);
-    const long d = a[c] - (pos(q) - pm) - 2;
-    s += ".queue " + q + "\n  @" + std::to_string(d) + " read 0x0000, s" + std::to_string(16 + c) +
-         "w\n";
-    s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
-  }
+  // Activations: x_c row m reaches the plane in cycle a[c] + m, its byte planes on s16.. (SG2).
+  const int as = 16;
+  for (int c = 0; c < 2; ++c)
+    for (int b = 0; b < eb; ++b) {
+      const std::string q = "mem.w" + std::to_string(16 + eb * c + b);
+      const long d = a[c] - (pos(q) - pm) - 2;
+      s += ".queue " + q + "\n  @" + std::to_string(d) + " read 0x0000, s" +
+           std::to_string(as + b) + "w\n";
+      s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
+    }
   s += ".queue mxm.p0.abc\n";
   for (int c = 0; c < 2; ++c)
-    s += "  @" + std::to_string(a[c] - 1) + " abc.i8 s" + std::to_string(16 + c) + "w, 4\n";
+    s += "  @" + std::to_string(a[c] - 1) + " abc." + et + " s" + std::to_string(as) + "w, 4\n";
   s += ".queue mxm.p0.acc\n";
-  s += "  @" + std::to_string(a[0] + 1) + " acc.i32.first s0e, 4\n";
-  s += "  @" + std::to_string(a[1] + 1) + " acc.i32.last s0e, 4\n";
+  s += "  @" + std::to_string(a[0] + 1) + " acc." + rt + ".first s0e, 4\n";
+  s += "  @" + std::to_string(a[1] + 1) + " acc." + rt + ".last s0e, 4\n";
   // Results leave eastward on s0e..s3e 24 cycles after each ACC step; byte plane b goes to w(20+b).
   const long r0 = a[1] + 1 + 24;
   long last = 0;
@@ -319,6 +337,13 @@ MatmulProgram matmul_program(const std::vector<std::int8_t>& w) {
   m.text = s;
   m.expected_cycles = static_cast<std::uint64_t>(last + 1 + 1 + 19 + 1);
   return m;
+}
+
+MatmulProgram matmul_program(const std::vector<std::int8_t>& w) {
+  std::vector<std::uint16_t> bits(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i)
+    bits[i] = static_cast<std::uint8_t>(w[i]);
+  return matmul_program(bits, false);
 }
 
 }  // namespace
@@ -389,7 +414,8 @@ TEST(SingleChip, Int8MatmulTimingModeSameCycles) {
 }
 
 TEST(ScheduleErrors, VxmResultNobodyReads) {
-  const auto r = run_text(kHead + ".queue mem.w0\n  @0 read 0x0000, s0e\n.queue vxm.alu0\n  @2 relu.i8 s0e, s3w\n");
+  const auto r = run_text(
+      kHead + ".queue mem.w0\n  @0 read 0x0000, s0e\n.queue vxm.alu0\n  @2 relu.i8 s0e, s3w\n");
   ASSERT_EQ(r.errors.size(), 1u);
   const auto& e = r.errors[0];
   EXPECT_EQ(e.unit, "VXM");
@@ -399,4 +425,108 @@ TEST(ScheduleErrors, VxmResultNobodyReads) {
   EXPECT_EQ(e.stream, "s3w");
   EXPECT_EQ(e.position, 6);
   EXPECT_EQ(e.message, "VXM result written in cycle 5 is never read");
+}
+
+// 16 x 16 transposes in every superlane of a full tsp-v1 vector, through the west SXM: 16 slices
+// put 16 vectors on s0w..s15w so that they reach the SXM together, and 16 others store the 16
+// transposed vectors from s16e..s31e.
+TEST(SingleChip, SxmTransposeOnTspV1) {
+  const auto a = arch::load("tsp-v1");
+  const auto qs = arch::chip_queues(a.chip);
+  auto pos = [&](const std::string& q) {
+    return static_cast<long>(arch::find_queue(qs, q)->position);
+  };
+  const long ps = pos("sxm.w.transpose0");
+  const long t = 100;  // the transposer reads its 16 inputs in cycle t
+  std::string s =
+      ".lpuasm 1\n.arch tsp-v1\n.tensor x role=input chip=0 dtype=i8 shape=[16,320] layout=rows "
+      "at=";
+  for (int k = 0; k < 16; ++k)
+    s += (k ? "," : "") + std::string("mem.w") + std::to_string(k) + ":0x0000+1";
+  s += "\n.tensor y role=output chip=0 dtype=i8 shape=[16,320] layout=rows at=";
+  for (int k = 0; k < 16; ++k)
+    s += (k ? "," : "") + std::string("mem.w") + std::to_string(16 + k) + ":0x0000+1";
+  s += "\n";
+  long last = 0;
+  for (int k = 0; k < 16; ++k) {
+    const std::string q = "mem.w" + std::to_string(k);
+    s += ".queue " + q + "\n  @" + std::to_string(t - (pos(q) - ps) - 2) + " read 0x0000, s" +
+         std::to_string(k) + "w\n";
+  }
+  s += ".queue sxm.w.transpose0\n  @" + std::to_string(t - 1) + " transpose s0w, s16e\n";
+  for (int k = 0; k < 16; ++k) {
+    const std::string q = "mem.w" + std::to_string(16 + k);
+    const long d =
+        t + 18 + (pos(q) - ps) - 1;  // result in t + d_func(18), then eastward to the slice
+    s += ".queue " + q + "\n  @" + std::to_string(d) + " write 0x0000, s" + std::to_string(16 + k) +
+         "e\n";
+    last = std::max(last, d);
+  }
+  std::vector<std::int8_t> x(16 * 320);
+  std::mt19937 rng(5);
+  for (auto& v : x)
+    v = static_cast<std::int8_t>(rng());
+  const auto r = run_text(s, {{"x", i8({16, 320}, x)}});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  // The last write: access +1, result +1, 19 more superlanes.
+  EXPECT_EQ(r.cycles, static_cast<std::uint64_t>(last + 1 + 1 + 19 + 1));
+  const auto& y = r.outputs.at("y").bytes;
+  for (int j = 0; j < 16; ++j)
+    for (int sl = 0; sl < 20; ++sl)
+      for (int i = 0; i < 16; ++i)
+        ASSERT_EQ(static_cast<std::int8_t>(y[static_cast<std::size_t>(j * 320 + 16 * sl + i)]),
+                  x[static_cast<std::size_t>(i * 320 + 16 * sl + j)])
+            << "stream " << j << " superlane " << sl << " lane " << i;
+}
+
+TEST(SingleChip, Fp16MatmulOverTwoKChunksOnTspV1) {
+  // Values with exponents in [-8, 2]: each chunk's exact sum fits a double, so the reference is
+  // the double sum rounded to fp32 (the plane rounds each chunk once), then one fp32 addition.
+  std::mt19937 rng(77);
+  std::uniform_real_distribution<float> d(-4.0f, 4.0f);
+  auto h = [&] {
+    float f = d(rng);
+    if (std::fabs(f) < 1.0f / 256) f = 0.0f;
+    return func::fp32_to_fp16(f);
+  };
+  std::vector<std::uint16_t> w(2 * 320 * 320), x(2 * 4 * 320);
+  for (auto& v : w)
+    v = h();
+  for (auto& v : x)
+    v = h();
+  const MatmulProgram m = matmul_program(w, true);
+  std::map<std::string, system::TensorValue> in;
+  for (int c = 0; c < 2; ++c) {
+    system::TensorValue t;
+    t.dtype = isa::DType::kFp16;
+    t.shape = {4, 320};
+    for (int i = 0; i < 1280; ++i) {
+      t.bytes.push_back(static_cast<std::uint8_t>(x[static_cast<std::size_t>(c * 1280 + i)]));
+      t.bytes.push_back(static_cast<std::uint8_t>(x[static_cast<std::size_t>(c * 1280 + i)] >> 8));
+    }
+    in["x" + std::to_string(c)] = t;
+  }
+  const auto r = run_text(m.text, in);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, m.expected_cycles);
+  const auto& y = r.outputs.at("y").bytes;
+  for (int row = 0; row < 4; ++row)
+    for (int col = 0; col < 320; ++col) {
+      float chunk[2];
+      for (int c = 0; c < 2; ++c) {
+        double sum = 0;
+        for (int k = 0; k < 320; ++k)
+          sum += static_cast<double>(
+                     func::fp16_to_fp32(x[static_cast<std::size_t>(c * 1280 + row * 320 + k)])) *
+                 static_cast<double>(func::fp16_to_fp32(
+                     w[(static_cast<std::size_t>(c) * 320 + static_cast<std::size_t>(k)) * 320 +
+                       static_cast<std::size_t>(col)]));
+        chunk[c] = static_cast<float>(sum);
+      }
+      const float ref = chunk[0] + chunk[1];
+      std::uint32_t got;
+      std::memcpy(&got,
+                  &y[(static_cast<std::size_t>(row) * 320 + static_cast<std::size_t>(col)) * 4], 4);
+      ASSERT_EQ(got, func::float_bits(ref)) << "row " << row << " col " << col;
+    }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, and shows what the tool does today — the
-# resolved tsp-v1 architecture with its derived figures, and an example program assembled to
-# binary and disassembled back.
+# resolved tsp-v1 architecture with its derived figures, example programs simulated with values
+# and exact cycles (predicted and simulated agree), and a program assembled to binary and back.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -17,13 +17,21 @@ echo
 echo "== derived figures (lpu arch show tsp-v1, excerpt)"
 "$lpu" arch show tsp-v1 | sed -n '/"derived"/,/}/p'
 echo
+echo "== lpu run testbenches/programs/chain_tiny.lpuasm (MEM -> VXM -> MEM on the tiny chip)"
+"$lpu" run "$root/testbenches/programs/chain_tiny.lpuasm" --output-dir "$out/chain"
+echo
+echo "== lpu run testbenches/programs/transpose_tsp.lpuasm --report transpose.json (tsp-v1, SXM)"
+"$lpu" run "$root/testbenches/programs/transpose_tsp.lpuasm" --output-dir "$out/transpose" --report "$out/transpose.json"
+echo "   report excerpt:"
+grep -E '"(cycles|predicted_cycles|cycles_match_prediction|instructions|host_dma_seconds)"' "$out/transpose.json" | sed 's/^/   /'
+echo
 echo "== lpu asm testbenches/programs/every_opcode.lpuasm -o every_opcode.lpubin"
 "$lpu" asm "$root/testbenches/programs/every_opcode.lpuasm" -o "$out/every_opcode.lpubin"
 echo "   $(stat -c %s "$out/every_opcode.lpubin") bytes"
 echo
-echo "== lpu disasm every_opcode.lpubin (first 40 lines)"
+echo "== lpu disasm every_opcode.lpubin (first 16 lines)"
 "$lpu" disasm "$out/every_opcode.lpubin" -o "$out/every_opcode.lpuasm"
-head -n 40 "$out/every_opcode.lpuasm"
+head -n 16 "$out/every_opcode.lpuasm"
 echo "..."
 "$lpu" asm "$out/every_opcode.lpuasm" -o "$out/again.lpubin" 2>/dev/null
 if cmp -s "$out/every_opcode.lpubin" "$out/again.lpubin"; then

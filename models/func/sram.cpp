@@ -129,6 +129,7 @@ SramSlice::SramSlice(int depth, int vector_bytes, int ecc_data_bits, int ecc_che
     check_.assign(static_cast<std::size_t>(depth) * static_cast<std::size_t>(chunks_) *
                       static_cast<std::size_t>(check_bytes_),
                   0);
+    stale_.assign(static_cast<std::size_t>(depth), 0);
   }
 }
 
@@ -144,6 +145,18 @@ void SramSlice::check_range(std::uint64_t offset, std::size_t len) const {
   if (offset > size || len > size - offset)
     throw std::out_of_range("SRAM: bytes " + std::to_string(offset) + " + " + std::to_string(len) +
                             " beyond " + std::to_string(size));
+}
+
+void SramSlice::materialize(std::uint32_t addr) const {
+  if (!stale_[addr]) return;
+  const std::uint8_t* w = word(addr);
+  for (int c = 0; c < chunks_; ++c) {
+    const std::uint32_t v = code_->encode(w + c * chunk_bytes_);
+    const std::size_t slot = check_slot(addr, c);
+    for (int b = 0; b < check_bytes_; ++b)
+      check_[slot + static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(v >> (8 * b));
+  }
+  stale_[addr] = 0;
 }
 
 void SramSlice::encode_chunks(std::uint32_t addr, int first, int last) {
@@ -164,6 +177,7 @@ void SramSlice::set_pending(std::uint32_t addr, bool on) {
 }
 
 bool SramSlice::word_clean(std::uint32_t addr) const {
+  if (stale_[addr]) return true;
   const std::uint8_t* w = word(addr);
   for (int c = 0; c < chunks_; ++c)
     if (code_->check(w + c * chunk_bytes_, load_check(check_slot(addr, c))) !=
@@ -199,7 +213,7 @@ void SramSlice::write(std::uint32_t addr, const std::uint8_t* vector) {
   if (!store_) return;
   std::memcpy(word(addr), vector, static_cast<std::size_t>(vector_bytes_));
   if (!code_) return;
-  encode_chunks(addr, 0, chunks_);
+  stale_[addr] = 1;
   if (pending_count_) set_pending(addr, false);
 }
 
@@ -221,6 +235,7 @@ void SramSlice::flip_bit(std::uint32_t addr, int bit) {
     throw std::out_of_range("SRAM: bit " + std::to_string(bit) + " beyond the " +
                             std::to_string(word_bits()) + " bits of a word");
   if (!store_) return;
+  if (code_) materialize(addr);
   const int data_bits = vector_bytes_ * 8;
   if (bit < data_bits) {
     word(addr)[bit / 8] ^= static_cast<std::uint8_t>(1u << (bit % 8));
@@ -273,6 +288,10 @@ ReadResult SramSlice::write_byte(std::uint32_t addr, int byte, std::uint8_t valu
     return {};
   }
   ReadResult r;
+  if (stale_[addr]) {  // still exactly as written: stays so
+    w[byte] = value;
+    return r;
+  }
   const int c = byte / chunk_bytes_;
   const std::size_t slot = check_slot(addr, c);
   const bool pending = pending_count_ && pending_[addr];
@@ -310,6 +329,7 @@ ReadResult SramSlice::peek(std::uint64_t offset, std::uint8_t* out, std::size_t 
     const std::uint64_t chunk_start = addr * vb + static_cast<std::uint64_t>(c * chunk_bytes_);
     const std::uint64_t chunk_end = chunk_start + static_cast<std::uint64_t>(chunk_bytes_);
     std::memcpy(chunk.data(), data_.data() + chunk_start, chunk.size());
+    materialize(addr);
     std::uint32_t chk = load_check(check_slot(addr, c));
     switch (code_->decode(chunk.data(), chk)) {
       case Secded::Status::kClean:
@@ -351,9 +371,13 @@ void SramSlice::refresh_check_bits(std::uint64_t offset, std::size_t len) {
     const std::uint64_t lo = std::max(first, a * vb) - a * vb;
     const std::uint64_t hi = std::min(last, a * vb + vb - 1) - a * vb;
     const auto addr = static_cast<std::uint32_t>(a);
+    if (!(pending_count_ && pending_[addr])) {
+      stale_[addr] = 1;  // no error in the word: its check bits follow the data when needed
+      continue;
+    }
     encode_chunks(addr, static_cast<int>(lo) / chunk_bytes_,
                   static_cast<int>(hi) / chunk_bytes_ + 1);
-    if (pending_count_ && pending_[addr]) set_pending(addr, !word_clean(addr));
+    set_pending(addr, !word_clean(addr));
   }
 }
 
@@ -362,6 +386,7 @@ std::uint32_t SramSlice::check_word(std::uint32_t addr, int chunk) const {
   if (!store_ || !code_) return 0;
   if (chunk < 0 || chunk >= chunks_)
     throw std::out_of_range("SRAM: chunk " + std::to_string(chunk) + " beyond the word");
+  materialize(addr);
   return load_check(check_slot(addr, chunk));
 }
 

@@ -151,7 +151,7 @@ class SramSlice {
   /// Bytes allocated for the words, their check bits and the pending flags (the code's tables are
   /// shared and not counted). 0 when store_data is false.
   std::size_t footprint_bytes() const {
-    return data_.capacity() + check_.capacity() + pending_.capacity();
+    return data_.capacity() + check_.capacity() + pending_.capacity() + stale_.capacity();
   }
 
   // --- the simulator's path; addresses out of range throw std::out_of_range ---
@@ -227,9 +227,15 @@ class SramSlice {
   bool store_;
   std::shared_ptr<const Secded> code_;  ///< null without ECC
   int data_bits_ = 0, check_bits_ = 0, chunk_bytes_ = 0, chunks_ = 0, check_bytes_ = 0;
-  std::vector<std::uint8_t> data_;     ///< depth x vector_bytes
-  std::vector<std::uint8_t> check_;    ///< depth x chunks x check_bytes, little-endian
-  std::vector<std::uint8_t> pending_;  ///< per address, allocated at the first flip_bit
+  std::vector<std::uint8_t> data_;           ///< depth x vector_bytes
+  mutable std::vector<std::uint8_t> check_;  ///< depth x chunks x check_bytes, little-endian
+  std::vector<std::uint8_t> pending_;        ///< per address, allocated at the first flip_bit
+  // Check bits are computed lazily: a word written since its check bits were last computed is
+  // "stale", and its data is exactly what was written, so it decodes clean by construction. The
+  // check bits are computed when something needs them (fault injection, a partial write of a word
+  // with an error, check_word), which keeps the common write a plain copy.
+  mutable std::vector<std::uint8_t> stale_;  ///< per address
+  void materialize(std::uint32_t addr) const;
   int pending_count_ = 0;
 };
 

@@ -102,21 +102,28 @@ void Icu::check_dispatch(Cursor& c) {
 
 void Icu::materialize(Cursor& c) {
   if (c.step == 0) check_dispatch(c);
-  Pending p;
-  p.issue.queue = c.queue;
-  p.issue.index = c.index;
-  p.issue.step = c.step_base + c.step;
-  p.issue.instr = c.instr;
-  p.issue.entry = c.entry;
-  p.issue.dispatch = c.dispatch();
+  std::uint32_t slot;
+  if (free_slots_.empty()) {
+    slot = static_cast<std::uint32_t>(slab_.size());
+    slab_.emplace_back();
+  } else {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  Slot& s = slab_[slot];
+  Issue& is = s.issue;
+  is.queue = c.queue;
+  is.index = c.index;
+  is.step = c.step_base + c.step;
+  is.instr = c.instr;
+  is.entry = c.entry;
+  is.dispatch = c.dispatch();
   const arch::Latency& lat = latency(*c.instr);
-  p.issue.access = p.issue.dispatch + static_cast<std::uint64_t>(lat.d_skew);
-  p.issue.result = p.issue.access + static_cast<std::uint64_t>(lat.d_func);
-  p.access = p.issue.access;
-  p.seq = seq_++;
-  p.last = c.step + 1 == c.steps;
+  is.access = is.dispatch + static_cast<std::uint64_t>(lat.d_skew);
+  is.result = is.access + static_cast<std::uint64_t>(lat.d_func);
+  s.last = c.step + 1 == c.steps;
   ++c.step;
-  pending_.push(p);
+  pending_.push({is.access, seq_++, slot});
 }
 
 void Icu::execute(const Issue& is) {
@@ -149,7 +156,7 @@ void Icu::execute(const Issue& is) {
   }
 }
 
-void Icu::execute(Pending& p) {
+void Icu::execute(Slot& p) {
   Issue& is = p.issue;
   if (ctx_.options.max_cycles && is.access > ctx_.options.max_cycles) {
     ctx_.error(is, "the run passes --max-cycles " + std::to_string(ctx_.options.max_cycles));
@@ -173,16 +180,21 @@ void Icu::execute(Pending& p) {
                          " but the program predicts cycle " + std::to_string(*is.entry->done));
   }
   // Loosely timed: run ahead of SystemC time and synchronise once per quantum.
-  const sc_core::sc_time period(1.0 / ctx_.arch->chip.clock_mhz, sc_core::SC_US);
-  const sc_core::sc_time t = period * static_cast<double>(is.access);
-  if (t > sc_core::sc_time_stamp()) {
-    qk_.set(t - sc_core::sc_time_stamp());
-    if (qk_.need_sync()) qk_.sync();
+  if (is.access >= next_sync_) {
+    const sc_core::sc_time t = sc_core::sc_time(1.0 / ctx_.arch->chip.clock_mhz, sc_core::SC_US) *
+                               static_cast<double>(is.access);
+    if (t > sc_core::sc_time_stamp()) {
+      qk_.set(t - sc_core::sc_time_stamp());
+      qk_.sync();
+    }
+    next_sync_ = is.access + quantum_cycles_;
   }
 }
 
 void Icu::run() {
   qk_.reset();
+  quantum_cycles_ = std::max<std::uint64_t>(
+      1, static_cast<std::uint64_t>(ctx_.options.quantum_ns * ctx_.arch->chip.clock_mhz / 1000.0));
   using Next = std::pair<std::uint64_t, std::size_t>;
   std::priority_queue<Next, std::vector<Next>, std::greater<Next>> frontier;
   try {
@@ -201,9 +213,10 @@ void Icu::run() {
         materialize(c);
         if (c.more() || expand(c)) frontier.push({c.dispatch(), i});
       } else {
-        Pending p = pending_.top();
+        const std::uint32_t slot = pending_.top().slot;
         pending_.pop();
-        execute(p);
+        execute(slab_[slot]);
+        free_slots_.push_back(slot);
       }
     }
     std::vector<Unit*> units;

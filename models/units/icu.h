@@ -52,11 +52,15 @@ class Icu : public Unit {
     bool more() const { return step < steps; }
     std::uint64_t dispatch() const { return first + stride * step; }
   };
+  // The heap orders small keys; the issues themselves stay put in a slab.
   struct Pending {
     std::uint64_t access;
     std::uint32_t seq;
+    std::uint32_t slot;  // index into slab_
+  };
+  struct Slot {
     Issue issue;
-    bool last;  // last step of its entry
+    bool last = false;  // last step of its entry
   };
   struct Later {
     bool operator()(const Pending& a, const Pending& b) const {
@@ -67,7 +71,7 @@ class Icu : public Unit {
   bool expand(Cursor& c);          // sets up the next entry; false when the queue is done
   void materialize(Cursor& c);     // turns the current step into a pending issue
   void check_dispatch(Cursor& c);  // fetched yet? released from a sync?
-  void execute(Pending& p);
+  void execute(Slot& s);
   Cursor& cursor_of(const arch::Queue* q) {
     return cursors_[static_cast<std::size_t>(cursor_index_[q->id])];
   }
@@ -82,6 +86,9 @@ class Icu : public Unit {
   std::uint64_t skew_lag_ = 0;     // largest d_skew: how far issues may run behind dispatch order
   bool last_step_ = false;         // set while executing the last step of an entry
   std::priority_queue<Pending, std::vector<Pending>, Later> pending_;
+  std::vector<Slot> slab_;
+  std::vector<std::uint32_t> free_slots_;
+  std::uint64_t quantum_cycles_ = 1, next_sync_ = 0;  // temporal decoupling, in chip cycles
   std::uint32_t seq_ = 0;
   std::vector<std::uint64_t> notifies_;                 // access cycles, ascending
   std::vector<std::pair<std::uint64_t, int>> configs_;  // (effective cycle, superlanes), ascending

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "arch/arch.h"
+#include "arch/queues.h"
 #include "isa/layout.h"
 #include "isa/lpubin.h"
 #include "units/chip.h"
@@ -120,6 +121,22 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
             vectors[r * static_cast<std::uint64_t>(l.bytes) + static_cast<std::uint64_t>(b)].data(),
             vb);
       }
+  }
+
+  for (const auto& f : options.flips) {
+    const Where where = "--flip " + std::to_string(f.chip) + ":" + f.slice + ":" +
+                        std::to_string(f.addr) + ":" + std::to_string(f.bit);
+    units::Chip* c = chip_of(f.chip);
+    const auto q = arch::find_queue(arch::chip_queues(arch.chip), f.slice);
+    if (!c || !q || q->unit != arch::QueueUnit::kMem)
+      throw InputError(where, "no MEM slice '" + f.slice + "' on chip " + std::to_string(f.chip));
+    auto& sram = c->mem_slice(q->id)->sram();
+    if (f.addr >= static_cast<std::uint32_t>(sram.depth()) || f.bit < 0 ||
+        f.bit >= sram.word_bits())
+      throw InputError(where, "address or bit out of range (depth " + std::to_string(sram.depth()) +
+                                  ", " + std::to_string(sram.word_bits()) +
+                                  " bits per word with check bits)");
+    sram.flip_bit(f.addr, f.bit);
   }
 
   const auto t0 = std::chrono::steady_clock::now();

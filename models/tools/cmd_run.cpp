@@ -34,12 +34,14 @@ const char* kRunUsage =
     "  --on-error stop|report  stop at the first schedule error, or report them all (default "
     "stop)\n"
     "  --arch NAME|FILE [--set PATH=VALUE ...]  must match the program's architecture\n"
+    "  --flip [CHIP:]SLICE:ADDR:BIT  invert a stored bit after loading (SECDED fault injection;\n"
+    "                          bits number the word's data bits, then its check bits)\n"
     "  --quiet                 no summary on standard output\n";
 }  // namespace
 
 int cmd_run(const Args& args) {
   std::string prog, output_dir = ".", mode = "functional", report, on_error = "stop", arch_name;
-  std::vector<std::string> inputs, sets;
+  std::vector<std::string> inputs, sets, flips;
   std::uint64_t max_cycles = 0;
   bool help = false, quiet = false;
   po::options_description opts;
@@ -47,7 +49,8 @@ int cmd_run(const Args& args) {
       "output-dir", po::value(&output_dir))("mode", po::value(&mode))("report", po::value(&report))(
       "max-cycles", po::value(&max_cycles))("on-error", po::value(&on_error))(
       "arch", po::value(&arch_name))("set", po::value(&sets)->composing())(
-      "quiet", po::bool_switch(&quiet))("program", po::value(&prog));
+      "quiet", po::bool_switch(&quiet))("flip", po::value(&flips)->composing())("program",
+                                                                                po::value(&prog));
   po::positional_options_description pos;
   pos.add("program", 1);
   po::variables_map vm;
@@ -72,6 +75,31 @@ int cmd_run(const Args& args) {
   else
     throw UsageError{"--on-error must be stop or report, got '" + on_error + "'"};
   o.max_cycles = max_cycles;
+  for (const auto& f : flips) {
+    std::vector<std::string> parts;
+    for (std::size_t at = 0;;) {
+      const auto colon = f.find(':', at);
+      parts.push_back(f.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+      if (colon == std::string::npos) break;
+      at = colon + 1;
+    }
+    if (parts.size() == 3) parts.insert(parts.begin(), "0");
+    units::SimOptions::BitFlip b;
+    try {
+      if (parts.size() != 4) throw std::invalid_argument("parts");
+      std::size_t used = 0;
+      b.chip = static_cast<std::uint32_t>(std::stoul(parts[0], &used));
+      if (used != parts[0].size()) throw std::invalid_argument("chip");
+      b.slice = parts[1];
+      b.addr = static_cast<std::uint32_t>(std::stoul(parts[2], &used, 0));
+      if (used != parts[2].size()) throw std::invalid_argument("addr");
+      b.bit = std::stoi(parts[3], &used);
+      if (used != parts[3].size()) throw std::invalid_argument("bit");
+    } catch (const std::exception&) {
+      throw UsageError{"--flip takes [CHIP:]SLICE:ADDR:BIT, e.g. mem.w0:0x10:5; got '" + f + "'"};
+    }
+    o.flips.push_back(b);
+  }
   if (!sets.empty() && arch_name.empty()) throw UsageError{"--set needs --arch"};
 
   const bool text = prog.size() > 7 && prog.compare(prog.size() - 7, 7, ".lpuasm") == 0;
@@ -131,6 +159,11 @@ int cmd_run(const Args& args) {
     if (!r.outputs.empty() && o.mode == units::Mode::kFunctional)
       std::printf("  outputs           %zu tensor(s) in %s\n", r.outputs.size(),
                   output_dir.c_str());
+    const auto& ecc = r.report.at("ecc").as_object();
+    if (ecc.at("corrected").as_uint64() || ecc.at("uncorrectable").as_uint64())
+      std::printf("  ECC               %llu corrected, %llu uncorrectable chunk(s)\n",
+                  static_cast<unsigned long long>(ecc.at("corrected").as_uint64()),
+                  static_cast<unsigned long long>(ecc.at("uncorrectable").as_uint64()));
     std::printf("  schedule errors   %zu%s\n", r.errors.size(),
                 r.stopped ? " (stopped at the first)" : "");
   }

@@ -22,6 +22,14 @@ struct SimOptions {
   OnError on_error = OnError::kStop;
   std::uint64_t max_cycles = 0;  ///< 0: no limit
   double quantum_ns = 1000.0;    ///< temporal-decoupling quantum of the loosely-timed units
+  /// Bits to invert in MEM after the program is loaded (fault injection for SECDED).
+  struct BitFlip {
+    std::uint32_t chip = 0;
+    std::string slice;  ///< "mem.w3"
+    std::uint32_t addr = 0;
+    int bit = 0;  ///< numbering of func::SramSlice::flip_bit: data bits, then check bits
+  };
+  std::vector<BitFlip> flips;
 };
 
 /// A bad program found while running it: where and when, never silent.

@@ -530,3 +530,20 @@ TEST(SingleChip, Fp16MatmulOverTwoKChunksOnTspV1) {
       ASSERT_EQ(got, func::float_bits(ref)) << "row " << row << " col " << col;
     }
 }
+
+TEST(SingleChip, SingleBitFlipIsCorrectedAndCounted) {
+  const auto x = ramp(64, 7);
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const isa::Program p = isa::parse_lpuasm(kChain, "chain.lpuasm");
+  units::SimOptions o;
+  o.flips.push_back({0, "mem.w0", 1, 77});  // a data bit of row 1
+  o.flips.push_back(
+      {0, "mem.w0", 0, 256 + 3});  // a check bit of row 0's first chunk (tiny: 256 data bits)
+  const auto r = system::run(p, {{"x", i8({2, 32}, x)}}, o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, 10u);
+  EXPECT_EQ(r.report.at("ecc").at("corrected").as_uint64(), 2u);
+  const auto& y = r.outputs.at("y");
+  for (int i = 0; i < 64; ++i)
+    EXPECT_EQ(static_cast<std::int8_t>(y.bytes[i]), std::clamp(2 * x[i], -128, 127)) << i;
+}

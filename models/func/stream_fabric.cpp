@@ -24,6 +24,7 @@ StreamFabric::StreamFabric(int streams, int positions, int hop_cycles, int lanes
     ++ring_bits_;
   ring_mask_ = (std::uint64_t{1} << ring_bits_) - 1;
   slots_.resize(static_cast<std::size_t>(streams) * 2 << ring_bits_);
+  scratch_.resize(static_cast<std::size_t>(lanes));
 }
 
 std::uint32_t StreamFabric::alloc_payload() {
@@ -32,9 +33,10 @@ std::uint32_t StreamFabric::alloc_payload() {
     free_.pop_back();
     return p;
   }
-  const auto p = static_cast<std::uint32_t>(payload_.size() / static_cast<std::size_t>(lanes_));
-  payload_.resize(payload_.size() + static_cast<std::size_t>(lanes_));
-  return p;
+  if ((payloads_ >> kBlockShift) >= blocks_.size())
+    blocks_.push_back(
+        std::make_unique<std::uint8_t[]>(static_cast<std::size_t>(lanes_) << kBlockShift));
+  return payloads_++;
 }
 
 void StreamFabric::release(Slot& s, std::size_t index) {
@@ -54,6 +56,14 @@ void StreamFabric::release(Slot& s, std::size_t index) {
 StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std::uint64_t cycle,
                                               const Producer& who, const std::uint8_t* data,
                                               Producer* other) {
+  std::uint8_t* p = reserve(stream, dir, pos, cycle, who, other);
+  if (!p) return WriteStatus::kCollision;
+  if (with_data_) std::memcpy(p, data, static_cast<std::size_t>(lanes_));
+  return WriteStatus::kOk;
+}
+
+std::uint8_t* StreamFabric::reserve(int stream, Dir dir, int pos, std::uint64_t cycle,
+                                    const Producer& who, Producer* other) {
   const std::uint64_t key = key_of(dir, pos, cycle);
   Slot& s = slot(stream, dir, key);
   if (s.key != key) {
@@ -67,7 +77,7 @@ StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std:
                              [](const Entry& e, int p) { return e.value.position < p; });
   if (it != s.entries.end() && it->value.position == pos) {
     if (other) *other = it->value.producer;
-    return WriteStatus::kCollision;
+    return nullptr;
   }
   Entry e;
   e.value.producer = who;
@@ -75,13 +85,10 @@ StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std:
   e.value.cycle = cycle;
   e.payload = 0;
   it = s.entries.insert(it, e);
-  if (with_data_) {
-    it->payload = alloc_payload();
-    std::memcpy(&payload_[static_cast<std::size_t>(it->payload) * static_cast<std::size_t>(lanes_)],
-                data, static_cast<std::size_t>(lanes_));
-  }
   ++writes_;
-  return WriteStatus::kOk;
+  if (!with_data_) return scratch_.data();
+  it->payload = alloc_payload();
+  return payload(it->payload);
 }
 
 const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_t cycle) {
@@ -104,10 +111,7 @@ const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_
   }
   if (!found) return nullptr;
   found->read = true;
-  found->value.data =
-      with_data_
-          ? &payload_[static_cast<std::size_t>(found->payload) * static_cast<std::size_t>(lanes_)]
-          : nullptr;
+  found->value.data = with_data_ ? payload(found->payload) : nullptr;
   return &found->value;
 }
 

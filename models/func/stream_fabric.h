@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace lpu::func {
@@ -55,6 +56,11 @@ class StreamFabric {
   /// collision: the first value stays and `*other` names its producer.
   WriteStatus write(int stream, Dir dir, int pos, std::uint64_t cycle, const Producer& who,
                     const std::uint8_t* data, Producer* other = nullptr);
+  /// As write, but hands out the value's `lanes` bytes for the caller to fill (saves a copy), or
+  /// nullptr on a collision. Without data it returns a scratch buffer. Pointers from read() and
+  /// reserve() stay valid while their diagonal lives: payloads never move.
+  std::uint8_t* reserve(int stream, Dir dir, int pos, std::uint64_t cycle, const Producer& who,
+                        Producer* other = nullptr);
 
   /// The value passing (pos, cycle), or nullptr if nothing written reaches it.
   const StreamValue* read(int stream, Dir dir, int pos, std::uint64_t cycle);
@@ -104,7 +110,16 @@ class StreamFabric {
   unsigned ring_bits_ = 0;
   std::uint64_t ring_mask_ = 0;
   std::vector<Slot> slots_;
-  std::vector<std::uint8_t> payload_;
+  // Payloads live in fixed blocks so that handing out pointers is safe while the pool grows.
+  static constexpr unsigned kBlockShift = 8;
+  std::vector<std::unique_ptr<std::uint8_t[]>> blocks_;
+  std::uint32_t payloads_ = 0;  // allocated so far
+  std::vector<std::uint8_t> scratch_;
+  std::uint8_t* payload(std::uint32_t i) {
+    return blocks_[i >> kBlockShift].get() +
+           static_cast<std::size_t>(i & ((1u << kBlockShift) - 1)) *
+               static_cast<std::size_t>(lanes_);
+  }
   std::vector<std::uint32_t> free_;
   UnreadHandler unread_;
   std::uint64_t now_ = 0;

@@ -74,8 +74,9 @@ Chip::Chip(const sc_core::sc_module_name& name, const arch::Arch& arch, std::uin
     at.index = v.producer.index;
     at.step = v.producer.repetition;
     at.access = v.cycle;
-    ctx_.error(at, std::string(q.unit == arch::QueueUnit::kVxm ? "VXM" : "MXM") + " result written in cycle " +
-                       std::to_string(v.cycle) + " is never read",
+    ctx_.error(at,
+               std::string(q.unit == arch::QueueUnit::kVxm ? "VXM" : "MXM") +
+                   " result written in cycle " + std::to_string(v.cycle) + " is never read",
                "s" + std::to_string(stream) + (dir == func::Dir::kWest ? "w" : "e"), v.position);
   });
 

@@ -65,12 +65,12 @@ void MemSlice::execute(const Issue& is) {
         if (!read_group(is, in.arg[1], 1, &plane)) return;
         if (plane) sram_.write(addr, plane);
       } else {
-        const std::uint8_t* plane = nullptr;
+        std::uint8_t* plane = nullptr;
+        if (!reserve_group(is, in.arg[1], 1, &plane)) return;
         if (ctx_.functional()) {
-          count_ecc(is, sram_.read(addr, buf_.data()));
-          plane = buf_.data();
+          count_ecc(is, sram_.read(addr, plane));  // straight into the stream value
+          finish_group(is, 1, &plane);
         }
-        write_group(is, in.arg[1], 1, &plane);
       }
       return;
     }

@@ -65,4 +65,32 @@ void Unit::write_group(const Issue& is, std::uint32_t arg, int group,
   }
 }
 
+bool Unit::reserve_group(const Issue& is, std::uint32_t arg, int group, std::uint8_t** planes) {
+  const int base = isa::stream_id(arg);
+  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+  const int pos = position(is);
+  for (int i = 0; i < group; ++i) {
+    func::Producer other;
+    planes[i] = ctx_.fabric->reserve(base + i, dir, pos, is.result, is.producer(), &other);
+    if (!planes[i]) {
+      for (int j = 0; j < i; ++j)
+        std::fill(planes[j], planes[j] + ctx_.lanes, 0);
+      ctx_.error(is,
+                 "writes a stream slot that " + ctx_.queues[other.queue].name + "#" +
+                     std::to_string(other.index) + " also writes in cycle " +
+                     std::to_string(is.result),
+                 stream_name(arg, i), pos);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Unit::finish_group(const Issue& is, int group, std::uint8_t* const* planes) const {
+  const int live = is.superlanes * ctx_.arch->chip.lanes_per_superlane;
+  if (live >= ctx_.lanes || !ctx_.functional()) return;
+  for (int i = 0; i < group; ++i)
+    std::fill(planes[i] + live, planes[i] + ctx_.lanes, 0);
+}
+
 }  // namespace lpu::units

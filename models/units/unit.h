@@ -32,6 +32,12 @@ class Unit : public sc_core::sc_module {
   /// powered-down superlanes are written as zeros. planes may be null in timing mode.
   void write_group(const Issue& is, std::uint32_t arg, int group,
                    const std::uint8_t* const* planes);
+  /// Reserves the `group` result values at `arg` in the issue's result cycle and hands out their
+  /// bytes to fill in place (saves a copy). Returns false after reporting a collision (any planes
+  /// already reserved are zeroed). Call finish_group once they are filled.
+  bool reserve_group(const Issue& is, std::uint32_t arg, int group, std::uint8_t** planes);
+  /// Clears the lanes of powered-down superlanes in reserved planes.
+  void finish_group(const Issue& is, int group, std::uint8_t* const* planes) const;
   /// "s3e"
   static std::string stream_name(std::uint32_t arg, int offset = 0);
   int position(const Issue& is) const { return is.queue->position; }

@@ -7,10 +7,7 @@ namespace lpu::units {
 using func::VxmOp;
 using isa::DType;
 
-Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx) {
-  for (auto& o : out_)
-    o.resize(static_cast<std::size_t>(ctx.lanes));
-}
+Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx) {}
 
 namespace {
 VxmOp op_of(const isa::Instr& in) {
@@ -109,14 +106,12 @@ void Vxm::execute(const Issue& is) {
   if (has_b && !read_group(is, b_arg, g, b)) return;
   if (has_m && !read_group(is, m_arg, g, m)) return;
   elements += static_cast<std::uint64_t>(ctx_.lanes);
-  if (!ctx_.functional()) {
-    write_group(is, d_arg, gd, nullptr);
-    return;
-  }
-  std::uint8_t* d[4] = {out_[0].data(), out_[1].data(), out_[2].data(), out_[3].data()};
+  std::uint8_t* d[4] = {};
+  if (!reserve_group(is, d_arg, gd, d)) return;
+  if (!ctx_.functional()) return;
+  // The result goes straight into the stream values (they never alias the operands).
   func::vxm_apply(args, ctx_.lanes, a, has_b ? b : nullptr, has_m ? m : nullptr, d);
-  const std::uint8_t* res[4] = {d[0], d[1], d[2], d[3]};
-  write_group(is, d_arg, gd, res);
+  finish_group(is, gd, d);
 }
 
 }  // namespace lpu::units

@@ -508,6 +508,7 @@ Chip read_chip(Reader r) {
     c.mem.depth = static_cast<int>(s.integer("depth", 2, 1 << 24));
     c.mem.banks = static_cast<int>(s.integer("banks", 1, 16));
     c.mem.bank_mapping = s.string("bank_mapping", {"halves", "interleaved"});
+    c.mem.interleaved = c.mem.bank_mapping == "interleaved";
     if (c.mem.depth % c.mem.banks)
       s.fail(s.path("depth"),
              "must be a multiple of chip.mem.banks (" + std::to_string(c.mem.banks) + ")");

@@ -66,14 +66,14 @@ struct Chip {
     int depth = 0;
     int banks = 0;
     std::string bank_mapping;  ///< "halves" or "interleaved"
+    bool interleaved = false;  ///< bank_mapping == "interleaved" (bank_of is on the hot path)
     bool ecc_enabled = false;
     int ecc_data_bits = 0;
     int ecc_check_bits = 0;
     /// Bank of an address.
     int bank_of(std::uint32_t addr) const {
-      return bank_mapping == "interleaved"
-                 ? static_cast<int>(addr % static_cast<unsigned>(banks))
-                 : static_cast<int>(addr / static_cast<unsigned>(depth / banks));
+      return interleaved ? static_cast<int>(addr % static_cast<unsigned>(banks))
+                         : static_cast<int>(addr / static_cast<unsigned>(depth / banks));
     }
   } mem;
   struct Vxm {

@@ -37,10 +37,20 @@ Common parse(const Args& args, const char* usage) {
   return c;
 }
 
-// An --arch given on the command line must describe the machine the program was made for.
-void check_arch(const isa::Program& p, const Common& c) {
-  if (c.arch.empty()) return;
-  const auto a = arch::load(c.arch, c.sets);
+const char* kAsmUsage =
+    "usage: lpu asm IN.lpuasm -o OUT.lpubin [--arch NAME|FILE [--set PATH=VALUE ...]]\n"
+    "Assembles a text program; the binary embeds the resolved architecture. With --arch, the\n"
+    "program's architecture must match it.\n";
+const char* kDisasmUsage =
+    "usage: lpu disasm IN.lpubin [-o OUT.lpuasm] [--arch NAME|FILE [--set PATH=VALUE ...]]\n"
+    "Writes the canonical text form (to standard output without -o).\n";
+
+}  // namespace
+
+void require_arch(const isa::Program& p, const std::string& arch_name,
+                  const std::vector<std::string>& sets, const std::string& input) {
+  if (arch_name.empty()) return;
+  const auto a = arch::load(arch_name, sets);
   if (a.hash == p.arch.hash) return;
   auto keys = arch::diff(a.resolved, p.arch.resolved);
   // Machine parameters first; names, descriptions and assumption texts last.
@@ -52,19 +62,9 @@ void check_arch(const isa::Program& p, const Common& c) {
     list += "\n  " + keys[i];
   if (keys.size() > 12) list += "\n  ... and " + std::to_string(keys.size() - 12) + " more";
   throw InputError(
-      c.input, "--arch " + c.arch + " differs from the architecture the program was made for (" +
-                   p.arch.name + ") in " + std::to_string(keys.size()) + " key(s):" + list);
+      input, "--arch " + arch_name + " differs from the architecture the program was made for (" +
+                 p.arch.name + ") in " + std::to_string(keys.size()) + " key(s):" + list);
 }
-
-const char* kAsmUsage =
-    "usage: lpu asm IN.lpuasm -o OUT.lpubin [--arch NAME|FILE [--set PATH=VALUE ...]]\n"
-    "Assembles a text program; the binary embeds the resolved architecture. With --arch, the\n"
-    "program's architecture must match it.\n";
-const char* kDisasmUsage =
-    "usage: lpu disasm IN.lpubin [-o OUT.lpuasm] [--arch NAME|FILE [--set PATH=VALUE ...]]\n"
-    "Writes the canonical text form (to standard output without -o).\n";
-
-}  // namespace
 
 int cmd_asm(const Args& args) {
   const Common c = parse(args, kAsmUsage);
@@ -74,7 +74,7 @@ int cmd_asm(const Args& args) {
   }
   if (c.output.empty()) throw UsageError{"missing -o OUT.lpubin"};
   const auto p = isa::load_lpuasm(c.input);
-  check_arch(p, c);
+  require_arch(p, c.arch, c.sets, c.input);
   isa::save_lpubin(p, c.output);
   std::cerr << "lpu asm: " << c.output << ": " << p.instruction_count() << " instructions on "
             << p.chips.size() << " chip(s), " << p.tensors.size() << " tensors, " << p.images.size()
@@ -89,7 +89,7 @@ int cmd_disasm(const Args& args) {
     return kOk;
   }
   const auto p = isa::load_lpubin(c.input);
-  check_arch(p, c);
+  require_arch(p, c.arch, c.sets, c.input);
   const std::string text = isa::to_lpuasm(p);
   if (c.output.empty()) {
     std::cout << text;

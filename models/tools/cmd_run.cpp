@@ -104,18 +104,7 @@ int cmd_run(const Args& args) {
 
   const bool text = prog.size() > 7 && prog.compare(prog.size() - 7, 7, ".lpuasm") == 0;
   const isa::Program p = text ? isa::load_lpuasm(prog) : isa::load_lpubin(prog);
-  if (!arch_name.empty()) {
-    const auto a = arch::load(arch_name, sets);
-    if (a.hash != p.arch.hash) {
-      auto keys = arch::diff(a.resolved, p.arch.resolved);
-      std::string list;
-      for (std::size_t i = 0; i < keys.size() && i < 12; ++i)
-        list += "\n  " + keys[i];
-      throw InputError(prog, "--arch " + arch_name + " differs from the program's architecture (" +
-                                 p.arch.name + ") in " + std::to_string(keys.size()) +
-                                 " key(s):" + list);
-    }
-  }
+  require_arch(p, arch_name, sets, prog);
 
   std::map<std::string, system::TensorValue> values;
   for (const auto& in : inputs) {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "isa/program.h"
+
 namespace lpu::tools {
 
 using Args = std::vector<std::string>;
@@ -19,6 +21,12 @@ int cmd_run(const Args& args);
 constexpr int kOk = 0;
 constexpr int kFailed = 1;
 constexpr int kBadInput = 2;
+
+/// An --arch (with its --set overrides) given on the command line must describe the machine the
+/// program was made for; otherwise an InputError on `input` lists the keys that differ (machine
+/// parameters first). Nothing happens when `arch` is empty.
+void require_arch(const isa::Program& p, const std::string& arch,
+                  const std::vector<std::string>& sets, const std::string& input);
 
 /// Thrown for bad command-line usage; main prints it with the subcommand's usage hint.
 struct UsageError {

@@ -151,6 +151,10 @@ std::string MxmPlane::activate(DType t, const std::uint8_t* const* planes) {
   p.type = t == DType::kI8 ? DType::kI32 : DType::kFp32;
   macs_ += static_cast<std::uint64_t>(rows_) * static_cast<std::uint64_t>(cols_);
   if (with_data_) {
+    if (!spare_.empty()) {
+      p.value = std::move(spare_.back());
+      spare_.pop_back();
+    }
     p.value.resize(static_cast<std::size_t>(cols_));
     const auto rows = static_cast<std::size_t>(rows_);
     if (t == DType::kI8) {
@@ -199,16 +203,18 @@ std::string MxmPlane::accumulate(DType result_type, AccMode mode, int slot,
   type = result_type;
   if (!with_data_) return "";
   std::uint32_t* acc = &acc_[static_cast<std::size_t>(slot) * static_cast<std::size_t>(cols_)];
-  for (int c = 0; c < cols_; ++c) {
-    const std::uint32_t v = p.value[static_cast<std::size_t>(c)];
-    if (start) {
-      acc[c] = v;
-    } else if (result_type == DType::kI32) {
-      acc[c] = acc[c] + v;  // wraps modulo 2^32
-    } else {
-      acc[c] = float_bits(canonical(bits_float(acc[c]) + bits_float(v)));
-    }
+  const std::uint32_t* v = p.value.data();
+  // One loop per case, so that each vectorises.
+  if (start) {
+    std::memcpy(acc, v, static_cast<std::size_t>(cols_) * sizeof(std::uint32_t));
+  } else if (result_type == DType::kI32) {
+    for (int c = 0; c < cols_; ++c)
+      acc[c] += v[c];  // wraps modulo 2^32
+  } else {
+    for (int c = 0; c < cols_; ++c)
+      acc[c] = float_bits(canonical(bits_float(acc[c]) + bits_float(v[c])));
   }
+  spare_.push_back(std::move(p.value));  // reused by the next activation
   if (emits(mode) && out) {
     for (int b = 0; b < 4; ++b) {
       std::memset(out[b], 0, static_cast<std::size_t>(lanes_));
@@ -276,7 +282,8 @@ bool dnnl_is_exact() {
 
 }  // namespace
 
-void int8_matmul_exact(const std::int8_t* x, const std::int8_t* wt, std::int32_t* c, int m, int n, int k) {
+void int8_matmul_exact(const std::int8_t* x, const std::int8_t* wt, std::int32_t* c, int m, int n,
+                       int k) {
   // The simulator runs on one thread; oneDNN's OpenMP team would only fight it for the cores
   // (measured: 25x slower with two threads on a two-core machine).
   static const bool use_dnnl = (omp_set_num_threads(1), dnnl_is_exact());

@@ -80,6 +80,7 @@ class MxmPlane {
   std::vector<std::int8_t> batch_x_;  // waiting int8 activation vectors, rows_ bytes each
   std::vector<std::int32_t> batch_y_;
   std::size_t batch_first_ = 0;  // index in products_ of the first waiting product
+  std::vector<std::vector<std::uint32_t>> spare_;  // product buffers to reuse
   std::vector<std::uint16_t> x16_;
 };
 

@@ -12,8 +12,9 @@ packages=(
   libboost-json1.81-dev libboost-program-options1.81-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # GEMM baseline for the benchmarks
-  libdnnl-dev
+  # oneDNN: the MXM's batched int8 products and the benchmarks' GEMM baseline; its CMake package
+  # asks for OpenCL, which Debian only recommends
+  libdnnl-dev ocl-icd-opencl-dev
   # ONNX front end
   libonnx-dev libprotobuf-dev protobuf-compiler
 )

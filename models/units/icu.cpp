@@ -123,7 +123,7 @@ void Icu::materialize(Cursor& c) {
   is.result = is.access + static_cast<std::uint64_t>(lat.d_func);
   s.last = c.step + 1 == c.steps;
   ++c.step;
-  pending_.push({is.access, seq_++, slot});
+  wait(slot, is.access);
 }
 
 void Icu::execute(const Issue& is) {
@@ -191,8 +191,44 @@ void Icu::execute(Slot& p) {
   }
 }
 
+void Icu::wait(std::uint32_t slot, std::uint64_t access) {
+  if (waiting_ == 0) {
+    low_ = high_ = access;
+  } else {
+    low_ = std::min(low_, access);
+    high_ = std::max(high_, access);
+  }
+  const std::uint64_t floor =
+      current_at_ < current_.size() ? std::min(low_, current_access_) : low_;
+  if (high_ - floor > bucket_mask_)
+    throw std::logic_error("Icu: waiting issues span more than the calendar");
+  buckets_[access & bucket_mask_].push_back(slot);
+  ++waiting_;
+}
+
+std::uint32_t Icu::take() {
+  if (current_at_ == current_.size()) {
+    // Move the earliest bucket out; then find the next earliest.
+    auto& b = buckets_[low_ & bucket_mask_];
+    current_.clear();
+    current_.swap(b);
+    current_at_ = 0;
+    current_access_ = low_;
+    waiting_ -= current_.size();
+    if (waiting_)
+      while (buckets_[++low_ & bucket_mask_].empty()) {
+      }
+  }
+  return current_[current_at_++];
+}
+
 void Icu::run() {
   qk_.reset();
+  std::size_t buckets = 16;
+  while (buckets < 4 * (skew_lag_ + 2))
+    buckets *= 2;
+  buckets_.assign(buckets, {});
+  bucket_mask_ = buckets - 1;
   quantum_cycles_ = std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(ctx_.options.quantum_ns * ctx_.arch->chip.clock_mhz / 1000.0));
   using Next = std::pair<std::uint64_t, std::size_t>;
@@ -201,9 +237,9 @@ void Icu::run() {
     for (std::size_t i = 0; i < cursors_.size(); ++i)
       if (expand(cursors_[i])) frontier.push({cursors_[i].dispatch(), i});
     constexpr std::uint64_t kNever = ~0ull;
-    while (!frontier.empty() || !pending_.empty()) {
+    while (!frontier.empty() || any_waiting()) {
       const std::uint64_t t_dis = frontier.empty() ? kNever : frontier.top().first;
-      const std::uint64_t t_acc = pending_.empty() ? kNever : pending_.top().access;
+      const std::uint64_t t_acc = any_waiting() ? earliest() : kNever;
       // Every issue whose dispatch is at or before the earliest pending access is known before
       // that access runs, so issues run in order of access cycle across all queues.
       if (t_dis <= t_acc) {
@@ -213,8 +249,7 @@ void Icu::run() {
         materialize(c);
         if (c.more() || expand(c)) frontier.push({c.dispatch(), i});
       } else {
-        const std::uint32_t slot = pending_.top().slot;
-        pending_.pop();
+        const std::uint32_t slot = take();
         execute(slab_[slot]);
         free_slots_.push_back(slot);
       }

@@ -52,20 +52,10 @@ class Icu : public Unit {
     bool more() const { return step < steps; }
     std::uint64_t dispatch() const { return first + stride * step; }
   };
-  // The heap orders small keys; the issues themselves stay put in a slab.
-  struct Pending {
-    std::uint64_t access;
-    std::uint32_t seq;
-    std::uint32_t slot;  // index into slab_
-  };
+  // Issues stay put in a slab; the calendar below holds their indices.
   struct Slot {
     Issue issue;
     bool last = false;  // last step of its entry
-  };
-  struct Later {
-    bool operator()(const Pending& a, const Pending& b) const {
-      return a.access != b.access ? a.access > b.access : a.seq > b.seq;
-    }
   };
 
   bool expand(Cursor& c);          // sets up the next entry; false when the queue is done
@@ -85,11 +75,24 @@ class Icu : public Unit {
   std::vector<int> cursor_index_;  // by queue id, -1 for queues without instructions
   std::uint64_t skew_lag_ = 0;     // largest d_skew: how far issues may run behind dispatch order
   bool last_step_ = false;         // set while executing the last step of an entry
-  std::priority_queue<Pending, std::vector<Pending>, Later> pending_;
+                            // Issues waiting for their access cycle, in a calendar: every waiting
+                            // access lies within a
+  // window of a few d_skew of the earliest one (see run()), so buckets by cycle modulo a
+  // power of two beyond that window order them in O(1); within a bucket, in issue order.
+  std::vector<std::vector<std::uint32_t>> buckets_;
+  std::uint64_t bucket_mask_ = 0;
+  std::size_t waiting_ = 0;             // in buckets_
+  std::uint64_t low_ = 0, high_ = 0;    // earliest and latest access in buckets_
+  std::vector<std::uint32_t> current_;  // the bucket being executed
+  std::size_t current_at_ = 0;
+  std::uint64_t current_access_ = 0;
+  void wait(std::uint32_t slot, std::uint64_t access);
+  bool any_waiting() const { return current_at_ < current_.size() || waiting_ > 0; }
+  std::uint64_t earliest() const { return current_at_ < current_.size() ? current_access_ : low_; }
+  std::uint32_t take();
   std::vector<Slot> slab_;
   std::vector<std::uint32_t> free_slots_;
-  std::uint64_t quantum_cycles_ = 1, next_sync_ = 0;  // temporal decoupling, in chip cycles
-  std::uint32_t seq_ = 0;
+  std::uint64_t quantum_cycles_ = 1, next_sync_ = 0;    // temporal decoupling, in chip cycles
   std::vector<std::uint64_t> notifies_;                 // access cycles, ascending
   std::vector<std::pair<std::uint64_t, int>> configs_;  // (effective cycle, superlanes), ascending
   std::size_t config_at_ = 0;

@@ -18,7 +18,6 @@ MxmPlane::MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_da
   acc_type_.assign(static_cast<std::size_t>(accumulators), DType::kNone);
   if (with_data_) {
     acc_.assign(static_cast<std::size_t>(accumulators) * static_cast<std::size_t>(cols), 0);
-    x8_.resize(static_cast<std::size_t>(rows));
     x16_.resize(static_cast<std::size_t>(rows));
   }
 }

@@ -26,6 +26,8 @@ namespace lpu::func {
 
 class MxmPlane {
  public:
+    /// With `with_data` false (timing mode) no values are kept and the planes passed to the
+  /// methods below are never read (they may be null); types, rows and products are still checked.
   MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data);
 
   /// LW: rows of the staging buffer from 16 byte planes: 16 int8 rows from `row`, or 8 fp16 rows
@@ -76,7 +78,6 @@ class MxmPlane {
   std::vector<std::uint32_t> acc_;    // [slot][col]
   std::vector<isa::DType> acc_type_;  // per slot
   std::uint64_t macs_ = 0;
-  std::vector<std::int8_t> x8_;
   std::vector<std::int8_t> batch_x_;  // waiting int8 activation vectors, rows_ bytes each
   std::vector<std::int32_t> batch_y_;
   std::size_t batch_first_ = 0;  // index in products_ of the first waiting product

@@ -55,7 +55,6 @@ Chip::Chip(const sc_core::sc_module_name& name, const arch::Arch& arch, std::uin
   ctx_.options = options;
   ctx_.errors = errors;
   ctx_.lanes = chip.lanes();
-  ctx_.zeros.assign(static_cast<std::size_t>(ctx_.lanes), 0);
   int horizon = 0, max_skew = 0;
   for (const auto& [cls, lat] : chip.latency) {
     horizon = std::max(horizon, lat.d_func);

@@ -26,16 +26,9 @@ void Mxm::execute(const Issue& is) {
       // Repetitions step through the plane: 16 int8 rows (8 fp16 rows) further each time.
       const int row =
           static_cast<int>(in.arg[1]) + static_cast<int>(is.step) * (16 / isa::dtype_bytes(type));
-      std::string err;
-      if (ctx_.functional()) {
-        err = in.opcode == 0x60 ? plane_.load(type, row, planes)
-                                : plane_.install_rows(type, row, planes);
-      } else {
-        static const std::vector<std::uint8_t> none(16);
-        std::vector<const std::uint8_t*> fake(16, none.data());
-        err = in.opcode == 0x60 ? plane_.load(type, row, fake.data())
-                                : plane_.install_rows(type, row, fake.data());
-      }
+      // In timing mode the plane keeps no values and does not look at the (null) planes.
+      const std::string err = in.opcode == 0x60 ? plane_.load(type, row, planes)
+                                                : plane_.install_rows(type, row, planes);
       if (!err.empty()) ctx_.error(is, err);
       if (in.opcode == 0x62) {
         installing_until_ = is.result;
@@ -58,8 +51,6 @@ void Mxm::execute(const Issue& is) {
       }
       const std::uint8_t* planes[2] = {};
       if (!read_group(is, in.arg[0], isa::dtype_bytes(type), planes)) return;
-      static const std::vector<std::uint8_t> none(4096);
-      if (!ctx_.functional()) planes[0] = planes[1] = none.data();
       const std::string err = plane_.activate(type, planes);
       if (!err.empty()) {
         ctx_.error(is, err);

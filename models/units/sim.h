@@ -85,7 +85,6 @@ struct ChipContext {
   func::StreamFabric* fabric = nullptr;
   std::vector<ScheduleError>* errors = nullptr;
   int lanes = 0;
-  std::vector<std::uint8_t> zeros;  ///< one vector of zeros
 
   /// Records a schedule error; throws StopRun when the options say stop.
   void error(const Issue& at, const std::string& message, const std::string& stream = "",

@@ -15,7 +15,7 @@ class Vxm : public Unit {
  public:
   Vxm(const sc_core::sc_module_name& name, ChipContext& ctx);
   void execute(const Issue& is) override;
-    std::uint64_t elements = 0;  ///< element operations done (lanes x issues)
+  std::uint64_t elements = 0;  ///< element operations done (lanes x issues)
 };
 
 }  // namespace lpu::units

@@ -516,13 +516,15 @@ TEST(Sram, LazyCheckBitsAreThoseOfTheData) {
   std::vector<std::uint8_t> v(320);
   for (int round = 0; round < 50; ++round) {
     const auto addr = static_cast<std::uint32_t>(rng() % 16);
-    for (auto& b : v) b = static_cast<std::uint8_t>(rng());
+    for (auto& b : v)
+      b = static_cast<std::uint8_t>(rng());
     s.write(addr, v.data());
     s.write_byte(addr, static_cast<int>(rng() % 320), static_cast<std::uint8_t>(rng()));
     std::vector<std::uint8_t> cur(320);
     s.peek(static_cast<std::uint64_t>(addr) * 320, cur.data(), 320);
     const Secded& code = *Secded::shared(128, 9);
-    for (int c = 0; c < 20; ++c) ASSERT_EQ(s.check_word(addr, c), code.encode(&cur[static_cast<std::size_t>(c) * 16]));
+    for (int c = 0; c < 20; ++c)
+      ASSERT_EQ(s.check_word(addr, c), code.encode(&cur[static_cast<std::size_t>(c) * 16]));
     // A single flip after lazy writes is still corrected, with the original data back.
     s.flip_bit(addr, static_cast<int>(rng() % 2560));
     std::vector<std::uint8_t> out(320);

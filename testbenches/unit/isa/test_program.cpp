@@ -630,10 +630,11 @@ TEST(TextErrors, TensorPlacements) {
                     "1 dtype", "chip 1 does not exist: the system has 1 chip(s)");
   expect_text_error(kHead + ".tensor t role=input chip=0 dtype=i8 layout=rows\n", ".tensor",
                     ".tensor needs shape=...");
-  expect_text_error(kHead +
-                        ".tensor t role=input chip=0 dtype=i8 shape=[1] layout=rows at=mem.w0:0x0000+1\n"
-                        ".tensor t role=output chip=0 dtype=i8 shape=[1] layout=rows at=mem.w1:0x0000+1\n",
-                    "t role", "tensor 't' is defined twice", 1);
+  expect_text_error(
+      kHead +
+          ".tensor t role=input chip=0 dtype=i8 shape=[1] layout=rows at=mem.w0:0x0000+1\n"
+          ".tensor t role=output chip=0 dtype=i8 shape=[1] layout=rows at=mem.w1:0x0000+1\n",
+      "t role", "tensor 't' is defined twice", 1);
 }
 
 TEST(TextErrors, ExpectNamesAMissingInstruction) {

@@ -133,7 +133,8 @@ float fp16_dot_exact(const std::uint16_t* x, const std::uint16_t* w, int n) {
     split16(a, sa, ea);
     split16(b, sb, eb);
     const std::int64_t p = static_cast<std::int64_t>(sa) * sb;  // < 2^22
-    sum += static_cast<i128>(p) << (ea + eb + 48);              // shift in [0, 58]
+    sum += static_cast<i128>(p) *
+           (static_cast<i128>(1) << (ea + eb + 48));  // shift in [0, 58]; no shift of a negative
   }
   if (nan || (pinf && ninf)) return bits_float(kFp32QuietNan);
   if (pinf) return bits_float(0x7f800000);

@@ -181,6 +181,27 @@ std::string MxmPlane::activate(DType t, const std::uint8_t* const* planes) {
   return "";
 }
 
+namespace {
+
+// 32-bit sums to their four byte planes. Built for AVX2 too where the processor has it (the
+// baseline x86-64 build leaves this de-interleave scalar); the results are the same bytes.
+__attribute__((target_clones("avx2", "default"))) void split_planes(const std::uint32_t* acc, int n,
+                                                                    std::uint8_t* const* out) {
+  std::uint8_t* __restrict o0 = out[0];
+  std::uint8_t* __restrict o1 = out[1];
+  std::uint8_t* __restrict o2 = out[2];
+  std::uint8_t* __restrict o3 = out[3];
+  for (int c = 0; c < n; ++c) {
+    const std::uint32_t v = acc[c];
+    o0[c] = static_cast<std::uint8_t>(v);
+    o1[c] = static_cast<std::uint8_t>(v >> 8);
+    o2[c] = static_cast<std::uint8_t>(v >> 16);
+    o3[c] = static_cast<std::uint8_t>(v >> 24);
+  }
+}
+
+}  // namespace
+
 std::string MxmPlane::accumulate(DType result_type, AccMode mode, int slot,
                                  std::uint8_t* const* out) {
   if (products_.empty())
@@ -216,11 +237,9 @@ std::string MxmPlane::accumulate(DType result_type, AccMode mode, int slot,
   }
   spare_.push_back(std::move(p.value));  // reused by the next activation
   if (emits(mode) && out) {
-    for (int b = 0; b < 4; ++b) {
-      std::memset(out[b], 0, static_cast<std::size_t>(lanes_));
-      for (int c = 0; c < cols_; ++c)
-        out[b][c] = static_cast<std::uint8_t>(acc[c] >> (8 * b));
-    }
+    split_planes(acc, cols_, out);
+    for (int b = 0; b < 4; ++b)
+      std::memset(out[b] + cols_, 0, static_cast<std::size_t>(lanes_ - cols_));
   }
   return "";
 }

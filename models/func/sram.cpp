@@ -123,13 +123,13 @@ SramSlice::SramSlice(int depth, int vector_bytes, int ecc_data_bits, int ecc_che
     check_bytes_ = (ecc_check_bits + 7) / 8;
   }
   if (!store_) return;
-  data_.assign(static_cast<std::size_t>(depth) * static_cast<std::size_t>(vector_bytes), 0);
+  // resize, not assign: the elements stay as calloc left them (zero), untouched until used.
+  data_.resize(static_cast<std::size_t>(depth) * static_cast<std::size_t>(vector_bytes));
   if (code_) {
     // All-zero words: the check bits of a zero chunk are zero (even parity, zero syndrome).
-    check_.assign(static_cast<std::size_t>(depth) * static_cast<std::size_t>(chunks_) *
-                      static_cast<std::size_t>(check_bytes_),
-                  0);
-    stale_.assign(static_cast<std::size_t>(depth), 0);
+    check_.resize(static_cast<std::size_t>(depth) * static_cast<std::size_t>(chunks_) *
+                  static_cast<std::size_t>(check_bytes_));
+    stale_.resize(static_cast<std::size_t>(depth));
   }
 }
 

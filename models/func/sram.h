@@ -42,8 +42,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 namespace lpu::func {
@@ -126,6 +129,38 @@ class Secded {
   std::vector<int> data_pos_;          ///< data bit -> position
   std::vector<std::int16_t> data_at_;  ///< position -> data bit, or -1
 };
+
+/// Allocates zeroed memory with calloc and leaves elements default-initialised, so a large
+/// zero-filled array costs no time and no resident memory until its pages are touched (the OS
+/// hands out zero pages on demand). For the SRAM arrays, which are mostly never written.
+template <class T>
+struct ZeroPages {
+  using value_type = T;
+  ZeroPages() = default;
+  template <class U>
+  ZeroPages(const ZeroPages<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    void* p = std::calloc(n, sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) noexcept { std::free(p); }
+  template <class U>
+  void construct(U*) noexcept {}  // calloc already zeroed it
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+  template <class U>
+  bool operator==(const ZeroPages<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const ZeroPages<U>&) const noexcept {
+    return false;
+  }
+};
+using ZeroedBytes = std::vector<std::uint8_t, ZeroPages<std::uint8_t>>;
 
 class SramSlice {
  public:
@@ -227,14 +262,14 @@ class SramSlice {
   bool store_;
   std::shared_ptr<const Secded> code_;  ///< null without ECC
   int data_bits_ = 0, check_bits_ = 0, chunk_bytes_ = 0, chunks_ = 0, check_bytes_ = 0;
-  std::vector<std::uint8_t> data_;           ///< depth x vector_bytes
-  mutable std::vector<std::uint8_t> check_;  ///< depth x chunks x check_bytes, little-endian
-  std::vector<std::uint8_t> pending_;        ///< per address, allocated at the first flip_bit
+  ZeroedBytes data_;                   ///< depth x vector_bytes
+  mutable ZeroedBytes check_;          ///< depth x chunks x check_bytes, little-endian
+  std::vector<std::uint8_t> pending_;  ///< per address, allocated at the first flip_bit
   // Check bits are computed lazily: a word written since its check bits were last computed is
   // "stale", and its data is exactly what was written, so it decodes clean by construction. The
   // check bits are computed when something needs them (fault injection, a partial write of a word
   // with an error, check_word), which keeps the common write a plain copy.
-  mutable std::vector<std::uint8_t> stale_;  ///< per address
+  mutable ZeroedBytes stale_;  ///< per address
   void materialize(std::uint32_t addr) const;
   int pending_count_ = 0;
 };

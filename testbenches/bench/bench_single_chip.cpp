@@ -137,7 +137,33 @@ std::string mxm_program(int vectors) {
 int run_case(const std::string& which, const std::string& mode) {
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   const std::string text = which == "vxm" ? vxm_program(8) : mxm_program(4096);
-  const isa::Program p = isa::parse_lpuasm(text, which + ".lpuasm");
+  isa::Program p = isa::parse_lpuasm(text, which + ".lpuasm");
+  // Real data in every slice the program reads, so that reads touch real memory (a slice never
+  // written is all zero pages, which would flatter the figures).
+  {
+    const auto qs = arch::chip_queues(p.arch.chip);
+    std::mt19937 rng(3);
+    std::vector<std::string> slices;
+    if (which == "vxm")
+      for (int k = 0; k < 8; ++k)
+        slices.push_back("mem.w" + std::to_string(k));
+    else
+      for (const char* s : {"w", "e"})
+        for (int base : {0, 22})
+          for (int k = 0; k <= 16; ++k)
+            slices.push_back(std::string("mem.") + s + std::to_string(base + k));
+    // The VXM case reads whole slices; the MXM case only the first 64 addresses.
+    const auto depth =
+        which == "vxm" ? static_cast<std::size_t>(p.arch.chip.mem.depth) : std::size_t{64};
+    for (const auto& name : slices) {
+      isa::Image im;
+      im.slice = arch::find_queue(qs, name)->id;
+      im.bytes.resize(depth * static_cast<std::size_t>(p.arch.chip.vector_bytes()));
+      for (auto& b : im.bytes)
+        b = static_cast<std::uint8_t>(rng());
+      p.images.push_back(std::move(im));
+    }
+  }
   units::SimOptions o;
   o.mode = mode == "timing" ? units::Mode::kTiming : units::Mode::kFunctional;
   const auto r = system::run(p, {}, o);

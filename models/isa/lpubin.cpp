@@ -432,8 +432,21 @@ void save_lpubin(const Program& p, const std::string& path) {
 }
 
 std::uint64_t content_hash(const Program& p) {
-  const auto bytes = to_lpubin(p);
-  return arch::fnv1a64(bytes.data(), bytes.size());
+  // The binary form without the images, then the images chained in place: no copy of the
+  // (possibly large) image bytes.
+  Program q;
+  q.arch = p.arch;
+  q.predicted_cycles = p.predicted_cycles;
+  q.chips = p.chips;
+  q.tensors = p.tensors;
+  const auto bytes = to_lpubin(q);
+  std::uint64_t h = arch::fnv1a64(bytes.data(), bytes.size());
+  for (const auto& im : p.images) {
+    const std::uint64_t where[3] = {im.chip, im.slice, im.addr};
+    h = arch::fnv1a64(where, sizeof where, h);
+    h = arch::fnv1a64(im.bytes.data(), im.bytes.size(), h);
+  }
+  return h;
 }
 
 }  // namespace lpu::isa

@@ -92,7 +92,7 @@ struct SourceMap {
 };
 void validate(const Program& p, const SourceMap& where);
 
-/// Hash of the program's content (its binary payload), for reports.
+/// Hash of the program's content (code, symbols, images, architecture), for reports.
 std::uint64_t content_hash(const Program& p);
 
 }  // namespace lpu::isa

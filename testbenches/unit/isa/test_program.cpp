@@ -136,7 +136,17 @@ TEST(Example, BinaryRoundTrip) {
   // bin -> text -> bin gives the same bytes.
   EXPECT_EQ(to_lpubin(parse_lpuasm(to_lpuasm(pb), "again.lpuasm")), bin);
   EXPECT_EQ(to_lpubin(pb), bin);
-  EXPECT_EQ(content_hash(p0), lpu::arch::fnv1a64(bin.data(), bin.size()));
+  // The content hash follows every part of the program: code, images, architecture.
+  EXPECT_EQ(content_hash(pb), content_hash(p0));
+  Program image = p0;
+  image.images[0].bytes[5] ^= 1;
+  EXPECT_NE(content_hash(image), content_hash(p0));
+  Program code = p0;
+  code.chips[0].queues[0].entries[0].cycle += 1;
+  EXPECT_NE(content_hash(code), content_hash(p0));
+  Program cycles = p0;
+  cycles.predicted_cycles = 421;
+  EXPECT_NE(content_hash(cycles), content_hash(p0));
 }
 
 TEST(Example, SaveAndLoadFiles) {

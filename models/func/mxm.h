@@ -26,7 +26,7 @@ namespace lpu::func {
 
 class MxmPlane {
  public:
-    /// With `with_data` false (timing mode) no values are kept and the planes passed to the
+  /// With `with_data` false (timing mode) no values are kept and the planes passed to the
   /// methods below are never read (they may be null); types, rows and products are still checked.
   MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data);
 

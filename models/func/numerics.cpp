@@ -97,15 +97,11 @@ std::uint16_t int_to_bf16(std::int64_t v) {
   return static_cast<std::uint16_t>(round_int_to(v, 7, 8));
 }
 
-std::uint16_t fp32_to_fp16(float f) {
+std::uint16_t fp32_to_fp16_general(float f) {
   return static_cast<std::uint16_t>(round_fp32_to(float_bits(f), 10, 5, kFp16QuietNan));
 }
 
-std::uint16_t fp32_to_bf16(float f) {
-  return static_cast<std::uint16_t>(round_fp32_to(float_bits(f), 7, 8, kBf16QuietNan));
-}
-
-float fp16_to_fp32(std::uint16_t h) {
+float fp16_to_fp32_general(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h >> 15) << 31;
   const int e = (h >> 10) & 0x1f;
   std::uint32_t m = h & 0x3ff;

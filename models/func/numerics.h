@@ -27,12 +27,39 @@ constexpr std::uint16_t kFp16QuietNan = 0x7e00;
 constexpr std::uint16_t kBf16QuietNan = 0x7fc0;
 constexpr std::uint32_t kFp32QuietNan = 0x7fc00000;
 
+/// The general conversions (every case, out of line); the inline ones below take the common
+/// cases fast and hand the rest to these.
+std::uint16_t fp32_to_fp16_general(float f);
+float fp16_to_fp32_general(std::uint16_t h);
+
 /// fp32 -> fp16, round to nearest even; overflow gives infinity; NaN gives the quiet NaN.
-std::uint16_t fp32_to_fp16(float f);
+inline std::uint16_t fp32_to_fp16(float f) {
+  const std::uint32_t u = float_bits(f);
+  const std::uint32_t e = (u >> 23) & 0xff;
+  if (e >= 113 && e <= 142) {  // a normal fp16 result, or the carry of rounding up to infinity
+    const std::uint32_t m = u & 0x7fffff;
+    std::uint32_t r = ((e - 112) << 10) | (m >> 13);
+    const std::uint32_t rem = m & 0x1fff;
+    r += (rem > 0x1000 || (rem == 0x1000 && (r & 1))) ? 1u : 0u;  // a carry moves into the exponent
+    return static_cast<std::uint16_t>(((u >> 16) & 0x8000) | r);
+  }
+  return fp32_to_fp16_general(f);
+}
 /// fp16 -> fp32, exact.
-float fp16_to_fp32(std::uint16_t h);
-/// fp32 -> bf16, round to nearest even.
-std::uint16_t fp32_to_bf16(float f);
+inline float fp16_to_fp32(std::uint16_t h) {
+  const std::uint32_t e = (h >> 10) & 0x1f;
+  if (e != 0 && e != 0x1f)  // normal: the same value with the exponent rebiased
+    return bits_float((static_cast<std::uint32_t>(h & 0x8000) << 16) | ((e + 112) << 23) |
+                      (static_cast<std::uint32_t>(h & 0x3ff) << 13));
+  return fp16_to_fp32_general(h);
+}
+/// fp32 -> bf16, round to nearest even (the carry trick is exact for every non-NaN value,
+/// overflow to infinity included).
+inline std::uint16_t fp32_to_bf16(float f) {
+  const std::uint32_t u = float_bits(f);
+  if ((u & 0x7fffffff) > 0x7f800000) return kBf16QuietNan;
+  return static_cast<std::uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
 /// bf16 -> fp32, exact.
 inline float bf16_to_fp32(std::uint16_t b) {
   return bits_float(static_cast<std::uint32_t>(b) << 16);

@@ -57,22 +57,6 @@ void check_inputs(const isa::Program& p, const std::map<std::string, TensorValue
 
 }  // namespace
 
-std::vector<std::vector<std::uint8_t>> pack_rows(const isa::Tensor& t, const TensorValue& v,
-                                                 int lanes) {
-  isa::RowsLayout l;
-  if (auto err = isa::rows_layout(t, lanes, &l)) throw InputError("tensor " + t.name, *err);
-  std::vector<std::vector<std::uint8_t>> vectors(
-      l.rows * static_cast<std::uint64_t>(l.bytes),
-      std::vector<std::uint8_t>(static_cast<std::size_t>(lanes), 0));
-  for (std::uint64_t r = 0; r < l.rows; ++r)
-    for (std::uint64_t c = 0; c < l.cols; ++c)
-      for (int b = 0; b < l.bytes; ++b)
-        vectors[r * static_cast<std::uint64_t>(l.bytes) + static_cast<std::uint64_t>(b)][c] =
-            v.bytes[(r * l.cols + c) * static_cast<std::uint64_t>(l.bytes) +
-                    static_cast<std::uint64_t>(b)];
-  return vectors;
-}
-
 RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& inputs,
                const units::SimOptions& options) {
   check_inputs(p, inputs);
@@ -110,16 +94,20 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     if (t.role != isa::TensorRole::kInput) continue;
     units::Chip* c = chip_of(t.chip);
     if (!c) continue;
+    // Byte plane b of row r is one vector (isa/layout.h); the program was validated, so the
+    // layout is consistent.
     isa::RowsLayout l;
     isa::rows_layout(t, lanes, &l);
-    const auto vectors = pack_rows(t, inputs.at(t.name), lanes);
+    const auto& v = inputs.at(t.name);
+    std::vector<std::uint8_t> buf(vb, 0);
     for (std::uint64_t r = 0; r < l.rows; ++r)
       for (int b = 0; b < l.bytes; ++b) {
+        for (std::uint64_t col = 0; col < l.cols; ++col)
+          buf[col] = v.bytes[(r * l.cols + col) * static_cast<std::uint64_t>(l.bytes) +
+                             static_cast<std::uint64_t>(b)];
         const isa::VectorAt at = l.at(r, b);
-        c->host().write(
-            c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb,
-            vectors[r * static_cast<std::uint64_t>(l.bytes) + static_cast<std::uint64_t>(b)].data(),
-            vb);
+        c->host().write(c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb,
+                        buf.data(), vb);
       }
   }
 

@@ -37,9 +37,4 @@ struct RunOutcome {
 RunOutcome run(const isa::Program& program, const std::map<std::string, TensorValue>& inputs,
                const units::SimOptions& options);
 
-/// Packs a tensor's elements into its MEM vectors (lanes bytes each) for the "rows" layout, and
-/// back.
-std::vector<std::vector<std::uint8_t>> pack_rows(const isa::Tensor& t, const TensorValue& v,
-                                                 int lanes);
-
 }  // namespace lpu::system

@@ -41,28 +41,12 @@ bool Unit::read_group(const Issue& is, std::uint32_t arg, int group, const std::
 
 void Unit::write_group(const Issue& is, std::uint32_t arg, int group,
                        const std::uint8_t* const* planes) {
-  const int base = isa::stream_id(arg);
-  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
-  const int pos = position(is);
-  const int live = is.superlanes * ctx_.arch->chip.lanes_per_superlane;
-  for (int i = 0; i < group; ++i) {
-    const std::uint8_t* data = planes ? planes[i] : nullptr;
-    if (data && live < ctx_.lanes) {
-      masked_.assign(data, data + ctx_.lanes);
-      std::fill(masked_.begin() + live, masked_.end(), 0);
-      data = masked_.data();
-    }
-    func::Producer other;
-    const auto st = ctx_.fabric->write(base + i, dir, pos, is.result, is.producer(), data, &other);
-    if (st == func::StreamFabric::WriteStatus::kCollision) {
-      ctx_.error(is,
-                 "writes a stream slot that " + ctx_.queues[other.queue].name + "#" +
-                     std::to_string(other.index) + " also writes in cycle " +
-                     std::to_string(is.result),
-                 stream_name(arg, i), pos);
-      return;
-    }
-  }
+  std::uint8_t* out[64] = {};
+  if (!reserve_group(is, arg, group, out)) return;
+  if (!planes || !ctx_.functional()) return;
+  for (int i = 0; i < group; ++i)
+    std::copy(planes[i], planes[i] + ctx_.lanes, out[i]);
+  finish_group(is, group, out);
 }
 
 bool Unit::reserve_group(const Issue& is, std::uint32_t arg, int group, std::uint8_t** planes) {

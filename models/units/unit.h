@@ -44,9 +44,6 @@ class Unit : public sc_core::sc_module {
 
   ChipContext& ctx_;
   UnitStats stats_;
-
- private:
-  std::vector<std::uint8_t> masked_;  // a result with powered-down lanes cleared
 };
 
 }  // namespace lpu::units

@@ -8,6 +8,10 @@
 #include <string>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace lpu::func {
 
 namespace {
@@ -211,10 +215,24 @@ ReadResult SramSlice::scrub(std::uint32_t addr) {
 void SramSlice::write(std::uint32_t addr, const std::uint8_t* vector) {
   check_addr(addr);
   if (!store_) return;
-  std::memcpy(word(addr), vector, static_cast<std::size_t>(vector_bytes_));
+  store_word(word(addr), vector);
   if (!code_) return;
   stale_[addr] = 1;
   if (pending_count_) set_pending(addr, false);
+}
+
+void SramSlice::store_word(std::uint8_t* to, const std::uint8_t* from) const {
+#if defined(__SSE2__)
+  // Streaming stores: a slice written by a program is mostly not read again soon, and skipping
+  // the cache saves reading each line before it is overwritten.
+  if ((reinterpret_cast<std::uintptr_t>(to) & 15) == 0 && vector_bytes_ % 16 == 0) {
+    for (int b = 0; b < vector_bytes_; b += 16)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(to + b),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + b)));
+    return;
+  }
+#endif
+  std::memcpy(to, from, static_cast<std::size_t>(vector_bytes_));
 }
 
 ReadResult SramSlice::read(std::uint32_t addr, std::uint8_t* out) {
@@ -226,6 +244,7 @@ ReadResult SramSlice::read(std::uint32_t addr, std::uint8_t* out) {
   ReadResult r;
   if (pending_count_ && pending_[addr]) r = scrub(addr);
   std::memcpy(out, word(addr), static_cast<std::size_t>(vector_bytes_));
+  prefetch(addr + 2);
   return r;
 }
 

@@ -229,6 +229,15 @@ class SramSlice {
 
  private:
   void check_addr(std::uint32_t addr) const;
+  void store_word(std::uint8_t* to, const std::uint8_t* from) const;
+  // Programs mostly stream through consecutive addresses (Repeat steps the address): fetching a
+  // word ahead keeps a slice streaming a tensor from waiting on DRAM for every word.
+  void prefetch(std::uint32_t addr) const {
+    if (addr >= static_cast<std::uint32_t>(depth_)) return;
+    const std::uint8_t* p = word(addr);
+    for (int b = 0; b < vector_bytes_; b += 64)
+      __builtin_prefetch(p + b);
+  }
   void check_range(std::uint64_t offset, std::size_t len) const;
   std::uint8_t* word(std::uint32_t addr) {
     return data_.data() + static_cast<std::size_t>(addr) * static_cast<std::size_t>(vector_bytes_);

@@ -62,19 +62,10 @@ StreamFabric::WriteStatus StreamFabric::write(int stream, Dir dir, int pos, std:
   return WriteStatus::kOk;
 }
 
-std::uint8_t* StreamFabric::reserve(int stream, Dir dir, int pos, std::uint64_t cycle,
-                                    const Producer& who, Producer* other) {
-  const std::uint64_t key = key_of(dir, pos, cycle);
-  Slot& s = slot(stream, dir, key);
-  if (s.key != key) {
-    // The slot holds an older diagonal (dead: its last visible cycle is before now) or nothing.
-    if (s.key != ~0ull && s.key >= now_)
-      throw std::logic_error("StreamFabric: ring too small for the live diagonals");
-    release(s, static_cast<std::size_t>(&s - slots_.data()));
-    s.key = key;
-  }
+std::uint8_t* StreamFabric::reserve_slow(Slot& s, int pos, std::uint64_t cycle, const Producer& who,
+                                         Producer* other) {
   auto it = std::lower_bound(s.entries.begin(), s.entries.end(), pos,
-                             [](const Entry& e, int p) { return e.value.position < p; });
+                             [](const Entry& x, int p) { return x.value.position < p; });
   if (it != s.entries.end() && it->value.position == pos) {
     if (other) *other = it->value.producer;
     return nullptr;
@@ -83,36 +74,15 @@ std::uint8_t* StreamFabric::reserve(int stream, Dir dir, int pos, std::uint64_t 
   e.value.producer = who;
   e.value.position = pos;
   e.value.cycle = cycle;
-  e.payload = 0;
-  it = s.entries.insert(it, e);
-  ++writes_;
-  if (!with_data_) return scratch_.data();
-  it->payload = alloc_payload();
-  return payload(it->payload);
+  return finish_reserve(*s.entries.insert(it, e));
 }
 
-const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_t cycle) {
-  const std::uint64_t key = key_of(dir, pos, cycle);
-  Slot& s = slot(stream, dir, key);
-  if (s.key != key) return nullptr;
-  // Eastward: the nearest writer at or west of pos; westward: at or east of it.
-  Entry* found = nullptr;
-  if (dir == Dir::kEast) {
-    for (auto& e : s.entries) {
-      if (e.value.position > pos) break;
-      found = &e;
-    }
-  } else {
-    for (auto& e : s.entries)
-      if (e.value.position >= pos) {
-        found = &e;
-        break;
-      }
-  }
-  if (!found) return nullptr;
-  found->read = true;
-  found->value.data = with_data_ ? payload(found->payload) : nullptr;
-  return &found->value;
+void StreamFabric::retire(Slot& s, std::uint64_t key) {
+  // The slot holds an older diagonal (dead: its last visible cycle is before now) or nothing.
+  if (s.key != ~0ull && s.key >= now_)
+    throw std::logic_error("StreamFabric: ring too small for the live diagonals");
+  release(s, static_cast<std::size_t>(&s - slots_.data()));
+  s.key = key;
 }
 
 void StreamFabric::flush() {

@@ -86,7 +86,7 @@ class StreamFabric {
   struct Entry {
     StreamValue value;
     bool read = false;
-    std::uint32_t payload;  ///< index into `payload_` of its `lanes` bytes
+    std::uint32_t payload = 0;  ///< index into `payload_` of its `lanes` bytes
   };
   struct Slot {
     std::uint64_t key = ~0ull;   ///< the diagonal this slot holds, ~0 = empty
@@ -104,6 +104,15 @@ class StreamFabric {
   }
   std::uint32_t alloc_payload();
   void release(Slot& s, std::size_t index);
+  void retire(Slot& s, std::uint64_t key);  // frees a dead diagonal's slot for `key`
+  std::uint8_t* reserve_slow(Slot& s, int pos, std::uint64_t cycle, const Producer& who,
+                             Producer* other);  // a writer west of another on one diagonal
+  std::uint8_t* finish_reserve(Entry& e) {
+    ++writes_;
+    if (!with_data_) return scratch_.data();
+    e.payload = alloc_payload();
+    return payload(e.payload);
+  }
 
   int streams_, positions_, hop_, lanes_;
   bool with_data_;
@@ -125,5 +134,46 @@ class StreamFabric {
   std::uint64_t now_ = 0;
   std::uint64_t writes_ = 0;
 };
+
+// The per-vector paths, inline: one diagonal lookup and, usually, one entry.
+
+inline std::uint8_t* StreamFabric::reserve(int stream, Dir dir, int pos, std::uint64_t cycle,
+                                           const Producer& who, Producer* other) {
+  const std::uint64_t key = key_of(dir, pos, cycle);
+  Slot& s = slot(stream, dir, key);
+  if (s.key != key) retire(s, key);
+  // Usually the first writer of its diagonal, or east of those before it.
+  if (!s.entries.empty() && s.entries.back().value.position >= pos)
+    return reserve_slow(s, pos, cycle, who, other);
+  Entry& e = s.entries.emplace_back();
+  e.value.producer = who;
+  e.value.position = pos;
+  e.value.cycle = cycle;
+  return finish_reserve(e);
+}
+
+inline const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::uint64_t cycle) {
+  const std::uint64_t key = key_of(dir, pos, cycle);
+  Slot& s = slot(stream, dir, key);
+  if (s.key != key) return nullptr;
+  // Eastward: the nearest writer at or west of pos; westward: at or east of it.
+  Entry* found = nullptr;
+  if (dir == Dir::kEast) {
+    for (auto& e : s.entries) {
+      if (e.value.position > pos) break;
+      found = &e;
+    }
+  } else {
+    for (auto& e : s.entries)
+      if (e.value.position >= pos) {
+        found = &e;
+        break;
+      }
+  }
+  if (!found) return nullptr;
+  found->read = true;
+  found->value.data = with_data_ ? payload(found->payload) : nullptr;
+  return &found->value;
+}
 
 }  // namespace lpu::func

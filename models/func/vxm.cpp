@@ -8,6 +8,10 @@
 #include <string>
 #include <type_traits>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "func/numerics.h"
 
 // Structure (for speed, brief: >= 10 M instructions/s): the op and the type are decided once per
@@ -639,6 +643,25 @@ inline int clamp8(int v) {
   return v < -128 ? -128 : v > 127 ? 127 : v;
 }
 
+// Saturating int8 add and subtract. The compiler does not turn the clamped loop into the SIMD
+// saturating instructions (it widens to 16 bits instead, about six times slower), so on x86 they
+// are written out; the scalar loop finishes the tail and serves other hosts.
+template <bool kSub>
+void i8_sat(const std::int8_t* __restrict a, const std::int8_t* __restrict b,
+            std::int8_t* __restrict d, int lanes) {
+  int i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= lanes; i += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+    const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                     kSub ? _mm_subs_epi8(x, y) : _mm_adds_epi8(x, y));
+  }
+#endif
+  for (; i < lanes; ++i)
+    d[i] = static_cast<std::int8_t>(clamp8(kSub ? a[i] - b[i] : a[i] + b[i]));
+}
+
 // The same results as the blocked path for these ops on i8 (the exhaustive i8 tests run through
 // here); returns false for any other op.
 bool i8_direct(const VxmArgs& x, int lanes, const std::uint8_t* const* pa,
@@ -651,16 +674,14 @@ bool i8_direct(const VxmArgs& x, int lanes, const std::uint8_t* const* pa,
   switch (x.op) {
     case VxmOp::kAdd:
       if (x.saturate)
-        for (int i = 0; i < lanes; ++i)
-          d[i] = static_cast<std::int8_t>(clamp8(a[i] + b[i]));
+        i8_sat<false>(a, b, d, lanes);
       else
         for (int i = 0; i < lanes; ++i)
           d[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(a[i] + b[i]));
       return true;
     case VxmOp::kSub:
       if (x.saturate)
-        for (int i = 0; i < lanes; ++i)
-          d[i] = static_cast<std::int8_t>(clamp8(a[i] - b[i]));
+        i8_sat<true>(a, b, d, lanes);
       else
         for (int i = 0; i < lanes; ++i)
           d[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(a[i] - b[i]));

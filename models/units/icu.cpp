@@ -66,6 +66,7 @@ bool Icu::expand(Cursor& c) {
     c.steps = static_cast<std::uint32_t>((ctx_.arch->chip.icu.ifetch_bytes + vb - 1) / vb);
   }
   if (e.instr.info().unit != isa::Unit::kIcu) c.last_unit_instr = &e.instr;
+  c.unit = c.instr->info().unit == isa::Unit::kIcu ? this : unit_of_queue_[c.queue->id];
   return true;
 }
 
@@ -121,6 +122,7 @@ void Icu::materialize(Cursor& c) {
   const arch::Latency& lat = latency(*c.instr);
   is.access = is.dispatch + static_cast<std::uint64_t>(lat.d_skew);
   is.result = is.access + static_cast<std::uint64_t>(lat.d_func);
+  s.unit = c.unit;
   s.last = c.step + 1 == c.steps;
   ++c.step;
   wait(slot, is.access);
@@ -168,8 +170,7 @@ void Icu::execute(Slot& p) {
   if (is.access > skew_lag_) ctx_.fabric->advance(is.access - skew_lag_);
 
   last_step_ = p.last;
-  Unit* unit = is.instr->info().unit == isa::Unit::kIcu ? this : unit_of_queue_[is.queue->id];
-  unit->execute(is);
+  p.unit->execute(is);
   ++issues_;
   if (p.last) {
     ++instructions_;
@@ -222,6 +223,48 @@ std::uint32_t Icu::take() {
   return current_[current_at_++];
 }
 
+void Icu::schedule(std::uint32_t cursor) {
+  const std::uint64_t d = cursors_[cursor].dispatch();  // never before dispatch_now_ (in order)
+  if (d - dispatch_now_ <= dispatch_mask_) {
+    dispatch_buckets_[d & dispatch_mask_].push_back(cursor);
+    ++dispatch_near_;
+  } else {
+    dispatch_far_.push({d, cursor});
+  }
+}
+
+bool Icu::advance_dispatch(std::uint64_t* cycle) {
+  for (;;) {
+    auto& b = dispatch_buckets_[dispatch_now_ & dispatch_mask_];
+    if (dispatch_at_ < b.size()) {
+      *cycle = dispatch_now_;
+      return true;
+    }
+    if (dispatch_at_) {  // the current bucket is used up
+      dispatch_near_ -= b.size();
+      b.clear();
+      dispatch_at_ = 0;
+    }
+    if (!dispatch_near_) {
+      if (dispatch_far_.empty()) return false;
+      dispatch_now_ = dispatch_far_.top().first;  // jump the empty stretch
+    } else {
+      ++dispatch_now_;
+    }
+    // Far cursors that came within range join the buckets (in cycle order, then cursor order).
+    while (!dispatch_far_.empty() && dispatch_far_.top().first - dispatch_now_ <= dispatch_mask_) {
+      const auto [d, i] = dispatch_far_.top();
+      dispatch_far_.pop();
+      dispatch_buckets_[d & dispatch_mask_].push_back(i);
+      ++dispatch_near_;
+    }
+  }
+}
+
+std::uint32_t Icu::take_dispatch() {
+  return dispatch_buckets_[dispatch_now_ & dispatch_mask_][dispatch_at_++];
+}
+
 void Icu::run() {
   qk_.reset();
   std::size_t buckets = 16;
@@ -231,23 +274,25 @@ void Icu::run() {
   bucket_mask_ = buckets - 1;
   quantum_cycles_ = std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(ctx_.options.quantum_ns * ctx_.arch->chip.clock_mhz / 1000.0));
-  using Next = std::pair<std::uint64_t, std::size_t>;
-  std::priority_queue<Next, std::vector<Next>, std::greater<Next>> frontier;
+  dispatch_buckets_.assign(256, {});
+  dispatch_mask_ = dispatch_buckets_.size() - 1;
+  dispatch_now_ = dispatch_at_ = dispatch_near_ = 0;
   try {
-    for (std::size_t i = 0; i < cursors_.size(); ++i)
-      if (expand(cursors_[i])) frontier.push({cursors_[i].dispatch(), i});
+    for (std::uint32_t i = 0; i < cursors_.size(); ++i)
+      if (expand(cursors_[i])) dispatch_far_.push({cursors_[i].dispatch(), i});
     constexpr std::uint64_t kNever = ~0ull;
-    while (!frontier.empty() || any_waiting()) {
-      const std::uint64_t t_dis = frontier.empty() ? kNever : frontier.top().first;
+    for (;;) {
+      std::uint64_t t_dis = kNever;
+      const bool dispatching = next_dispatch(&t_dis);
+      if (!dispatching && !any_waiting()) break;
       const std::uint64_t t_acc = any_waiting() ? earliest() : kNever;
       // Every issue whose dispatch is at or before the earliest pending access is known before
       // that access runs, so issues run in order of access cycle across all queues.
       if (t_dis <= t_acc) {
-        const std::size_t i = frontier.top().second;
-        frontier.pop();
+        const std::uint32_t i = take_dispatch();
         Cursor& c = cursors_[i];
         materialize(c);
-        if (c.more() || expand(c)) frontier.push({c.dispatch(), i});
+        if (c.more() || expand(c)) schedule(i);
       } else {
         const std::uint32_t slot = take();
         execute(slab_[slot]);

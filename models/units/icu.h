@@ -45,6 +45,7 @@ class Icu : public Unit {
     const isa::Entry* entry = nullptr;
     std::uint32_t step = 0, steps = 0, step_base = 0;
     std::uint64_t first = 0, stride = 1;
+    Unit* unit = nullptr;                         // who executes instr
     const isa::Instr* last_unit_instr = nullptr;  // what a Repeat repeats
     std::uint64_t parked_at = ~0ull;              // access cycle of a Sync not yet released
     std::uint64_t fetched = 0;                    // entries available to dispatch
@@ -55,6 +56,7 @@ class Icu : public Unit {
   // Issues stay put in a slab; the calendar below holds their indices.
   struct Slot {
     Issue issue;
+    Unit* unit = nullptr;
     bool last = false;  // last step of its entry
   };
 
@@ -90,6 +92,24 @@ class Icu : public Unit {
   bool any_waiting() const { return current_at_ < current_.size() || waiting_ > 0; }
   std::uint64_t earliest() const { return current_at_ < current_.size() ? current_access_ : low_; }
   std::uint32_t take();
+  // Cursors waiting for their next dispatch cycle, in a second calendar: those due within
+  // dispatch_buckets_.size() cycles of dispatch_now_ sit in buckets by cycle (in the order they
+  // were scheduled), later ones in a heap until they come within range.
+  using Due = std::pair<std::uint64_t, std::uint32_t>;  // (dispatch cycle, cursor)
+  std::vector<std::vector<std::uint32_t>> dispatch_buckets_;
+  std::uint64_t dispatch_mask_ = 0, dispatch_now_ = 0;
+  std::size_t dispatch_near_ = 0, dispatch_at_ = 0;  // cursors in buckets; next in current bucket
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> dispatch_far_;
+  void schedule(std::uint32_t cursor);
+  bool next_dispatch(std::uint64_t* cycle) {  // earliest dispatch due, false when none is left
+    if (dispatch_at_ < dispatch_buckets_[dispatch_now_ & dispatch_mask_].size()) {
+      *cycle = dispatch_now_;
+      return true;
+    }
+    return advance_dispatch(cycle);
+  }
+  bool advance_dispatch(std::uint64_t* cycle);  // next_dispatch past the current bucket
+  std::uint32_t take_dispatch();                // the cursor due at that cycle, in schedule order
   std::vector<Slot> slab_;
   std::vector<std::uint32_t> free_slots_;
   std::uint64_t quantum_cycles_ = 1, next_sync_ = 0;    // temporal decoupling, in chip cycles

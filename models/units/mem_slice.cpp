@@ -6,9 +6,18 @@ MemSlice::MemSlice(const sc_core::sc_module_name& name, ChipContext& ctx, const 
     : Unit(name, ctx),
       host("host"),
       queue_(queue),
+      depth_(static_cast<std::uint32_t>(ctx.arch->chip.mem.depth)),
       sram_(ctx.arch->chip.mem.depth, ctx.lanes, ctx.arch->chip.mem.ecc_data_bits,
             ctx.arch->chip.mem.ecc_check_bits, ctx.arch->chip.mem.ecc_enabled, ctx.functional()),
       buf_(static_cast<std::size_t>(ctx.lanes)) {
+  const auto& mem = ctx.arch->chip.mem;
+  const auto pow2 = [](unsigned v) { return v && (v & (v - 1)) == 0; };
+  const auto banks = static_cast<unsigned>(mem.banks);
+  if (mem.interleaved) {
+    if (pow2(banks) && banks > 1) bank_mask_ = banks - 1;
+  } else if (pow2(depth_ / banks) && depth_ % banks == 0) {
+    bank_shift_ = __builtin_ctz(depth_ / banks);
+  }
   host.register_b_transport(this, &MemSlice::b_transport);
   host.register_get_direct_mem_ptr(this, &MemSlice::get_direct_mem_ptr);
   host.register_transport_dbg(this, &MemSlice::transport_dbg);
@@ -46,8 +55,7 @@ void MemSlice::execute(const Issue& is) {
   ++stats_.instructions;
   ++stats_.busy_cycles;
   const isa::Instr& in = *is.instr;
-  const auto depth = static_cast<std::uint32_t>(ctx_.arch->chip.mem.depth);
-  const auto& mem = ctx_.arch->chip.mem;
+  const std::uint32_t depth = depth_;
   switch (in.opcode) {
     case 0x10:    // read addr, s
     case 0x11: {  // write addr, s
@@ -59,7 +67,7 @@ void MemSlice::execute(const Issue& is) {
                            std::to_string(depth) + ")");
         return;
       }
-      if (!claim(is, write, mem.bank_of(addr))) return;
+      if (!claim(is, write, bank_of(addr))) return;
       if (write) {
         const std::uint8_t* plane = nullptr;
         if (!read_group(is, in.arg[1], 1, &plane)) return;

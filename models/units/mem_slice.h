@@ -36,7 +36,17 @@ class MemSlice : public Unit {
   bool claim(const Issue& is, bool write, int bank);
   void count_ecc(const Issue& is, const func::ReadResult& r);
 
+  // The bank of an address, without a division when the bank geometry is a power of two.
+  int bank_of(std::uint32_t addr) const {
+    if (bank_shift_ >= 0) return static_cast<int>(addr >> bank_shift_);
+    if (bank_mask_) return static_cast<int>(addr & bank_mask_);
+    return ctx_.arch->chip.mem.bank_of(addr);
+  }
+
   const arch::Queue& queue_;
+  const std::uint32_t depth_;
+  int bank_shift_ = -1;          // blocked banks of 2^k words
+  std::uint32_t bank_mask_ = 0;  // interleaved over 2^k banks (k > 0)
   func::SramSlice sram_;
   std::uint64_t last_read_ = ~0ull, last_write_ = ~0ull;
   int last_read_bank_ = -1, last_write_bank_ = -1;

@@ -9,34 +9,25 @@ std::string Unit::stream_name(std::uint32_t arg, int offset) {
   return "s" + std::to_string(isa::stream_id(arg) + offset) + (isa::stream_west(arg) ? "w" : "e");
 }
 
-bool Unit::read_group(const Issue& is, std::uint32_t arg, int group, const std::uint8_t** planes) {
-  const int base = isa::stream_id(arg);
-  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+bool Unit::read_checked(const Issue& is, std::uint32_t arg, int i, const func::StreamValue* v) {
   const int pos = position(is);
-  for (int i = 0; i < group; ++i) {
-    const func::StreamValue* v = ctx_.fabric->read(base + i, dir, pos, is.access);
-    if (!v) {
-      ctx_.error(is, "reads a stream slot nobody wrote", stream_name(arg, i), pos);
-      return false;
-    }
-    const auto& expect = is.entry->expect;
-    if (!expect.empty()) {
-      const bool ok = std::any_of(expect.begin(), expect.end(), [&](const isa::InstrRef& r) {
-        return r.queue == v->producer.queue && r.index == v->producer.index;
-      });
-      if (!ok) {
-        const auto& q = ctx_.queues[v->producer.queue];
-        ctx_.error(is,
-                   "finds the value of " + q.name + "#" + std::to_string(v->producer.index) +
-                       " (written at position " + std::to_string(v->position) + " in cycle " +
-                       std::to_string(v->cycle) + "), not one it expects",
-                   stream_name(arg, i), pos);
-        return false;
-      }
-    }
-    planes[i] = v->data;
+  if (!v) {
+    ctx_.error(is, "reads a stream slot nobody wrote", stream_name(arg, i), pos);
+    return false;
   }
-  return true;
+  const auto& expect = is.entry->expect;
+  const bool ok = std::any_of(expect.begin(), expect.end(), [&](const isa::InstrRef& r) {
+    return r.queue == v->producer.queue && r.index == v->producer.index;
+  });
+  if (!ok) {
+    const auto& q = ctx_.queues[v->producer.queue];
+    ctx_.error(is,
+               "finds the value of " + q.name + "#" + std::to_string(v->producer.index) +
+                   " (written at position " + std::to_string(v->position) + " in cycle " +
+                   std::to_string(v->cycle) + "), not one it expects",
+               stream_name(arg, i), pos);
+  }
+  return ok;
 }
 
 void Unit::write_group(const Issue& is, std::uint32_t arg, int group,
@@ -49,32 +40,14 @@ void Unit::write_group(const Issue& is, std::uint32_t arg, int group,
   finish_group(is, group, out);
 }
 
-bool Unit::reserve_group(const Issue& is, std::uint32_t arg, int group, std::uint8_t** planes) {
-  const int base = isa::stream_id(arg);
-  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
-  const int pos = position(is);
-  for (int i = 0; i < group; ++i) {
-    func::Producer other;
-    planes[i] = ctx_.fabric->reserve(base + i, dir, pos, is.result, is.producer(), &other);
-    if (!planes[i]) {
-      for (int j = 0; j < i; ++j)
-        std::fill(planes[j], planes[j] + ctx_.lanes, 0);
-      ctx_.error(is,
-                 "writes a stream slot that " + ctx_.queues[other.queue].name + "#" +
-                     std::to_string(other.index) + " also writes in cycle " +
-                     std::to_string(is.result),
-                 stream_name(arg, i), pos);
-      return false;
-    }
-  }
-  return true;
-}
-
-void Unit::finish_group(const Issue& is, int group, std::uint8_t* const* planes) const {
-  const int live = is.superlanes * ctx_.arch->chip.lanes_per_superlane;
-  if (live >= ctx_.lanes || !ctx_.functional()) return;
-  for (int i = 0; i < group; ++i)
-    std::fill(planes[i] + live, planes[i] + ctx_.lanes, 0);
+void Unit::reserve_failed(const Issue& is, std::uint32_t arg, int i, std::uint8_t** planes,
+                          const func::Producer& other) {
+  for (int j = 0; j < i; ++j)
+    std::fill(planes[j], planes[j] + ctx_.lanes, 0);
+  ctx_.error(is,
+             "writes a stream slot that " + ctx_.queues[other.queue].name + "#" +
+                 std::to_string(other.index) + " also writes in cycle " + std::to_string(is.result),
+             stream_name(arg, i), position(is));
 }
 
 }  // namespace lpu::units

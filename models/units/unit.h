@@ -6,6 +6,7 @@
 // (its position, result).
 #pragma once
 
+#include <algorithm>
 #include <systemc>
 #include <vector>
 
@@ -40,10 +41,55 @@ class Unit : public sc_core::sc_module {
   void finish_group(const Issue& is, int group, std::uint8_t* const* planes) const;
   /// "s3e"
   static std::string stream_name(std::uint32_t arg, int offset = 0);
+  /// read_group's rare cases: nothing to read (v null), or an entry with an expect= list. Reports
+  /// and returns false when the read is wrong.
+  bool read_checked(const Issue& is, std::uint32_t arg, int i, const func::StreamValue* v);
+  /// reserve_group's collision report.
+  void reserve_failed(const Issue& is, std::uint32_t arg, int i, std::uint8_t** planes,
+                      const func::Producer& other);
   int position(const Issue& is) const { return is.queue->position; }
 
   ChipContext& ctx_;
   UnitStats stats_;
 };
+
+// The per-issue paths, inline; the reports are out of line.
+
+inline bool Unit::read_group(const Issue& is, std::uint32_t arg, int group,
+                             const std::uint8_t** planes) {
+  const int base = isa::stream_id(arg);
+  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+  const int pos = position(is);
+  const bool expects = !is.entry->expect.empty();
+  for (int i = 0; i < group; ++i) {
+    const func::StreamValue* v = ctx_.fabric->read(base + i, dir, pos, is.access);
+    if ((!v || expects) && !read_checked(is, arg, i, v)) return false;
+    planes[i] = v->data;
+  }
+  return true;
+}
+
+inline bool Unit::reserve_group(const Issue& is, std::uint32_t arg, int group,
+                                std::uint8_t** planes) {
+  const int base = isa::stream_id(arg);
+  const auto dir = isa::stream_west(arg) ? func::Dir::kWest : func::Dir::kEast;
+  const int pos = position(is);
+  for (int i = 0; i < group; ++i) {
+    func::Producer other;
+    planes[i] = ctx_.fabric->reserve(base + i, dir, pos, is.result, is.producer(), &other);
+    if (!planes[i]) {
+      reserve_failed(is, arg, i, planes, other);
+      return false;
+    }
+  }
+  return true;
+}
+
+inline void Unit::finish_group(const Issue& is, int group, std::uint8_t* const* planes) const {
+  const int live = is.superlanes * ctx_.arch->chip.lanes_per_superlane;
+  if (live >= ctx_.lanes || !ctx_.functional()) return;
+  for (int i = 0; i < group; ++i)
+    std::fill(planes[i] + live, planes[i] + ctx_.lanes, 0);
+}
 
 }  // namespace lpu::units

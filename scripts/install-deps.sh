@@ -16,7 +16,7 @@ packages=(
   # asks for OpenCL, which Debian only recommends
   libdnnl-dev ocl-icd-opencl-dev
   # ONNX front end
-  libonnx-dev libprotobuf-dev protobuf-compiler
+  libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 )
 
 missing=()

@@ -16,6 +16,7 @@ int cmd_asm(const Args& args);
 int cmd_disasm(const Args& args);
 int cmd_isa(const Args& args);
 int cmd_run(const Args& args);
+int cmd_compile(const Args& args);
 
 /// Exit codes.
 constexpr int kOk = 0;

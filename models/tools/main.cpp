@@ -19,6 +19,7 @@ const char* kUsage =
     "commands:\n"
     "  arch     list, show and check architecture descriptions (presets or JSON files)\n"
     "  asm      assemble a text program (.lpuasm) into a binary program (.lpubin)\n"
+    "  compile  compile an ONNX model into a scheduled program\n"
     "  disasm   turn a binary program back into canonical text\n"
     "  isa      print the instruction set (markdown or JSON)\n"
     "  run      simulate a program with real values and exact cycle timing\n"
@@ -30,11 +31,9 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   using namespace lpu::tools;
-  const std::map<std::string, int (*)(const Args&)> commands = {{"arch", cmd_arch},
-                                                                {"asm", cmd_asm},
-                                                                {"disasm", cmd_disasm},
-                                                                {"isa", cmd_isa},
-                                                                {"run", cmd_run}};
+  const std::map<std::string, int (*)(const Args&)> commands = {
+      {"arch", cmd_arch},     {"asm", cmd_asm}, {"compile", cmd_compile},
+      {"disasm", cmd_disasm}, {"isa", cmd_isa}, {"run", cmd_run}};
   if (argc < 2) {
     std::cerr << kUsage;
     return kBadInput;

@@ -1,0 +1,45 @@
+// The scheduler: places a kernel program's tensors in MEM and streams every step through the
+// machine at fixed cycles, reserving each resource it uses exactly, and emits the program
+// (isa/program.h) with the predicted completion cycle of every instruction.
+//
+// Its model of the machine is its own (brief B6): a value written at position p in cycle t travels
+// one position per hop_cycles in its direction; an instruction dispatched in cycle D reads its
+// operands in D + d_skew at its position and writes its result there in D + d_skew + d_func; it
+// completes when the last superlane has done so, superlanes - 1 cycles later.
+//
+// Resources reserved per step:
+//  * queues: busy from dispatch to the last repetition;
+//  * MEM slices: one read and one write per cycle, never a read and a write of one bank together;
+//  * streams: each value owns its diagonal between the slot where it is written and the slot
+//    where it is read (positions inclusive), so no other value can overwrite it on the way;
+//  * data: a tensor row is read only after the cycle it was written.
+// The earliest cycle at which every reservation of a step fits is found by moving past each
+// conflict in turn; the choice of VXM ALU and stream groups is the first that reaches it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "compiler/kernels.h"
+#include "isa/program.h"
+
+namespace lpu::compiler {
+
+struct Placed {
+  std::string tensor;
+  std::string where;  ///< "mem.w3:0x0000+12, mem.w4:0x0000+12"
+};
+
+struct Schedule {
+  isa::Program program;
+  std::uint64_t cycles = 0;             ///< predicted
+  std::uint64_t mem_bytes[2] = {0, 0};  ///< MEM used per hemisphere (west, east)
+  std::uint64_t vxm_busy = 0;           ///< VXM ALU-cycles
+  std::vector<Placed> placements;
+};
+
+/// Throws InputError (naming the tensor and the sizes involved) when a tensor does not fit.
+Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source);
+
+}  // namespace lpu::compiler

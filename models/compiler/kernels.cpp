@@ -57,6 +57,10 @@ class Lowering {
   Lowering(const Graph& g, const arch::Arch& arch) : g_(g), arch_(arch) {}
 
   Kernels run() {
+    k_.mxm_rows = arch_.chip.mxm.rows;
+    k_.mxm_cols = arch_.chip.mxm.cols;
+    k_.mxm_accumulators = arch_.chip.mxm.accumulators;
+    k_.lanes = arch_.chip.lanes();
     tensor_of_.assign(g_.values.size(), -1);
     for (int v : g_.inputs) {
       const Value& val = g_.values[static_cast<std::size_t>(v)];
@@ -175,6 +179,11 @@ class Lowering {
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
     if (kt.elements() == elems) return t;  // same elements, same rows view
     if (kt.elements() == cols && (kt.shape.empty() ? 1 : kt.shape.back()) == cols) return t;
+    // One element per row (a scalar, or a last dimension of 1) whose rows match the result's (or
+    // are a single row): spread across the lanes on the MXM, then as above.
+    if (kt.role != KTensor::Role::kConstant && kt.cols() == 1 &&
+        (kt.rows() == 1 || kt.rows() * cols == elems))
+      return fit(lane_broadcast(t, cols, n), shape, n);
     if (kt.role != KTensor::Role::kConstant)
       throw InputError(g_.where(n), "broadcast of '" + kt.name + "' " + shape_str(kt.shape) +
                                         " to " + shape_str(shape) +
@@ -360,8 +369,6 @@ class Lowering {
       for (std::size_t i = 1; i < 3 && i < n.inputs.size(); ++i) {
         if (n.inputs[i] < 0) continue;
         const Value& v = g_.values[static_cast<std::size_t>(n.inputs[i])];
-        if (!v.constant)
-          throw InputError(g_.where(n), "a non-constant bound '" + v.name + "' is not supported");
         const int t = in(i);
         if (ktensor(t).elements() != 1)
           throw InputError(g_.where(n), "bound '" + v.name + "' is not a scalar");
@@ -384,7 +391,288 @@ class Lowering {
       return;
     }
 
+    if (n.op == "MatMul") {
+      for (const auto& [key, unused] : n.attrs) {
+        (void)unused;
+        throw InputError(g_.where(n), "attribute '" + key + "' is not supported");
+      }
+      if (n.inputs.size() != 2) throw InputError(g_.where(n), "takes two inputs");
+      matmul(n, in(0), in(1), false, false, 1.0f, -1, 0.0f);
+      return;
+    }
+
+    if (n.op == "Gemm") {  // alpha A' B' + beta C
+      float alpha = 1.0f, beta = 1.0f;
+      bool ta = false, tb = false;
+      for (const auto& [key, at] : n.attrs) {
+        if (key == "alpha")
+          alpha = at.f;
+        else if (key == "beta")
+          beta = at.f;
+        else if (key == "transA")
+          ta = at.i != 0;
+        else if (key == "transB")
+          tb = at.i != 0;
+        else
+          throw InputError(g_.where(n), "attribute '" + key + "' is not supported");
+      }
+      if (n.inputs.size() < 2 || n.inputs.size() > 3)
+        throw InputError(g_.where(n), "takes two or three inputs");
+      const int c = n.inputs.size() == 3 && n.inputs[2] >= 0 ? in(2) : -1;
+      matmul(n, in(0), in(1), ta, tb, alpha, c, beta);
+      return;
+    }
+
     throw InputError(g_.where(n), "operator '" + n.op + "' is not supported");
+  }
+
+  // x [..., 1] as x [..., cols]: the product of x's one-lane rows with a row of ones on the MXM
+  // (exact for fp16 and int8; fp32 is split into two fp16 parts, hi + lo, summed once in fp32).
+  int lane_broadcast(int t, std::int64_t cols, const Node& n) {
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    std::vector<std::int64_t> shape = kt.shape;
+    if (shape.empty()) shape = {1};
+    shape.back() = cols;
+    const std::vector<std::int64_t> xs = {kt.rows(), 1};
+    if (kt.dtype != DType::kFp32 && kt.dtype != DType::kFp16 && kt.dtype != DType::kI8)
+      throw InputError(g_.where(n), "broadcasting '" + kt.name +
+                                        "' across lanes needs int8, fp16 "
+                                        "or fp32 (it is " +
+                                        isa::to_string(kt.dtype) + ")");
+    if (cols > k_.mxm_cols || cols > k_.lanes)
+      throw InputError(g_.where(n), "broadcast of '" + kt.name + "' to " + std::to_string(cols) +
+                                        " lanes is wider than one MXM plane");
+    const DType wt = kt.dtype == DType::kI8 ? DType::kI8 : DType::kFp16;
+    const int ones = splat(kt.name + "/ones", wt, 1.0, {1, cols});
+    std::vector<std::pair<int, int>> passes;
+    if (kt.dtype == DType::kFp32) {
+      const auto [h, l] = split_fp16(t, n, false);
+      passes = {{h, ones}, {l, ones}};
+    } else {
+      passes = {{t, ones}};
+    }
+    const DType acc = kt.dtype == DType::kI8 ? DType::kI32 : DType::kFp32;
+    const int y = add_tensor(kt.name + "/lanes", acc, shape, KTensor::Role::kTemp);
+    for (std::int64_t r0 = 0; r0 < kt.rows(); r0 += k_.mxm_accumulators) {
+      KStep s;
+      s.kind = KStep::Kind::kMatMul;
+      s.mm_type = wt;
+      s.m = std::min<std::int64_t>(k_.mxm_accumulators, kt.rows() - r0);
+      s.k = 1;
+      s.d = y;
+      s.d_row = r0;
+      for (const auto& [x, w] : passes)
+        s.passes.push_back({x, w, r0, 0});
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+    }
+    if (acc == kt.dtype) return y;
+    const int out = add_tensor(kt.name + "/lanes." + isa::to_string(kt.dtype), kt.dtype, shape,
+                               KTensor::Role::kTemp);
+    cast(acc, kt.dtype, y, out, g_.where(n));
+    return out;
+  }
+
+  // A constant's transpose (the last two dimensions), computed on the host.
+  int transposed_constant(int t, const Node& n) {
+    const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
+    if (src.role != KTensor::Role::kConstant)
+      throw InputError(g_.where(n), "transposing the computed tensor '" + src.name +
+                                        "' is not supported yet (only constants)");
+    if (src.shape.size() != 2) throw InputError(g_.where(n), "'" + src.name + "' is not 2-D");
+    const std::int64_t r = src.shape[0], c = src.shape[1];
+    const int out = add_tensor(src.name + "/T", src.dtype, {c, r}, KTensor::Role::kConstant);
+    KTensor& o = k_.tensors[static_cast<std::size_t>(out)];
+    const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(src.dtype));
+    o.data.resize(src.data.size());
+    for (std::int64_t i = 0; i < r; ++i)
+      for (std::int64_t j = 0; j < c; ++j)
+        std::memcpy(&o.data[static_cast<std::size_t>(j * r + i) * bytes],
+                    &src.data[static_cast<std::size_t>(i * c + j) * bytes], bytes);
+    return out;
+  }
+
+  // fp32 x = hi + lo in fp16 (hi = fp16(x), lo = fp16(x - hi)): on the host for constants, else
+  // as VXM steps (cast, cast back, subtract, cast).
+  std::pair<int, int> split_fp16(int t, const Node& n, bool weights) {
+    const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
+    if (src.role == KTensor::Role::kConstant) {
+      const int hi =
+          add_tensor(src.name + "/hi", DType::kFp16, src.shape, KTensor::Role::kConstant);
+      const int lo =
+          add_tensor(src.name + "/lo", DType::kFp16, src.shape, KTensor::Role::kConstant);
+      const auto count = static_cast<std::size_t>(src.elements());
+      auto& h = k_.tensors[static_cast<std::size_t>(hi)].data;
+      h.resize(count * 2);
+      auto& l = k_.tensors[static_cast<std::size_t>(lo)].data;
+      l.resize(count * 2);
+      for (std::size_t i = 0; i < count; ++i) {
+        float x;
+        std::memcpy(&x, &src.data[i * 4], 4);
+        const std::uint16_t xh = func::fp32_to_fp16(x);
+        const std::uint16_t xl = func::fp32_to_fp16(x - func::fp16_to_fp32(xh));
+        h[2 * i] = static_cast<std::uint8_t>(xh);
+        h[2 * i + 1] = static_cast<std::uint8_t>(xh >> 8);
+        l[2 * i] = static_cast<std::uint8_t>(xl);
+        l[2 * i + 1] = static_cast<std::uint8_t>(xl >> 8);
+      }
+      return {hi, lo};
+    }
+    const int hi = add_tensor(src.name + "/hi", DType::kFp16, src.shape, KTensor::Role::kTemp);
+    const int back = add_tensor(src.name + "/hi32", DType::kFp32, src.shape, KTensor::Role::kTemp);
+    const int diff = add_tensor(src.name + "/rest", DType::kFp32, src.shape, KTensor::Role::kTemp);
+    const int lo = add_tensor(src.name + "/lo", DType::kFp16, src.shape, KTensor::Role::kTemp);
+    cast(DType::kFp32, DType::kFp16, t, hi, g_.where(n));
+    cast(DType::kFp16, DType::kFp32, hi, back, g_.where(n));
+    step(VxmOp::kSub, DType::kFp32, t, back, diff, g_.where(n));
+    cast(DType::kFp32, DType::kFp16, diff, lo, g_.where(n));
+    if (!weights) return {hi, lo};
+    // MXM weights live in their own layout: the hi part the VXM reads again gets a copy there.
+    const int wh = add_tensor(src.name + "/hi.w", DType::kFp16, src.shape, KTensor::Role::kTemp);
+    step(VxmOp::kMov, DType::kFp16, hi, -1, wh, g_.where(n));
+    return {wh, lo};
+  }
+
+  void cast(DType from, DType to, int a, int d, const std::string& origin) {
+    KStep s;
+    s.args.op = VxmOp::kCast;
+    s.args.type = from;
+    s.args.to = to;
+    s.a = a;
+    s.d = d;
+    s.origin = origin;
+    k_.steps.push_back(std::move(s));
+  }
+
+  // Y = alpha A' B' (+ beta C): MXM passes per block of rows, then VXM steps for the rest.
+  void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta) {
+    if (ta) a = transposed_constant(a, n);
+    if (tb) b = transposed_constant(b, n);
+    const KTensor ka = k_.tensors[static_cast<std::size_t>(a)];
+    const KTensor kb = k_.tensors[static_cast<std::size_t>(b)];
+    const DType dt = ka.dtype;
+    if (kb.dtype != dt) throw InputError(g_.where(n), "inputs have different types");
+    if (dt != DType::kFp32 && dt != DType::kFp16)
+      throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
+                                        " is not supported (fp32 or fp16)");
+    // numpy matmul shapes: 1-D operands gain a dimension that the result drops.
+    std::vector<std::int64_t> sa = ka.shape, sb = kb.shape;
+    if (sa.empty() || sb.empty()) throw InputError(g_.where(n), "scalar operands are not allowed");
+    const bool a1 = sa.size() == 1, b1 = sb.size() == 1;
+    if (a1) sa.insert(sa.begin(), 1);
+    if (b1) sb.push_back(1);
+    const std::int64_t m = sa[sa.size() - 2], kk = sa.back(), nn = sb.back();
+    if (sb[sb.size() - 2] != kk)
+      throw InputError(g_.where(n), "inner dimensions differ: " + shape_str(ka.shape) + " x " +
+                                        shape_str(kb.shape));
+    std::int64_t batch_a = 1, batch_b = 1;
+    for (std::size_t i = 0; i + 2 < sa.size(); ++i)
+      batch_a *= sa[i];
+    for (std::size_t i = 0; i + 2 < sb.size(); ++i)
+      batch_b *= sb[i];
+    std::vector<std::int64_t> out_shape;
+    if (batch_b == 1) {
+      out_shape.assign(sa.begin(), sa.end() - 1);
+      out_shape.push_back(nn);
+    } else {
+      if (sa.size() != sb.size() || !std::equal(sa.begin(), sa.end() - 2, sb.begin()))
+        throw InputError(g_.where(n), "batch dimensions " + shape_str(ka.shape) + " x " +
+                                          shape_str(kb.shape) +
+                                          " must match exactly (broadcast batches are not "
+                                          "supported yet)");
+      out_shape.assign(sa.begin(), sa.end() - 1);
+      out_shape.push_back(nn);
+    }
+    if (a1) out_shape.erase(out_shape.end() - 2);
+    if (b1) out_shape.pop_back();
+    if (kk > k_.mxm_rows || nn > k_.mxm_cols || nn > k_.lanes || kk > k_.lanes)
+      throw InputError(g_.where(n), "a product of K = " + std::to_string(kk) +
+                                        ", N = " + std::to_string(nn) + " does not fit one " +
+                                        std::to_string(k_.mxm_rows) + " x " +
+                                        std::to_string(k_.mxm_cols) +
+                                        " MXM plane (tiling is not supported yet)");
+    // Operands in the MXM's types.
+    std::vector<std::pair<int, int>> passes;  // (x, w)
+    if (dt == DType::kFp16) {
+      passes.push_back({a, b});
+    } else {
+      const auto [ah, al] = split_fp16(a, n, false);
+      const auto [bh, bl] = split_fp16(b, n, true);
+      passes = {{ah, bh}, {ah, bl}, {al, bh}};
+    }
+    // The sum in fp32; the node's type and the alpha/beta terms follow on the VXM.
+    const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0;
+    int y = more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
+                 : output(n, DType::kFp32, out_shape);
+    const std::int64_t rows_per_batch = m;
+    for (std::int64_t bi = 0; bi < batch_a; ++bi)
+      for (std::int64_t r0 = 0; r0 < rows_per_batch; r0 += k_.mxm_accumulators) {
+        KStep s;
+        s.kind = KStep::Kind::kMatMul;
+        s.mm_type = DType::kFp16;
+        s.m = std::min<std::int64_t>(k_.mxm_accumulators, rows_per_batch - r0);
+        s.k = kk;
+        s.d = y;
+        s.d_row = bi * m + r0;
+        for (const auto& [x, w] : passes)
+          s.passes.push_back({x, w, bi * m + r0, batch_b == 1 ? 0 : bi * kk});
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+      }
+    if (alpha != 1.0f) {
+      const int scaled =
+          add_tensor(n.name + "/scaled", DType::kFp32, out_shape, KTensor::Role::kTemp);
+      const int al = splat(n.name + "/alpha", DType::kFp32, alpha, {nn});
+      step(VxmOp::kMul, DType::kFp32, y, al, scaled, g_.where(n));
+      y = scaled;
+    }
+    if (c >= 0) {
+      const KTensor kc = k_.tensors[static_cast<std::size_t>(c)];
+      if (kc.dtype != dt) throw InputError(g_.where(n), "C has another type than A and B");
+      if (!broadcast(kc.shape, out_shape) || *broadcast(kc.shape, out_shape) != out_shape)
+        throw InputError(g_.where(n), "C " + shape_str(kc.shape) + " does not broadcast to " +
+                                          shape_str(out_shape));
+      int cc = c;
+      if (dt == DType::kFp16) {
+        if (kc.role != KTensor::Role::kConstant)
+          throw InputError(g_.where(n), "a computed fp16 C is not supported yet");
+      }
+      if (kc.role == KTensor::Role::kConstant && (beta != 1.0f || dt == DType::kFp16)) {
+        // Fold beta (and the widening to fp32) into the constant on the host.
+        const int f =
+            add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kConstant);
+        auto& data = k_.tensors[static_cast<std::size_t>(f)].data;
+        const auto count = static_cast<std::size_t>(kc.elements());
+        data.resize(count * 4);
+        for (std::size_t i = 0; i < count; ++i) {
+          float x;
+          if (dt == DType::kFp16)
+            x = func::fp16_to_fp32(
+                static_cast<std::uint16_t>(kc.data[2 * i] | (kc.data[2 * i + 1] << 8)));
+          else
+            std::memcpy(&x, &kc.data[i * 4], 4);
+          x *= beta;
+          std::memcpy(&data[i * 4], &x, 4);
+        }
+        cc = f;
+      } else if (beta != 1.0f) {
+        const int scaled =
+            add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kTemp);
+        const int be = splat(n.name + "/beta", DType::kFp32, beta, {kc.cols()});
+        step(VxmOp::kMul, DType::kFp32, c, fit(be, kc.shape, n), scaled, g_.where(n));
+        cc = scaled;
+      }
+      const int sum = dt == DType::kFp32 ? output(n, DType::kFp32, out_shape)
+                                         : add_tensor(n.name + "/sum", DType::kFp32, out_shape,
+                                                      KTensor::Role::kTemp);
+      step(VxmOp::kAdd, DType::kFp32, y, fit(cc, out_shape, n), sum, g_.where(n));
+      y = sum;
+    }
+    if (dt == DType::kFp16) {
+      cast(DType::kFp32, DType::kFp16, y, output(n, DType::kFp16, out_shape), g_.where(n));
+    } else if (alpha != 1.0f && c < 0) {
+      step(VxmOp::kMov, DType::kFp32, y, -1, output(n, DType::kFp32, out_shape), g_.where(n));
+    }
   }
 
   const Graph& g_;
@@ -402,7 +690,7 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const auto& [k, unused] : unary_ops())
       v.push_back(k);
-    for (const char* k : {"Sigmoid", "LeakyRelu", "Clip"})
+    for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

@@ -5,8 +5,10 @@
 // the same steps, so "same numerics as the model" holds by construction, while the placement,
 // the stream routing and the timing stay the scheduler's alone for the simulator to check.
 //
-// Steps so far: point-wise VXM operations (one func::VxmArgs per step). An operand may broadcast
-// along rows: a tensor of one vector row is read again for every row of the result.
+// Steps: point-wise VXM operations (one func::VxmArgs per step; an operand of one vector row is
+// read again for every row of the result), and matrix products on an MXM plane (one or more
+// passes of activation rows through installed weights, accumulated; fp32 products are three
+// fp16 passes: hi x hi + hi x lo + lo x hi).
 #pragma once
 
 #include <string>
@@ -37,14 +39,31 @@ struct KTensor {
   std::int64_t rows() const { return cols() ? elements() / cols() : 0; }
 };
 
+/// One pass of a matrix product: rows of `x` (from x_row, `m` of them) through the weight rows
+/// of `w` (from w_row, `k` of them; every column of w), accumulated into the result.
+struct KPass {
+  int x = -1, w = -1;
+  std::int64_t x_row = 0, w_row = 0;
+};
+
 struct KStep {
+  enum class Kind { kVxm, kMatMul } kind = Kind::kVxm;
+  // kVxm: a point-wise op, d = op(a, b, mask), operands of one row broadcast along rows.
   func::VxmArgs args{};
   int a = -1, b = -1, mask = -1;  ///< operand tensors (-1: unused)
   int d = -1;                     ///< result tensor
-  std::string origin;             ///< the graph node it comes from (Graph::where), for messages
+  // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32) are the sum of the passes' products
+  // (int8 or fp16 operands), summed in pass order; k <= the plane's rows, every tensor's columns
+  // <= its columns.
+  isa::DType mm_type = isa::DType::kI8;  ///< operand type: kI8 (result kI32) or kFp16 (kFp32)
+  std::vector<KPass> passes;
+  std::int64_t m = 0, k = 0, d_row = 0;
+  std::string origin;  ///< the graph node it comes from (Graph::where), for messages
 };
 
 struct Kernels {
+  /// The MXM plane the products are cut for (the reference runs the same plane).
+  int mxm_rows = 0, mxm_cols = 0, mxm_accumulators = 0, lanes = 0;
   std::vector<KTensor> tensors;
   std::vector<KStep> steps;
   std::vector<int> inputs, outputs;  ///< tensor ids, in the graph's order

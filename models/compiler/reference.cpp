@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "func/mxm.h"
+
 namespace lpu::compiler {
 
 namespace {
@@ -15,6 +17,72 @@ void split(const Bytes& t, int bytes, std::int64_t row, std::int64_t cols, std::
     for (int i = 0; i < n; ++i)
       planes[static_cast<std::size_t>(b)][static_cast<std::size_t>(i)] =
           t[static_cast<std::size_t>(((row * cols) + c0 + i) * bytes + b)];
+}
+
+// A matrix product step through one MXM plane, exactly as the scheduler drives it: per pass,
+// every weight row loaded (rows beyond k zero), installed, the activation rows streamed, the
+// products accumulated in pass order.
+void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
+  const int lanes = k.lanes;
+  func::MxmPlane plane(k.mxm_rows, k.mxm_cols, lanes, k.mxm_accumulators, true);
+  const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
+  Bytes& out = buf[static_cast<std::size_t>(s.d)];
+  if (out.empty()) out.assign(static_cast<std::size_t>(d.elements()) * 4, 0);
+  const int xb = isa::dtype_bytes(s.mm_type);
+  const int rows_per_load = 16 / xb;
+  std::vector<Bytes> planes(16, Bytes(static_cast<std::size_t>(lanes)));
+  const std::uint8_t* pp[16];
+  for (int i = 0; i < 16; ++i)
+    pp[i] = planes[static_cast<std::size_t>(i)].data();
+  std::vector<Bytes> res(4, Bytes(static_cast<std::size_t>(lanes)));
+  std::uint8_t* rp[4] = {res[0].data(), res[1].data(), res[2].data(), res[3].data()};
+  for (std::size_t p = 0; p < s.passes.size(); ++p) {
+    const KPass& ps = s.passes[p];
+    const KTensor& w = k.tensors[static_cast<std::size_t>(ps.w)];
+    const KTensor& x = k.tensors[static_cast<std::size_t>(ps.x)];
+    const Bytes& wd = buf[static_cast<std::size_t>(ps.w)];
+    const Bytes& xd = buf[static_cast<std::size_t>(ps.x)];
+    const std::int64_t wc = w.cols(), xc = x.cols();
+    for (int row = 0; row < k.mxm_rows; row += rows_per_load) {
+      for (auto& pl : planes)
+        std::fill(pl.begin(), pl.end(), 0);
+      for (int j = 0; j < rows_per_load; ++j) {
+        const std::int64_t r = row + j;
+        if (r >= s.k) continue;
+        for (int b = 0; b < xb; ++b)
+          for (std::int64_t c = 0; c < wc; ++c)
+            planes[static_cast<std::size_t>(j * xb + b)][static_cast<std::size_t>(c)] =
+                wd[static_cast<std::size_t>(((ps.w_row + r) * wc + c) * xb + b)];
+      }
+      plane.load(s.mm_type, row, pp);
+    }
+    plane.install_from_buffer();
+    for (std::int64_t i = 0; i < s.m; ++i) {
+      for (int b = 0; b < xb; ++b) {
+        auto& pl = planes[static_cast<std::size_t>(b)];
+        std::fill(pl.begin(), pl.end(), 0);
+        for (std::int64_t c = 0; c < xc; ++c)
+          pl[static_cast<std::size_t>(c)] =
+              xd[static_cast<std::size_t>(((ps.x_row + i) * xc + c) * xb + b)];
+      }
+      plane.activate(s.mm_type, pp);
+    }
+    using Mode = func::MxmPlane::AccMode;
+    const Mode mode = s.passes.size() == 1       ? Mode::kOnly
+                      : p == 0                   ? Mode::kFirst
+                      : p + 1 == s.passes.size() ? Mode::kLast
+                                                 : Mode::kNext;
+    const isa::DType rt = s.mm_type == isa::DType::kI8 ? isa::DType::kI32 : isa::DType::kFp32;
+    for (std::int64_t i = 0; i < s.m; ++i) {
+      plane.accumulate(rt, mode, static_cast<int>(i), rp);
+      if (!func::MxmPlane::emits(mode)) continue;
+      const std::int64_t dc = d.cols();
+      for (std::int64_t c = 0; c < dc; ++c)
+        for (int b = 0; b < 4; ++b)
+          out[static_cast<std::size_t>(((s.d_row + i) * dc + c) * 4 + b)] =
+              res[static_cast<std::size_t>(b)][static_cast<std::size_t>(c)];
+    }
+  }
 }
 
 }  // namespace
@@ -42,6 +110,10 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
 
   constexpr int kChunk = 320;
   for (const KStep& s : k.steps) {
+    if (s.kind == KStep::Kind::kMatMul) {
+      matmul(k, s, buf);
+      continue;
+    }
     const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
     const int in_bytes = isa::dtype_bytes(s.args.type);
     const int out_bytes = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : in_bytes;

@@ -7,6 +7,7 @@
 
 #include "arch/queues.h"
 #include "common/diagnostics.h"
+#include "func/mxm.h"
 
 namespace lpu::compiler {
 
@@ -14,15 +15,18 @@ using isa::DType;
 
 namespace {
 
-// Busy intervals [s, e) of one resource, sorted and disjoint.
+// Busy intervals [s, e) of one resource, sorted by start.
 class Busy {
  public:
-  // The end of the first interval overlapping [s, s + len), if any.
+  // The end of an interval overlapping [s, s + len), if any (the latest such end).
   std::optional<std::uint64_t> conflict(std::uint64_t s, std::uint64_t len) const {
-    auto it = std::upper_bound(v_.begin(), v_.end(), s,
-                               [](std::uint64_t x, const Span& b) { return x < b.e; });
-    if (it != v_.end() && it->s < s + len) return it->e;
-    return std::nullopt;
+    std::optional<std::uint64_t> out;
+    auto it = std::upper_bound(v_.begin(), v_.end(), s + len,
+                               [](std::uint64_t x, const Span& b) { return x <= b.s; });
+    // Intervals starting before s + len; those ending after s overlap.
+    for (auto i = v_.begin(); i != it; ++i)
+      if (i->e > s) out = out ? std::max(*out, i->e) : i->e;
+    return out;
   }
   void add(std::uint64_t s, std::uint64_t len) {
     auto it = std::upper_bound(v_.begin(), v_.end(), s,
@@ -43,23 +47,58 @@ struct Claim {
   int p0, p1;
 };
 
+// Where a tensor lives.
 struct TensorPlace {
-  std::vector<std::uint16_t> slices;  // one per byte plane
-  std::uint32_t addr = 0;             // the same base address in every plane's slice
-  std::uint32_t vectors = 0;          // per plane
+  bool placed = false;
+  bool weights = false;               // interleaved for the MXM's 16-stream weight loads
+  std::vector<std::uint16_t> slices;  // contiguous: one per byte plane; weights: 16
+  std::uint32_t addr = 0;             // base address in every slice
+  std::uint32_t vectors = 0;          // addresses used per slice
   bool west = true;
-  std::uint64_t ready = 0;  // first cycle its row 0 may be read (all planes written)
+  // Weights: rows per block (one product's k) and addresses per block.
+  std::int64_t block_rows = 0;
+  std::uint32_t block_addrs = 0;
+  // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
+  // every row in any order needs its first read >= ready_all.
+  std::uint64_t ready_stream = 0, ready_all = 0;
+};
+
+// One reservation of an operation, relative to its anchor cycle T.
+struct Use {
+  enum class Kind { kQueue, kPort, kStream } kind;
+  int id;            // queue id; or stream * 2 + west
+  std::int64_t off;  // start (a cycle, or a diagonal for streams) = T + off
+  std::uint64_t len;
+  int p0 = 0, p1 = 0;  // streams: positions
+};
+
+// One instruction (and its repetitions) of an operation.
+struct Emit {
+  std::uint16_t queue;
+  std::int64_t off;  // dispatch = T + off
+  isa::Instr instr;
+  std::uint32_t count = 1;    // repetitions (or steps of abc/acc, counted in the instruction)
+  std::uint32_t stride = 1;   // cycles between repetitions
+  bool separate = false;      // count separate instructions instead of a repeat
+  bool self_counted = false;  // abc n / acc n: one instruction of n steps
+  std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
+  std::vector<int> expects;   // emits of the same operation whose values it reads
+};
+
+struct Op {
+  std::vector<Use> uses;
+  std::vector<Emit> emits;
+  std::uint64_t lo = 0;  // earliest T
 };
 
 struct Block {
   std::uint16_t queue;
   std::uint64_t dispatch;
   isa::Instr instr;
-  std::uint32_t count = 1;       // vectors: the instruction then "repeat count-1, 1"
-  bool separate = false;         // count separate instructions instead of a repeat
-  std::uint64_t first_done = 0;  // completion of the first vector
-  std::vector<int> expects;      // producer blocks
-  std::uint32_t index = 0;       // of its first entry in the queue (set at emission)
+  std::uint32_t count = 1, stride = 1;
+  bool separate = false, self_counted = false;
+  std::uint64_t first_done = 0;
+  std::vector<int> expects;  // global block ids
 };
 
 std::uint8_t mod_code(isa::ModKind k, const std::string& name) {
@@ -93,11 +132,19 @@ const char* mnemonic(func::VxmOp op) {
       return "tanh";
     case func::VxmOp::kRsqrt:
       return "rsqrt";
+    case func::VxmOp::kCast:
+      return "cast";
     case func::VxmOp::kMov:
       return "mov";
     default:
       throw std::logic_error(std::string("scheduler: no VXM mnemonic for ") + func::to_string(op));
   }
+}
+
+isa::Instr instr(const char* mn) {
+  isa::Instr in;
+  in.opcode = isa::by_mnemonic(mn)->opcode;
+  return in;
 }
 
 class Scheduler {
@@ -107,6 +154,7 @@ class Scheduler {
     positions_ = static_cast<int>(chip_.slices.size());
     hop_ = static_cast<std::uint64_t>(chip_.streams.hop_cycles);
     lanes_ = chip_.lanes();
+    sl_ = chip_.superlanes;
     for (const auto& q : queues_) {
       if (q.unit == arch::QueueUnit::kMem) {
         const bool code =
@@ -115,43 +163,96 @@ class Scheduler {
       } else if (q.unit == arch::QueueUnit::kVxm) {
         alus_.push_back(q.id);
         vxm_pos_ = q.position;
+      } else if (q.unit == arch::QueueUnit::kMxmWeights) {
+        planes_.push_back({q.id, 0, 0, q.position, 0, 0});
       }
     }
-    queue_busy_.resize(queues_.size());
-    port_busy_.resize(queues_.size());
+    for (std::size_t i = 0; i < planes_.size(); ++i) {
+      const std::string base = "mxm.p" + std::to_string(i);
+      planes_[i].abc = arch::find_queue(queues_, base + ".abc")->id;
+      planes_[i].acc = arch::find_queue(queues_, base + ".acc")->id;
+    }
+    busy_.resize(queues_.size());
+    port_.resize(queues_.size());
     next_addr_.assign(queues_.size(), 0);
     claims_.resize(static_cast<std::size_t>(chip_.streams.per_direction) * 2);
   }
 
   Schedule run() {
     place_.resize(k_.tensors.size());
-    for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (k_.tensors[t].role != KTensor::Role::kTemp &&
-          k_.tensors[t].role != KTensor::Role::kOutput)
-        place(static_cast<int>(t));
+    // Tensors the MXM loads as weights get the interleaved layout; nothing else may read them.
     for (const KStep& s : k_.steps)
-      schedule_step(s);
+      if (s.kind == KStep::Kind::kMatMul)
+        for (const KPass& p : s.passes) {
+          TensorPlace& tp = place_[static_cast<std::size_t>(p.w)];
+          if (tp.weights && tp.block_rows != s.k)
+            throw std::logic_error("scheduler: weights '" + name(p.w) + "' cut two ways");
+          tp.weights = true;
+          tp.block_rows = s.k;
+        }
+    for (const KStep& s : k_.steps) {
+      auto operand = [&](int t) {
+        if (t >= 0 && place_[static_cast<std::size_t>(t)].weights)
+          throw InputError(source_, "tensor '" + name(t) +
+                                        "' is both MXM weights and another operand, which the "
+                                        "compiler does not support yet");
+      };
+      if (s.kind == KStep::Kind::kVxm) {
+        operand(s.a);
+        operand(s.b);
+        operand(s.mask);
+      } else {
+        for (const KPass& p : s.passes)
+          operand(p.x);
+      }
+    }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (place_[t].slices.empty()) place(static_cast<int>(t));  // never written (unused)
+      if (k_.tensors[t].role == KTensor::Role::kInput ||
+          k_.tensors[t].role == KTensor::Role::kConstant)
+        place(static_cast<int>(t));
+    for (const KStep& s : k_.steps) {
+      if (s.kind == KStep::Kind::kVxm)
+        vxm_step(s);
+      else
+        matmul_step(s);
+    }
+    for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+      if (!place_[t].placed) place(static_cast<int>(t));  // never written (unused)
     return emit();
   }
 
  private:
+  struct Plane {
+    std::uint16_t wt, abc, acc;
+    int position;
+    std::uint64_t last_abc;     // access of the last activation through the installed weights
+    std::uint64_t buffer_free;  // first cycle a LW may stage new weights
+  };
+
+  const std::string& name(int t) const { return k_.tensors[static_cast<std::size_t>(t)].name; }
   const arch::Queue& q(std::uint16_t id) const { return queues_[id]; }
   const arch::Latency& lat(const char* mn) const {
     return chip_.latency_of(isa::by_mnemonic(mn)->latency_class);
   }
-  std::uint64_t key_of(bool west, int pos, std::uint64_t cycle) const {
-    return west ? cycle + static_cast<std::uint64_t>(pos) * hop_
-                : cycle + static_cast<std::uint64_t>(positions_ - 1 - pos) * hop_;
+  std::int64_t key_const(bool west, int pos) const {
+    return west ? static_cast<std::int64_t>(pos) * static_cast<std::int64_t>(hop_)
+                : static_cast<std::int64_t>(positions_ - 1 - pos) * static_cast<std::int64_t>(hop_);
   }
-  std::vector<Claim>& claims(int stream, bool west) {
-    return claims_[static_cast<std::size_t>(stream) * 2 + (west ? 1 : 0)];
+  std::int64_t dist(int a, int b) const {
+    return static_cast<std::int64_t>(std::abs(a - b)) * static_cast<std::int64_t>(hop_);
+  }
+  static int stream_id(int stream, bool west) { return stream * 2 + (west ? 1 : 0); }
+
+  // ---------------------------------------------------------------- placement
+
+  std::uint64_t rows_of(int t) const {
+    return static_cast<std::uint64_t>(
+        std::max<std::int64_t>(k_.tensors[static_cast<std::size_t>(t)].rows(), 1));
   }
 
-  // Chooses slices for tensor t: one per byte plane, all in one hemisphere, each with room for
-  // every vector row at the same address range.
-  void place(int t, const std::vector<std::uint16_t>& avoid = {}) {
+  // Chooses slices for tensor t: contiguous (one slice per byte plane, all in one hemisphere, the
+  // same addresses) or, for MXM weights, 16 slices of one hemisphere with the rows interleaved.
+  void place(int t, const std::vector<std::uint16_t>& avoid = {}, int side = -1) {
     const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
     TensorPlace& p = place_[static_cast<std::size_t>(t)];
     const int bytes = isa::dtype_bytes(kt.dtype);
@@ -160,46 +261,263 @@ class Scheduler {
                                     std::to_string(kt.cols()) + " elements, wider than the " +
                                     std::to_string(lanes_) +
                                     " lanes of a vector (the compiler does not split rows yet)");
-    const std::uint64_t rows = static_cast<std::uint64_t>(std::max<std::int64_t>(kt.rows(), 1));
+    const std::uint64_t rows = rows_of(t);
+    std::uint64_t need = rows;
+    int width = bytes;
+    if (p.weights) {
+      width = 16;
+      const int per = 16 / bytes;  // rows per load
+      const std::uint64_t blocks = rows / static_cast<std::uint64_t>(p.block_rows);
+      p.block_addrs = static_cast<std::uint32_t>(chip_.mxm.rows / per);
+      need = blocks * p.block_addrs;
+    }
     const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
-    // Spread over the hemispheres and slices: the emptiest slices that share a free base address.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      const bool west = ((next_side_ + attempt) % 2) == 0;
+      const bool west =
+          side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
       std::vector<std::uint16_t> cand;
       for (auto c : west ? west_ : east_)
         if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
       std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
         return next_addr_[a] < next_addr_[b];
       });
-      if (static_cast<int>(cand.size()) < bytes) continue;
-      std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + bytes);
+      if (static_cast<int>(cand.size()) < width) continue;
+      std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
       std::uint64_t base = 0;
       for (auto s : pick)
         base = std::max<std::uint64_t>(base, next_addr_[s]);
-      if (base + rows > depth) continue;
+      if (base + need > depth) continue;
       for (auto s : pick)
-        next_addr_[s] = static_cast<std::uint32_t>(base + rows);
+        next_addr_[s] = static_cast<std::uint32_t>(base + need);
       p.slices = pick;
       p.addr = static_cast<std::uint32_t>(base);
-      p.vectors = static_cast<std::uint32_t>(rows);
+      p.vectors = static_cast<std::uint32_t>(need);
       p.west = west;
+      p.placed = true;
       mem_bytes_[west ? 0 : 1] +=
-          rows * static_cast<std::uint64_t>(lanes_) * static_cast<std::uint64_t>(bytes);
+          need * static_cast<std::uint64_t>(lanes_) * static_cast<std::uint64_t>(width);
       ++next_side_;
       return;
     }
-    throw InputError(source_, "tensor '" + kt.name + "' needs " + std::to_string(rows) +
-                                  " vectors in each of " + std::to_string(bytes) +
+    throw InputError(source_, "tensor '" + kt.name + "' needs " + std::to_string(need) +
+                                  " vectors in each of " + std::to_string(width) +
                                   " MEM slices of one hemisphere; no such room is left (depth " +
                                   std::to_string(depth) + " vectors per slice, " +
                                   std::to_string(west_.size()) + " data slices per hemisphere)");
   }
 
-  struct Operand {
-    int tensor;
-    bool broadcast;
-    int stream = 0;  // first stream of the group
-  };
+  // Weights: the slice and address of byte plane b of row r.
+  std::pair<std::uint16_t, std::uint32_t> weight_at(const TensorPlace& p, int bytes, std::int64_t r,
+                                                    int b) const {
+    const int per = 16 / bytes;
+    const std::int64_t block = r / p.block_rows, kk = r % p.block_rows;
+    const auto slot = static_cast<std::size_t>(kk % per);
+    return {p.slices[slot * static_cast<std::size_t>(bytes) + static_cast<std::size_t>(b)],
+            static_cast<std::uint32_t>(p.addr + block * p.block_addrs + kk / per)};
+  }
+
+  // ---------------------------------------------------------------- fitting
+
+  // The earliest T >= op.lo at which every use fits, or nullopt if the op conflicts with itself.
+  std::optional<std::uint64_t> fit(const Op& op) const {
+    for (std::size_t i = 0; i < op.uses.size(); ++i)
+      for (std::size_t j = i + 1; j < op.uses.size(); ++j) {
+        const Use& a = op.uses[i];
+        const Use& b = op.uses[j];
+        if (a.kind == b.kind && a.id == b.id && a.off < b.off + static_cast<std::int64_t>(b.len) &&
+            b.off < a.off + static_cast<std::int64_t>(a.len) &&
+            (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1)))
+          return std::nullopt;
+      }
+    std::int64_t lo = static_cast<std::int64_t>(op.lo);
+    for (const Use& u : op.uses)
+      lo = std::max(lo, -u.off);
+    for (const Emit& e : op.emits)
+      lo = std::max(lo, -e.off);
+    auto t = static_cast<std::uint64_t>(lo);
+    for (int guard = 0; guard < 10000000; ++guard) {
+      std::optional<std::uint64_t> need;
+      auto want = [&](std::uint64_t x) { need = need ? std::max(*need, x) : x; };
+      for (const Use& u : op.uses) {
+        const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
+        if (u.kind == Use::Kind::kStream) {
+          for (const Claim& o : claims_[static_cast<std::size_t>(u.id)])
+            if (o.k0 < s + u.len && s < o.k1 && o.p0 <= u.p1 && u.p0 <= o.p1) want(t + (o.k1 - s));
+        } else {
+          const Busy& b = u.kind == Use::Kind::kQueue ? busy_[static_cast<std::size_t>(u.id)]
+                                                      : port_[static_cast<std::size_t>(u.id)];
+          if (auto e = b.conflict(s, u.len)) want(t + (*e - s));
+        }
+      }
+      if (!need) return t;
+      t = std::max(t + 1, *need);
+    }
+    throw std::logic_error("scheduler: no cycle fits");
+  }
+
+  // Reserves everything and records the instructions; returns the first block's id.
+  int commit(const Op& op, std::uint64_t t) {
+    for (const Use& u : op.uses) {
+      const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
+      if (u.kind == Use::Kind::kStream)
+        claims_[static_cast<std::size_t>(u.id)].push_back({s, s + u.len, u.p0, u.p1});
+      else
+        (u.kind == Use::Kind::kQueue ? busy_ : port_)[static_cast<std::size_t>(u.id)].add(s, u.len);
+    }
+    const int base = static_cast<int>(blocks_.size());
+    for (const Emit& e : op.emits) {
+      Block b;
+      b.queue = e.queue;
+      b.dispatch = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.off);
+      b.instr = e.instr;
+      b.count = e.count;
+      b.stride = e.stride;
+      b.separate = e.separate;
+      b.self_counted = e.self_counted;
+      b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
+      for (int x : e.expects)
+        b.expects.push_back(base + x);
+      blocks_.push_back(std::move(b));
+    }
+    return base;
+  }
+
+  // Queue and port uses of an instruction repeated `count` times `stride` apart.
+  void use_queue(Op& op, std::uint16_t queue, std::int64_t off, std::uint32_t count,
+                 std::uint32_t stride = 1) {
+    op.uses.push_back(
+        {Use::Kind::kQueue, queue, off, static_cast<std::uint64_t>(stride) * (count - 1) + 1});
+  }
+  void use_port(Op& op, std::uint16_t slice, std::int64_t off, std::uint32_t count,
+                std::uint32_t stride = 1) {
+    op.uses.push_back(
+        {Use::Kind::kPort, slice, off, static_cast<std::uint64_t>(stride) * (count - 1) + 1});
+  }
+  void use_stream(Op& op, int stream, bool west, std::int64_t key_off, std::uint64_t len, int pa,
+                  int pb) {
+    op.uses.push_back({Use::Kind::kStream, stream_id(stream, west), key_off, len, std::min(pa, pb),
+                       std::max(pa, pb)});
+  }
+
+  // Reads rows row0.. of contiguous tensor t (every byte plane) so that row i reaches position
+  // `to` in cycle T + i on streams first..; count rows (a single row read again when broadcast).
+  // Returns the emits' indices.
+  std::vector<int> read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, bool broadcast,
+                             int first, int to) {
+    const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    const auto& rd = lat("read");
+    std::vector<int> ids;
+    for (std::size_t b = 0; b < tp.slices.size(); ++b) {
+      const arch::Queue& sq = q(tp.slices[b]);
+      const bool west = sq.position > to;
+      const std::int64_t written = -dist(sq.position, to);  // when the value leaves the slice
+      const std::int64_t access = written - rd.d_func;
+      const std::int64_t d = access - rd.d_skew;
+      use_queue(op, sq.id, d, count);
+      use_port(op, sq.id, access, count);
+      const int stream = first + static_cast<int>(b);
+      use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
+      Emit e;
+      e.queue = sq.id;
+      e.off = d;
+      e.instr = instr("read");
+      e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
+      e.instr.arg[1] = isa::stream_arg(stream, west);
+      e.count = count;
+      e.separate = broadcast && count > 1;
+      e.done_off = written + sl_ - 1;
+      ids.push_back(static_cast<int>(op.emits.size()));
+      op.emits.push_back(std::move(e));
+      // Row i is read in cycle T + access + i (row 0 for a broadcast): after it was written.
+      const std::int64_t need = static_cast<std::int64_t>(tp.ready_stream) - access;
+      op.lo = std::max<std::uint64_t>(op.lo,
+                                      static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+    }
+    return ids;
+  }
+
+  // Writes values leaving position `from` in cycle T + at + i (i < count, on streams first..) as
+  // rows row0.. of tensor t; each write expects emit `producer`. access_of_row0 gets, per write,
+  // the offsets of its first and last access (see written()).
+  void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
+                  std::int64_t at, int producer,
+                  std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0) {
+    const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    const auto& wr = lat("write");
+    const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
+    if (!tp.weights) {
+      for (std::size_t b = 0; b < tp.slices.size(); ++b) {
+        const arch::Queue& sq = q(tp.slices[b]);
+        const bool west = sq.position < from;
+        const std::int64_t access = at + dist(sq.position, from);
+        const std::int64_t d = access - wr.d_skew;
+        use_queue(op, sq.id, d, count);
+        use_port(op, sq.id, access, count);
+        const int stream = first + static_cast<int>(b);
+        use_stream(op, stream, west, at + key_const(west, from), count, from, sq.position);
+        Emit e;
+        e.queue = sq.id;
+        e.off = d;
+        e.instr = instr("write");
+        e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
+        e.instr.arg[1] = isa::stream_arg(stream, west);
+        e.count = count;
+        e.done_off = access + wr.d_func + sl_ - 1;
+        e.expects = {producer};
+        op.emits.push_back(std::move(e));
+        access_of_row0->push_back({access, access + static_cast<std::int64_t>(count) - 1});
+      }
+      return;
+    }
+    // Interleaved: row i goes to its slot's slices; one write with a strided repeat per slot.
+    const int per = 16 / bytes;
+    for (int b = 0; b < bytes; ++b) {
+      const int stream = first + b;
+      int far = from;
+      for (int j = 0; j < per && j < static_cast<int>(count); ++j) {
+        const auto [slice, addr] = weight_at(tp, bytes, row0 + j, b);
+        const arch::Queue& sq = q(slice);
+        far = std::abs(sq.position - from) > std::abs(far - from) ? sq.position : far;
+        const bool west = sq.position < from;
+        const std::int64_t access = at + dist(sq.position, from) + j;
+        const std::int64_t d = access - wr.d_skew;
+        const auto n =
+            static_cast<std::uint32_t>((count - static_cast<std::uint32_t>(j) + per - 1) / per);
+        use_queue(op, sq.id, d, n, static_cast<std::uint32_t>(per));
+        use_port(op, sq.id, access, n, static_cast<std::uint32_t>(per));
+        Emit e;
+        e.queue = sq.id;
+        e.off = d;
+        e.instr = instr("write");
+        e.instr.arg[0] = addr;
+        e.instr.arg[1] = isa::stream_arg(stream, west);
+        e.count = n;
+        e.stride = static_cast<std::uint32_t>(per);
+        e.done_off = access + wr.d_func + sl_ - 1;
+        e.expects = {producer};
+        op.emits.push_back(std::move(e));
+        access_of_row0->push_back({access - j, access + static_cast<std::int64_t>(per) * (n - 1)});
+      }
+      const bool west = far < from;
+      use_stream(op, stream, west, at + key_const(west, from), count, from, far);
+    }
+  }
+
+  // After commit: when tensor t's rows row0.. (written at T + access + i) can be read.
+  void written(int t, std::uint64_t T, std::int64_t row0,
+               const std::vector<std::pair<std::int64_t, std::int64_t>>& access) {
+    TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    for (const auto& [first, last] : access) {
+      // Row row0 + i is written in T + first + i: readable from the next cycle.
+      const std::int64_t stream = static_cast<std::int64_t>(T) + first + 1 - row0;
+      tp.ready_stream = std::max<std::uint64_t>(
+          tp.ready_stream, static_cast<std::uint64_t>(std::max<std::int64_t>(0, stream)));
+      tp.ready_all =
+          std::max<std::uint64_t>(tp.ready_all, T + static_cast<std::uint64_t>(last) + 1);
+    }
+  }
+
+  // ---------------------------------------------------------------- VXM steps
 
   // Streams an ALU may use (brief A3: row r reads and writes SG4 groups 2r..2r+3 mod 8).
   std::vector<int> alu_streams(int alu, int group) const {
@@ -213,353 +531,416 @@ class Scheduler {
     return out;
   }
 
-  // Everything one try at cycle T (the VXM's access of vector 0) reserves.
-  struct Plan {
-    std::uint64_t t = 0;
-    int alu = 0;
-    std::vector<Operand> in;
-    Operand out{};
-  };
-
-  // The earliest T >= lo at which the plan fits, or nullopt if it never can within the bound.
-  std::optional<std::uint64_t> fit(Plan& p, std::uint64_t lo, const KStep& s) {
-    std::uint64_t t = lo;
-    for (int guard = 0; guard < 1000000; ++guard) {
-      self_conflict_ = false;
-      const std::optional<std::uint64_t> bump = check(p, t, s, false);
-      if (self_conflict_) return std::nullopt;  // no cycle helps: try other ALUs and streams
-      if (!bump) return t;
-      t = std::max(t + 1, *bump);
-    }
-    return std::nullopt;
-  }
-
-  // With commit = false: the T a conflict pushes the plan to (nullopt = fits). With commit = true:
-  // reserves everything and records the blocks.
-  std::optional<std::uint64_t> check(const Plan& p, std::uint64_t t, const KStep& s, bool commit) {
-    const KTensor& kd = k_.tensors[static_cast<std::size_t>(s.d)];
-    const std::uint32_t v = static_cast<std::uint32_t>(std::max<std::int64_t>(kd.rows(), 1));
-    const auto& rd = lat("read");
-    const auto& wr = lat("write");
-    const char* mn = mnemonic(s.args.op);
-    const auto& vx = lat(mn);
-    std::optional<std::uint64_t> need;
-    auto want = [&](std::uint64_t x) { need = need ? std::max(*need, x) : x; };
-    // Interval [s0, s0 + v) at offset off from T must avoid b: T' = T + (end - s0).
-    // The plan's own reservations count too (two operands in one slice, say).
-    struct Mine {
-      int kind;  // 0 queue, 1 port, 2 stream
-      int id;
-      std::uint64_t s, e;
-      int p0 = 0, p1 = 0;
-    };
-    std::vector<Mine> mine;
-    auto avoid_mine = [&](int kind, int id, std::uint64_t s0, std::uint64_t len, int p0, int p1) {
-      for (const Mine& m : mine)
-        if (m.kind == kind && m.id == id && m.s < s0 + len && s0 < m.e && m.p0 <= p1 && p0 <= m.p1)
-          self_conflict_ = true;
-      mine.push_back({kind, id, s0, s0 + len, p0, p1});
-    };
-    auto avoid = [&](const Busy& b, std::uint64_t s0, std::uint64_t len) {
-      if (auto e = b.conflict(s0, len)) want(t + (*e - s0));
-    };
-    auto avoid_claim = [&](int stream, bool west, const Claim& c) {
-      for (const Claim& o : claims(stream, west))
-        if (o.k0 < c.k1 && c.k0 < o.k1 && o.p0 <= c.p1 && c.p0 <= o.p1) want(t + (o.k1 - c.k0));
-      avoid_mine(2, stream * 2 + (west ? 1 : 0), c.k0, c.k1 - c.k0, c.p0, c.p1);
-    };
-    auto avoid_queue = [&](std::uint16_t qid, std::uint64_t s0, std::uint64_t len) {
-      avoid(queue_busy_[qid], s0, len);
-      avoid_mine(0, qid, s0, len, 0, 0);
-    };
-    auto avoid_port = [&](std::uint16_t qid, std::uint64_t s0, std::uint64_t len) {
-      avoid(port_busy_[qid], s0, len);
-      avoid_mine(1, qid, s0, len, 0, 0);
-    };
-    std::vector<int> producers;
-    // Operand reads.
-    for (const Operand& op : p.in) {
-      const TensorPlace& tp = place_[static_cast<std::size_t>(op.tensor)];
-      for (std::size_t k = 0; k < tp.slices.size(); ++k) {
-        const arch::Queue& sq = q(tp.slices[k]);
-        const auto dist = static_cast<std::uint64_t>(std::abs(sq.position - vxm_pos_));
-        const std::uint64_t lead = dist * hop_ + static_cast<std::uint64_t>(rd.d_func + rd.d_skew);
-        if (t < lead) {
-          want(lead);
-          continue;
-        }
-        const std::uint64_t d = t - lead;
-        const std::uint64_t access = d + static_cast<std::uint64_t>(rd.d_skew);
-        if (access < tp.ready) want(t + (tp.ready - access));
-        const bool west = sq.position > vxm_pos_;  // flows west toward the VXM
-        const std::uint64_t w = access + static_cast<std::uint64_t>(rd.d_func);
-        const std::uint64_t k0 = key_of(west, sq.position, w);
-        const Claim c{k0, k0 + v, std::min(sq.position, vxm_pos_), std::max(sq.position, vxm_pos_)};
-        const int stream = op.stream + static_cast<int>(k);
-        if (!commit) {
-          avoid_queue(sq.id, d, v);
-          avoid_port(sq.id, access, v);
-          avoid_claim(stream, west, c);
-          continue;
-        }
-        queue_busy_[sq.id].add(d, v);
-        port_busy_[sq.id].add(access, v);
-        claims(stream, west).push_back(c);
-        Block b;
-        b.queue = sq.id;
-        b.dispatch = d;
-        b.instr.opcode = isa::by_mnemonic("read")->opcode;
-        b.instr.arg[0] = tp.addr;
-        b.instr.arg[1] = isa::stream_arg(stream, west);
-        b.count = v;
-        b.separate = op.broadcast && v > 1;
-        b.first_done = w + static_cast<std::uint64_t>(chip_.superlanes - 1);
-        producers.push_back(static_cast<int>(blocks_.size()));
-        blocks_.push_back(std::move(b));
-      }
-    }
-    // The VXM op.
-    const std::uint64_t vd = t >= static_cast<std::uint64_t>(vx.d_skew)
-                                 ? t - static_cast<std::uint64_t>(vx.d_skew)
-                                 : (want(static_cast<std::uint64_t>(vx.d_skew)), 0);
-    const std::uint16_t aq = alus_[static_cast<std::size_t>(p.alu)];
-    const std::uint64_t r = t + static_cast<std::uint64_t>(vx.d_func);
-    int alu_block = -1;
-    if (!commit) {
-      avoid_queue(aq, vd, v);
-    } else {
-      queue_busy_[aq].add(vd, v);
-      Block b;
-      b.queue = aq;
-      b.dispatch = vd;
-      const isa::OpInfo& info = *isa::by_mnemonic(mn);
-      b.instr.opcode = info.opcode;
-      b.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
-      if (info.mods[1] == isa::ModKind::kOvf && isa::is_integer(s.args.type))
-        b.instr.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
-      std::size_t a = 0;
-      for (const Operand& op : p.in)  // toward the VXM: a west slice's value flows east
-        b.instr.arg[a++] =
-            isa::stream_arg(op.stream, !place_[static_cast<std::size_t>(op.tensor)].west);
-      b.instr.arg[a] =
-          isa::stream_arg(p.out.stream, place_[static_cast<std::size_t>(p.out.tensor)].west);
-      b.count = v;
-      b.first_done = r + static_cast<std::uint64_t>(chip_.superlanes - 1);
-      b.expects = producers;
-      alu_block = static_cast<int>(blocks_.size());
-      blocks_.push_back(std::move(b));
-    }
-    // Result writes.
-    {
-      const TensorPlace& tp = place_[static_cast<std::size_t>(p.out.tensor)];
-      std::uint64_t ready = 0;
-      for (std::size_t k = 0; k < tp.slices.size(); ++k) {
-        const arch::Queue& sq = q(tp.slices[k]);
-        const auto dist = static_cast<std::uint64_t>(std::abs(sq.position - vxm_pos_));
-        const bool west = sq.position < vxm_pos_;  // flows west away from the VXM
-        const std::uint64_t access = r + dist * hop_;
-        const std::uint64_t d = access - static_cast<std::uint64_t>(wr.d_skew);
-        const std::uint64_t k0 = key_of(west, vxm_pos_, r);
-        const Claim c{k0, k0 + v, std::min(sq.position, vxm_pos_), std::max(sq.position, vxm_pos_)};
-        const int stream = p.out.stream + static_cast<int>(k);
-        ready = std::max(ready, access + 1);
-        if (!commit) {
-          avoid_queue(sq.id, d, v);
-          avoid_port(sq.id, access, v);
-          avoid_claim(stream, west, c);
-          continue;
-        }
-        queue_busy_[sq.id].add(d, v);
-        port_busy_[sq.id].add(access, v);
-        claims(stream, west).push_back(c);
-        Block b;
-        b.queue = sq.id;
-        b.dispatch = d;
-        b.instr.opcode = isa::by_mnemonic("write")->opcode;
-        b.instr.arg[0] = tp.addr;
-        b.instr.arg[1] = isa::stream_arg(stream, west);
-        b.count = v;
-        b.first_done = access + static_cast<std::uint64_t>(wr.d_func + chip_.superlanes - 1);
-        b.expects = {alu_block};
-        blocks_.push_back(std::move(b));
-      }
-      if (commit) place_[static_cast<std::size_t>(p.out.tensor)].ready = ready;
-    }
-    return need;
-  }
-
-  void schedule_step(const KStep& s) {
-    const KTensor& kd = k_.tensors[static_cast<std::size_t>(s.d)];
-    if (place_[static_cast<std::size_t>(s.d)].slices.empty()) {
-      std::vector<std::uint16_t> inputs;  // keep the result out of the operands' slices
+  void vxm_step(const KStep& s) {
+    if (!place_[static_cast<std::size_t>(s.d)].placed) {
+      std::vector<std::uint16_t> avoid;  // keep the result out of the operands' slices
       for (int t : {s.a, s.b, s.mask})
         if (t >= 0)
           for (auto sl : place_[static_cast<std::size_t>(t)].slices)
-            inputs.push_back(sl);
-      place(s.d, inputs);
+            avoid.push_back(sl);
+      place(s.d, avoid);
     }
-    const std::int64_t rows = kd.rows();
-    std::vector<int> ins = {s.a};
+    const std::uint32_t v = static_cast<std::uint32_t>(rows_of(s.d));
+    std::vector<int> ins;
+    if (s.mask >= 0) ins.push_back(s.mask);
+    ins.push_back(s.a);
     if (s.b >= 0) ins.push_back(s.b);
-    if (s.mask >= 0) ins.insert(ins.begin(), s.mask);
     const int g_in = isa::dtype_bytes(s.args.type);
     const int g_out = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : g_in;
-    const isa::OpInfo& info = *isa::by_mnemonic(mnemonic(s.args.op));
-    std::optional<Plan> best;
+    const char* mn = mnemonic(s.args.op);
+    const isa::OpInfo& info = *isa::by_mnemonic(mn);
+    const auto& vx = lat(mn);
+    std::optional<std::pair<Op, std::uint64_t>> best;
+    std::uint64_t floor = ~0ull;  // no candidate can start earlier than its own lower bound
     for (std::size_t alu = 0; alu < alus_.size(); ++alu) {
       if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(static_cast<int>(alu))) continue;
-      // Streams: each operand group in its direction, the groups of one direction disjoint.
-      Plan p;
-      p.alu = static_cast<int>(alu);
-      std::map<bool, std::vector<int>> used;  // direction -> first streams taken
-      bool ok = true;
-      auto take = [&](bool west, int group) -> int {
-        for (int st : alu_streams(static_cast<int>(alu), group)) {
-          bool clash = false;
-          for (int u : used[west])
-            if (st < u + 4 && u < st + group) clash = true;  // groups of up to four
-          if (!clash) {
-            used[west].push_back(st);
-            return st;
+      for (int rot = 0; rot < 4; ++rot) {
+        std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
+        bool ok = true;
+        auto take = [&](bool west, int group) -> int {
+          auto cand = alu_streams(static_cast<int>(alu), group);
+          std::rotate(
+              cand.begin(),
+              cand.begin() + static_cast<long>((static_cast<std::size_t>(rot) * cand.size() / 4) %
+                                               cand.size()),
+              cand.end());
+          for (int st : cand) {
+            bool clash = false;
+            for (auto [u, n] : used[west])
+              if (st < u + n && u < st + group) clash = true;
+            if (!clash) {
+              used[west].push_back({st, group});
+              return st;
+            }
           }
+          ok = false;
+          return 0;
+        };
+        Op op;
+        std::vector<int> producers;
+        std::vector<std::uint32_t> args;
+        for (int t : ins) {
+          const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+          const bool west = !tp.west;  // toward the VXM
+          const int st = take(west, g_in);
+          const bool bc = rows_of(t) == 1 && v > 1;
+          for (int id : read_rows(op, t, 0, v, bc, st, vxm_pos_))
+            producers.push_back(id);
+          args.push_back(isa::stream_arg(st, west));
         }
-        ok = false;
-        return 0;
-      };
-      for (int t : ins) {
-        const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
-        const bool west = place_[static_cast<std::size_t>(t)].west ? false : true;  // toward VXM
-        Operand o{t, kt.rows() <= 1 && rows > 1};
-        o.stream = take(west, g_in);
-        p.in.push_back(o);
+        const TensorPlace& dp = place_[static_cast<std::size_t>(s.d)];
+        const int dst = take(dp.west, g_out);
+        if (!ok) continue;
+        args.push_back(isa::stream_arg(dst, dp.west));
+        const std::uint16_t aq = alus_[alu];
+        use_queue(op, aq, -vx.d_skew, v);
+        Emit e;
+        e.queue = aq;
+        e.off = -vx.d_skew;
+        e.instr = instr(mn);
+        e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
+        if (info.mods[1] == isa::ModKind::kOvf && isa::is_integer(s.args.type))
+          e.instr.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
+        if (s.args.op == func::VxmOp::kCast)
+          e.instr.mod[1] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.to));
+        for (std::size_t i = 0; i < args.size(); ++i)
+          e.instr.arg[i] = args[i];
+        e.count = v;
+        e.done_off = vx.d_func + sl_ - 1;
+        e.expects = producers;
+        const int alu_emit = static_cast<int>(op.emits.size());
+        op.emits.push_back(std::move(e));
+        std::vector<std::pair<std::int64_t, std::int64_t>> acc;
+        write_rows(op, s.d, 0, v, dst, vxm_pos_, vx.d_func, alu_emit, &acc);
+        const auto t = fit(op);
+        if (!t) continue;
+        floor = std::min(floor, op_lower_bound(op));
+        if (!best || *t < best->second) {
+          best = {op, *t};
+          best_rows_ = acc;
+        }
       }
-      p.out = Operand{s.d, false};
-      p.out.stream = take(place_[static_cast<std::size_t>(s.d)].west, g_out);
-      if (!ok) continue;
-      std::optional<std::uint64_t> t = fit(p, 0, s);
-      if (!t) continue;
-      p.t = *t;
-      if (!best || p.t < best->t) best = p;
-      if (best->t == lower_bound(p, s)) break;
+      if (best && best->second == floor) break;
     }
     if (!best) throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin);
-    check(*best, best->t, s, true);
-    vxm_busy_ += static_cast<std::uint64_t>(std::max<std::int64_t>(rows, 1));
+    commit(best->first, best->second);
+    written(s.d, best->second, 0, best_rows_);
+    vxm_busy_ += v;
   }
 
-  // The earliest T data and distances allow, whatever the other traffic.
-  std::uint64_t lower_bound(const Plan& p, const KStep&) const {
-    const auto& rd = lat("read");
-    std::uint64_t lo = 0;
-    for (const Operand& op : p.in) {
-      const TensorPlace& tp = place_[static_cast<std::size_t>(op.tensor)];
-      for (auto sl : tp.slices) {
-        const auto dist = static_cast<std::uint64_t>(std::abs(q(sl).position - vxm_pos_));
-        const std::uint64_t lead = dist * hop_ + static_cast<std::uint64_t>(rd.d_func + rd.d_skew);
-        lo = std::max(lo, lead);
-        lo = std::max(lo, tp.ready + lead - static_cast<std::uint64_t>(rd.d_skew));
-      }
-    }
-    return lo;
+  // ---------------------------------------------------------------- MXM steps
+  void matmul_step(const KStep& s);
+
+  Schedule emit();
+
+  std::uint64_t op_lower_bound(const Op& op) const {
+    std::int64_t lo = static_cast<std::int64_t>(op.lo);
+    for (const Use& u : op.uses)
+      lo = std::max(lo, -u.off);
+    for (const Emit& e : op.emits)
+      lo = std::max(lo, -e.off);
+    return static_cast<std::uint64_t>(lo);
   }
 
-  Schedule emit() {
-    Schedule out;
-    isa::Program& prog = out.program;
-    prog.arch = arch_;
-    // Per queue, blocks in dispatch order; entries numbered as they are laid out.
-    std::map<std::uint16_t, std::vector<int>> by_queue;
-    for (std::size_t i = 0; i < blocks_.size(); ++i)
-      by_queue[blocks_[i].queue].push_back(static_cast<int>(i));
-    const auto rep = isa::by_mnemonic("repeat")->opcode;
-    std::uint64_t end = 0;
-    std::vector<std::vector<std::uint32_t>> entries_of(blocks_.size());
-    for (auto& [queue, list] : by_queue) {
-      std::sort(list.begin(), list.end(), [&](int a, int b) {
-        return blocks_[static_cast<std::size_t>(a)].dispatch <
-               blocks_[static_cast<std::size_t>(b)].dispatch;
-      });
-      std::uint32_t n = 0;
-      for (int bi : list) {
-        Block& b = blocks_[static_cast<std::size_t>(bi)];
-        auto& e = entries_of[static_cast<std::size_t>(bi)];
-        e.push_back(n++);
-        if (b.count > 1) {
-          if (b.separate)
-            for (std::uint32_t i = 1; i < b.count; ++i)
-              e.push_back(n++);
-          else
-            e.push_back(n++);
-        }
+  const Kernels& k_;
+  const arch::Arch& arch_;
+  const arch::Chip& chip_;
+  std::string source_;
+  std::vector<arch::Queue> queues_;
+  int positions_ = 0, vxm_pos_ = 0, lanes_ = 0, sl_ = 1;
+  std::uint64_t hop_ = 1;
+  std::vector<std::uint16_t> west_, east_, alus_;
+  std::vector<Plane> planes_;
+  std::vector<Busy> busy_, port_;
+  std::vector<std::uint32_t> next_addr_;
+  std::vector<std::vector<Claim>> claims_;
+  std::vector<TensorPlace> place_;
+  std::vector<Block> blocks_;
+  int next_side_ = 0;
+  std::uint64_t mem_bytes_[2] = {0, 0};
+  std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> best_rows_;
+};
+
+void Scheduler::matmul_step(const KStep& s) {
+  const int xb = isa::dtype_bytes(s.mm_type);
+  const int per = 16 / xb;
+  const auto nlw = static_cast<std::uint32_t>(chip_.mxm.rows / per);
+  const auto m = static_cast<std::uint32_t>(s.m);
+  const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
+  const char* type = isa::to_string(s.mm_type);
+  if (!place_[static_cast<std::size_t>(s.d)].placed) place(s.d);
+  // The plane free soonest.
+  std::size_t pi = 0;
+  for (std::size_t i = 1; i < planes_.size(); ++i)
+    if (std::max(planes_[i].last_abc, planes_[i].buffer_free) <
+        std::max(planes_[pi].last_abc, planes_[pi].buffer_free))
+      pi = i;
+  Plane& pl = planes_[pi];
+  const int pm = pl.position;
+  const auto& lw = lat("lw");
+  const auto& iw = lat("iw.buf");
+  const auto& abc = lat("abc");
+  const auto& acc = lat("acc");
+  const auto& rd = lat("read");
+
+  for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
+    const KPass& ps = s.passes[pass];
+    const TensorPlace& wp = place_[static_cast<std::size_t>(ps.w)];
+    // (a) the weight rows into the staging buffer: 16 streams, one LW step per cycle.
+    std::optional<std::pair<Op, std::uint64_t>> best;
+    for (int base : {0, 16}) {
+      Op op;
+      const bool west = q(wp.slices[0]).position > pm;  // toward the plane
+      std::vector<int> reads;
+      const auto addr0 =
+          static_cast<std::uint32_t>(wp.addr + (ps.w_row / wp.block_rows) * wp.block_addrs);
+      for (int j = 0; j < 16; ++j) {
+        const arch::Queue& sq = q(wp.slices[static_cast<std::size_t>(j)]);
+        const std::int64_t written = -dist(sq.position, pm);
+        const std::int64_t access = written - rd.d_func;
+        const std::int64_t d = access - rd.d_skew;
+        use_queue(op, sq.id, d, nlw);
+        use_port(op, sq.id, access, nlw);
+        use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position,
+                   pm);
+        Emit e;
+        e.queue = sq.id;
+        e.off = d;
+        e.instr = instr("read");
+        e.instr.arg[0] = addr0;
+        e.instr.arg[1] = isa::stream_arg(base + j, west);
+        e.count = nlw;
+        e.done_off = written + sl_ - 1;
+        reads.push_back(static_cast<int>(op.emits.size()));
+        op.emits.push_back(std::move(e));
+        const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
+        op.lo = std::max<std::uint64_t>(
+            op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
       }
-      if (n > static_cast<std::uint32_t>(chip_.icu.queue_depth) && !chip_.icu.preloaded)
-        throw InputError(source_, "queue " + queues_[queue].name + " needs " + std::to_string(n) +
-                                      " instructions, more than chip.icu.queue_depth = " +
-                                      std::to_string(chip_.icu.queue_depth) +
-                                      " (the compiler does not emit ifetch yet)");
+      op.lo = std::max(op.lo, pl.buffer_free);
+      use_queue(op, pl.wt, -lw.d_skew, nlw);
+      Emit e;
+      e.queue = pl.wt;
+      e.off = -lw.d_skew;
+      e.instr = instr("lw");
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+      e.instr.arg[0] = isa::stream_arg(base, west);
+      e.instr.arg[1] = 0;
+      e.count = nlw;
+      e.done_off = lw.d_func + sl_ - 1;
+      e.expects = reads;
+      op.emits.push_back(std::move(e));
+      if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
     }
-    isa::ChipProgram cp;
-    cp.chip = 0;
-    for (auto& [queue, list] : by_queue) {
-      isa::QueueProgram qp;
-      qp.queue = queue;
-      for (int bi : list) {
-        const Block& b = blocks_[static_cast<std::size_t>(bi)];
-        std::vector<isa::InstrRef> expect;
-        for (int pb : b.expects)
-          for (std::uint32_t idx : entries_of[static_cast<std::size_t>(pb)])
-            expect.push_back({blocks_[static_cast<std::size_t>(pb)].queue, idx});
-        auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
-          isa::Entry e;
-          e.cycle = cycle;
-          e.instr = in;
-          e.done = done;
-          e.expect = expect;
-          end = std::max(end, done + 1);
-          qp.entries.push_back(std::move(e));
-        };
-        add(b.dispatch, b.instr, b.first_done);
-        if (b.count > 1 && b.separate) {
+    if (!best) throw std::logic_error("scheduler: no streams for the weights of " + s.origin);
+    commit(best->first, best->second);
+    const std::uint64_t t_lw = best->second;
+
+    // (b) install: after the last load, and after the last activation through the old weights.
+    Op inst;
+    inst.lo = std::max(t_lw + nlw, pl.last_abc + 1);
+    use_queue(inst, pl.wt, -iw.d_skew, 1);
+    {
+      Emit e;
+      e.queue = pl.wt;
+      e.off = -iw.d_skew;
+      e.instr = instr("iw.buf");
+      e.done_off = iw.d_func + sl_ - 1;
+      inst.emits.push_back(std::move(e));
+    }
+    const std::uint64_t t_iw = *fit(inst);
+    commit(inst, t_iw);
+    pl.buffer_free = t_iw + 1;
+
+    // (c) the activation rows, one per cycle, once the weights are in.
+    best.reset();
+    for (int xs = 0; xs < 32; xs += 2 * xb) {
+      Op op;
+      op.lo = t_iw + static_cast<std::uint64_t>(iw.d_func);
+      const bool west = !place_[static_cast<std::size_t>(ps.x)].west ? false : true;
+      // toward the plane: a value from a slice east of the plane flows west
+      const bool toward_west = q(place_[static_cast<std::size_t>(ps.x)].slices[0]).position > pm;
+      (void)west;
+      const auto reads = read_rows(op, ps.x, ps.x_row, m, false, xs, pm);
+      use_queue(op, pl.abc, -abc.d_skew, m);
+      Emit e;
+      e.queue = pl.abc;
+      e.off = -abc.d_skew;
+      e.instr = instr("abc");
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+      e.instr.arg[0] = isa::stream_arg(xs, toward_west);
+      e.instr.arg[1] = m;
+      e.self_counted = true;
+      e.count = m;
+      e.done_off = static_cast<std::int64_t>(m) - 1 + abc.d_func + sl_ - 1;
+      e.expects = reads;
+      op.emits.push_back(std::move(e));
+      if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
+      if (best && best->second == op_lower_bound(best->first)) break;
+    }
+    if (!best) throw std::logic_error("scheduler: no streams for the activations of " + s.origin);
+    commit(best->first, best->second);
+    const std::uint64_t t_abc = best->second;
+    pl.last_abc = t_abc + m - 1;
+    mxm_busy_ += m;
+
+    // (d) the products into the accumulators; the last pass sends the sums to MEM.
+    using Mode = func::MxmPlane::AccMode;
+    const Mode mode = s.passes.size() == 1          ? Mode::kOnly
+                      : pass == 0                   ? Mode::kFirst
+                      : pass + 1 == s.passes.size() ? Mode::kLast
+                                                    : Mode::kNext;
+    const bool emits = func::MxmPlane::emits(mode);
+    const char* mode_name = mode == Mode::kOnly    ? "only"
+                            : mode == Mode::kFirst ? "first"
+                            : mode == Mode::kLast  ? "last"
+                                                   : "next";
+    best.reset();
+    std::vector<std::pair<std::int64_t, std::int64_t>> rows_written;
+    const TensorPlace& dp = place_[static_cast<std::size_t>(s.d)];
+    const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
+    for (int rs = 0; rs < 32; rs += 4) {
+      Op op;
+      op.lo = t_abc + static_cast<std::uint64_t>(abc.d_func);
+      use_queue(op, pl.acc, -acc.d_skew, m);
+      Emit e;
+      e.queue = pl.acc;
+      e.off = -acc.d_skew;
+      e.instr = instr("acc");
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(rt));
+      e.instr.mod[1] = mod_code(isa::ModKind::kAccMode, mode_name);
+      e.instr.arg[0] = isa::stream_arg(emits ? rs : 0, emits && out_west);
+      e.instr.arg[1] = m;
+      e.self_counted = true;
+      e.count = m;
+      e.done_off = static_cast<std::int64_t>(m) - 1 + acc.d_func + sl_ - 1;
+      op.emits.push_back(std::move(e));
+      std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+      if (emits) write_rows(op, s.d, s.d_row, m, rs, pm, acc.d_func, 0, &rows);
+      if (auto t = fit(op); t && (!best || *t < best->second)) {
+        best = {op, *t};
+        rows_written = rows;
+      }
+      if (!emits || (best && best->second == op_lower_bound(best->first))) break;
+    }
+    if (!best) throw std::logic_error("scheduler: no streams for the results of " + s.origin);
+    commit(best->first, best->second);
+    if (emits) written(s.d, best->second, s.d_row, rows_written);
+  }
+}
+
+Schedule Scheduler::emit() {
+  Schedule out;
+  isa::Program& prog = out.program;
+  prog.arch = arch_;
+  std::map<std::uint16_t, std::vector<int>> by_queue;
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    by_queue[blocks_[i].queue].push_back(static_cast<int>(i));
+  const auto rep = isa::by_mnemonic("repeat")->opcode;
+  std::uint64_t end = 0;
+  std::vector<std::vector<std::uint32_t>> entries_of(blocks_.size());
+  for (auto& [queue, list] : by_queue) {
+    std::sort(list.begin(), list.end(), [&](int a, int b) {
+      return blocks_[static_cast<std::size_t>(a)].dispatch <
+             blocks_[static_cast<std::size_t>(b)].dispatch;
+    });
+    std::uint32_t n = 0;
+    for (int bi : list) {
+      const Block& b = blocks_[static_cast<std::size_t>(bi)];
+      auto& e = entries_of[static_cast<std::size_t>(bi)];
+      e.push_back(n++);
+      if (b.count > 1 && !b.self_counted) {
+        if (b.separate)
           for (std::uint32_t i = 1; i < b.count; ++i)
-            add(b.dispatch + i, b.instr, b.first_done + i);
-        } else if (b.count > 1) {
+            e.push_back(n++);
+        else
+          e.push_back(n++);
+      }
+    }
+    if (n > static_cast<std::uint32_t>(chip_.icu.queue_depth) && !chip_.icu.preloaded)
+      throw InputError(source_, "queue " + queues_[queue].name + " needs " + std::to_string(n) +
+                                    " instructions, more than chip.icu.queue_depth = " +
+                                    std::to_string(chip_.icu.queue_depth) +
+                                    " (the compiler does not emit ifetch yet)");
+  }
+  isa::ChipProgram cp;
+  cp.chip = 0;
+  for (auto& [queue, list] : by_queue) {
+    isa::QueueProgram qp;
+    qp.queue = queue;
+    for (int bi : list) {
+      const Block& b = blocks_[static_cast<std::size_t>(bi)];
+      std::vector<isa::InstrRef> expect;
+      for (int pb : b.expects)
+        for (std::uint32_t idx : entries_of[static_cast<std::size_t>(pb)])
+          expect.push_back({blocks_[static_cast<std::size_t>(pb)].queue, idx});
+      auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
+        isa::Entry e;
+        e.cycle = cycle;
+        e.instr = in;
+        e.done = done;
+        e.expect = expect;
+        end = std::max(end, done + 1);
+        qp.entries.push_back(std::move(e));
+      };
+      add(b.dispatch, b.instr, b.first_done);
+      if (b.count > 1 && !b.self_counted) {
+        if (b.separate) {
+          for (std::uint32_t i = 1; i < b.count; ++i)
+            add(b.dispatch + i * b.stride, b.instr, b.first_done + i * b.stride);
+        } else {
           isa::Instr r;
           r.opcode = rep;
           r.arg[0] = b.count - 1;
-          r.arg[1] = 1;
-          add(b.dispatch + 1, r, b.first_done + b.count - 1);
+          r.arg[1] = b.stride;
+          add(b.dispatch + b.stride, r,
+              b.first_done + static_cast<std::uint64_t>(b.count - 1) * b.stride);
         }
       }
-      cp.queues.push_back(std::move(qp));
     }
-    if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
-    prog.predicted_cycles = end;
-    out.cycles = end;
+    cp.queues.push_back(std::move(qp));
+  }
+  if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
+  prog.predicted_cycles = end;
+  out.cycles = end;
 
-    // Tensors and images.
-    for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
-      const KTensor& kt = k_.tensors[t];
-      const TensorPlace& tp = place_[t];
-      isa::Tensor it;
-      it.name = kt.name;
-      it.role = kt.role == KTensor::Role::kInput      ? isa::TensorRole::kInput
-                : kt.role == KTensor::Role::kOutput   ? isa::TensorRole::kOutput
-                : kt.role == KTensor::Role::kConstant ? isa::TensorRole::kConstant
-                                                      : isa::TensorRole::kScratch;
-      it.dtype = kt.dtype;
-      for (auto d : kt.shape)
-        it.shape.push_back(static_cast<std::uint64_t>(d));
-      it.layout = "rows";
-      std::string where;
-      for (auto s : tp.slices) {
-        it.placements.push_back({s, tp.addr, tp.vectors});
-        where += (where.empty() ? "" : ", ") + queues_[s].name + ":" + std::to_string(tp.addr) +
+  for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
+    const KTensor& kt = k_.tensors[t];
+    const TensorPlace& tp = place_[t];
+    const int bytes = isa::dtype_bytes(kt.dtype);
+    isa::Tensor it;
+    it.name = kt.name;
+    it.role = kt.role == KTensor::Role::kInput      ? isa::TensorRole::kInput
+              : kt.role == KTensor::Role::kOutput   ? isa::TensorRole::kOutput
+              : kt.role == KTensor::Role::kConstant ? isa::TensorRole::kConstant
+                                                    : isa::TensorRole::kScratch;
+    it.dtype = kt.dtype;
+    for (auto d : kt.shape)
+      it.shape.push_back(static_cast<std::uint64_t>(d));
+    it.layout = "rows";
+    std::string where;
+    if (!tp.weights) {
+      for (auto sl : tp.slices) {
+        it.placements.push_back({sl, tp.addr, tp.vectors});
+        where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +
                  "+" + std::to_string(tp.vectors);
       }
-      out.placements.push_back({kt.name, where});
-      if (kt.role == KTensor::Role::kConstant) {
-        const int bytes = isa::dtype_bytes(kt.dtype);
-        const std::int64_t cols = kt.cols();
+    } else {
+      for (std::int64_t r = 0; r < kt.rows(); ++r)
+        for (int b = 0; b < bytes; ++b) {
+          const auto [sl, addr] = weight_at(tp, bytes, r, b);
+          it.placements.push_back({sl, addr, 1});
+        }
+      for (auto sl : tp.slices)
+        where += (where.empty() ? "" : ", ") + queues_[sl].name;
+      where = "weights, rows interleaved over " + where + " from " + std::to_string(tp.addr) + "+" +
+              std::to_string(tp.vectors);
+    }
+    out.placements.push_back({kt.name, where});
+    if (kt.role == KTensor::Role::kConstant) {
+      const std::int64_t cols = kt.cols();
+      if (!tp.weights) {
         for (int b = 0; b < bytes; ++b) {
           isa::Image im;
           im.slice = tp.slices[static_cast<std::size_t>(b)];
@@ -572,51 +953,55 @@ class Scheduler {
                   kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
           prog.images.push_back(std::move(im));
         }
+      } else {
+        std::map<std::uint16_t, isa::Image> images;
+        for (auto sl : tp.slices) {
+          isa::Image& im = images[sl];
+          im.slice = sl;
+          im.addr = tp.addr;
+          im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
+                          0);
+        }
+        for (std::int64_t r = 0; r < kt.rows(); ++r)
+          for (int b = 0; b < bytes; ++b) {
+            const auto [sl, addr] = weight_at(tp, bytes, r, b);
+            auto& im = images[sl];
+            for (std::int64_t c = 0; c < cols; ++c)
+              im.bytes[static_cast<std::size_t>((addr - tp.addr) *
+                                                    static_cast<std::uint32_t>(lanes_) +
+                                                static_cast<std::uint32_t>(c))] =
+                  kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+          }
+        for (auto& [sl, im] : images)
+          prog.images.push_back(std::move(im));
       }
-      prog.tensors.push_back(std::move(it));
     }
-    out.mem_bytes[0] = mem_bytes_[0];
-    out.mem_bytes[1] = mem_bytes_[1];
-    out.vxm_busy = vxm_busy_;
-    struct Where : isa::SourceMap {
-      lpu::Where instruction(std::uint32_t chip, std::uint16_t queue, std::size_t index,
-                             int) const override {
-        return "compiled program: chip " + std::to_string(chip) + " queue " +
-               std::to_string(queue) + " instruction " + std::to_string(index);
-      }
-      lpu::Where tensor(std::size_t i) const override {
-        return "compiled program: tensor " + std::to_string(i);
-      }
-      lpu::Where image(std::size_t i) const override {
-        return "compiled program: image " + std::to_string(i);
-      }
-    } where;
-    try {
-      isa::validate(prog, where);
-    } catch (const InputError& e) {  // the scheduler's own bug, not the user's
-      throw std::logic_error(std::string("scheduler emitted an invalid program: ") + e.what());
-    }
-    return out;
+    prog.tensors.push_back(std::move(it));
   }
-
-  const Kernels& k_;
-  const arch::Arch& arch_;
-  const arch::Chip& chip_;
-  std::string source_;
-  std::vector<arch::Queue> queues_;
-  int positions_ = 0, vxm_pos_ = 0, lanes_ = 0;
-  std::uint64_t hop_ = 1;
-  std::vector<std::uint16_t> west_, east_, alus_;
-  std::vector<Busy> queue_busy_, port_busy_;
-  std::vector<std::uint32_t> next_addr_;
-  std::vector<std::vector<Claim>> claims_;
-  std::vector<TensorPlace> place_;
-  std::vector<Block> blocks_;
-  int next_side_ = 0;
-  bool self_conflict_ = false;
-  std::uint64_t mem_bytes_[2] = {0, 0};
-  std::uint64_t vxm_busy_ = 0;
-};
+  out.mem_bytes[0] = mem_bytes_[0];
+  out.mem_bytes[1] = mem_bytes_[1];
+  out.vxm_busy = vxm_busy_;
+  out.mxm_busy = mxm_busy_;
+  struct Where : isa::SourceMap {
+    lpu::Where instruction(std::uint32_t chip, std::uint16_t queue, std::size_t index,
+                           int) const override {
+      return "compiled program: chip " + std::to_string(chip) + " queue " + std::to_string(queue) +
+             " instruction " + std::to_string(index);
+    }
+    lpu::Where tensor(std::size_t i) const override {
+      return "compiled program: tensor " + std::to_string(i);
+    }
+    lpu::Where image(std::size_t i) const override {
+      return "compiled program: image " + std::to_string(i);
+    }
+  } where;
+  try {
+    isa::validate(prog, where);
+  } catch (const InputError& e) {  // the scheduler's own bug, not the user's
+    throw std::logic_error(std::string("scheduler emitted an invalid program: ") + e.what());
+  }
+  return out;
+}
 
 }  // namespace
 

@@ -36,6 +36,7 @@ struct Schedule {
   std::uint64_t cycles = 0;             ///< predicted
   std::uint64_t mem_bytes[2] = {0, 0};  ///< MEM used per hemisphere (west, east)
   std::uint64_t vxm_busy = 0;           ///< VXM ALU-cycles
+  std::uint64_t mxm_busy = 0;           ///< MXM plane-cycles streaming activations
   std::vector<Placed> placements;
 };
 

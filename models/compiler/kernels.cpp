@@ -439,7 +439,7 @@ class Lowering {
                                         "' across lanes needs int8, fp16 "
                                         "or fp32 (it is " +
                                         isa::to_string(kt.dtype) + ")");
-    if (cols > k_.mxm_cols || cols > k_.lanes)
+    if (cols > k_.mxm_cols && k_.mxm_cols != k_.lanes)
       throw InputError(g_.where(n), "broadcast of '" + kt.name + "' to " + std::to_string(cols) +
                                         " lanes is wider than one MXM plane");
     const DType wt = kt.dtype == DType::kI8 ? DType::kI8 : DType::kFp16;
@@ -453,19 +453,28 @@ class Lowering {
     }
     const DType acc = kt.dtype == DType::kI8 ? DType::kI32 : DType::kFp32;
     const int y = add_tensor(kt.name + "/lanes", acc, shape, KTensor::Role::kTemp);
-    for (std::int64_t r0 = 0; r0 < kt.rows(); r0 += k_.mxm_accumulators) {
-      KStep s;
-      s.kind = KStep::Kind::kMatMul;
-      s.mm_type = wt;
-      s.m = std::min<std::int64_t>(k_.mxm_accumulators, kt.rows() - r0);
-      s.k = 1;
-      s.d = y;
-      s.d_row = r0;
-      for (const auto& [x, w] : passes)
-        s.passes.push_back({x, w, r0, 0});
-      s.origin = g_.where(n);
-      k_.steps.push_back(std::move(s));
-    }
+    for (std::int64_t r0 = 0; r0 < kt.rows(); r0 += k_.mxm_accumulators)
+      for (std::int64_t tn = 0; tn * k_.mxm_cols < cols; ++tn) {
+        KStep s;
+        s.kind = KStep::Kind::kMatMul;
+        s.mm_type = wt;
+        s.m = std::min<std::int64_t>(k_.mxm_accumulators, kt.rows() - r0);
+        s.d = y;
+        s.d_row = r0;
+        s.d_tile = tn;
+        s.w_block = 1;
+        for (const auto& [x, w] : passes) {
+          KPass p;
+          p.x = x;
+          p.w = w;
+          p.x_row = r0;
+          p.w_tile = tn;
+          p.k = 1;
+          s.passes.push_back(p);
+        }
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+      }
     if (acc == kt.dtype) return y;
     const int out = add_tensor(kt.name + "/lanes." + isa::to_string(kt.dtype), kt.dtype, shape,
                                KTensor::Role::kTemp);
@@ -585,12 +594,14 @@ class Lowering {
     }
     if (a1) out_shape.erase(out_shape.end() - 2);
     if (b1) out_shape.pop_back();
-    if (kk > k_.mxm_rows || nn > k_.mxm_cols || nn > k_.lanes || kk > k_.lanes)
-      throw InputError(g_.where(n), "a product of K = " + std::to_string(kk) +
-                                        ", N = " + std::to_string(nn) + " does not fit one " +
-                                        std::to_string(k_.mxm_rows) + " x " +
-                                        std::to_string(k_.mxm_cols) +
-                                        " MXM plane (tiling is not supported yet)");
+    if ((kk > k_.mxm_rows || nn > k_.mxm_cols) &&
+        (k_.mxm_rows != k_.lanes || k_.mxm_cols != k_.lanes))
+      throw InputError(g_.where(n),
+                       "a product of K = " + std::to_string(kk) + ", N = " + std::to_string(nn) +
+                           " needs tiles, which need MXM planes "
+                           "as wide as the vector (" +
+                           std::to_string(k_.mxm_rows) + " x " + std::to_string(k_.mxm_cols) +
+                           " planes, " + std::to_string(k_.lanes) + " lanes)");
     // Operands in the MXM's types.
     std::vector<std::pair<int, int>> passes;  // (x, w)
     if (dt == DType::kFp16) {
@@ -604,21 +615,35 @@ class Lowering {
     const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0;
     int y = more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
                  : output(n, DType::kFp32, out_shape);
-    const std::int64_t rows_per_batch = m;
+    // Tiles: K by the plane's rows, N by its columns; every K tile and split is one pass.
+    const std::int64_t tk_n = (kk + k_.mxm_rows - 1) / k_.mxm_rows;
+    const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
     for (std::int64_t bi = 0; bi < batch_a; ++bi)
-      for (std::int64_t r0 = 0; r0 < rows_per_batch; r0 += k_.mxm_accumulators) {
-        KStep s;
-        s.kind = KStep::Kind::kMatMul;
-        s.mm_type = DType::kFp16;
-        s.m = std::min<std::int64_t>(k_.mxm_accumulators, rows_per_batch - r0);
-        s.k = kk;
-        s.d = y;
-        s.d_row = bi * m + r0;
-        for (const auto& [x, w] : passes)
-          s.passes.push_back({x, w, bi * m + r0, batch_b == 1 ? 0 : bi * kk});
-        s.origin = g_.where(n);
-        k_.steps.push_back(std::move(s));
-      }
+      for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
+        for (std::int64_t tn = 0; tn < tn_n; ++tn) {
+          KStep s;
+          s.kind = KStep::Kind::kMatMul;
+          s.mm_type = DType::kFp16;
+          s.m = std::min<std::int64_t>(k_.mxm_accumulators, m - r0);
+          s.d = y;
+          s.d_row = bi * m + r0;
+          s.d_tile = tn;
+          s.w_block = kk;
+          for (std::int64_t tk = 0; tk < tk_n; ++tk)
+            for (const auto& [x, w] : passes) {
+              KPass p;
+              p.x = x;
+              p.w = w;
+              p.x_row = bi * m + r0;
+              p.w_row = (batch_b == 1 ? 0 : bi * kk) + tk * k_.mxm_rows;
+              p.x_tile = tk;
+              p.w_tile = tn;
+              p.k = std::min<std::int64_t>(k_.mxm_rows, kk - tk * k_.mxm_rows);
+              s.passes.push_back(p);
+            }
+          s.origin = g_.where(n);
+          k_.steps.push_back(std::move(s));
+        }
     if (alpha != 1.0f) {
       const int scaled =
           add_tensor(n.name + "/scaled", DType::kFp32, out_shape, KTensor::Role::kTemp);

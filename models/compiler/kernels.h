@@ -37,13 +37,19 @@ struct KTensor {
   /// The "rows" view (isa/layout.h): [rows, cols], cols = the last dimension (1 for a scalar).
   std::int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   std::int64_t rows() const { return cols() ? elements() / cols() : 0; }
+  /// Rows wider than the vector are cut into tiles of `lanes` columns, tile-major (isa/layout.h).
+  std::int64_t tiles(int lanes) const { return cols() <= lanes ? 1 : (cols() + lanes - 1) / lanes; }
+  std::int64_t vector_rows(int lanes) const { return rows() * tiles(lanes); }
 };
 
-/// One pass of a matrix product: rows of `x` (from x_row, `m` of them) through the weight rows
-/// of `w` (from w_row, `k` of them; every column of w), accumulated into the result.
+/// One pass of a matrix product: rows x_row .. x_row + m - 1 of `x`, their column tile x_tile
+/// (columns x_tile * lanes ..), through weight rows w_row .. w_row + k - 1 of `w`, column tile
+/// w_tile; accumulated into the result.
 struct KPass {
   int x = -1, w = -1;
   std::int64_t x_row = 0, w_row = 0;
+  std::int64_t x_tile = 0, w_tile = 0;
+  std::int64_t k = 0;  ///< weight rows of this pass, <= the plane's rows
 };
 
 struct KStep {
@@ -52,12 +58,13 @@ struct KStep {
   func::VxmArgs args{};
   int a = -1, b = -1, mask = -1;  ///< operand tensors (-1: unused)
   int d = -1;                     ///< result tensor
-  // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32) are the sum of the passes' products
-  // (int8 or fp16 operands), summed in pass order; k <= the plane's rows, every tensor's columns
-  // <= its columns.
+  // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32), column tile d_tile, are the sum of
+  // the passes' products (int8 or fp16 operands), summed in pass order. A weight tensor's rows
+  // come in blocks of w_block rows (one product's K: a batch), each cut into tiles of the plane's
+  // rows.
   isa::DType mm_type = isa::DType::kI8;  ///< operand type: kI8 (result kI32) or kFp16 (kFp32)
   std::vector<KPass> passes;
-  std::int64_t m = 0, k = 0, d_row = 0;
+  std::int64_t m = 0, d_row = 0, d_tile = 0, w_block = 0;
   std::string origin;  ///< the graph node it comes from (Graph::where), for messages
 };
 

@@ -48,10 +48,11 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
         std::fill(pl.begin(), pl.end(), 0);
       for (int j = 0; j < rows_per_load; ++j) {
         const std::int64_t r = row + j;
-        if (r >= s.k) continue;
+        if (r >= ps.k) continue;
+        const std::int64_t c0 = ps.w_tile * lanes;
         for (int b = 0; b < xb; ++b)
-          for (std::int64_t c = 0; c < wc; ++c)
-            planes[static_cast<std::size_t>(j * xb + b)][static_cast<std::size_t>(c)] =
+          for (std::int64_t c = c0; c < wc && c < c0 + lanes; ++c)
+            planes[static_cast<std::size_t>(j * xb + b)][static_cast<std::size_t>(c - c0)] =
                 wd[static_cast<std::size_t>(((ps.w_row + r) * wc + c) * xb + b)];
       }
       plane.load(s.mm_type, row, pp);
@@ -61,8 +62,9 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
       for (int b = 0; b < xb; ++b) {
         auto& pl = planes[static_cast<std::size_t>(b)];
         std::fill(pl.begin(), pl.end(), 0);
-        for (std::int64_t c = 0; c < xc; ++c)
-          pl[static_cast<std::size_t>(c)] =
+        const std::int64_t c0 = ps.x_tile * lanes;
+        for (std::int64_t c = c0; c < xc && c < c0 + lanes; ++c)
+          pl[static_cast<std::size_t>(c - c0)] =
               xd[static_cast<std::size_t>(((ps.x_row + i) * xc + c) * xb + b)];
       }
       plane.activate(s.mm_type, pp);
@@ -76,11 +78,11 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     for (std::int64_t i = 0; i < s.m; ++i) {
       plane.accumulate(rt, mode, static_cast<int>(i), rp);
       if (!func::MxmPlane::emits(mode)) continue;
-      const std::int64_t dc = d.cols();
-      for (std::int64_t c = 0; c < dc; ++c)
+      const std::int64_t dc = d.cols(), c0 = s.d_tile * lanes;
+      for (std::int64_t c = c0; c < dc && c < c0 + lanes; ++c)
         for (int b = 0; b < 4; ++b)
           out[static_cast<std::size_t>(((s.d_row + i) * dc + c) * 4 + b)] =
-              res[static_cast<std::size_t>(b)][static_cast<std::size_t>(c)];
+              res[static_cast<std::size_t>(b)][static_cast<std::size_t>(c - c0)];
     }
   }
 }

@@ -55,9 +55,11 @@ struct TensorPlace {
   std::uint32_t addr = 0;             // base address in every slice
   std::uint32_t vectors = 0;          // addresses used per slice
   bool west = true;
-  // Weights: rows per block (one product's k) and addresses per block.
+  // Weights: rows per block (one product's K), addresses per plane-sized piece of a block, and
+  // the pieces: K tiles (of the plane's rows) by N tiles (of its columns).
   std::int64_t block_rows = 0;
   std::uint32_t block_addrs = 0;
+  std::int64_t k_tiles = 1, n_tiles = 1;
   // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
   // every row in any order needs its first read >= ready_all.
   std::uint64_t ready_stream = 0, ready_all = 0;
@@ -185,10 +187,10 @@ class Scheduler {
       if (s.kind == KStep::Kind::kMatMul)
         for (const KPass& p : s.passes) {
           TensorPlace& tp = place_[static_cast<std::size_t>(p.w)];
-          if (tp.weights && tp.block_rows != s.k)
+          if (tp.weights && tp.block_rows != s.w_block)
             throw std::logic_error("scheduler: weights '" + name(p.w) + "' cut two ways");
           tp.weights = true;
-          tp.block_rows = s.k;
+          tp.block_rows = s.w_block;
         }
     for (const KStep& s : k_.steps) {
       auto operand = [&](int t) {
@@ -245,9 +247,13 @@ class Scheduler {
 
   // ---------------------------------------------------------------- placement
 
+  // Vector rows (rows x column tiles, isa/layout.h).
   std::uint64_t rows_of(int t) const {
     return static_cast<std::uint64_t>(
-        std::max<std::int64_t>(k_.tensors[static_cast<std::size_t>(t)].rows(), 1));
+        std::max<std::int64_t>(k_.tensors[static_cast<std::size_t>(t)].vector_rows(lanes_), 1));
+  }
+  std::int64_t logical_rows(int t) const {
+    return std::max<std::int64_t>(k_.tensors[static_cast<std::size_t>(t)].rows(), 1);
   }
 
   // Chooses slices for tensor t: contiguous (one slice per byte plane, all in one hemisphere, the
@@ -256,20 +262,17 @@ class Scheduler {
     const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
     TensorPlace& p = place_[static_cast<std::size_t>(t)];
     const int bytes = isa::dtype_bytes(kt.dtype);
-    if (kt.cols() > lanes_)
-      throw InputError(source_, "tensor '" + kt.name + "' has rows of " +
-                                    std::to_string(kt.cols()) + " elements, wider than the " +
-                                    std::to_string(lanes_) +
-                                    " lanes of a vector (the compiler does not split rows yet)");
     const std::uint64_t rows = rows_of(t);
     std::uint64_t need = rows;
     int width = bytes;
     if (p.weights) {
       width = 16;
       const int per = 16 / bytes;  // rows per load
-      const std::uint64_t blocks = rows / static_cast<std::uint64_t>(p.block_rows);
+      const auto blocks = static_cast<std::uint64_t>(kt.rows() / p.block_rows);
+      p.k_tiles = (p.block_rows + chip_.mxm.rows - 1) / chip_.mxm.rows;
+      p.n_tiles = kt.tiles(lanes_);
       p.block_addrs = static_cast<std::uint32_t>(chip_.mxm.rows / per);
-      need = blocks * p.block_addrs;
+      need = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles) * p.block_addrs;
     }
     const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -306,14 +309,21 @@ class Scheduler {
                                   std::to_string(west_.size()) + " data slices per hemisphere)");
   }
 
-  // Weights: the slice and address of byte plane b of row r.
+  // Weights: the first address of the piece holding row r, column tile tn.
+  std::uint32_t weight_piece(const TensorPlace& p, std::int64_t r, std::int64_t tn) const {
+    const std::int64_t batch = r / p.block_rows, kk = r % p.block_rows;
+    const std::int64_t tk = kk / chip_.mxm.rows;
+    const std::int64_t piece = (batch * p.k_tiles + tk) * p.n_tiles + tn;
+    return static_cast<std::uint32_t>(p.addr + piece * p.block_addrs);
+  }
+  // Weights: the slice and address of byte plane b of row r, column tile tn.
   std::pair<std::uint16_t, std::uint32_t> weight_at(const TensorPlace& p, int bytes, std::int64_t r,
-                                                    int b) const {
+                                                    std::int64_t tn, int b) const {
     const int per = 16 / bytes;
-    const std::int64_t block = r / p.block_rows, kk = r % p.block_rows;
-    const auto slot = static_cast<std::size_t>(kk % per);
+    const std::int64_t kr = (r % p.block_rows) % chip_.mxm.rows;
+    const auto slot = static_cast<std::size_t>(kr % per);
     return {p.slices[slot * static_cast<std::size_t>(bytes) + static_cast<std::size_t>(b)],
-            static_cast<std::uint32_t>(p.addr + block * p.block_addrs + kk / per)};
+            static_cast<std::uint32_t>(weight_piece(p, r, tn) + kr / per)};
   }
 
   // ---------------------------------------------------------------- fitting
@@ -399,9 +409,10 @@ class Scheduler {
                        std::max(pa, pb)});
   }
 
-  // Reads rows row0.. of contiguous tensor t (every byte plane) so that row i reaches position
-  // `to` in cycle T + i on streams first..; count rows (a single row read again when broadcast).
-  // Returns the emits' indices.
+  // Reads vector rows row0.. of contiguous tensor t (every byte plane) so that the i-th reaches
+  // position `to` in cycle T + i on streams first..; count of them. A broadcast operand (one
+  // logical row) is read again for every row of a result of `count` vector rows: with T tiles
+  // the result's vector row i needs its tile i / (count / T). Returns the emits' indices.
   std::vector<int> read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, bool broadcast,
                              int first, int to) {
     const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
@@ -417,19 +428,25 @@ class Scheduler {
       use_port(op, sq.id, access, count);
       const int stream = first + static_cast<int>(b);
       use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
-      Emit e;
-      e.queue = sq.id;
-      e.off = d;
-      e.instr = instr("read");
-      e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
-      e.instr.arg[1] = isa::stream_arg(stream, west);
-      e.count = count;
-      e.separate = broadcast && count > 1;
-      e.done_off = written + sl_ - 1;
-      ids.push_back(static_cast<int>(op.emits.size()));
-      op.emits.push_back(std::move(e));
-      // Row i is read in cycle T + access + i (row 0 for a broadcast): after it was written.
-      const std::int64_t need = static_cast<std::int64_t>(tp.ready_stream) - access;
+      const auto tiles = static_cast<std::uint32_t>(rows_of(t));  // a broadcast operand's rows
+      const std::uint32_t per_tile = broadcast ? count / tiles : count;
+      for (std::uint32_t ti = 0; ti < (broadcast ? tiles : 1); ++ti) {
+        Emit e;
+        e.queue = sq.id;
+        e.off = d + static_cast<std::int64_t>(ti * per_tile);
+        e.instr = instr("read");
+        e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0) + ti;
+        e.instr.arg[1] = isa::stream_arg(stream, west);
+        e.count = per_tile;
+        e.separate = broadcast && per_tile > 1;
+        e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile);
+        ids.push_back(static_cast<int>(op.emits.size()));
+        op.emits.push_back(std::move(e));
+      }
+      // Vector row row0 + i is read in cycle T + access + i: after it was written.
+      const std::int64_t need = broadcast
+                                    ? static_cast<std::int64_t>(tp.ready_all) - access
+                                    : static_cast<std::int64_t>(tp.ready_stream) + row0 - access;
       op.lo = std::max<std::uint64_t>(op.lo,
                                       static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
     }
@@ -475,7 +492,7 @@ class Scheduler {
       const int stream = first + b;
       int far = from;
       for (int j = 0; j < per && j < static_cast<int>(count); ++j) {
-        const auto [slice, addr] = weight_at(tp, bytes, row0 + j, b);
+        const auto [slice, addr] = weight_at(tp, bytes, row0 + j, 0, b);
         const arch::Queue& sq = q(slice);
         far = std::abs(sq.position - from) > std::abs(far - from) ? sq.position : far;
         const bool west = sq.position < from;
@@ -583,7 +600,7 @@ class Scheduler {
           const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
-          const bool bc = rows_of(t) == 1 && v > 1;
+          const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
           for (int id : read_rows(op, t, 0, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
@@ -693,8 +710,7 @@ void Scheduler::matmul_step(const KStep& s) {
       Op op;
       const bool west = q(wp.slices[0]).position > pm;  // toward the plane
       std::vector<int> reads;
-      const auto addr0 =
-          static_cast<std::uint32_t>(wp.addr + (ps.w_row / wp.block_rows) * wp.block_addrs);
+      const std::uint32_t addr0 = weight_piece(wp, ps.w_row, ps.w_tile);
       for (int j = 0; j < 16; ++j) {
         const arch::Queue& sq = q(wp.slices[static_cast<std::size_t>(j)]);
         const std::int64_t written = -dist(sq.position, pm);
@@ -762,7 +778,8 @@ void Scheduler::matmul_step(const KStep& s) {
       // toward the plane: a value from a slice east of the plane flows west
       const bool toward_west = q(place_[static_cast<std::size_t>(ps.x)].slices[0]).position > pm;
       (void)west;
-      const auto reads = read_rows(op, ps.x, ps.x_row, m, false, xs, pm);
+      const auto reads =
+          read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm);
       use_queue(op, pl.abc, -abc.d_skew, m);
       Emit e;
       e.queue = pl.abc;
@@ -817,7 +834,8 @@ void Scheduler::matmul_step(const KStep& s) {
       e.done_off = static_cast<std::int64_t>(m) - 1 + acc.d_func + sl_ - 1;
       op.emits.push_back(std::move(e));
       std::vector<std::pair<std::int64_t, std::int64_t>> rows;
-      if (emits) write_rows(op, s.d, s.d_row, m, rs, pm, acc.d_func, 0, &rows);
+      const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
+      if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows);
       if (auto t = fit(op); t && (!best || *t < best->second)) {
         best = {op, *t};
         rows_written = rows;
@@ -826,7 +844,7 @@ void Scheduler::matmul_step(const KStep& s) {
     }
     if (!best) throw std::logic_error("scheduler: no streams for the results of " + s.origin);
     commit(best->first, best->second);
-    if (emits) written(s.d, best->second, s.d_row, rows_written);
+    if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
   }
 }
 
@@ -927,11 +945,12 @@ Schedule Scheduler::emit() {
                  "+" + std::to_string(tp.vectors);
       }
     } else {
-      for (std::int64_t r = 0; r < kt.rows(); ++r)
-        for (int b = 0; b < bytes; ++b) {
-          const auto [sl, addr] = weight_at(tp, bytes, r, b);
-          it.placements.push_back({sl, addr, 1});
-        }
+      for (std::int64_t tn = 0; tn < tp.n_tiles; ++tn)
+        for (std::int64_t r = 0; r < kt.rows(); ++r)
+          for (int b = 0; b < bytes; ++b) {
+            const auto [sl, addr] = weight_at(tp, bytes, r, tn, b);
+            it.placements.push_back({sl, addr, 1});
+          }
       for (auto sl : tp.slices)
         where += (where.empty() ? "" : ", ") + queues_[sl].name;
       where = "weights, rows interleaved over " + where + " from " + std::to_string(tp.addr) + "+" +
@@ -948,9 +967,11 @@ Schedule Scheduler::emit() {
           im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
                           0);
           for (std::int64_t r = 0; r < kt.rows(); ++r)
-            for (std::int64_t c = 0; c < cols; ++c)
-              im.bytes[static_cast<std::size_t>(r * lanes_ + c)] =
+            for (std::int64_t c = 0; c < cols; ++c) {
+              const std::int64_t vr = (c / lanes_) * kt.rows() + r;
+              im.bytes[static_cast<std::size_t>(vr * lanes_ + c % lanes_)] =
                   kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+            }
           prog.images.push_back(std::move(im));
         }
       } else {
@@ -963,15 +984,14 @@ Schedule Scheduler::emit() {
                           0);
         }
         for (std::int64_t r = 0; r < kt.rows(); ++r)
-          for (int b = 0; b < bytes; ++b) {
-            const auto [sl, addr] = weight_at(tp, bytes, r, b);
-            auto& im = images[sl];
-            for (std::int64_t c = 0; c < cols; ++c)
-              im.bytes[static_cast<std::size_t>((addr - tp.addr) *
-                                                    static_cast<std::uint32_t>(lanes_) +
-                                                static_cast<std::uint32_t>(c))] =
+          for (int b = 0; b < bytes; ++b)
+            for (std::int64_t c = 0; c < cols; ++c) {
+              const auto [sl, addr] = weight_at(tp, bytes, r, c / lanes_, b);
+              images[sl].bytes[static_cast<std::size_t>(addr - tp.addr) *
+                                   static_cast<std::size_t>(lanes_) +
+                               static_cast<std::size_t>(c % lanes_)] =
                   kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
-          }
+            }
         for (auto& [sl, im] : images)
           prog.images.push_back(std::move(im));
       }

@@ -22,9 +22,8 @@ std::optional<std::string> rows_layout(const Tensor& t, int lanes, RowsLayout* o
   for (std::size_t i = 0; i + 1 < t.shape.size(); ++i)
     l.rows *= t.shape[i];
   if (t.shape.size() == 1) l.rows = 1;
-  if (l.cols > static_cast<std::uint64_t>(lanes))
-    return "last dimension " + std::to_string(l.cols) + " is wider than the vector (" +
-           std::to_string(lanes) + " lanes); the rows layout holds one row per vector";
+  const auto width = static_cast<std::uint64_t>(lanes);
+  l.tiles = l.cols == 0 ? 1 : (l.cols + width - 1) / width;
   if (t.placements.size() % static_cast<std::size_t>(l.bytes))
     return std::to_string(t.placements.size()) +
            " placement(s) is not a whole number of groups of " + std::to_string(l.bytes) +
@@ -44,9 +43,12 @@ std::optional<std::string> rows_layout(const Tensor& t, int lanes, RowsLayout* o
     row += t.placements[i].vectors;
     l.groups_.push_back(std::move(g));
   }
-  if (row != l.rows)
-    return "placements hold " + std::to_string(row) + " row(s) but the shape has " +
-           std::to_string(l.rows);
+  if (row != l.vector_rows())
+    return "placements hold " + std::to_string(row) + " vector row(s) but the shape needs " +
+           std::to_string(l.vector_rows()) +
+           (l.tiles > 1
+                ? " (" + std::to_string(l.rows) + " rows of " + std::to_string(l.tiles) + " tiles)"
+                : std::string());
   if (out) *out = std::move(l);
   return std::nullopt;
 }

@@ -84,12 +84,17 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   };
 
   // Program load: images, then inputs, through the host DMA path.
+  // The program's images are one DMA job per chip (a scatter-gather list).
+  for (auto& c : chips)
+    c->host().begin_job();
   for (const auto& im : p.images) {
     units::Chip* c = chip_of(im.chip);
     if (!c) continue;
     c->host().write(c->mem_index(im.slice), static_cast<std::uint64_t>(im.addr) * vb,
                     im.bytes.data(), im.bytes.size());
   }
+  for (auto& c : chips)
+    c->host().end_job();
   for (const auto& t : p.tensors) {
     if (t.role != isa::TensorRole::kInput) continue;
     units::Chip* c = chip_of(t.chip);
@@ -100,15 +105,19 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     isa::rows_layout(t, lanes, &l);
     const auto& v = inputs.at(t.name);
     std::vector<std::uint8_t> buf(vb, 0);
-    for (std::uint64_t r = 0; r < l.rows; ++r)
+    c->host().begin_job();  // one DMA job per tensor
+    for (std::uint64_t vr = 0; vr < l.vector_rows(); ++vr)
       for (int b = 0; b < l.bytes; ++b) {
-        for (std::uint64_t col = 0; col < l.cols; ++col)
-          buf[col] = v.bytes[(r * l.cols + col) * static_cast<std::uint64_t>(l.bytes) +
-                             static_cast<std::uint64_t>(b)];
-        const isa::VectorAt at = l.at(r, b);
+        const std::uint64_t r = vr % l.rows, c0 = vr / l.rows * vb;
+        std::fill(buf.begin(), buf.end(), 0);
+        for (std::uint64_t col = c0; col < l.cols && col < c0 + vb; ++col)
+          buf[col - c0] = v.bytes[(r * l.cols + col) * static_cast<std::uint64_t>(l.bytes) +
+                                  static_cast<std::uint64_t>(b)];
+        const isa::VectorAt at = l.at(vr, b);
         c->host().write(c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb,
                         buf.data(), vb);
       }
+    c->host().end_job();
   }
 
   for (const auto& f : options.flips) {
@@ -143,15 +152,18 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     v.shape = t.shape;
     v.bytes.assign(l.rows * l.cols * static_cast<std::uint64_t>(l.bytes), 0);
     std::vector<std::uint8_t> buf(vb);
-    for (std::uint64_t r = 0; r < l.rows; ++r)
+    c->host().begin_job();
+    for (std::uint64_t vr = 0; vr < l.vector_rows(); ++vr)
       for (int b = 0; b < l.bytes; ++b) {
-        const isa::VectorAt at = l.at(r, b);
+        const std::uint64_t r = vr % l.rows, c0 = vr / l.rows * vb;
+        const isa::VectorAt at = l.at(vr, b);
         c->host().read(c->mem_index(at.slice), static_cast<std::uint64_t>(at.addr) * vb, buf.data(),
                        vb);
-        for (std::uint64_t col = 0; col < l.cols; ++col)
+        for (std::uint64_t col = c0; col < l.cols && col < c0 + vb; ++col)
           v.bytes[(r * l.cols + col) * static_cast<std::uint64_t>(l.bytes) +
-                  static_cast<std::uint64_t>(b)] = buf[col];
+                  static_cast<std::uint64_t>(b)] = buf[col - c0];
       }
+    c->host().end_job();
     out.outputs[t.name] = std::move(v);
   }
 

@@ -17,6 +17,8 @@ int cmd_disasm(const Args& args);
 int cmd_isa(const Args& args);
 int cmd_run(const Args& args);
 int cmd_compile(const Args& args);
+int cmd_verify(const Args& args);
+int cmd_workload(const Args& args);
 
 /// Exit codes.
 constexpr int kOk = 0;

@@ -23,6 +23,8 @@ const char* kUsage =
     "  disasm   turn a binary program back into canonical text\n"
     "  isa      print the instruction set (markdown or JSON)\n"
     "  run      simulate a program with real values and exact cycle timing\n"
+    "  verify   compile a model, simulate it, check values and cycles\n"
+    "  workload write a built-in workload (gemm, mlp) as an ONNX model\n"
     "\n"
     "Run 'lpu <command> --help' for a command's options.\n"
     "Exit codes: 0 success, 1 a simulation or check failed, 2 bad usage or bad input.\n";
@@ -32,8 +34,8 @@ const char* kUsage =
 int main(int argc, char** argv) {
   using namespace lpu::tools;
   const std::map<std::string, int (*)(const Args&)> commands = {
-      {"arch", cmd_arch},     {"asm", cmd_asm}, {"compile", cmd_compile},
-      {"disasm", cmd_disasm}, {"isa", cmd_isa}, {"run", cmd_run}};
+      {"arch", cmd_arch}, {"asm", cmd_asm}, {"compile", cmd_compile}, {"disasm", cmd_disasm},
+      {"isa", cmd_isa},   {"run", cmd_run}, {"verify", cmd_verify},   {"workload", cmd_workload}};
   if (argc < 2) {
     std::cerr << kUsage;
     return kBadInput;

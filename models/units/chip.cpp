@@ -28,7 +28,7 @@ bool HostDma::transfer(tlm::tlm_command cmd, std::size_t slice, std::uint64_t of
   sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
   mem[slice]->b_transport(gp, delay);
   if (!gp.is_response_ok()) return false;
-  seconds_ += arch_.chip.host.dma_latency_us * 1e-6 +
+  seconds_ += (in_job_ ? 0.0 : arch_.chip.host.dma_latency_us * 1e-6) +
               static_cast<double>(len) / (arch_.chip.host.dma_gbytes_per_s * 1e9);
   bytes_ += len;
   ++transfers_;

@@ -28,6 +28,12 @@ class HostDma : public sc_core::sc_module {
   /// MEM-queue order); returns false if the slice rejected the range.
   bool write(std::size_t slice, std::uint64_t offset, const std::uint8_t* data, std::size_t len);
   bool read(std::size_t slice, std::uint64_t offset, std::uint8_t* data, std::size_t len);
+  /// A scatter-gather job (one tensor): its transfers pay the DMA latency once, then bandwidth.
+  void begin_job() {
+    seconds_ += arch_.chip.host.dma_latency_us * 1e-6;
+    in_job_ = true;
+  }
+  void end_job() { in_job_ = false; }
   double seconds() const { return seconds_; }
   std::uint64_t bytes() const { return bytes_; }
   std::uint64_t transfers() const { return transfers_; }
@@ -37,6 +43,7 @@ class HostDma : public sc_core::sc_module {
                 std::size_t len);
   const arch::Arch& arch_;
   double seconds_ = 0;
+  bool in_job_ = false;
   std::uint64_t bytes_ = 0, transfers_ = 0;
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and shows what the tool does today — the
-# resolved tsp-v1 architecture with its derived figures, example programs simulated with values
-# and exact cycles (predicted and simulated agree), and a program assembled to binary and back.
+# The main job: installs what is missing, builds, then compiles a built-in workload (an MLP) for
+# tsp-v1, simulates it and checks its values against the host reference and its cycles against the
+# compiler's prediction; then shows the architecture, hand-written example programs and the
+# program formats.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -10,6 +11,15 @@ lpu="${LPU_BUILD_DIR:-$root/build}/models/lpu"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+echo
+echo "== lpu workload mlp --param batch=16 --param sizes=512,1024,512 --param dtype=fp32 -o mlp.onnx"
+"$lpu" workload mlp --param batch=16 --param sizes=512,1024,512 --param dtype=fp32 -o "$out/mlp.onnx"
+echo
+echo "== lpu compile mlp.onnx --arch tsp-v1 -o mlp.lpubin --report compile.json"
+"$lpu" compile "$out/mlp.onnx" --arch tsp-v1 -o "$out/mlp.lpubin" --report "$out/compile.json"
+echo
+echo "== lpu verify mlp.onnx (compile, simulate, compare with the host reference and the prediction)"
+"$lpu" verify "$out/mlp.onnx" --arch tsp-v1
 echo
 echo "== lpu arch show tsp-v1 --summary"
 "$lpu" arch show tsp-v1 --summary

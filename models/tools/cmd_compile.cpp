@@ -72,6 +72,7 @@ int cmd_compile(const Args& args) {
     f << isa::to_lpuasm(s.program);
   }
   const double alu_cycles = static_cast<double>(s.cycles) * a.chip.vxm.alus();
+  const double plane_cycles = static_cast<double>(s.cycles) * a.chip.mxm.planes;
   if (!report.empty()) {
     boost::json::object r;
     r["model"] = model;
@@ -85,7 +86,9 @@ int cmd_compile(const Args& args) {
     r["mem_bytes"] = boost::json::object{{"west", s.mem_bytes[0]}, {"east", s.mem_bytes[1]}};
     r["vxm_alu_cycles"] = s.vxm_busy;
     r["vxm_utilisation"] = alu_cycles > 0 ? static_cast<double>(s.vxm_busy) / alu_cycles : 0.0;
-    r["mxm_utilisation"] = 0.0;
+    r["mxm_plane_cycles"] = s.mxm_busy;
+    r["mxm_utilisation"] =
+        plane_cycles > 0 ? static_cast<double>(s.mxm_busy) / plane_cycles : 0.0;
     boost::json::object places;
     for (const auto& p : s.placements)
       places[p.tensor] = p.where;
@@ -105,8 +108,11 @@ int cmd_compile(const Args& args) {
     std::printf("  MEM used          west %.1f KiB, east %.1f KiB\n",
                 static_cast<double>(s.mem_bytes[0]) / 1024.0,
                 static_cast<double>(s.mem_bytes[1]) / 1024.0);
-    std::printf("  utilisation       VXM %.2f%%, MXM 0%% (no matrix products in this model)\n",
-                alu_cycles > 0 ? 100.0 * static_cast<double>(s.vxm_busy) / alu_cycles : 0.0);
+    std::printf("  utilisation       MXM %.1f%% of %d planes, VXM %.1f%% of %d ALUs\n",
+                plane_cycles > 0 ? 100.0 * static_cast<double>(s.mxm_busy) / plane_cycles : 0.0,
+                a.chip.mxm.planes,
+                alu_cycles > 0 ? 100.0 * static_cast<double>(s.vxm_busy) / alu_cycles : 0.0,
+                a.chip.vxm.alus());
     if (!output.empty()) std::printf("  wrote             %s\n", output.c_str());
     if (!asm_out.empty()) std::printf("  wrote             %s\n", asm_out.c_str());
   }

@@ -1,3 +1,808 @@
+// The compiler end to end: graphs built here (and one ONNX model written with the protobuf
+// classes), lowered and scheduled for tsp-v1, simulated on the SystemC model.
+//  * values: the simulated outputs equal the host reference (compiler::run_reference) bit for bit
+//    and an independent computation written here (plain floats, doubles, wrapped integers);
+//  * cycles: simulated == predicted (Schedule::cycles and the program's .predicted), no schedule
+//    error; one count derived by hand from the architecture;
+//  * errors: what the compiler cannot take is an InputError naming the node, tensor or sizes;
+//  * independent steps overlap in the schedule.
+// SystemC elaborates once per process, so every test case makes at most one system::run call and
+// CTest runs each case in a process of its own (gtest_discover_tests).
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
 
-TEST(Compiler, Placeholder) { SUCCEED(); }
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "arch/queues.h"
+#include "common/diagnostics.h"
+#include "compiler/graph.h"
+#include "compiler/kernels.h"
+#include "compiler/onnx_import.h"
+#include "compiler/reference.h"
+#include "compiler/scheduler.h"
+#include "func/numerics.h"
+#include "system/run.h"
+
+using namespace lpu;
+
+namespace {
+
+using compiler::Attr;
+using compiler::Bytes;
+using compiler::Graph;
+using isa::DType;
+using Dims = std::vector<std::int64_t>;
+
+const arch::Arch& tsp() {
+  static const arch::Arch a = arch::load("tsp-v1");
+  return a;
+}
+
+// --- building graphs ----------------------------------------------------------------------------
+
+class Builder {
+ public:
+  Builder() { g.source = "test"; }
+
+  int input(const std::string& name, DType dt, const Dims& shape) {
+    const int id = value(name, dt, shape);
+    g.inputs.push_back(id);
+    return id;
+  }
+  int constant(const std::string& name, DType dt, const Dims& shape, Bytes data) {
+    const int id = value(name, dt, shape);
+    g.values[static_cast<std::size_t>(id)].constant = true;
+    g.values[static_cast<std::size_t>(id)].data = std::move(data);
+    return id;
+  }
+  // A node with one output (named `out`, of the given type and shape); returns the output's id.
+  int node(const std::string& op, const std::string& name, const std::vector<int>& inputs,
+           const std::string& out, DType dt, const Dims& shape,
+           const std::map<std::string, Attr>& attrs = {}) {
+    const int id = value(out, dt, shape);
+    compiler::Node n;
+    n.name = name;
+    n.op = op;
+    n.inputs = inputs;
+    n.outputs = {id};
+    n.attrs = attrs;
+    g.nodes.push_back(std::move(n));
+    return id;
+  }
+  void output(int id) { g.outputs.push_back(id); }
+
+  Graph g;
+
+ private:
+  int value(const std::string& name, DType dt, const Dims& shape) {
+    compiler::Value v;
+    v.name = name;
+    v.dtype = dt;
+    v.shape = shape;
+    g.values.push_back(std::move(v));
+    return static_cast<int>(g.values.size()) - 1;
+  }
+};
+
+Attr float_attr(float f) {
+  Attr a;
+  a.kind = Attr::Kind::kFloat;
+  a.f = f;
+  return a;
+}
+
+Attr int_attr(std::int64_t i) {
+  Attr a;
+  a.kind = Attr::Kind::kInt;
+  a.i = i;
+  return a;
+}
+
+// --- data ---------------------------------------------------------------------------------------
+
+std::vector<float> uniform(std::size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = d(rng);
+  return v;
+}
+
+// Values exactly representable in fp16 (so a double-precision reference sees what the chip sees).
+std::vector<float> uniform_fp16(std::size_t n, float lo, float hi, unsigned seed) {
+  auto v = uniform(n, lo, hi, seed);
+  for (auto& x : v)
+    x = func::fp16_to_fp32(func::fp32_to_fp16(x));
+  return v;
+}
+
+Bytes f32_bytes(const std::vector<float>& v) {
+  Bytes b(v.size() * 4);
+  std::memcpy(b.data(), v.data(), b.size());
+  return b;
+}
+
+std::vector<float> f32_values(const Bytes& b) {
+  std::vector<float> v(b.size() / 4);
+  std::memcpy(v.data(), b.data(), v.size() * 4);
+  return v;
+}
+
+Bytes f16_bytes(const std::vector<float>& v) {
+  Bytes b;
+  for (float x : v) {
+    const std::uint16_t h = func::fp32_to_fp16(x);
+    b.push_back(static_cast<std::uint8_t>(h));
+    b.push_back(static_cast<std::uint8_t>(h >> 8));
+  }
+  return b;
+}
+
+std::vector<float> f16_values(const Bytes& b) {
+  std::vector<float> v;
+  for (std::size_t i = 0; i + 1 < b.size(); i += 2)
+    v.push_back(func::fp16_to_fp32(static_cast<std::uint16_t>(b[i] | (b[i + 1] << 8))));
+  return v;
+}
+
+// --- compiling and running ----------------------------------------------------------------------
+
+struct Compiled {
+  compiler::Kernels k;
+  compiler::Schedule s;
+};
+
+Compiled compile(const Graph& g, const arch::Arch& a = tsp()) {
+  Compiled c;
+  c.k = compiler::lower(g, a);
+  c.s = compiler::schedule(c.k, a, "test");
+  return c;
+}
+
+// The message of the InputError compiling g throws, or "(no error)".
+std::string compile_error(const Graph& g, const arch::Arch& a = tsp()) {
+  try {
+    compile(g, a);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+void expect_mentions(const std::string& msg, std::initializer_list<std::string> parts) {
+  for (const auto& p : parts)
+    EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
+
+// The one system::run of a test: binds `inputs` (in the order of the graph's inputs), simulates,
+// and checks no schedule error, simulated cycles == predicted == Schedule::cycles, and every output
+// equal to the host reference bit for bit. Returns the outputs in the graph's order.
+std::vector<Bytes> simulate(const Compiled& c, const std::vector<Bytes>& inputs) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  EXPECT_EQ(c.s.program.predicted_cycles, c.s.cycles);
+  EXPECT_EQ(inputs.size(), c.k.inputs.size());
+  std::map<std::string, system::TensorValue> bound;
+  for (std::size_t i = 0; i < c.k.inputs.size() && i < inputs.size(); ++i) {
+    const compiler::KTensor& kt = c.k.tensors[static_cast<std::size_t>(c.k.inputs[i])];
+    system::TensorValue tv;
+    tv.dtype = kt.dtype;
+    for (auto d : kt.shape)
+      tv.shape.push_back(static_cast<std::uint64_t>(d));
+    tv.bytes = inputs[i];
+    bound[kt.name] = std::move(tv);
+  }
+  const std::vector<Bytes> ref = compiler::run_reference(c.k, inputs);
+  const system::RunOutcome r = system::run(c.s.program, bound, units::SimOptions{});
+  EXPECT_TRUE(r.errors.empty()) << r.errors.size() << " schedule error(s), the first: "
+                                << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_FALSE(r.stopped);
+  EXPECT_EQ(r.cycles, c.s.cycles) << "simulated vs predicted";
+  EXPECT_EQ(r.predicted, c.s.cycles);
+  std::vector<Bytes> out;
+  for (std::size_t i = 0; i < c.k.outputs.size(); ++i) {
+    const std::string& name = c.k.tensors[static_cast<std::size_t>(c.k.outputs[i])].name;
+    auto it = r.outputs.find(name);
+    if (it == r.outputs.end()) {
+      ADD_FAILURE() << "no output '" << name << "' from the simulation";
+      out.push_back({});
+      continue;
+    }
+    const Bytes& got = it->second.bytes;
+    EXPECT_EQ(got.size(), ref[i].size()) << name;
+    for (std::size_t b = 0; b < got.size() && b < ref[i].size(); ++b)
+      if (got[b] != ref[i][b]) {
+        ADD_FAILURE() << "output '" << name << "' differs from the host reference first at byte "
+                      << b << ": " << int{got[b]} << " vs " << int{ref[i][b]};
+        break;
+      }
+    out.push_back(got);
+  }
+  return out;
+}
+
+// |got - want| <= rel * scale (+ abs) for every element, reporting the first few that are not.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& scale, double rel, double abs = 0.0) {
+  ASSERT_EQ(got.size(), want.size());
+  int bad = 0;
+  for (std::size_t i = 0; i < got.size() && bad < 5; ++i)
+    if (!(std::fabs(static_cast<double>(got[i]) - want[i]) <= rel * scale[i] + abs)) {
+      ADD_FAILURE() << "element " << i << ": got " << got[i] << ", want " << want[i]
+                    << " (tolerance " << rel * scale[i] + abs << ")";
+      ++bad;
+    }
+}
+
+// Y[m,n] = sum_k A[m,k] B[k,n] in double; `mag` gets sum_k |A B| (the scale of the rounding error).
+void matmul_double(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n,
+                   std::vector<double>& y, std::vector<double>& mag) {
+  y.assign(static_cast<std::size_t>(m * n), 0.0);
+  mag.assign(static_cast<std::size_t>(m * n), 0.0);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j)
+      for (int kk = 0; kk < k; ++kk) {
+        const double p = static_cast<double>(a[static_cast<std::size_t>(i * k + kk)]) *
+                         static_cast<double>(b[static_cast<std::size_t>(kk * n + j)]);
+        y[static_cast<std::size_t>(i * n + j)] += p;
+        mag[static_cast<std::size_t>(i * n + j)] += std::fabs(p);
+      }
+}
+
+}  // namespace
+
+// --- values and cycles (one simulation each) ----------------------------------------------------
+
+// out = relu((x + y) * c) - b: a constant row c [50] expanded on the host, an input row b [1,50]
+// read again for every row. fp32 VXM arithmetic is IEEE single, so plain floats give the same.
+TEST(Compiler, Fp32PointwiseChain) {
+  constexpr int kRows = 6, kCols = 50;
+  Builder gb;
+  const Dims shape{kRows, kCols};
+  const int x = gb.input("x", DType::kFp32, shape);
+  const int y = gb.input("y", DType::kFp32, shape);
+  const int b = gb.input("b", DType::kFp32, {1, kCols});
+  const auto cv = uniform(kCols, -2.0f, 2.0f, 3);
+  const int c = gb.constant("c", DType::kFp32, {kCols}, f32_bytes(cv));
+  const int s = gb.node("Add", "add", {x, y}, "s", DType::kFp32, shape);
+  const int m = gb.node("Mul", "mul", {s, c}, "m", DType::kFp32, shape);
+  const int r = gb.node("Relu", "relu", {m}, "r", DType::kFp32, shape);
+  gb.output(gb.node("Sub", "sub", {r, b}, "out", DType::kFp32, shape));
+  const Compiled cc = compile(gb.g);
+
+  const auto xv = uniform(kRows * kCols, -4.0f, 4.0f, 1);
+  const auto yv = uniform(kRows * kCols, -4.0f, 4.0f, 2);
+  const auto bv = uniform(kCols, -1.0f, 1.0f, 4);
+  const auto out = simulate(cc, {f32_bytes(xv), f32_bytes(yv), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f32_values(out[0]);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kRows * kCols));
+  int positive = 0;
+  for (int i = 0; i < kRows * kCols; ++i) {
+    const int j = i % kCols;
+    const float sum = xv[static_cast<std::size_t>(i)] + yv[static_cast<std::size_t>(i)];
+    const float prod = sum * cv[static_cast<std::size_t>(j)];
+    const float relu = prod > 0.0f ? prod : 0.0f;
+    positive += prod > 0.0f;
+    const float want = relu - bv[static_cast<std::size_t>(j)];
+    EXPECT_EQ(got[static_cast<std::size_t>(i)], want) << "element " << i;
+  }
+  EXPECT_GT(positive, 0);
+  EXPECT_LT(positive, kRows * kCols);  // both sides of the Relu are exercised
+}
+
+// int8 Add wraps, as ONNX defines integer arithmetic.
+TEST(Compiler, Int8AddWraps) {
+  constexpr int kRows = 3, kCols = 100;
+  Builder gb;
+  const Dims shape{kRows, kCols};
+  const int x = gb.input("x", DType::kI8, shape);
+  const int y = gb.input("y", DType::kI8, shape);
+  gb.output(gb.node("Add", "add", {x, y}, "z", DType::kI8, shape));
+  const Compiled cc = compile(gb.g);
+
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> d(-128, 127);
+  Bytes xb, yb;
+  for (int i = 0; i < kRows * kCols; ++i) {
+    xb.push_back(static_cast<std::uint8_t>(d(rng)));
+    yb.push_back(static_cast<std::uint8_t>(d(rng)));
+  }
+  xb[0] = 127, yb[0] = 1;      // 128 wraps to -128
+  xb[1] = 0x80, yb[1] = 0x80;  // -256 wraps to 0
+  xb[2] = 100, yb[2] = 0x9c;   // 100 + -100 = 0
+  const auto out = simulate(cc, {xb, yb});
+  ASSERT_EQ(out.size(), 1u);
+  ASSERT_EQ(out[0].size(), xb.size());
+  int wrapped = 0;
+  for (std::size_t i = 0; i < xb.size(); ++i) {
+    const int sum = static_cast<std::int8_t>(xb[i]) + static_cast<std::int8_t>(yb[i]);
+    wrapped += sum < -128 || sum > 127;
+    const auto want = static_cast<std::int8_t>(static_cast<std::uint8_t>(sum & 0xff));
+    EXPECT_EQ(static_cast<std::int8_t>(out[0][i]), want) << "element " << i << ": " << sum;
+  }
+  EXPECT_GT(wrapped, 10);
+  EXPECT_EQ(static_cast<std::int8_t>(out[0][0]), -128);
+  EXPECT_EQ(out[0][1], 0);
+}
+
+// fp16 [8,64] x [64,48]: one MXM pass, summed exactly and rounded once to fp32, then cast to fp16.
+TEST(Compiler, Fp16MatMul) {
+  constexpr int kM = 8, kK = 64, kN = 48;
+  const auto av = uniform_fp16(kM * kK, -1.0f, 1.0f, 11);
+  const auto bv = uniform_fp16(kK * kN, -1.0f, 1.0f, 12);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {kM, kK});
+  const int b = gb.constant("b", DType::kFp16, {kK, kN}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f16_bytes(av)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  // The result rounds once to fp16 (2^-11 relative); 1e-6 covers fp16's subnormal spacing.
+  expect_close(f16_values(out[0]), want, scale, 1e-3, 1e-6);
+}
+
+// fp16 [4,400] x [400,24]: K is wider than a 320-row plane, so the product is cut into K tiles
+// accumulated in fp32.
+TEST(Compiler, Fp16MatMulWiderThanAPlane) {
+  constexpr int kM = 4, kK = 400, kN = 24;
+  const auto av = uniform_fp16(kM * kK, -1.0f, 1.0f, 13);
+  const auto bv = uniform_fp16(kK * kN, -1.0f, 1.0f, 14);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {kM, kK});
+  const int b = gb.constant("b", DType::kFp16, {kK, kN}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f16_bytes(av)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  // Two fp32 roundings (one per tile) then one to fp16.
+  expect_close(f16_values(out[0]), want, scale, 1e-3, 1e-5);
+}
+
+// Batched fp16 [2,8,32] x [2,32,16] with both operands computed (graph inputs): one product per
+// batch, the weights placed by the program's input loading in the MXM layout.
+TEST(Compiler, Fp16BatchedMatMulOfTwoInputs) {
+  constexpr int kB = 2, kM = 8, kK = 32, kN = 16;
+  const auto av = uniform_fp16(kB * kM * kK, -1.0f, 1.0f, 21);
+  const auto bv = uniform_fp16(kB * kK * kN, -1.0f, 1.0f, 22);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {kB, kM, kK});
+  const int b = gb.input("b", DType::kFp16, {kB, kK, kN});
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {kB, kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f16_bytes(av), f16_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  for (int bi = 0; bi < kB; ++bi) {
+    std::vector<float> ab(av.begin() + bi * kM * kK, av.begin() + (bi + 1) * kM * kK);
+    std::vector<float> bb(bv.begin() + bi * kK * kN, bv.begin() + (bi + 1) * kK * kN);
+    std::vector<double> w, m;
+    matmul_double(ab, bb, kM, kK, kN, w, m);
+    want.insert(want.end(), w.begin(), w.end());
+  }
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  expect_close(f16_values(out[0]), want, scale, 1e-3, 1e-6);
+}
+
+// fp32 [5,40] x [40,30]: three fp16 passes (the activations split on the VXM, the constant
+// weights on the host). The error bound is relative to sum |a b| (the product sum's scale; a
+// relative bound on |y| itself fails wherever the sum cancels).
+TEST(Compiler, Fp32MatMul) {
+  constexpr int kM = 5, kK = 40, kN = 30;
+  const auto av = uniform(kM * kK, -1.0f, 1.0f, 31);
+  const auto bv = uniform(kK * kN, -1.0f, 1.0f, 32);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {kM, kK});
+  const int b = gb.constant("b", DType::kFp32, {kK, kN}, f32_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp32, {kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// The same product with computed weights: they are split on the VXM too, and their high part gets
+// a copy in the MXM weight layout.
+TEST(Compiler, Fp32MatMulOfTwoInputs) {
+  constexpr int kM = 5, kK = 40, kN = 30;
+  const auto av = uniform(kM * kK, -1.0f, 1.0f, 41);
+  const auto bv = uniform(kK * kN, -1.0f, 1.0f, 42);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {kM, kK});
+  const int b = gb.input("b", DType::kFp32, {kK, kN});
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp32, {kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// Gemm: alpha A B' + beta C with transB (a constant, transposed on the host), alpha 0.5, beta 2
+// and a constant bias C [N] (beta folded into it on the host).
+TEST(Compiler, GemmAlphaBetaBias) {
+  constexpr int kM = 6, kK = 20, kN = 12;
+  const float alpha = 0.5f, beta = 2.0f;
+  const auto av = uniform(kM * kK, -1.0f, 1.0f, 51);
+  const auto bt = uniform(kN * kK, -1.0f, 1.0f, 52);  // B' as stored: [N, K]
+  const auto cv = uniform(kN, -1.0f, 1.0f, 53);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {kM, kK});
+  const int b = gb.constant("b", DType::kFp32, {kN, kK}, f32_bytes(bt));
+  const int c = gb.constant("c", DType::kFp32, {kN}, f32_bytes(cv));
+  gb.output(
+      gb.node("Gemm", "gemm", {a, b, c}, "y", DType::kFp32, {kM, kN},
+              {{"alpha", float_attr(alpha)}, {"beta", float_attr(beta)}, {"transB", int_attr(1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<float> bv(static_cast<std::size_t>(kK * kN));
+  for (int k = 0; k < kK; ++k)
+    for (int n = 0; n < kN; ++n)
+      bv[static_cast<std::size_t>(k * kN + n)] = bt[static_cast<std::size_t>(n * kK + k)];
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double bias = beta * static_cast<double>(cv[i % kN]);
+    want[i] = alpha * want[i] + bias;
+    mag[i] = alpha * mag[i] + std::fabs(bias);
+  }
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// Gemm with a computed bias C [N] (a graph input): beta is a VXM multiply, C a row read again for
+// every row of the product.
+TEST(Compiler, GemmComputedBias) {
+  constexpr int kM = 7, kK = 24, kN = 10;
+  const float alpha = 2.0f, beta = 0.25f;
+  const auto av = uniform(kM * kK, -1.0f, 1.0f, 61);
+  const auto bv = uniform(kK * kN, -1.0f, 1.0f, 62);
+  const auto cv = uniform(kN, -4.0f, 4.0f, 63);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {kM, kK});
+  const int c = gb.input("c", DType::kFp32, {kN});
+  const int b = gb.constant("b", DType::kFp32, {kK, kN}, f32_bytes(bv));
+  gb.output(gb.node("Gemm", "gemm", {a, b, c}, "y", DType::kFp32, {kM, kN},
+                    {{"alpha", float_attr(alpha)}, {"beta", float_attr(beta)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(cv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(av, bv, kM, kK, kN, want, mag);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double bias = beta * static_cast<double>(cv[i % kN]);
+    want[i] = alpha * want[i] + bias;
+    mag[i] = alpha * mag[i] + std::fabs(bias);
+  }
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// A computed column [R,1] added to [R,C]: spread across the lanes on the MXM (fp32 as hi + lo fp16
+// parts, so within 2^-21 of the value rather than exact).
+TEST(Compiler, LaneBroadcastOfAComputedColumn) {
+  constexpr int kRows = 6, kCols = 40;
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  const int y = gb.input("y", DType::kFp32, {kRows, 1});
+  gb.output(gb.node("Add", "add", {x, y}, "z", DType::kFp32, {kRows, kCols}));
+  const Compiled cc = compile(gb.g);
+  const auto xv = uniform(kRows * kCols, -2.0f, 2.0f, 71);
+  const auto yv = uniform(kRows, -2.0f, 2.0f, 72);
+  const auto out = simulate(cc, {f32_bytes(xv), f32_bytes(yv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale;
+  for (int i = 0; i < kRows * kCols; ++i) {
+    const double xi = xv[static_cast<std::size_t>(i)], yi = yv[static_cast<std::size_t>(i / kCols)];
+    want.push_back(xi + yi);
+    scale.push_back(std::fabs(xi) + std::fabs(yi));
+  }
+  expect_close(f32_values(out[0]), want, scale, 1e-6);
+}
+
+// One layer through the ONNX importer: y = relu(x W + bias), W and bias initializers.
+TEST(Compiler, OnnxDenseReluLayer) {
+  constexpr int kM = 4, kK = 32, kN = 20;
+  const auto wv = uniform(kK * kN, -0.5f, 0.5f, 81);
+  const auto bv = uniform(kN, -0.5f, 0.5f, 82);
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("dense");
+  auto typed = [](onnx::ValueInfoProto* vi, const std::string& name, const Dims& dims) {
+    vi->set_name(name);
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (auto d : dims)
+      tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  typed(g->add_input(), "x", {kM, kK});
+  typed(g->add_output(), "y", {kM, kN});
+  auto init = [&](const std::string& name, const Dims& dims, const std::vector<float>& v) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (auto d : dims)
+      t->add_dims(d);
+    const Bytes b = f32_bytes(v);
+    t->set_raw_data(std::string(b.begin(), b.end()));
+  };
+  init("W", {kK, kN}, wv);
+  init("bias", {kN}, bv);
+  auto node = [&](const std::string& op, const std::vector<std::string>& in,
+                  const std::string& out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(op + "_node");
+    for (const auto& i : in)
+      n->add_input(i);
+    n->add_output(out);
+  };
+  node("MatMul", {"x", "W"}, "xw");
+  node("Add", {"xw", "bias"}, "pre");
+  node("Relu", {"pre"}, "y");
+  const std::string path = testing::TempDir() + "test_compiler_dense_relu.onnx";
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    ASSERT_TRUE(m.SerializeToOstream(&f));
+  }
+  const Graph graph = compiler::import_onnx(path);
+  const Compiled cc = compile(graph);
+  const auto xv = uniform(kM * kK, -1.0f, 1.0f, 83);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  matmul_double(xv, wv, kM, kK, kN, want, mag);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    want[i] = std::max(0.0, want[i] + bv[i % kN]);
+    mag[i] += std::fabs(bv[i % kN]);
+  }
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// The smallest program, timed by hand from docs/compiler.md's model and the tsp-v1 tables.
+//  Placement: the inputs go to the least-used data slices, hemispheres alternating per tensor, one
+//  slice per byte plane: a -> mem.w0..w3, b -> mem.e0..e3; the result avoids its operands' slices
+//  and takes the next hemisphere (west): y -> mem.w4..w7. MEM slice i of a hemisphere is i + 1
+//  positions from the VXM.
+//  Reads (mem_read: d_skew 0, d_func 2): the farthest operand slices (w3, e3) are 4 hops away, so
+//  their reads go at cycle 0, put the value on the stream at 2, and it reaches the VXM at 6.
+//  Add (vxm_simple: d_skew 1, d_func 2): dispatched at 5, reads at 6, result at the VXM at 8.
+//  Writes (mem_write: d_skew 1, d_func 1): the value reaches w7 (8 hops) at 16 = the write's access
+//  (dispatch 15), stored at 17, complete on the last superlane 19 cycles later: 36.
+//  Predicted cycles = the last completion + 1 = 37.
+TEST(Compiler, SingleAddCyclesByHand) {
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {1, 4});
+  const int b = gb.input("b", DType::kFp32, {1, 4});
+  gb.output(gb.node("Add", "add", {a, b}, "y", DType::kFp32, {1, 4}));
+  const Compiled cc = compile(gb.g);
+
+  // The placements the derivation assumes.
+  std::map<std::string, std::string> where;
+  for (const auto& p : cc.s.placements)
+    where[p.tensor] = p.where;
+  EXPECT_EQ(where["a"], "mem.w0:0+1, mem.w1:0+1, mem.w2:0+1, mem.w3:0+1");
+  EXPECT_EQ(where["b"], "mem.e0:0+1, mem.e1:0+1, mem.e2:0+1, mem.e3:0+1");
+  EXPECT_EQ(where["y"], "mem.w4:0+1, mem.w5:0+1, mem.w6:0+1, mem.w7:0+1");
+
+  // The same derivation from the architecture's own numbers.
+  const arch::Chip& chip = tsp().chip;
+  const auto queues = arch::chip_queues(chip);
+  auto pos = [&](const char* n) { return arch::find_queue(queues, n)->position; };
+  const int hop = chip.streams.hop_cycles;
+  const auto& rd = chip.latency_of("mem_read");
+  const auto& wr = chip.latency_of("mem_write");
+  const auto& add = chip.latency_of("vxm_simple");
+  const int vxm = pos("vxm.alu0");
+  const int far_in = std::max({std::abs(pos("mem.w3") - vxm), std::abs(pos("mem.e3") - vxm)});
+  const int at_vxm = rd.d_skew + rd.d_func + far_in * hop;  // reads dispatched at 0
+  const int result = at_vxm + add.d_func;                   // on the stream at the VXM
+  const int access = result + std::abs(pos("mem.w7") - vxm) * hop;
+  const int done = access + wr.d_func + chip.superlanes - 1;
+  EXPECT_EQ(far_in, 4);
+  EXPECT_EQ(done + 1, 37);
+  EXPECT_EQ(cc.s.cycles, 37u);
+  EXPECT_EQ(cc.s.program.predicted_cycles, 37u);
+
+  const auto out = simulate(
+      cc, {f32_bytes({1.5f, -2.0f, 3.25f, 1e30f}), f32_bytes({0.25f, 2.0f, -0.125f, 1e30f})});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(f32_values(out[0]), (std::vector<float>{1.75f, 0.0f, 3.125f, 2e30f}));
+}
+
+// Two independent Adds in one graph, simulated: the overlapped schedule is still correct.
+TEST(Compiler, IndependentAddsSimulated) {
+  constexpr int kRows = 8, kCols = 100;
+  const Dims shape{kRows, kCols};
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, shape);
+  const int b = gb.input("b", DType::kFp32, shape);
+  const int c = gb.input("c", DType::kFp32, shape);
+  const int d = gb.input("d", DType::kFp32, shape);
+  gb.output(gb.node("Add", "add1", {a, b}, "y1", DType::kFp32, shape));
+  gb.output(gb.node("Add", "add2", {c, d}, "y2", DType::kFp32, shape));
+  const Compiled cc = compile(gb.g);
+  std::vector<std::vector<float>> in;
+  for (unsigned s = 0; s < 4; ++s)
+    in.push_back(uniform(kRows * kCols, -3.0f, 3.0f, 90 + s));
+  const auto out =
+      simulate(cc, {f32_bytes(in[0]), f32_bytes(in[1]), f32_bytes(in[2]), f32_bytes(in[3])});
+  ASSERT_EQ(out.size(), 2u);
+  const auto y1 = f32_values(out[0]), y2 = f32_values(out[1]);
+  ASSERT_EQ(y1.size(), in[0].size());
+  ASSERT_EQ(y2.size(), in[0].size());
+  for (std::size_t i = 0; i < y1.size(); ++i) {
+    EXPECT_EQ(y1[i], in[0][i] + in[1][i]) << i;
+    EXPECT_EQ(y2[i], in[2][i] + in[3][i]) << i;
+  }
+}
+
+// --- scheduling only ----------------------------------------------------------------------------
+
+// Independent steps overlap: two Adds on disjoint inputs take fewer cycles together than one after
+// the other.
+TEST(CompilerSchedule, IndependentStepsOverlap) {
+  constexpr int kRows = 8, kCols = 100;
+  const Dims shape{kRows, kCols};
+  auto one = [&](const std::string& tag) {
+    Builder gb;
+    const int a = gb.input("a" + tag, DType::kFp32, shape);
+    const int b = gb.input("b" + tag, DType::kFp32, shape);
+    gb.output(gb.node("Add", "add" + tag, {a, b}, "y" + tag, DType::kFp32, shape));
+    return compile(gb.g).s.cycles;
+  };
+  const std::uint64_t alone1 = one("1"), alone2 = one("2");
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, shape);
+  const int b = gb.input("b", DType::kFp32, shape);
+  const int c = gb.input("c", DType::kFp32, shape);
+  const int d = gb.input("d", DType::kFp32, shape);
+  gb.output(gb.node("Add", "add1", {a, b}, "y1", DType::kFp32, shape));
+  gb.output(gb.node("Add", "add2", {c, d}, "y2", DType::kFp32, shape));
+  const Compiled both = compile(gb.g);
+  EXPECT_EQ(both.s.program.predicted_cycles, both.s.cycles);
+  EXPECT_GE(both.s.cycles, std::max(alone1, alone2));
+  EXPECT_LT(both.s.cycles, alone1 + alone2)
+      << "alone " << alone1 << " + " << alone2 << ", together " << both.s.cycles;
+  EXPECT_EQ(both.s.vxm_busy, 2u * kRows);
+}
+
+// A dependent chain cannot overlap that way: each step waits for its operand's rows.
+TEST(CompilerSchedule, DependentStepsFollowEachOther) {
+  const Dims shape{8, 100};
+  Builder one;
+  {
+    const int a = one.input("a", DType::kFp32, shape);
+    const int b = one.input("b", DType::kFp32, shape);
+    one.output(one.node("Add", "add1", {a, b}, "y", DType::kFp32, shape));
+  }
+  Builder two;
+  {
+    const int a = two.input("a", DType::kFp32, shape);
+    const int b = two.input("b", DType::kFp32, shape);
+    const int s = two.node("Add", "add1", {a, b}, "s", DType::kFp32, shape);
+    two.output(two.node("Relu", "relu", {s}, "y", DType::kFp32, shape));
+  }
+  const auto c1 = compile(one.g).s.cycles, c2 = compile(two.g).s.cycles;
+  EXPECT_GT(c2, c1);
+}
+
+// --- errors (no simulation) ---------------------------------------------------------------------
+
+TEST(CompilerErrors, UnsupportedOperatorNamesNodeAndOperator) {
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {1, 1, 5, 5});
+  const auto wv = uniform(9, -1.0f, 1.0f, 5);
+  const int w = gb.constant("w", DType::kFp32, {1, 1, 3, 3}, f32_bytes(wv));
+  gb.output(gb.node("Conv", "conv_7", {x, w}, "y", DType::kFp32, {1, 1, 3, 3}));
+  const std::string msg = compile_error(gb.g);
+  expect_mentions(msg, {"test", "node 'conv_7'", "Conv", "not supported"});
+}
+
+TEST(CompilerErrors, UnsupportedAttribute) {
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {2, 8});
+  gb.output(gb.node("LeakyRelu", "leaky", {x}, "y", DType::kFp32, {2, 8},
+                    {{"alpha", float_attr(0.1f)}, {"gamma", float_attr(2.0f)}}));
+  expect_mentions(compile_error(gb.g), {"node 'leaky'", "LeakyRelu", "attribute 'gamma'"});
+
+  Builder add;
+  const int a = add.input("a", DType::kFp32, {2, 8});
+  const int b = add.input("b", DType::kFp32, {2, 8});
+  add.output(
+      add.node("Add", "add_0", {a, b}, "y", DType::kFp32, {2, 8}, {{"broadcast", int_attr(1)}}));
+  expect_mentions(compile_error(add.g), {"node 'add_0'", "(Add)", "attribute 'broadcast'"});
+}
+
+TEST(CompilerErrors, UnsupportedType) {
+  Builder gb;
+  const int x = gb.input("x", DType::kI8, {2, 8});
+  gb.output(gb.node("Tanh", "tanh_i8", {x}, "y", DType::kI8, {2, 8}));
+  expect_mentions(compile_error(gb.g), {"node 'tanh_i8'", "Tanh", "i8", "not supported"});
+}
+
+TEST(CompilerErrors, ShapesThatDoNotBroadcast) {
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {3, 4});
+  const int b = gb.input("b", DType::kFp32, {5, 4});
+  gb.output(gb.node("Add", "add_bad", {a, b}, "y", DType::kFp32, {3, 4}));
+  expect_mentions(compile_error(gb.g), {"node 'add_bad'", "[3,4]", "[5,4]", "do not broadcast"});
+}
+
+// A computed tensor broadcast other than along rows (or a column across lanes) is rejected.
+TEST(CompilerErrors, UnsupportedBroadcastOfAComputedTensor) {
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {3, 4, 6});
+  const int b = gb.input("b", DType::kFp32, {4, 6});
+  gb.output(gb.node("Mul", "mul_b", {a, b}, "y", DType::kFp32, {3, 4, 6}));
+  expect_mentions(compile_error(gb.g), {"node 'mul_b'", "'b' [4,6]", "[3,4,6]", "not supported"});
+}
+
+TEST(CompilerErrors, MatMulWiderThanAPlane) {
+  // K = 400 is more than a plane's 320 rows. Products are cut into tiles only when the planes are
+  // as wide as the vector; with narrower planes the product is an error naming the sizes.
+  const arch::Arch narrow =
+      arch::load("tsp-v1", std::vector<std::string>{"chip.mxm.rows=160", "chip.mxm.cols=160"});
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {2, 400});
+  const int b = gb.input("b", DType::kFp16, {400, 8});
+  gb.output(gb.node("MatMul", "mm_wide", {a, b}, "y", DType::kFp16, {2, 8}));
+  expect_mentions(compile_error(gb.g, narrow),
+                  {"node 'mm_wide'", "MatMul", "K = 400", "N = 8", "160 x 160"});
+}
+
+TEST(CompilerErrors, MatMulInnerDimensionsDiffer) {
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {2, 16});
+  const int b = gb.input("b", DType::kFp16, {12, 8});
+  gb.output(gb.node("MatMul", "mm_k", {a, b}, "y", DType::kFp16, {2, 8}));
+  expect_mentions(compile_error(gb.g), {"node 'mm_k'", "[2,16]", "[12,8]"});
+}
+
+TEST(CompilerErrors, TensorThatDoesNotFitInMem) {
+  Builder gb;
+  const int a = gb.input("huge", DType::kFp32, {9000, 8});
+  const int b = gb.input("b", DType::kFp32, {9000, 8});
+  gb.output(gb.node("Add", "add", {a, b}, "y", DType::kFp32, {9000, 8}));
+  expect_mentions(compile_error(gb.g), {"tensor 'huge'", "9000", "8192"});
+}
+
+TEST(CompilerErrors, TensorThatDoesNotFitInASmallMem) {
+  const arch::Arch small = arch::load("tsp-v1", std::vector<std::string>{"chip.mem.depth=64"});
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {40, 8});
+  const int b = gb.input("b", DType::kFp32, {40, 8});
+  const int s = gb.node("Add", "add1", {a, b}, "s", DType::kFp32, {40, 8});
+  const int big = gb.input("big", DType::kFp32, {100, 8});
+  gb.output(s);
+  gb.output(gb.node("Relu", "relu", {big}, "r", DType::kFp32, {100, 8}));
+  expect_mentions(compile_error(gb.g, small), {"tensor 'big'", "100 vectors", "depth 64"});
+  // The same graph fits the default depth.
+  EXPECT_EQ(compile_error(gb.g), "(no error)");
+}

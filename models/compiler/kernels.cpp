@@ -130,6 +130,22 @@ class Lowering {
   }
 
   void step(VxmOp op, DType type, int a, int b, int d, const std::string& origin, int mask = -1) {
+    // Lanes past the columns stay zero when the op maps zeros to zero (its operands clean).
+    bool clean = true;
+    for (int t : {a, b, mask})
+      if (t >= 0 && !k_.tensors[static_cast<std::size_t>(t)].clean) clean = false;
+    switch (op) {
+      case VxmOp::kExp:
+      case VxmOp::kRsqrt:
+      case VxmOp::kCmpEq:
+      case VxmOp::kCmpLe:
+      case VxmOp::kCmpGe:
+        clean = false;
+        break;
+      default:
+        break;
+    }
+    k_.tensors[static_cast<std::size_t>(d)].clean = clean;
     KStep s;
     s.args.op = op;
     s.args.type = type;
@@ -255,7 +271,7 @@ class Lowering {
   }
 
   void lower(const Node& n) {
-    if (n.outputs.size() > 1)
+    if (n.outputs.size() > 1 && n.op != "LayerNormalization")
       for (std::size_t i = 1; i < n.outputs.size(); ++i)
         if (n.outputs[i] >= 0)
           throw InputError(g_.where(n),
@@ -391,6 +407,8 @@ class Lowering {
       return;
     }
 
+    if (lower_more(n)) return;
+
     if (n.op == "MatMul") {
       for (const auto& [key, unused] : n.attrs) {
         (void)unused;
@@ -426,9 +444,415 @@ class Lowering {
     throw InputError(g_.where(n), "operator '" + n.op + "' is not supported");
   }
 
+  // --------------------------------------------------------------- small helpers for sequences
+
+  // A temporary like t (or of type dt), the result of op on the VXM.
+  int vx(VxmOp op, int a, int b, const Node& n, const std::string& tag) {
+    const KTensor& ka = k_.tensors[static_cast<std::size_t>(a)];
+    std::vector<std::int64_t> shape = ka.shape;
+    if (b >= 0 && k_.tensors[static_cast<std::size_t>(b)].elements() > ka.elements())
+      shape = k_.tensors[static_cast<std::size_t>(b)].shape;
+    const DType dt = ka.dtype;
+    const int d = add_tensor(n.name + "/" + tag, dt, shape, KTensor::Role::kTemp);
+    step(op, dt, a, b >= 0 ? fit(b, shape, n) : -1, d, g_.where(n));
+    return d;
+  }
+  // A one-row constant of t's columns holding x (for row-broadcast operands).
+  int row_const(int t, double x, const Node& n, const std::string& tag) {
+    const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
+    return splat(n.name + "/" + tag, kt.dtype, x, {kt.cols()});
+  }
+  int cmp(VxmOp op, int a, int b, const Node& n, const std::string& tag) {
+    return vx(op, a, b, n, tag);
+  }
+  int sel(int mask, int a, int b, const Node& n, const std::string& tag) {
+    const KTensor& ka = k_.tensors[static_cast<std::size_t>(a)];
+    const int d = add_tensor(n.name + "/" + tag, ka.dtype, ka.shape, KTensor::Role::kTemp);
+    step(VxmOp::kSel, ka.dtype, a, b, d, g_.where(n), mask);
+    return d;
+  }
+  // 1/x for fp32 (the VXM has no divide): sign(x) rsqrt(|x|)^2.
+  int reciprocal(int x, const Node& n) {
+    const int ax = vx(VxmOp::kAbs, x, -1, n, "abs");
+    const int r = vx(VxmOp::kRsqrt, ax, -1, n, "rsqrt");
+    const int r2 = vx(VxmOp::kMul, r, r, n, "rcp");
+    const int neg = cmp(VxmOp::kCmpLt, x, row_const(x, 0.0, n, "zero"), n, "negative");
+    const int nr2 = vx(VxmOp::kNeg, r2, -1, n, "nrcp");
+    return sel(neg, nr2, r2, n, "reciprocal");
+  }
+  // fp16/bf16 work is done in fp32 and rounded back once.
+  int widen(int t, const Node& n) {
+    const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
+    if (kt.dtype == DType::kFp32) return t;
+    const int d = add_tensor(kt.name + "/fp32", DType::kFp32, kt.shape, KTensor::Role::kTemp);
+    cast(kt.dtype, DType::kFp32, t, d, g_.where(n));
+    return d;
+  }
+  void narrow_into(int t, DType to, int out, const Node& n) {
+    if (to == DType::kFp32)
+      step(VxmOp::kMov, DType::kFp32, t, -1, out, g_.where(n));
+    else
+      cast(DType::kFp32, to, t, out, g_.where(n));
+  }
+  int float_input(const Node& n, std::size_t i) {
+    const int t = tensor(i < n.inputs.size() ? n.inputs[i] : -1, &n);
+    const DType dt = k_.tensors[static_cast<std::size_t>(t)].dtype;
+    if (dt != DType::kFp32 && dt != DType::kFp16 && dt != DType::kBf16)
+      throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
+                                        " is not supported (a float type)");
+    return t;
+  }
+  void no_attrs(const Node& n, std::initializer_list<const char*> allowed = {}) {
+    for (const auto& [key, unused] : n.attrs) {
+      (void)unused;
+      bool ok = false;
+      for (const char* a : allowed)
+        ok = ok || key == a;
+      if (!ok) throw InputError(g_.where(n), "attribute '" + key + "' is not supported");
+    }
+  }
+  // Integer values of a constant input (shapes, axes), or nullopt when the input is absent.
+  std::optional<std::vector<std::int64_t>> const_ints(const Node& n, std::size_t i) {
+    if (i >= n.inputs.size() || n.inputs[i] < 0) return std::nullopt;
+    const Value& v = g_.values[static_cast<std::size_t>(n.inputs[i])];
+    if (!v.constant || v.dtype != DType::kNone)
+      throw InputError(g_.where(n), "input '" + v.name + "' must be a constant int64 tensor");
+    return v.ints;
+  }
+  // A reshape that keeps the rows view: the output is a view of the input's storage; constants
+  // are reshaped on the host.
+  void reshape_to(const Node& n, int t, const std::vector<std::int64_t>& shape) {
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    std::int64_t elems = 1;
+    for (auto d : shape)
+      elems *= d;
+    if (elems != kt.elements())
+      throw InputError(g_.where(n), "reshape of " + shape_str(kt.shape) + " to " +
+                                        shape_str(shape) + " changes the number of elements");
+    const std::int64_t cols = shape.empty() ? 1 : shape.back();
+    const int o = n.outputs.empty() ? -1 : n.outputs[0];
+    if (o < 0) throw InputError(g_.where(n), "has no output");
+    const Value& v = g_.values[static_cast<std::size_t>(o)];
+    if (kt.role == KTensor::Role::kConstant) {
+      const int c = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kConstant);
+      k_.tensors[static_cast<std::size_t>(c)].data = kt.data;
+      tensor_of_[static_cast<std::size_t>(o)] = c;
+      return;
+    }
+    if (cols != kt.cols())
+      throw InputError(g_.where(n), "reshape of the computed tensor '" + kt.name + "' " +
+                                        shape_str(kt.shape) + " to " + shape_str(shape) +
+                                        " changes the last dimension, which needs lanes moved "
+                                        "between vectors (not supported yet)");
+    const int d = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kTemp);
+    KTensor& kd = k_.tensors[static_cast<std::size_t>(d)];
+    kd.view_of = kt.view_of >= 0 ? kt.view_of : t;
+    kd.clean = kt.clean;
+    tensor_of_[static_cast<std::size_t>(o)] = d;
+  }
+  static std::int64_t norm_axis(std::int64_t a, std::size_t rank) {
+    return a < 0 ? a + static_cast<std::int64_t>(rank) : a;
+  }
+
+  // Sums of x [R, C] over its last axis, as fp32 [R, 1]: the product with a column of ones on
+  // the MXM (one pass per K tile; fp32 in two fp16 parts, hi and lo, both times ones).
+  int sum_last(int x, const Node& n) {
+    x = clean(x, n);
+    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const std::int64_t c = kx.cols(), rows = kx.rows();
+    if (c > k_.mxm_rows && k_.mxm_rows != k_.lanes)
+      throw InputError(g_.where(n), "a sum over " + std::to_string(c) +
+                                        " columns needs MXM planes as wide as the vector");
+    const bool i8 = kx.dtype == DType::kI8;
+    if (!i8 && kx.dtype != DType::kFp32 && kx.dtype != DType::kFp16)
+      throw InputError(g_.where(n),
+                       std::string("sums of ") + isa::to_string(kx.dtype) + " are not supported");
+    const DType wt = i8 ? DType::kI8 : DType::kFp16;
+    const int ones = splat(kx.name + "/ones", wt, 1.0, {c, 1});
+    std::vector<int> parts;
+    if (kx.dtype == DType::kFp32) {
+      const auto [h, l] = split_fp16(x, n, false);
+      parts = {h, l};
+    } else {
+      parts = {x};
+    }
+    std::vector<std::int64_t> shape = kx.shape;
+    if (shape.empty()) shape = {1};
+    shape.back() = 1;
+    const int y =
+        add_tensor(kx.name + "/sum", i8 ? DType::kI32 : DType::kFp32, shape, KTensor::Role::kTemp);
+    const std::int64_t tiles = (c + k_.mxm_rows - 1) / k_.mxm_rows;
+    for (std::int64_t r0 = 0; r0 < rows; r0 += k_.mxm_accumulators) {
+      KStep s;
+      s.kind = KStep::Kind::kMatMul;
+      s.mm_type = wt;
+      s.m = std::min<std::int64_t>(k_.mxm_accumulators, rows - r0);
+      s.d = y;
+      s.d_row = r0;
+      s.w_block = c;
+      for (std::int64_t tk = 0; tk < tiles; ++tk)
+        for (int p : parts) {
+          KPass ps;
+          ps.x = p;
+          ps.w = ones;
+          ps.x_row = r0;
+          ps.x_tile = tk;
+          ps.w_row = tk * k_.mxm_rows;
+          ps.k = std::min<std::int64_t>(k_.mxm_rows, c - tk * k_.mxm_rows);
+          s.passes.push_back(ps);
+        }
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+    }
+    return y;
+  }
+
+  // Operators built from the VXM and MXM steps above; false when n is none of them.
+  bool lower_more(const Node& n) {
+    const std::string& op = n.op;
+    if (op == "Div" || op == "Reciprocal" || op == "Sqrt" || op == "Erf") {
+      no_attrs(n);
+      const bool div = op == "Div";
+      if (n.inputs.size() != (div ? 2u : 1u))
+        throw InputError(g_.where(n), std::string("takes ") + (div ? "two inputs" : "one input"));
+      const int a0 = float_input(n, 0);
+      const DType dt = k_.tensors[static_cast<std::size_t>(a0)].dtype;
+      const int a = widen(a0, n);
+      std::vector<std::int64_t> shape = k_.tensors[static_cast<std::size_t>(a)].shape;
+      int y = -1;
+      if (div) {
+        const int b0 = float_input(n, 1);
+        if (k_.tensors[static_cast<std::size_t>(b0)].dtype != dt)
+          throw InputError(g_.where(n), "inputs have different types");
+        const int b = widen(b0, n);
+        const auto s = broadcast(shape, k_.tensors[static_cast<std::size_t>(b)].shape);
+        if (!s) throw InputError(g_.where(n), "shapes do not broadcast");
+        shape = *s;
+        const int r = reciprocal(fit(b, shape, n), n);
+        y = vx(VxmOp::kMul, fit(a, shape, n), r, n, "quotient");
+      } else if (op == "Reciprocal") {
+        y = reciprocal(a, n);
+      } else if (op == "Sqrt") {  // x rsqrt(x), with 0 and +inf passed through
+        const int r = vx(VxmOp::kRsqrt, a, -1, n, "rsqrt");
+        const int y0 = vx(VxmOp::kMul, a, r, n, "root");
+        const int z = cmp(VxmOp::kCmpEq, a, row_const(a, 0.0, n, "zero"), n, "is_zero");
+        const int y1 = sel(z, a, y0, n, "root0");
+        const int inf = cmp(VxmOp::kCmpEq, a, row_const(a, INFINITY, n, "inf"), n, "is_inf");
+        y = sel(inf, a, y1, n, "sqrt");
+      } else {  // Erf: Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); 2x/sqrt(pi) (1 - x^2/3) near
+                // 0
+        const int ax = vx(VxmOp::kAbs, a, -1, n, "abs");
+        const int u = vx(VxmOp::kMul, ax, row_const(a, 0.3275911, n, "p"), n, "px");
+        const int u1 = vx(VxmOp::kAdd, u, row_const(a, 1.0, n, "one"), n, "1px");
+        const int r = vx(VxmOp::kRsqrt, u1, -1, n, "rs");
+        const int t = vx(VxmOp::kMul, r, r, n, "t");
+        const double coef[] = {1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592};
+        int q = vx(VxmOp::kMul, t, row_const(a, coef[0], n, "a5"), n, "q5");
+        for (int i = 1; i < 5; ++i) {
+          q = vx(VxmOp::kAdd, q, row_const(a, coef[i], n, "a" + std::to_string(5 - i)), n,
+                 "s" + std::to_string(i));
+          q = vx(VxmOp::kMul, q, t, n, "q" + std::to_string(i));
+        }
+        const int x2 = vx(VxmOp::kMul, a, a, n, "x2");
+        const int e = vx(VxmOp::kExp, vx(VxmOp::kNeg, x2, -1, n, "nx2"), -1, n, "e");
+        const int qe = vx(VxmOp::kMul, q, e, n, "qe");
+        const int mag = vx(VxmOp::kSub, row_const(a, 1.0, n, "one1"), qe, n, "mag");
+        const int neg = cmp(VxmOp::kCmpLt, a, row_const(a, 0.0, n, "zero"), n, "negative");
+        const int signed_ = sel(neg, vx(VxmOp::kNeg, mag, -1, n, "nmag"), mag, n, "as");
+        const int third = vx(VxmOp::kMul, x2, row_const(a, -1.0 / 3.0, n, "m3"), n, "x2_3");
+        const int poly = vx(VxmOp::kAdd, third, row_const(a, 1.0, n, "one2"), n, "poly");
+        const int small =
+            vx(VxmOp::kMul, vx(VxmOp::kMul, a, row_const(a, 1.1283791670955126, n, "c"), n, "cx"),
+               poly, n, "taylor");
+        const int tiny = cmp(VxmOp::kCmpLt, ax, row_const(a, 1e-2, n, "cut"), n, "tiny");
+        y = sel(tiny, small, signed_, n, "erf");
+      }
+      const auto& yshape = k_.tensors[static_cast<std::size_t>(y)].shape;
+      const int out = output(n, dt, yshape);
+      narrow_into(y, dt, out, n);
+      k_.tensors[static_cast<std::size_t>(out)].clean =
+          k_.tensors[static_cast<std::size_t>(y)].clean;
+      return true;
+    }
+
+    if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze") {
+      const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
+      const std::vector<std::int64_t> in = k_.tensors[static_cast<std::size_t>(t)].shape;
+      std::vector<std::int64_t> out;
+      if (op == "Reshape") {
+        no_attrs(n, {"allowzero"});
+        const Attr* az = n.attr("allowzero");
+        const auto target = const_ints(n, 1);
+        if (!target) throw InputError(g_.where(n), "needs its shape input");
+        std::int64_t known = 1;
+        int infer = -1;
+        for (std::size_t i = 0; i < target->size(); ++i) {
+          std::int64_t d = (*target)[i];
+          if (d == 0 && !(az && az->i)) {
+            if (i >= in.size())
+              throw InputError(g_.where(n), "0 copies a dimension that does not exist");
+            d = in[i];
+          }
+          if (d == -1) {
+            if (infer >= 0) throw InputError(g_.where(n), "more than one -1 in the shape");
+            infer = static_cast<int>(i);
+            out.push_back(1);
+            continue;
+          }
+          out.push_back(d);
+          known *= d;
+        }
+        std::int64_t total = 1;
+        for (auto d : in)
+          total *= d;
+        if (infer >= 0) out[static_cast<std::size_t>(infer)] = known ? total / known : 0;
+      } else if (op == "Flatten") {
+        no_attrs(n, {"axis"});
+        const Attr* ax = n.attr("axis");
+        const std::int64_t axis = norm_axis(ax ? ax->i : 1, in.size());
+        std::int64_t a = 1, b = 1;
+        for (std::size_t i = 0; i < in.size(); ++i)
+          (static_cast<std::int64_t>(i) < axis ? a : b) *= in[i];
+        out = {a, b};
+      } else {
+        no_attrs(n, {"axes"});
+        std::vector<std::int64_t> axes;
+        if (const Attr* at = n.attr("axes"))
+          axes = at->ints;
+        else if (auto c = const_ints(n, 1))
+          axes = *c;
+        const std::size_t rank = op == "Squeeze" ? in.size() : in.size() + axes.size();
+        for (auto& a : axes)
+          a = norm_axis(a, rank);
+        if (op == "Squeeze") {
+          for (std::size_t i = 0; i < in.size(); ++i) {
+            const bool listed =
+                std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
+            if ((axes.empty() && in[i] == 1) || listed) {
+              if (in[i] != 1) throw InputError(g_.where(n), "squeezes a dimension that is not 1");
+              continue;
+            }
+            out.push_back(in[i]);
+          }
+        } else {
+          std::size_t k = 0;
+          for (std::size_t i = 0; i < rank; ++i)
+            if (std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end())
+              out.push_back(1);
+            else
+              out.push_back(in[k++]);
+        }
+      }
+      reshape_to(n, t, out);
+      return true;
+    }
+
+    if (op == "ReduceSum" || op == "ReduceMean") {
+      no_attrs(n, {"axes", "keepdims", "noop_with_empty_axes"});
+      const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
+      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      std::vector<std::int64_t> axes;
+      if (const Attr* at = n.attr("axes"))
+        axes = at->ints;
+      else if (auto c = const_ints(n, 1))
+        axes = *c;
+      const Attr* kd = n.attr("keepdims");
+      const bool keep = !kd || kd->i != 0;
+      const std::size_t rank = kt.shape.size();
+      for (auto& a : axes)
+        a = norm_axis(a, rank);
+      if (rank == 0 || axes.size() != 1 || axes[0] != static_cast<std::int64_t>(rank) - 1)
+        throw InputError(g_.where(n), "only a reduction over the last axis is supported (axes " +
+                                          shape_str(axes) + " of a rank-" + std::to_string(rank) +
+                                          " tensor)");
+      if (!keep && rank > 1)
+        throw InputError(g_.where(n),
+                         "keepdims = 0 over the last axis moves the sums into "
+                         "lanes, which is not supported yet");
+      const int s = sum_last(t, n);
+      std::vector<std::int64_t> shape = kt.shape;
+      shape.back() = 1;
+      if (!keep) shape.pop_back();
+      int y = s;
+      if (op == "ReduceMean")
+        y = vx(VxmOp::kMul, s,
+               splat(n.name + "/1_C", DType::kFp32, 1.0 / static_cast<double>(kt.cols()), {1}), n,
+               "mean");
+      const DType rt = kt.dtype == DType::kI8 ? DType::kI32 : kt.dtype;
+      if (kt.dtype == DType::kI8 && op == "ReduceMean")
+        throw InputError(g_.where(n), "an integer mean is not supported");
+      const int out = output(n, kt.dtype == DType::kI8 ? DType::kI32 : kt.dtype, shape);
+      if (rt == DType::kI32 || rt == DType::kFp32)
+        step(VxmOp::kMov, rt, y, -1, out, g_.where(n));
+      else
+        cast(DType::kFp32, rt, y, out, g_.where(n));
+      return true;
+    }
+
+    if (op == "LayerNormalization") {
+      no_attrs(n, {"axis", "epsilon", "stash_type"});
+      const Attr* ax = n.attr("axis");
+      const Attr* ep = n.attr("epsilon");
+      const int x0 = float_input(n, 0);
+      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      if (ax && norm_axis(ax->i, kx.shape.size()) != static_cast<std::int64_t>(kx.shape.size()) - 1)
+        throw InputError(g_.where(n), "only normalisation over the last axis is supported");
+
+      const double eps = ep ? ep->f : 1e-5;
+      const std::int64_t c = kx.cols();
+      const int x = widen(x0, n);
+      const int mean =
+          vx(VxmOp::kMul, sum_last(x, n),
+             splat(n.name + "/1_C", DType::kFp32, 1.0 / static_cast<double>(c), {1}), n, "mean");
+      const int d = vx(VxmOp::kSub, x, mean, n, "centred");
+      const int var =
+          vx(VxmOp::kMul, sum_last(vx(VxmOp::kMul, d, d, n, "sq"), n),
+             splat(n.name + "/1_C2", DType::kFp32, 1.0 / static_cast<double>(c), {1}), n, "var");
+      const int r =
+          vx(VxmOp::kRsqrt,
+             vx(VxmOp::kAdd, var, splat(n.name + "/eps", DType::kFp32, eps, {1}), n, "var_eps"), -1,
+             n, "inv_std");
+      int y = vx(VxmOp::kMul, d, r, n, "normed");
+      if (n.inputs.size() > 1 && n.inputs[1] >= 0)
+        y = vx(VxmOp::kMul, y, widen(tensor(n.inputs[1], &n), n), n, "scaled");
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0)
+        y = vx(VxmOp::kAdd, y, widen(tensor(n.inputs[2], &n), n), n, "biased");
+      const int out = output(n, kx.dtype, kx.shape);
+      narrow_into(y, kx.dtype, out, n);
+      // Optional outputs: the mean and 1/sqrt(var + eps), one per row (stash_type fp32).
+      std::vector<std::int64_t> stat = kx.shape;
+      stat.back() = 1;
+      for (std::size_t i = 1; i < n.outputs.size() && i < 3; ++i) {
+        const int o = n.outputs[i];
+        if (o < 0) continue;
+        const Value& v = g_.values[static_cast<std::size_t>(o)];
+        const int t = add_tensor(v.name, DType::kFp32, stat, KTensor::Role::kTemp);
+        tensor_of_[static_cast<std::size_t>(o)] = t;
+        step(VxmOp::kMov, DType::kFp32, i == 1 ? mean : r, -1, t, g_.where(n));
+      }
+      return true;
+    }
+    return false;
+  }
+
+  // t itself when its padding lanes are zero, else a copy with them cleared (an AND with a mask
+  // of the columns, on the integer type of the element's width).
+  int clean(int t, const Node& n) {
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    if (kt.clean) return t;
+    const int bytes = isa::dtype_bytes(kt.dtype);
+    const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
+    const int mask = splat(kt.name + "/columns", it, -1.0, {kt.cols()});
+    const int out = add_tensor(kt.name + "/clean", kt.dtype, kt.shape, KTensor::Role::kTemp);
+    step(VxmOp::kAnd, it, t, mask, out, g_.where(n));
+    k_.tensors[static_cast<std::size_t>(out)].clean = true;
+    return out;
+  }
+
   // x [..., 1] as x [..., cols]: the product of x's one-lane rows with a row of ones on the MXM
   // (exact for fp16 and int8; fp32 is split into two fp16 parts, hi + lo, summed once in fp32).
   int lane_broadcast(int t, std::int64_t cols, const Node& n) {
+    t = clean(t, n);
     const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
     std::vector<std::int64_t> shape = kt.shape;
     if (shape.empty()) shape = {1};
@@ -557,6 +981,8 @@ class Lowering {
   void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta) {
     if (ta) a = transposed_constant(a, n);
     if (tb) b = transposed_constant(b, n);
+    a = clean(a, n);
+    b = clean(b, n);
     const KTensor ka = k_.tensors[static_cast<std::size_t>(a)];
     const KTensor kb = k_.tensors[static_cast<std::size_t>(b)];
     const DType dt = ka.dtype;
@@ -715,7 +1141,9 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const auto& [k, unused] : unary_ops())
       v.push_back(k);
-    for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm"})
+    for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm", "Div", "Reciprocal",
+                          "Sqrt", "Erf", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "ReduceSum",
+                          "ReduceMean", "LayerNormalization"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

@@ -27,6 +27,14 @@ struct KTensor {
   std::vector<std::int64_t> shape;
   Role role = Role::kTemp;
   std::vector<std::uint8_t> data;  ///< constants: little-endian elements, row-major
+  /// A view shares the storage of tensor `view_of` (a reshape that keeps the rows view: same
+  /// rows, same last dimension); -1 for a tensor of its own.
+  int view_of = -1;
+  /// Whether the lanes past the last column of every vector are zero in MEM. Inputs, constants
+  /// and products are; a VXM op that maps 0 to something else (exp, rsqrt, a comparison) leaves
+  /// them dirty. The MXM and the SXM take only clean tensors (a NaN or infinity there would reach
+  /// real lanes), so the lowering masks dirty ones first.
+  bool clean = true;
 
   std::int64_t elements() const {
     std::int64_t n = 1;

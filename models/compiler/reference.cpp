@@ -10,6 +10,12 @@ namespace lpu::compiler {
 
 namespace {
 
+// Views share their base's data.
+std::size_t root(const Kernels& k, int t) {
+  const int v = k.tensors[static_cast<std::size_t>(t)].view_of;
+  return static_cast<std::size_t>(v >= 0 ? v : t);
+}
+
 // One row of a tensor as byte planes of `n` elements starting at column c0.
 void split(const Bytes& t, int bytes, std::int64_t row, std::int64_t cols, std::int64_t c0, int n,
            std::vector<Bytes>& planes) {
@@ -26,7 +32,7 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   const int lanes = k.lanes;
   func::MxmPlane plane(k.mxm_rows, k.mxm_cols, lanes, k.mxm_accumulators, true);
   const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
-  Bytes& out = buf[static_cast<std::size_t>(s.d)];
+  Bytes& out = buf[root(k, s.d)];
   if (out.empty()) out.assign(static_cast<std::size_t>(d.elements()) * 4, 0);
   const int xb = isa::dtype_bytes(s.mm_type);
   const int rows_per_load = 16 / xb;
@@ -40,8 +46,8 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     const KPass& ps = s.passes[p];
     const KTensor& w = k.tensors[static_cast<std::size_t>(ps.w)];
     const KTensor& x = k.tensors[static_cast<std::size_t>(ps.x)];
-    const Bytes& wd = buf[static_cast<std::size_t>(ps.w)];
-    const Bytes& xd = buf[static_cast<std::size_t>(ps.x)];
+    const Bytes& wd = buf[root(k, ps.w)];
+    const Bytes& xd = buf[root(k, ps.x)];
     const std::int64_t wc = w.cols(), xc = x.cols();
     for (int row = 0; row < k.mxm_rows; row += rows_per_load) {
       for (auto& pl : planes)
@@ -105,10 +111,11 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
       throw std::invalid_argument(
           "reference: input '" + k.tensors[static_cast<std::size_t>(t)].name + "' has " +
           std::to_string(inputs[i].size()) + " bytes, not " + std::to_string(size_of(t)));
-    buf[static_cast<std::size_t>(t)] = inputs[i];
+    buf[root(k, t)] = inputs[i];
   }
   for (std::size_t t = 0; t < k.tensors.size(); ++t)
-    if (k.tensors[t].role == KTensor::Role::kConstant) buf[t] = k.tensors[t].data;
+    if (k.tensors[t].role == KTensor::Role::kConstant)
+      buf[t] = k.tensors[t].data;  // constants are never views
 
   constexpr int kChunk = 320;
   for (const KStep& s : k.steps) {
@@ -119,7 +126,7 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
     const int in_bytes = isa::dtype_bytes(s.args.type);
     const int out_bytes = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : in_bytes;
-    Bytes& out = buf[static_cast<std::size_t>(s.d)];
+    Bytes& out = buf[root(k, s.d)];
     out.assign(size_of(s.d), 0);
     const std::int64_t rows = d.rows(), cols = d.cols();
     std::vector<Bytes> pa(4, Bytes(kChunk)), pb(4, Bytes(kChunk)), pm(4, Bytes(kChunk)),
@@ -141,12 +148,9 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c0 = 0; c0 < cols; c0 += kChunk) {
         const int n = static_cast<int>(std::min<std::int64_t>(kChunk, cols - c0));
-        split(buf[static_cast<std::size_t>(s.a)], in_bytes, row_of(s.a, r), cols, c0, n, pa);
-        if (s.b >= 0)
-          split(buf[static_cast<std::size_t>(s.b)], in_bytes, row_of(s.b, r), cols, c0, n, pb);
-        if (s.mask >= 0)
-          split(buf[static_cast<std::size_t>(s.mask)], in_bytes, row_of(s.mask, r), cols, c0, n,
-                pm);
+        split(buf[root(k, s.a)], in_bytes, row_of(s.a, r), cols, c0, n, pa);
+        if (s.b >= 0) split(buf[root(k, s.b)], in_bytes, row_of(s.b, r), cols, c0, n, pb);
+        if (s.mask >= 0) split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols, c0, n, pm);
         func::vxm_apply(s.args, n, a, s.b >= 0 ? b : nullptr, s.mask >= 0 ? m : nullptr, o);
         for (int bt = 0; bt < out_bytes; ++bt)
           for (int i = 0; i < n; ++i)
@@ -156,7 +160,7 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
   }
   std::vector<Bytes> outs;
   for (int t : k.outputs)
-    outs.push_back(buf[static_cast<std::size_t>(t)]);
+    outs.push_back(buf[root(k, t)]);
   return outs;
 }
 

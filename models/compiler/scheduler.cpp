@@ -138,6 +138,21 @@ const char* mnemonic(func::VxmOp op) {
       return "cast";
     case func::VxmOp::kMov:
       return "mov";
+    case func::VxmOp::kAnd:
+      return "and";
+    case func::VxmOp::kOr:
+      return "or";
+    case func::VxmOp::kXor:
+      return "xor";
+    case func::VxmOp::kSel:
+      return "sel";
+    case func::VxmOp::kCmpEq:
+    case func::VxmOp::kCmpNe:
+    case func::VxmOp::kCmpLt:
+    case func::VxmOp::kCmpLe:
+    case func::VxmOp::kCmpGt:
+    case func::VxmOp::kCmpGe:
+      return "cmp";
     default:
       throw std::logic_error(std::string("scheduler: no VXM mnemonic for ") + func::to_string(op));
   }
@@ -186,7 +201,7 @@ class Scheduler {
     for (const KStep& s : k_.steps)
       if (s.kind == KStep::Kind::kMatMul)
         for (const KPass& p : s.passes) {
-          TensorPlace& tp = place_[static_cast<std::size_t>(p.w)];
+          TensorPlace& tp = P(p.w);
           if (tp.weights && tp.block_rows != s.w_block)
             throw std::logic_error("scheduler: weights '" + name(p.w) + "' cut two ways");
           tp.weights = true;
@@ -194,7 +209,7 @@ class Scheduler {
         }
     for (const KStep& s : k_.steps) {
       auto operand = [&](int t) {
-        if (t >= 0 && place_[static_cast<std::size_t>(t)].weights)
+        if (t >= 0 && P(t).weights)
           throw InputError(source_, "tensor '" + name(t) +
                                         "' is both MXM weights and another operand, which the "
                                         "compiler does not support yet");
@@ -208,6 +223,18 @@ class Scheduler {
           operand(p.x);
       }
     }
+    // Operands a VXM step reads together must sit in different slices (one read per slice and
+    // cycle): each tensor, when placed, avoids the slices of those it is read with.
+    co_.resize(k_.tensors.size());
+    for (const KStep& s : k_.steps) {
+      if (s.kind != KStep::Kind::kVxm) continue;
+      std::vector<int> ins;
+      for (int t : {s.a, s.b, s.mask})
+        if (t >= 0) ins.push_back(root(t));
+      for (int x : ins)
+        for (int y : ins)
+          if (x != y) co_[static_cast<std::size_t>(x)].push_back(y);
+    }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if (k_.tensors[t].role == KTensor::Role::kInput ||
           k_.tensors[t].role == KTensor::Role::kConstant)
@@ -219,7 +246,7 @@ class Scheduler {
         matmul_step(s);
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (!place_[t].placed) place(static_cast<int>(t));  // never written (unused)
+      if (!P(static_cast<int>(t)).placed) place(root(static_cast<int>(t)));  // never written
     return emit();
   }
 
@@ -230,6 +257,14 @@ class Scheduler {
     std::uint64_t last_abc;     // access of the last activation through the installed weights
     std::uint64_t buffer_free;  // first cycle a LW may stage new weights
   };
+
+  // Views share their base's placement.
+  int root(int t) const {
+    const int v = k_.tensors[static_cast<std::size_t>(t)].view_of;
+    return v >= 0 ? v : t;
+  }
+  TensorPlace& P(int t) { return place_[static_cast<std::size_t>(root(t))]; }
+  const TensorPlace& P(int t) const { return place_[static_cast<std::size_t>(root(t))]; }
 
   const std::string& name(int t) const { return k_.tensors[static_cast<std::size_t>(t)].name; }
   const arch::Queue& q(std::uint16_t id) const { return queues_[id]; }
@@ -258,9 +293,14 @@ class Scheduler {
 
   // Chooses slices for tensor t: contiguous (one slice per byte plane, all in one hemisphere, the
   // same addresses) or, for MXM weights, 16 slices of one hemisphere with the rows interleaved.
-  void place(int t, const std::vector<std::uint16_t>& avoid = {}, int side = -1) {
+  void place(int t, std::vector<std::uint16_t> avoid = {}, int side = -1) {
+    t = root(t);
+    for (int o : co_[static_cast<std::size_t>(t)])
+      if (place_[static_cast<std::size_t>(o)].placed)
+        for (auto sl : place_[static_cast<std::size_t>(o)].slices)
+          avoid.push_back(sl);
     const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
-    TensorPlace& p = place_[static_cast<std::size_t>(t)];
+    TensorPlace& p = P(t);
     const int bytes = isa::dtype_bytes(kt.dtype);
     const std::uint64_t rows = rows_of(t);
     std::uint64_t need = rows;
@@ -415,7 +455,7 @@ class Scheduler {
   // the result's vector row i needs its tile i / (count / T). Returns the emits' indices.
   std::vector<int> read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, bool broadcast,
                              int first, int to) {
-    const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    const TensorPlace& tp = P(t);
     const auto& rd = lat("read");
     std::vector<int> ids;
     for (std::size_t b = 0; b < tp.slices.size(); ++b) {
@@ -459,7 +499,7 @@ class Scheduler {
   void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
                   std::int64_t at, int producer,
                   std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0) {
-    const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    const TensorPlace& tp = P(t);
     const auto& wr = lat("write");
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
     if (!tp.weights) {
@@ -523,7 +563,7 @@ class Scheduler {
   // After commit: when tensor t's rows row0.. (written at T + access + i) can be read.
   void written(int t, std::uint64_t T, std::int64_t row0,
                const std::vector<std::pair<std::int64_t, std::int64_t>>& access) {
-    TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    TensorPlace& tp = P(t);
     for (const auto& [first, last] : access) {
       // Row row0 + i is written in T + first + i: readable from the next cycle.
       const std::int64_t stream = static_cast<std::int64_t>(T) + first + 1 - row0;
@@ -549,11 +589,11 @@ class Scheduler {
   }
 
   void vxm_step(const KStep& s) {
-    if (!place_[static_cast<std::size_t>(s.d)].placed) {
+    if (!P(s.d).placed) {
       std::vector<std::uint16_t> avoid;  // keep the result out of the operands' slices
       for (int t : {s.a, s.b, s.mask})
         if (t >= 0)
-          for (auto sl : place_[static_cast<std::size_t>(t)].slices)
+          for (auto sl : P(t).slices)
             avoid.push_back(sl);
       place(s.d, avoid);
     }
@@ -596,16 +636,22 @@ class Scheduler {
         Op op;
         std::vector<int> producers;
         std::vector<std::uint32_t> args;
+        std::map<int, std::uint32_t> read_once;  // an operand used twice is read once
         for (int t : ins) {
-          const TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+          if (auto it = read_once.find(root(t)); it != read_once.end()) {
+            args.push_back(it->second);
+            continue;
+          }
+          const TensorPlace& tp = P(t);
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
           const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
           for (int id : read_rows(op, t, 0, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
+          read_once[root(t)] = args.back();
         }
-        const TensorPlace& dp = place_[static_cast<std::size_t>(s.d)];
+        const TensorPlace& dp = P(s.d);
         const int dst = take(dp.west, g_out);
         if (!ok) continue;
         args.push_back(isa::stream_arg(dst, dp.west));
@@ -620,6 +666,13 @@ class Scheduler {
           e.instr.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
         if (s.args.op == func::VxmOp::kCast)
           e.instr.mod[1] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.to));
+        if (info.mods[1] == isa::ModKind::kCmp) {
+          static const std::map<func::VxmOp, const char*> cmp = {
+              {func::VxmOp::kCmpEq, "eq"}, {func::VxmOp::kCmpNe, "ne"},
+              {func::VxmOp::kCmpLt, "lt"}, {func::VxmOp::kCmpLe, "le"},
+              {func::VxmOp::kCmpGt, "gt"}, {func::VxmOp::kCmpGe, "ge"}};
+          e.instr.mod[1] = mod_code(isa::ModKind::kCmp, cmp.at(s.args.op));
+        }
         for (std::size_t i = 0; i < args.size(); ++i)
           e.instr.arg[i] = args[i];
         e.count = v;
@@ -674,6 +727,7 @@ class Scheduler {
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
   int next_side_ = 0;
+  std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
   std::uint64_t mem_bytes_[2] = {0, 0};
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> best_rows_;
@@ -686,7 +740,7 @@ void Scheduler::matmul_step(const KStep& s) {
   const auto m = static_cast<std::uint32_t>(s.m);
   const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
   const char* type = isa::to_string(s.mm_type);
-  if (!place_[static_cast<std::size_t>(s.d)].placed) place(s.d);
+  if (!P(s.d).placed) place(s.d);
   // The plane free soonest.
   std::size_t pi = 0;
   for (std::size_t i = 1; i < planes_.size(); ++i)
@@ -703,7 +757,7 @@ void Scheduler::matmul_step(const KStep& s) {
 
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
     const KPass& ps = s.passes[pass];
-    const TensorPlace& wp = place_[static_cast<std::size_t>(ps.w)];
+    const TensorPlace& wp = P(ps.w);
     // (a) the weight rows into the staging buffer: 16 streams, one LW step per cycle.
     std::optional<std::pair<Op, std::uint64_t>> best;
     for (int base : {0, 16}) {
@@ -774,9 +828,9 @@ void Scheduler::matmul_step(const KStep& s) {
     for (int xs = 0; xs < 32; xs += 2 * xb) {
       Op op;
       op.lo = t_iw + static_cast<std::uint64_t>(iw.d_func);
-      const bool west = !place_[static_cast<std::size_t>(ps.x)].west ? false : true;
+      const bool west = !P(ps.x).west ? false : true;
       // toward the plane: a value from a slice east of the plane flows west
-      const bool toward_west = q(place_[static_cast<std::size_t>(ps.x)].slices[0]).position > pm;
+      const bool toward_west = q(P(ps.x).slices[0]).position > pm;
       (void)west;
       const auto reads =
           read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm);
@@ -815,7 +869,7 @@ void Scheduler::matmul_step(const KStep& s) {
                                                    : "next";
     best.reset();
     std::vector<std::pair<std::int64_t, std::int64_t>> rows_written;
-    const TensorPlace& dp = place_[static_cast<std::size_t>(s.d)];
+    const TensorPlace& dp = P(s.d);
     const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
     for (int rs = 0; rs < 32; rs += 4) {
       Op op;
@@ -925,7 +979,7 @@ Schedule Scheduler::emit() {
 
   for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
     const KTensor& kt = k_.tensors[t];
-    const TensorPlace& tp = place_[t];
+    const TensorPlace& tp = P(static_cast<int>(t));
     const int bytes = isa::dtype_bytes(kt.dtype);
     isa::Tensor it;
     it.name = kt.name;

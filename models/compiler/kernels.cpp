@@ -607,9 +607,70 @@ class Lowering {
     return y;
   }
 
+  // t's rows moved k lanes north (toward higher lanes) or south on the SXM, as a tensor of
+  // `shape` (same rows). South shifts read lanes past the columns, so t is cleaned first.
+  int sxm_shift(int t, int k, bool north, const std::vector<std::int64_t>& shape, const Node& n,
+                const std::string& tag) {
+    if (!north) t = clean(t, n);
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const int d = add_tensor(n.name + "/" + tag, kt.dtype, shape, KTensor::Role::kTemp);
+    KStep s;
+    s.kind = KStep::Kind::kSxm;
+    s.sxm = KStep::SxmOp::kShift;
+    s.args.type = kt.dtype;
+    s.a = t;
+    s.d = d;
+    s.sxm_n = k;
+    s.north = north;
+    s.origin = g_.where(n);
+    k_.steps.push_back(std::move(s));
+    KTensor& kd = k_.tensors[static_cast<std::size_t>(d)];
+    kd.clean = !north && kd.cols() + k >= kt.cols();  // zeros came in over the padding
+    return d;
+  }
+
+  // Softmax over the last axis: exp(x - max) / sum, the row maximum found by a tree of SXM
+  // shifts and VXM maxima that leaves it in the last column, then moved to lane 0 and spread.
+  int softmax_last(int x, const Node& n) {
+    x = clean(x, n);
+    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const std::int64_t c = kx.cols();
+    if (c > k_.lanes)
+      throw InputError(g_.where(n), "Softmax over " + std::to_string(c) +
+                                        " columns (wider than "
+                                        "the vector) is not supported yet");
+    int m = x;
+    for (std::int64_t w = 1; w < c;) {
+      const std::int64_t k = std::min(w, c - w);
+      const int sh = sxm_shift(m, static_cast<int>(k), true, kx.shape, n, "sh" + std::to_string(w));
+      m = vx(VxmOp::kMax, m, sh, n, "max" + std::to_string(w));
+      w += k;
+    }
+    std::vector<std::int64_t> col = kx.shape;
+    col.back() = 1;
+    const int mx = c > 1 ? sxm_shift(m, static_cast<int>(c - 1), false, col, n, "rowmax") : m;
+    const int d = vx(VxmOp::kSub, x, mx, n, "shifted");
+    const int e = vx(VxmOp::kExp, d, -1, n, "exp");
+    const int s = sum_last(e, n);
+    return vx(VxmOp::kMul, e, reciprocal(s, n), n, "softmax");
+  }
+
   // Operators built from the VXM and MXM steps above; false when n is none of them.
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
+    if (op == "Softmax") {
+      no_attrs(n, {"axis"});
+      const int x0 = float_input(n, 0);
+      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const Attr* ax = n.attr("axis");
+      if (ax && norm_axis(ax->i, kx.shape.size()) != static_cast<std::int64_t>(kx.shape.size()) - 1)
+        throw InputError(g_.where(n), "only Softmax over the last axis is supported");
+      const int y = softmax_last(widen(x0, n), n);
+      const int out = output(n, kx.dtype, kx.shape);
+      narrow_into(y, kx.dtype, out, n);
+      k_.tensors[static_cast<std::size_t>(out)].clean = false;
+      return true;
+    }
     if (op == "Div" || op == "Reciprocal" || op == "Sqrt" || op == "Erf") {
       no_attrs(n);
       const bool div = op == "Div";
@@ -1143,7 +1204,7 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm", "Div", "Reciprocal",
                           "Sqrt", "Erf", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "ReduceSum",
-                          "ReduceMean", "LayerNormalization"})
+                          "ReduceMean", "LayerNormalization", "Softmax"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

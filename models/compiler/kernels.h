@@ -61,7 +61,13 @@ struct KPass {
 };
 
 struct KStep {
-  enum class Kind { kVxm, kMatMul } kind = Kind::kVxm;
+  enum class Kind { kVxm, kMatMul, kSxm } kind = Kind::kVxm;
+  // kSxm: a lane move on every vector row (physical lanes, the whole vector), on the byte planes
+  // of args.type: d = shift(a, sxm_n lanes, north or south) | select(a, b, lanes < sxm_n from a)
+  // | distribute(a, map = the tensor in `mask`). Operands must have clean padding lanes.
+  enum class SxmOp { kShift, kSelect, kDistribute } sxm = SxmOp::kShift;
+  int sxm_n = 0;
+  bool north = true;
   // kVxm: a point-wise op, d = op(a, b, mask), operands of one row broadcast along rows.
   func::VxmArgs args{};
   int a = -1, b = -1, mask = -1;  ///< operand tensors (-1: unused)

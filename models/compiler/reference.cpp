@@ -5,6 +5,7 @@
 #include <string>
 
 #include "func/mxm.h"
+#include "func/sxm.h"
 
 namespace lpu::compiler {
 
@@ -93,6 +94,48 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   }
 }
 
+// A lane move on physical vectors: each row's logical columns, zeros beyond (the operands are
+// clean), through the SXM network; the result's logical columns kept.
+void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
+  const int lanes = k.lanes;
+  const int bytes = isa::dtype_bytes(s.args.type);
+  const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
+  const KTensor& a = k.tensors[static_cast<std::size_t>(s.a)];
+  Bytes& out = buf[root(k, s.d)];
+  out.assign(static_cast<std::size_t>(d.elements()) * static_cast<std::size_t>(bytes), 0);
+  auto physical = [&](int t, std::int64_t row, int b, Bytes& v) {
+    const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
+    const Bytes& data = buf[root(k, t)];
+    std::fill(v.begin(), v.end(), 0);
+    const std::int64_t r = kt.rows() == 1 ? 0 : row;
+    for (std::int64_t c = 0; c < kt.cols() && c < lanes; ++c)
+      v[static_cast<std::size_t>(c)] =
+          data[static_cast<std::size_t>((r * kt.cols() + c) * bytes + b)];
+  };
+  Bytes va(static_cast<std::size_t>(lanes)), vb(va), vm(va), vd(va);
+  for (std::int64_t row = 0; row < d.rows(); ++row)
+    for (int b = 0; b < bytes; ++b) {
+      physical(s.a, row, b, va);
+      switch (s.sxm) {
+        case KStep::SxmOp::kShift:
+          func::shift(va.data(), vd.data(), lanes, s.sxm_n, s.north);
+          break;
+        case KStep::SxmOp::kSelect:
+          physical(s.b, row, b, vb);
+          func::select(va.data(), vb.data(), vd.data(), lanes, s.sxm_n);
+          break;
+        case KStep::SxmOp::kDistribute:
+          physical(s.mask, row, 0, vm);
+          func::distribute(va.data(), vm.data(), vd.data(), lanes);
+          break;
+      }
+      for (std::int64_t c = 0; c < d.cols() && c < lanes; ++c)
+        out[static_cast<std::size_t>((row * d.cols() + c) * bytes + b)] =
+            vd[static_cast<std::size_t>(c)];
+    }
+  (void)a;
+}
+
 }  // namespace
 
 std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs) {
@@ -121,6 +164,10 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
   for (const KStep& s : k.steps) {
     if (s.kind == KStep::Kind::kMatMul) {
       matmul(k, s, buf);
+      continue;
+    }
+    if (s.kind == KStep::Kind::kSxm) {
+      sxm(k, s, buf);
       continue;
     }
     const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];

@@ -214,7 +214,7 @@ class Scheduler {
                                         "' is both MXM weights and another operand, which the "
                                         "compiler does not support yet");
       };
-      if (s.kind == KStep::Kind::kVxm) {
+      if (s.kind != KStep::Kind::kMatMul) {
         operand(s.a);
         operand(s.b);
         operand(s.mask);
@@ -227,7 +227,7 @@ class Scheduler {
     // cycle): each tensor, when placed, avoids the slices of those it is read with.
     co_.resize(k_.tensors.size());
     for (const KStep& s : k_.steps) {
-      if (s.kind != KStep::Kind::kVxm) continue;
+      if (s.kind == KStep::Kind::kMatMul) continue;
       std::vector<int> ins;
       for (int t : {s.a, s.b, s.mask})
         if (t >= 0) ins.push_back(root(t));
@@ -242,6 +242,8 @@ class Scheduler {
     for (const KStep& s : k_.steps) {
       if (s.kind == KStep::Kind::kVxm)
         vxm_step(s);
+      else if (s.kind == KStep::Kind::kSxm)
+        sxm_step(s);
       else
         matmul_step(s);
     }
@@ -696,6 +698,90 @@ class Scheduler {
     commit(best->first, best->second);
     written(s.d, best->second, 0, best_rows_);
     vxm_busy_ += v;
+  }
+
+  // ---------------------------------------------------------------- SXM steps
+
+  void sxm_step(const KStep& s) {
+    if (!P(s.d).placed) {
+      std::vector<std::uint16_t> avoid;
+      for (int t : {s.a, s.b, s.mask})
+        if (t >= 0)
+          for (auto sl : P(t).slices)
+            avoid.push_back(sl);
+      place(s.d, avoid);
+    }
+    const std::uint32_t v = static_cast<std::uint32_t>(rows_of(s.d));
+    const int g = isa::dtype_bytes(s.args.type);
+    const char* mn = s.sxm == KStep::SxmOp::kShift    ? "shift"
+                     : s.sxm == KStep::SxmOp::kSelect ? "select"
+                                                      : "distribute";
+    const auto& lt = lat(mn);
+    std::optional<std::pair<Op, std::uint64_t>> best;
+    std::vector<std::pair<std::int64_t, std::int64_t>> best_rows;
+    for (const char* side : {"w", "e"}) {
+      const std::string qn = std::string("sxm.") + side +
+                             (s.sxm == KStep::SxmOp::kDistribute ? ".distribute" : ".shift");
+      const auto unit = arch::find_queue(queues_, qn);
+      if (!unit) continue;
+      const int pos = unit->position;
+      Op op;
+      std::map<bool, std::vector<std::pair<int, int>>> used;
+      auto take = [&](bool west, int group) -> int {
+        for (int st = 0; st + group <= chip_.streams.per_direction; st += group) {
+          bool clash = false;
+          for (auto [u, n] : used[west])
+            if (st < u + n && u < st + group) clash = true;
+          if (!clash) {
+            used[west].push_back({st, group});
+            return st;
+          }
+        }
+        throw std::logic_error("scheduler: out of streams for " + s.origin);
+      };
+      std::vector<int> producers;
+      std::vector<std::uint32_t> args;
+      std::vector<std::pair<int, int>> ins = {{s.a, g}};
+      if (s.sxm == KStep::SxmOp::kSelect) ins.push_back({s.b, g});
+      if (s.sxm == KStep::SxmOp::kDistribute) ins.push_back({s.mask, 1});
+      for (auto [t, group] : ins) {
+        const bool west = q(P(t).slices[0]).position > pos;  // toward the SXM
+        const int st = take(west, group);
+        const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
+        for (int id : read_rows(op, t, 0, v, bc, st, pos))
+          producers.push_back(id);
+        args.push_back(isa::stream_arg(st, west));
+      }
+      const bool out_west = q(P(s.d).slices[0]).position < pos;  // away from the SXM
+      const int dst = take(out_west, g);
+      args.push_back(isa::stream_arg(dst, out_west));
+      if (s.sxm != KStep::SxmOp::kDistribute) args.push_back(static_cast<std::uint32_t>(s.sxm_n));
+      use_queue(op, unit->id, -lt.d_skew, v);
+      Emit e;
+      e.queue = unit->id;
+      e.off = -lt.d_skew;
+      e.instr = instr(mn);
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
+      if (s.sxm == KStep::SxmOp::kShift)
+        e.instr.mod[1] = mod_code(isa::ModKind::kDir, s.north ? "n" : "s");
+      for (std::size_t i = 0; i < args.size(); ++i)
+        e.instr.arg[i] = args[i];
+      e.count = v;
+      e.done_off = lt.d_func + sl_ - 1;
+      e.expects = producers;
+      const int sxm_emit = static_cast<int>(op.emits.size());
+      op.emits.push_back(std::move(e));
+      std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+      write_rows(op, s.d, 0, v, dst, pos, lt.d_func, sxm_emit, &rows);
+      const auto t = fit(op);
+      if (t && (!best || *t < best->second)) {
+        best = {op, *t};
+        best_rows = rows;
+      }
+    }
+    if (!best) throw std::logic_error("scheduler: no SXM fits " + s.origin);
+    commit(best->first, best->second);
+    written(s.d, best->second, 0, best_rows);
   }
 
   // ---------------------------------------------------------------- MXM steps

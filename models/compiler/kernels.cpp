@@ -655,9 +655,137 @@ class Lowering {
     return vx(VxmOp::kMul, e, reciprocal(s, n), n, "softmax");
   }
 
+  // SXM select: lanes below k from a, the rest from b, as a tensor of `shape`.
+  int sxm_select(int a, int b, int k, const std::vector<std::int64_t>& shape, const Node& n,
+                 const std::string& tag) {
+    const KTensor ka = k_.tensors[static_cast<std::size_t>(a)];
+    const int d = add_tensor(n.name + "/" + tag, ka.dtype, shape, KTensor::Role::kTemp);
+    KStep s;
+    s.kind = KStep::Kind::kSxm;
+    s.sxm = KStep::SxmOp::kSelect;
+    s.args.type = ka.dtype;
+    s.a = a;
+    s.b = b;
+    s.d = d;
+    s.sxm_n = k;
+    s.origin = g_.where(n);
+    k_.steps.push_back(std::move(s));
+    k_.tensors[static_cast<std::size_t>(d)].clean = k_.tensors[static_cast<std::size_t>(b)].clean;
+    return d;
+  }
+
   // Operators built from the VXM and MXM steps above; false when n is none of them.
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
+    if (op == "Concat") {  // along the last axis, within one vector: shifts and selects
+      no_attrs(n, {"axis"});
+      const Attr* ax = n.attr("axis");
+      if (!ax) throw InputError(g_.where(n), "needs its axis attribute");
+      std::vector<int> ins;
+      for (std::size_t i = 0; i < n.inputs.size(); ++i)
+        ins.push_back(tensor(n.inputs[i], &n));
+      if (ins.empty()) throw InputError(g_.where(n), "has no inputs");
+      const KTensor k0 = k_.tensors[static_cast<std::size_t>(ins[0])];
+      const std::size_t rank = k0.shape.size();
+      const std::int64_t axis = rank ? norm_axis(ax->i, rank) : 0;
+      if (rank && axis < static_cast<std::int64_t>(rank) - 1) {
+        // Along a leading axis whose own leading dimensions are all 1: row ranges, one copy each.
+        std::vector<std::int64_t> shape = k0.shape;
+        shape[static_cast<std::size_t>(axis)] = 0;
+        for (int t : ins) {
+          const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
+          bool ok = kt.dtype == k0.dtype && kt.shape.size() == rank;
+          for (std::size_t i = 0; ok && i < rank; ++i)
+            ok = static_cast<std::int64_t>(i) == axis || kt.shape[i] == k0.shape[i];
+          if (!ok || kt.tiles(k_.lanes) > 1)
+            throw InputError(g_.where(n), "Concat along axis " + std::to_string(axis) +
+                                              " needs inputs that differ only along it, with rows "
+                                              "that fit one vector");
+          shape[static_cast<std::size_t>(axis)] += kt.shape[static_cast<std::size_t>(axis)];
+        }
+        const int out = output(n, k0.dtype, shape);
+        // Blocks: for each index of the dimensions before the axis, every input's rows in turn.
+        std::int64_t lead = 1;
+        for (std::int64_t i = 0; i < axis; ++i)
+          lead *= shape[static_cast<std::size_t>(i)];
+        std::int64_t row = 0;
+        for (std::int64_t l = 0; l < lead; ++l)
+          for (int t : ins) {
+            const std::int64_t block = k_.tensors[static_cast<std::size_t>(t)].rows() / lead;
+            KStep s;
+            s.args.op = VxmOp::kMov;
+            s.args.type = k0.dtype;
+            s.a = t;
+            s.d = out;
+            s.rows = block;
+            s.a_row = l * block;
+            s.d_row = row;
+            s.origin = g_.where(n);
+            row += block;
+            k_.steps.push_back(std::move(s));
+          }
+        bool clean_all = true;
+        for (int t : ins)
+          clean_all = clean_all && k_.tensors[static_cast<std::size_t>(t)].clean;
+        k_.tensors[static_cast<std::size_t>(out)].clean = clean_all;
+        return true;
+      }
+      if (rank == 0) throw InputError(g_.where(n), "cannot concatenate scalars");
+      std::vector<std::int64_t> shape = k0.shape;
+      int acc = ins[0];
+      for (std::size_t i = 1; i < ins.size(); ++i) {
+        const KTensor ki = k_.tensors[static_cast<std::size_t>(ins[i])];
+        if (ki.dtype != k0.dtype || ki.rows() != k0.rows() || ki.shape.size() != rank)
+          throw InputError(g_.where(n), "inputs differ in type or leading dimensions");
+        const std::int64_t at = shape.back();
+        shape.back() += ki.cols();
+        if (shape.back() > k_.lanes)
+          throw InputError(g_.where(n), "a concatenation wider than the vector (" +
+                                            std::to_string(shape.back()) +
+                                            " columns) is not supported yet");
+        const int moved = sxm_shift(clean(ins[i], n), static_cast<int>(at), true, shape, n,
+                                    "part" + std::to_string(i));
+        acc = sxm_select(acc, moved, static_cast<int>(at), shape, n, "concat" + std::to_string(i));
+      }
+      const int out = output(n, k0.dtype, shape);
+      step(VxmOp::kMov, k0.dtype, acc, -1, out, g_.where(n));
+      return true;
+    }
+    if (op == "Slice") {  // along the last axis: a shift south and a mask
+      no_attrs(n);
+      const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
+      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      const auto starts = const_ints(n, 1), ends = const_ints(n, 2);
+      const auto axes = const_ints(n, 3), steps = const_ints(n, 4);
+      if (!starts || !ends || starts->size() != 1 || ends->size() != 1)
+        throw InputError(g_.where(n), "only a slice of one axis is supported");
+      const std::size_t rank = kt.shape.size();
+      const std::int64_t axis = axes ? norm_axis((*axes)[0], rank) : 0;
+      if (rank == 0 || axis != static_cast<std::int64_t>(rank) - 1)
+        throw InputError(g_.where(n), "only a slice of the last axis is supported");
+      if (steps && (*steps)[0] != 1) throw InputError(g_.where(n), "only step 1 is supported");
+      const std::int64_t c = kt.cols();
+      auto clamp = [&](std::int64_t v) {
+        if (v < 0) v += c;
+        return std::max<std::int64_t>(0, std::min<std::int64_t>(v, c));
+      };
+      const std::int64_t b = clamp((*starts)[0]), e = std::max(b, clamp((*ends)[0]));
+      std::vector<std::int64_t> shape = kt.shape;
+      shape.back() = e - b;
+      int y = t;
+      if (b > 0) {
+        if (c > k_.lanes)
+          throw InputError(g_.where(n), "slicing rows wider than the vector is not supported yet");
+        y = sxm_shift(t, static_cast<int>(b), false, shape, n, "moved");
+      }
+      const int out = output(n, kt.dtype, shape);
+      // Keep the columns: a mask also clears the lanes past them.
+      const int bytes = isa::dtype_bytes(kt.dtype);
+      const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
+      step(VxmOp::kAnd, it, y, splat(n.name + "/columns", it, -1.0, {e - b}), out, g_.where(n));
+      k_.tensors[static_cast<std::size_t>(out)].clean = true;
+      return true;
+    }
     if (op == "Softmax") {
       no_attrs(n, {"axis"});
       const int x0 = float_input(n, 0);
@@ -1070,12 +1198,16 @@ class Lowering {
     if (batch_b == 1) {
       out_shape.assign(sa.begin(), sa.end() - 1);
       out_shape.push_back(nn);
+    } else if (batch_a == 1) {  // one A for every batch of B
+      out_shape.assign(sb.begin(), sb.end() - 2);
+      out_shape.push_back(m);
+      out_shape.push_back(nn);
     } else {
       if (sa.size() != sb.size() || !std::equal(sa.begin(), sa.end() - 2, sb.begin()))
         throw InputError(g_.where(n), "batch dimensions " + shape_str(ka.shape) + " x " +
                                           shape_str(kb.shape) +
-                                          " must match exactly (broadcast batches are not "
-                                          "supported yet)");
+                                          " must match exactly, or A have one batch (other "
+                                          "broadcasts are not supported yet)");
       out_shape.assign(sa.begin(), sa.end() - 1);
       out_shape.push_back(nn);
     }
@@ -1105,7 +1237,8 @@ class Lowering {
     // Tiles: K by the plane's rows, N by its columns; every K tile and split is one pass.
     const std::int64_t tk_n = (kk + k_.mxm_rows - 1) / k_.mxm_rows;
     const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
-    for (std::int64_t bi = 0; bi < batch_a; ++bi)
+    const std::int64_t batches = std::max(batch_a, batch_b);
+    for (std::int64_t bi = 0; bi < batches; ++bi)
       for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
         for (std::int64_t tn = 0; tn < tn_n; ++tn) {
           KStep s;
@@ -1121,7 +1254,7 @@ class Lowering {
               KPass p;
               p.x = x;
               p.w = w;
-              p.x_row = bi * m + r0;
+              p.x_row = (batch_a == 1 ? 0 : bi * m) + r0;
               p.w_row = (batch_b == 1 ? 0 : bi * kk) + tk * k_.mxm_rows;
               p.x_tile = tk;
               p.w_tile = tn;
@@ -1204,7 +1337,7 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm", "Div", "Reciprocal",
                           "Sqrt", "Erf", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "ReduceSum",
-                          "ReduceMean", "LayerNormalization", "Softmax"})
+                          "ReduceMean", "LayerNormalization", "Softmax", "Concat", "Slice"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

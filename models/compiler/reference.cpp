@@ -174,8 +174,9 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     const int in_bytes = isa::dtype_bytes(s.args.type);
     const int out_bytes = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : in_bytes;
     Bytes& out = buf[root(k, s.d)];
-    out.assign(size_of(s.d), 0);
-    const std::int64_t rows = d.rows(), cols = d.cols();
+    if (out.size() != size_of(s.d)) out.assign(size_of(s.d), 0);  // partial writes accumulate
+    const std::int64_t rows = s.rows ? s.rows : d.rows(), cols = d.cols(),
+                       row0 = s.rows ? s.d_row : 0;
     std::vector<Bytes> pa(4, Bytes(kChunk)), pb(4, Bytes(kChunk)), pm(4, Bytes(kChunk)),
         pd(4, Bytes(kChunk));
     const std::uint8_t* a[4];
@@ -195,13 +196,14 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c0 = 0; c0 < cols; c0 += kChunk) {
         const int n = static_cast<int>(std::min<std::int64_t>(kChunk, cols - c0));
-        split(buf[root(k, s.a)], in_bytes, row_of(s.a, r), cols, c0, n, pa);
+        split(buf[root(k, s.a)], in_bytes, row_of(s.a, r) + (s.rows ? s.a_row : 0), cols, c0, n,
+              pa);
         if (s.b >= 0) split(buf[root(k, s.b)], in_bytes, row_of(s.b, r), cols, c0, n, pb);
         if (s.mask >= 0) split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols, c0, n, pm);
         func::vxm_apply(s.args, n, a, s.b >= 0 ? b : nullptr, s.mask >= 0 ? m : nullptr, o);
         for (int bt = 0; bt < out_bytes; ++bt)
           for (int i = 0; i < n; ++i)
-            out[static_cast<std::size_t>(((r * cols) + c0 + i) * out_bytes + bt)] =
+            out[static_cast<std::size_t>((((row0 + r) * cols) + c0 + i) * out_bytes + bt)] =
                 pd[static_cast<std::size_t>(bt)][static_cast<std::size_t>(i)];
       }
   }

@@ -599,7 +599,8 @@ class Scheduler {
             avoid.push_back(sl);
       place(s.d, avoid);
     }
-    const std::uint32_t v = static_cast<std::uint32_t>(rows_of(s.d));
+    const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
+    const std::int64_t drow = s.rows ? s.d_row : 0;
     std::vector<int> ins;
     if (s.mask >= 0) ins.push_back(s.mask);
     ins.push_back(s.a);
@@ -648,7 +649,8 @@ class Scheduler {
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
           const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
-          for (int id : read_rows(op, t, 0, v, bc, st, vxm_pos_))
+          const std::int64_t from = s.rows && t == s.a ? s.a_row : 0;
+          for (int id : read_rows(op, t, from, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
           read_once[root(t)] = args.back();
@@ -683,7 +685,7 @@ class Scheduler {
         const int alu_emit = static_cast<int>(op.emits.size());
         op.emits.push_back(std::move(e));
         std::vector<std::pair<std::int64_t, std::int64_t>> acc;
-        write_rows(op, s.d, 0, v, dst, vxm_pos_, vx.d_func, alu_emit, &acc);
+        write_rows(op, s.d, drow, v, dst, vxm_pos_, vx.d_func, alu_emit, &acc);
         const auto t = fit(op);
         if (!t) continue;
         floor = std::min(floor, op_lower_bound(op));
@@ -696,7 +698,7 @@ class Scheduler {
     }
     if (!best) throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin);
     commit(best->first, best->second);
-    written(s.d, best->second, 0, best_rows_);
+    written(s.d, best->second, drow, best_rows_);
     vxm_busy_ += v;
   }
 

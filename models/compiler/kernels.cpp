@@ -4,6 +4,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <set>
 
 #include "common/diagnostics.h"
 #include "func/numerics.h"
@@ -69,7 +70,7 @@ class Lowering {
                                         "' is an int64 or bool tensor, which the machine "
                                         "does not hold");
       tensor_of_[static_cast<std::size_t>(v)] =
-          add_tensor(val.name, val.dtype, val.shape, KTensor::Role::kInput);
+          add_tensor(val.name, val.dtype, val.shape, KTensor::Role::kInput, false);
       k_.inputs.push_back(tensor_of_[static_cast<std::size_t>(v)]);
     }
     for (const Node& n : g_.nodes)
@@ -85,7 +86,7 @@ class Lowering {
       if (kt.role != KTensor::Role::kTemp) {
         // An output that is a constant still needs its own copy, under the output's name.
         kt.name += "/constant";
-        const int c = add_tensor(val.name, kt.dtype, kt.shape, KTensor::Role::kOutput);
+        const int c = add_tensor(val.name, kt.dtype, kt.shape, KTensor::Role::kOutput, false);
         step(VxmOp::kMov, k_.tensors[static_cast<std::size_t>(t)].dtype, t, -1, c,
              g_.source + ": output '" + val.name + "'");
         t = c;
@@ -98,10 +99,20 @@ class Lowering {
   }
 
  private:
+  // A tensor of the lowered program. Internal ones (internal = true) get a "#n" suffix when their
+  // name is taken, so that every tensor of the program has its own name; graph-facing ones keep
+  // the model's.
   int add_tensor(const std::string& name, DType dt, std::vector<std::int64_t> shape,
-                 KTensor::Role role) {
+                 KTensor::Role role, bool internal = true) {
+    if (graph_names_.empty())
+      for (const auto& v : g_.values)
+        graph_names_.insert(v.name);
+    std::string unique = name;
+    for (int i = 2; internal && (used_names_.count(unique) || graph_names_.count(unique)); ++i)
+      unique = name + "#" + std::to_string(i);
+    used_names_.insert(unique);
     KTensor t;
-    t.name = name;
+    t.name = unique;
     t.dtype = dt;
     t.shape = std::move(shape);
     t.role = role;
@@ -124,7 +135,7 @@ class Lowering {
       throw InputError(
           n ? g_.where(*n) : g_.source,
           "constant '" + val.name + "' is int64 or bool, which this operand cannot take");
-    t = add_tensor(val.name, val.dtype, val.shape, KTensor::Role::kConstant);
+    t = add_tensor(val.name, val.dtype, val.shape, KTensor::Role::kConstant, false);
     k_.tensors[static_cast<std::size_t>(t)].data = val.data;
     return t;
   }
@@ -255,7 +266,7 @@ class Lowering {
   int output(const Node& n, DType dt, const std::vector<std::int64_t>& shape) {
     if (n.outputs.empty() || n.outputs[0] < 0) throw InputError(g_.where(n), "has no output");
     const Value& v = g_.values[static_cast<std::size_t>(n.outputs[0])];
-    const int t = add_tensor(v.name, dt, shape, KTensor::Role::kTemp);
+    const int t = add_tensor(v.name, dt, shape, KTensor::Role::kTemp, false);
     tensor_of_[static_cast<std::size_t>(n.outputs[0])] = t;
     return t;
   }
@@ -534,7 +545,7 @@ class Lowering {
     if (o < 0) throw InputError(g_.where(n), "has no output");
     const Value& v = g_.values[static_cast<std::size_t>(o)];
     if (kt.role == KTensor::Role::kConstant) {
-      const int c = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kConstant);
+      const int c = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kConstant, false);
       k_.tensors[static_cast<std::size_t>(c)].data = kt.data;
       tensor_of_[static_cast<std::size_t>(o)] = c;
       return;
@@ -544,7 +555,7 @@ class Lowering {
                                         shape_str(kt.shape) + " to " + shape_str(shape) +
                                         " changes the last dimension, which needs lanes moved "
                                         "between vectors (not supported yet)");
-    const int d = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kTemp);
+    const int d = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kTemp, false);
     KTensor& kd = k_.tensors[static_cast<std::size_t>(d)];
     kd.view_of = kt.view_of >= 0 ? kt.view_of : t;
     kd.clean = kt.clean;
@@ -1015,7 +1026,7 @@ class Lowering {
         const int o = n.outputs[i];
         if (o < 0) continue;
         const Value& v = g_.values[static_cast<std::size_t>(o)];
-        const int t = add_tensor(v.name, DType::kFp32, stat, KTensor::Role::kTemp);
+        const int t = add_tensor(v.name, DType::kFp32, stat, KTensor::Role::kTemp, false);
         tensor_of_[static_cast<std::size_t>(o)] = t;
         step(VxmOp::kMov, DType::kFp32, i == 1 ? mean : r, -1, t, g_.where(n));
       }
@@ -1117,6 +1128,12 @@ class Lowering {
   // fp32 x = hi + lo in fp16 (hi = fp16(x), lo = fp16(x - hi)): on the host for constants, else
   // as VXM steps (cast, cast back, subtract, cast).
   std::pair<int, int> split_fp16(int t, const Node& n, bool weights) {
+    if (auto it = splits_.find({t, weights}); it != splits_.end()) return it->second;
+    const auto parts = split_fp16_new(t, n, weights);
+    splits_[{t, weights}] = parts;
+    return parts;
+  }
+  std::pair<int, int> split_fp16_new(int t, const Node& n, bool weights) {
     const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
     if (src.role == KTensor::Role::kConstant) {
       const int hi =
@@ -1324,6 +1341,8 @@ class Lowering {
   const arch::Arch& arch_;
   Kernels k_;
   std::vector<int> tensor_of_;  // graph value -> kernel tensor
+  std::set<std::string> used_names_, graph_names_;
+  std::map<std::pair<int, bool>, std::pair<int, int>> splits_;  // (tensor, weights) -> (hi, lo)
 };
 
 }  // namespace

@@ -18,12 +18,13 @@ std::size_t root(const Kernels& k, int t) {
 }
 
 // One row of a tensor as byte planes of `n` elements starting at column c0.
+// (Lanes past the tensor's own columns read as zero, as the padding lanes of a clean tensor.)
 void split(const Bytes& t, int bytes, std::int64_t row, std::int64_t cols, std::int64_t c0, int n,
            std::vector<Bytes>& planes) {
   for (int b = 0; b < bytes; ++b)
     for (int i = 0; i < n; ++i)
       planes[static_cast<std::size_t>(b)][static_cast<std::size_t>(i)] =
-          t[static_cast<std::size_t>(((row * cols) + c0 + i) * bytes + b)];
+          c0 + i < cols ? t[static_cast<std::size_t>(((row * cols) + c0 + i) * bytes + b)] : 0;
 }
 
 // A matrix product step through one MXM plane, exactly as the scheduler drives it: per pass,
@@ -138,7 +139,8 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
 
 }  // namespace
 
-std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs) {
+std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
+                                 std::vector<Bytes>* all) {
   std::vector<Bytes> buf(k.tensors.size());
   auto size_of = [&](int t) {
     const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
@@ -189,6 +191,7 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
       m[i] = pm[static_cast<std::size_t>(i)].data();
       o[i] = pd[static_cast<std::size_t>(i)].data();
     }
+    auto cols_of = [&](int t) { return k.tensors[static_cast<std::size_t>(t)].cols(); };
     // An operand of one row is broadcast along rows.
     auto row_of = [&](int t, std::int64_t r) {
       return k.tensors[static_cast<std::size_t>(t)].rows() == 1 ? 0 : r;
@@ -196,16 +199,22 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c0 = 0; c0 < cols; c0 += kChunk) {
         const int n = static_cast<int>(std::min<std::int64_t>(kChunk, cols - c0));
-        split(buf[root(k, s.a)], in_bytes, row_of(s.a, r) + (s.rows ? s.a_row : 0), cols, c0, n,
-              pa);
-        if (s.b >= 0) split(buf[root(k, s.b)], in_bytes, row_of(s.b, r), cols, c0, n, pb);
-        if (s.mask >= 0) split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols, c0, n, pm);
+        split(buf[root(k, s.a)], in_bytes, row_of(s.a, r) + (s.rows ? s.a_row : 0), cols_of(s.a),
+              c0, n, pa);
+        if (s.b >= 0) split(buf[root(k, s.b)], in_bytes, row_of(s.b, r), cols_of(s.b), c0, n, pb);
+        if (s.mask >= 0)
+          split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols_of(s.mask), c0, n, pm);
         func::vxm_apply(s.args, n, a, s.b >= 0 ? b : nullptr, s.mask >= 0 ? m : nullptr, o);
         for (int bt = 0; bt < out_bytes; ++bt)
           for (int i = 0; i < n; ++i)
             out[static_cast<std::size_t>((((row0 + r) * cols) + c0 + i) * out_bytes + bt)] =
                 pd[static_cast<std::size_t>(bt)][static_cast<std::size_t>(i)];
       }
+  }
+  if (all) {
+    all->resize(k.tensors.size());
+    for (std::size_t t = 0; t < k.tensors.size(); ++t)
+      (*all)[t] = buf[root(k, static_cast<int>(t))];
   }
   std::vector<Bytes> outs;
   for (int t : k.outputs)

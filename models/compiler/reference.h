@@ -14,6 +14,8 @@ using Bytes = std::vector<std::uint8_t>;
 
 /// inputs[i]: the data of tensor k.inputs[i] (little-endian elements, row-major). Returns the
 /// data of k.outputs in order. Throws std::invalid_argument on an input of the wrong size.
-std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs);
+/// With `all`, also the data of every tensor (by tensor id; views share their base's).
+std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
+                                 std::vector<Bytes>* all = nullptr);
 
 }  // namespace lpu::compiler

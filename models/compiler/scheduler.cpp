@@ -528,34 +528,62 @@ class Scheduler {
       }
       return;
     }
-    // Interleaved: row i goes to its slot's slices; one write with a strided repeat per slot.
-    const int per = 16 / bytes;
+    // Interleaved (MXM weights): vector row i (tile-major: tile i / R, row i % R) goes to the
+    // slice and address of its weight slot. Rows bound for one slice at consecutive addresses
+    // and evenly spaced cycles become one write with a repeat.
+    const std::int64_t r_total = logical_rows(t);
     for (int b = 0; b < bytes; ++b) {
       const int stream = first + b;
       int far = from;
-      for (int j = 0; j < per && j < static_cast<int>(count); ++j) {
-        const auto [slice, addr] = weight_at(tp, bytes, row0 + j, 0, b);
-        const arch::Queue& sq = q(slice);
-        far = std::abs(sq.position - from) > std::abs(far - from) ? sq.position : far;
+      struct Run {
+        std::uint16_t slice;
+        std::uint32_t addr;
+        std::int64_t first_i, last_i, stride = 0;
+        std::uint32_t n = 1;
+        std::int64_t lag = 0;  // max over its rows of (write cycle - row index)
+      };
+      std::vector<Run> runs;
+      std::map<std::uint16_t, std::size_t> open;  // slice -> its last run
+      for (std::uint32_t i = 0; i < count; ++i) {
+        const std::int64_t vr = row0 + i;
+        const auto [slice, addr] = weight_at(tp, bytes, vr % r_total, vr / r_total, b);
+        far = std::abs(q(slice).position - from) > std::abs(far - from) ? q(slice).position : far;
+        auto it = open.find(slice);
+        if (it != open.end()) {
+          Run& r = runs[it->second];
+          const std::int64_t gap = static_cast<std::int64_t>(i) - r.last_i;
+          if (addr == r.addr + r.n && (r.n == 1 || gap == r.stride)) {
+            r.stride = gap;
+            r.last_i = i;
+            ++r.n;
+            continue;
+          }
+        }
+        open[slice] = runs.size();
+        runs.push_back({slice, addr, i, i, 1, 1, 0});
+      }
+      for (const Run& r : runs) {
+        const arch::Queue& sq = q(r.slice);
         const bool west = sq.position < from;
-        const std::int64_t access = at + dist(sq.position, from) + j;
+        const std::int64_t access = at + dist(sq.position, from) + r.first_i;
         const std::int64_t d = access - wr.d_skew;
-        const auto n =
-            static_cast<std::uint32_t>((count - static_cast<std::uint32_t>(j) + per - 1) / per);
-        use_queue(op, sq.id, d, n, static_cast<std::uint32_t>(per));
-        use_port(op, sq.id, access, n, static_cast<std::uint32_t>(per));
+        const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride));
+        use_queue(op, sq.id, d, r.n, stride);
+        use_port(op, sq.id, access, r.n, stride);
         Emit e;
         e.queue = sq.id;
         e.off = d;
         e.instr = instr("write");
-        e.instr.arg[0] = addr;
+        e.instr.arg[0] = r.addr;
         e.instr.arg[1] = isa::stream_arg(stream, west);
-        e.count = n;
-        e.stride = static_cast<std::uint32_t>(per);
+        e.count = r.n;
+        e.stride = stride;
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
-        access_of_row0->push_back({access - j, access + static_cast<std::int64_t>(per) * (n - 1)});
+        // Row first_i + k*stride is written in access + k*stride: its lag is access - first_i.
+        access_of_row0->push_back(
+            {access - r.first_i, access + static_cast<std::int64_t>(stride) * (r.n - 1)});
       }
       const bool west = far < from;
       use_stream(op, stream, west, at + key_const(west, from), count, from, far);

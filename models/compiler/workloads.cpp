@@ -60,15 +60,78 @@ class Builder {
     return name;
   }
 
+  struct A {  // a node attribute: an int, ints or a float
+    std::string name;
+    std::vector<std::int64_t> ints;
+    bool list = false;
+    float f = 0;
+    bool is_float = false;
+  };
+  static A attr_i(const std::string& n, std::int64_t v) { return {n, {v}, false, 0, false}; }
+  static A attr_ints(const std::string& n, std::vector<std::int64_t> v) {
+    return {n, std::move(v), true, 0, false};
+  }
+  static A attr_f(const std::string& n, float v) { return {n, {}, false, v, true}; }
+
   std::string node(const std::string& op, const std::vector<std::string>& in,
-                   const std::string& out) {
+                   const std::string& out, const std::vector<A>& attrs = {}) {
     onnx::NodeProto* n = m_.mutable_graph()->add_node();
     n->set_op_type(op);
     n->set_name(out);
     for (const auto& i : in)
       n->add_input(i);
     n->add_output(out);
+    for (const auto& a : attrs) {
+      auto* p = n->add_attribute();
+      p->set_name(a.name);
+      if (a.is_float) {
+        p->set_type(onnx::AttributeProto::FLOAT);
+        p->set_f(a.f);
+      } else if (a.list) {
+        p->set_type(onnx::AttributeProto::INTS);
+        for (auto v : a.ints)
+          p->add_ints(v);
+      } else {
+        p->set_type(onnx::AttributeProto::INT);
+        p->set_i(a.ints.at(0));
+      }
+    }
     return out;
+  }
+
+  // An int64 initializer (shapes, axes, slice bounds).
+  std::string ints(const std::string& name, const std::vector<std::int64_t>& v) {
+    onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<std::int64_t>(v.size()));
+    for (auto x : v)
+      t->add_int64_data(x);
+    return name;
+  }
+
+  // An initializer with the given values (in the model's float type).
+  std::string values(const std::string& name, const std::vector<std::int64_t>& dims,
+                     const std::vector<float>& v) {
+    onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(elem_);
+    for (auto d : dims)
+      t->add_dims(d);
+    std::string raw;
+    for (float x : v) {
+      if (elem_ == onnx::TensorProto::FLOAT16) {
+        const std::uint16_t h = func::fp32_to_fp16(x);
+        raw.push_back(static_cast<char>(h & 0xff));
+        raw.push_back(static_cast<char>(h >> 8));
+      } else {
+        const std::uint32_t b = func::float_bits(x);
+        for (int k = 0; k < 4; ++k)
+          raw.push_back(static_cast<char>((b >> (8 * k)) & 0xff));
+      }
+    }
+    t->set_raw_data(raw);
+    return name;
   }
 
   void save(const std::string& path) const {
@@ -204,6 +267,104 @@ void mlp(const Params& p, const std::string& path) {
   b.save(path);
 }
 
+// One decoder layer of a Llama-style model for a decode step: RMSNorm, Q/K/V projections per
+// head, rotary embedding, attention of the new token over a KV cache plus itself, the output
+// projection summed over heads, and a SwiGLU MLP, each block with its residual. The cache comes
+// in as inputs (K stored transposed per head, [heads, head_dim, ctx]; V as [heads, ctx,
+// head_dim]); the new token's K and V are outputs for the host to append.
+void llama_decoder(const Params& p, const std::string& path) {
+  std::int64_t dim = 256, heads = 4, ffn = 512;
+  const std::string preset = p.choice("preset", {"small", "7b", "70b", "custom"});
+  if (preset == "7b") dim = 4096, heads = 32, ffn = 11008;
+  if (preset == "70b") dim = 8192, heads = 64, ffn = 28672;
+  if (preset == "custom") {
+    dim = p.integer("dim", 16, 1 << 16);
+    heads = p.integer("heads", 1, 1024);
+    ffn = p.integer("ffn", 16, 1 << 17);
+  }
+  const std::int64_t ctx = p.integer("ctx", 1, 1 << 16);
+  if (dim % heads) throw InputError("--param heads", "dim must be a multiple of heads");
+  const std::int64_t hd = dim / heads;
+  if (hd % 2) throw InputError("--param heads", "the head dimension must be even (rotary)");
+  const std::string dt = p.choice("dtype", {"fp16", "fp32"});
+  Builder b("llama_decoder", elem_of(dt),
+            static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
+  b.input("x", {1, dim});
+  b.input("k_cache_t", {heads, hd, ctx});
+  b.input("v_cache", {heads, ctx, hd});
+  b.input("cos", {1, hd});
+  b.input("sin", {1, hd});
+  const auto last = b.ints("axis_last", {-1});
+  auto rmsnorm = [&](const std::string& x, const std::string& name) {
+    const auto g = b.weight(name + ".weight", {dim}, 1.0);
+    const auto sq = b.node("Mul", {x, x}, name + ".sq");
+    const auto ms = b.node("ReduceMean", {sq}, name + ".ms",
+                           {Builder::attr_ints("axes", {-1}), Builder::attr_i("keepdims", 1)});
+    const auto eps = b.values(name + ".eps", {1}, {1e-5f});
+    const auto rt = b.node("Sqrt", {b.node("Add", {ms, eps}, name + ".mse")}, name + ".rms");
+    const auto inv = b.node("Reciprocal", {rt}, name + ".inv");
+    return b.node("Mul", {b.node("Mul", {x, inv}, name + ".xn"), g}, name + ".out");
+  };
+  const double s_in = 1.0 / std::sqrt(static_cast<double>(dim));
+  const auto h = rmsnorm("x", "attn_norm");
+  const auto h3 = b.node("Unsqueeze", {h, b.ints("axis0", {0})}, "h3");
+  const auto q = b.node("MatMul", {h3, b.weight("wq", {heads, dim, hd}, s_in)}, "q");
+  const auto k = b.node("MatMul", {h3, b.weight("wk", {heads, dim, hd}, s_in)}, "k");
+  const auto v = b.node("MatMul", {h3, b.weight("wv", {heads, dim, hd}, s_in)}, "v_new");
+  // rotate_half(t) = t . R with R the signed permutation [-t2, t1].
+  std::vector<float> rot(static_cast<std::size_t>(hd * hd), 0.0f);
+  for (std::int64_t j = 0; j < hd / 2; ++j) {
+    rot[static_cast<std::size_t>((j + hd / 2) * hd + j)] = -1.0f;
+    rot[static_cast<std::size_t>(j * hd + j + hd / 2)] = 1.0f;
+  }
+  const auto r = b.values("rotate_half", {hd, hd}, rot);
+  auto rope = [&](const std::string& t, const std::string& out) {
+    const auto a = b.node("Mul", {t, "cos"}, t + ".cos");
+    const auto c = b.node("Mul", {b.node("MatMul", {t, r}, t + ".rot"), "sin"}, t + ".sin");
+    return b.node("Add", {a, c}, out);
+  };
+  const auto qr = rope(q, "q_rot");
+  const auto kr = rope(k, "k_new");
+  const auto scale =
+      b.values("scale", {1}, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
+  const auto sc = b.node("Mul", {b.node("MatMul", {qr, "k_cache_t"}, "scores_cache"), scale},
+                         "scores_cache_scaled");
+  const auto sn = b.node("Mul",
+                         {b.node("ReduceSum", {b.node("Mul", {qr, kr}, "qk_new"), last},
+                                 "score_new", {Builder::attr_i("keepdims", 1)}),
+                          scale},
+                         "score_new_scaled");
+  const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
+  const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
+  const auto pc =
+      b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
+  const auto pn =
+      b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + 1}), last}, "prob_new");
+  const auto ctxv = b.node(
+      "Add", {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("Mul", {pn, v}, "ctx_new")},
+      "ctx");
+  const auto o = b.node(
+      "MatMul", {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
+      "o_heads");
+  const auto o2 = b.node("Reshape", {o, b.ints("o_shape", {heads, dim})}, "o_rows");
+  std::vector<float> ones(static_cast<std::size_t>(heads), 1.0f);
+  const auto attn = b.node("MatMul", {b.values("sum_heads", {1, heads}, ones), o2}, "attn");
+  const auto x1 = b.node("Add", {"x", attn}, "x1");
+  const auto h2 = rmsnorm(x1, "ffn_norm");
+  const auto a1 = b.node("MatMul", {h2, b.weight("w1", {dim, ffn}, s_in)}, "gate");
+  const auto a3 = b.node("MatMul", {h2, b.weight("w3", {dim, ffn}, s_in)}, "up");
+  const auto silu = b.node("Mul", {a1, b.node("Sigmoid", {a1}, "gate_sig")}, "silu");
+  const auto f = b.node("MatMul",
+                        {b.node("Mul", {silu, a3}, "swiglu"),
+                         b.weight("w2", {ffn, dim}, 1.0 / std::sqrt(static_cast<double>(ffn)))},
+                        "down");
+  b.node("Add", {x1, f}, "y");
+  b.output("y", {1, dim});
+  b.output("k_new", {heads, 1, hd});
+  b.output("v_new", {heads, 1, hd});
+  b.save(path);
+}
+
 }  // namespace
 
 const std::vector<WorkloadInfo>& workloads() {
@@ -222,6 +383,16 @@ const std::vector<WorkloadInfo>& workloads() {
         {"act", "relu", "relu | sigmoid | tanh"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
+      {"llama-decoder",
+       "one Llama-style decoder layer, decode step: RMSNorm, Q/K/V, rotary, attention over a KV "
+       "cache (an input) plus the new token, output projection, SwiGLU MLP, residuals",
+       {{"preset", "small", "small (256 wide, 4 heads) | 7b | 70b | custom"},
+        {"dim", "256", "model width (custom)"},
+        {"heads", "4", "attention heads (custom)"},
+        {"ffn", "512", "MLP width (custom)"},
+        {"ctx", "64", "tokens already in the KV cache"},
+        {"dtype", "fp16", "fp16 | fp32"},
+        {"seed", "1", "weights' random seed"}}},
   };
   return w;
 }
@@ -233,6 +404,7 @@ void write_workload(const std::string& name, const std::map<std::string, std::st
     const Params p(w, params);
     if (name == "gemm") gemm(p, path);
     if (name == "mlp") mlp(p, path);
+    if (name == "llama-decoder") llama_decoder(p, path);
     return;
   }
   std::vector<std::string> names;

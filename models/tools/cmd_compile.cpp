@@ -87,8 +87,7 @@ int cmd_compile(const Args& args) {
     r["vxm_alu_cycles"] = s.vxm_busy;
     r["vxm_utilisation"] = alu_cycles > 0 ? static_cast<double>(s.vxm_busy) / alu_cycles : 0.0;
     r["mxm_plane_cycles"] = s.mxm_busy;
-    r["mxm_utilisation"] =
-        plane_cycles > 0 ? static_cast<double>(s.mxm_busy) / plane_cycles : 0.0;
+    r["mxm_utilisation"] = plane_cycles > 0 ? static_cast<double>(s.mxm_busy) / plane_cycles : 0.0;
     boost::json::object places;
     for (const auto& p : s.placements)
       places[p.tensor] = p.where;

@@ -30,7 +30,9 @@ const char* kVerifyUsage =
     "  --arch NAME|FILE    target architecture (default tsp-v1)\n"
     "  --set PATH=VALUE    override an architecture parameter (repeatable)\n"
     "  --seed N            inputs' random seed (default 1); floats uniform in [-1, 1]\n"
-    "  --mode functional|timing  timing checks cycles only (default functional)\n";
+    "  --mode functional|timing  timing checks cycles only (default functional)\n"
+    "  --probe             also read back every intermediate tensor and name the first (in\n"
+    "                      program order) that differs from the reference\n";
 
 std::vector<std::uint8_t> random_tensor(const compiler::KTensor& t, std::mt19937& rng) {
   const auto n = static_cast<std::size_t>(t.elements());
@@ -65,11 +67,11 @@ int cmd_verify(const Args& args) {
   std::string model, arch_name = "tsp-v1", mode = "functional";
   std::vector<std::string> sets;
   std::uint32_t seed = 1;
-  bool help = false;
+  bool help = false, probe = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
-      "model", po::value(&model));
+      "probe", po::bool_switch(&probe))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -88,7 +90,10 @@ int cmd_verify(const Args& args) {
   const arch::Arch a = arch::load(arch_name, sets);
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Kernels k = compiler::lower(g, a);
-  const compiler::Schedule s = compiler::schedule(k, a, model);
+  compiler::Schedule s = compiler::schedule(k, a, model);
+  if (probe)  // every scratch tensor is read back like an output
+    for (auto& t : s.program.tensors)
+      if (t.role == isa::TensorRole::kScratch) t.role = isa::TensorRole::kOutput;
   const double compile_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -106,8 +111,10 @@ int cmd_verify(const Args& args) {
     bound[kt.name] = std::move(v);
   }
   const auto t1 = std::chrono::steady_clock::now();
+  std::vector<compiler::Bytes> all;
   const std::vector<compiler::Bytes> ref =
-      functional ? compiler::run_reference(k, inputs) : std::vector<compiler::Bytes>{};
+      functional ? compiler::run_reference(k, inputs, probe ? &all : nullptr)
+                 : std::vector<compiler::Bytes>{};
   const double ref_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
 
   units::SimOptions o;
@@ -127,6 +134,23 @@ int cmd_verify(const Args& args) {
         ok = false;
       }
     }
+  if (probe && functional) {
+    // The first step whose result differs, in program order.
+    for (const auto& st : k.steps) {
+      const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(st.d)];
+      auto it = r.outputs.find(kt.name);
+      if (it == r.outputs.end() || it->second.bytes == all[static_cast<std::size_t>(st.d)])
+        continue;
+      std::size_t first = 0;
+      const auto& got = it->second.bytes;
+      const auto& want = all[static_cast<std::size_t>(st.d)];
+      while (first < got.size() && first < want.size() && got[first] == want[first])
+        ++first;
+      std::printf("  first difference  tensor '%s' %s (step of %s), byte %zu of %zu\n",
+                  kt.name.c_str(), isa::to_string(kt.dtype), st.origin.c_str(), first, got.size());
+      break;
+    }
+  }
   const double planes = a.chip.mxm.planes, alus = a.chip.vxm.alus();
   std::printf("lpu verify: %s on %s (%s)\n", model.c_str(), a.name.c_str(), a.hash_hex().c_str());
   std::printf("  compiled          %zu nodes -> %zu kernel steps, %zu instructions in %.3f s\n",

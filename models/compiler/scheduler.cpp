@@ -18,14 +18,14 @@ namespace {
 // Busy intervals [s, e) of one resource, sorted by start.
 class Busy {
  public:
-  // The end of an interval overlapping [s, s + len), if any (the latest such end).
+  // The end of the last interval overlapping [s, s + len), if any. The intervals never overlap
+  // (only what fits is added), so their ends are sorted too.
   std::optional<std::uint64_t> conflict(std::uint64_t s, std::uint64_t len) const {
+    auto it = std::upper_bound(v_.begin(), v_.end(), s,
+                               [](std::uint64_t x, const Span& b) { return x < b.e; });
     std::optional<std::uint64_t> out;
-    auto it = std::upper_bound(v_.begin(), v_.end(), s + len,
-                               [](std::uint64_t x, const Span& b) { return x <= b.s; });
-    // Intervals starting before s + len; those ending after s overlap.
-    for (auto i = v_.begin(); i != it; ++i)
-      if (i->e > s) out = out ? std::max(*out, i->e) : i->e;
+    for (; it != v_.end() && it->s < s + len; ++it)
+      out = it->e;
     return out;
   }
   void add(std::uint64_t s, std::uint64_t len) {
@@ -42,9 +42,34 @@ class Busy {
 };
 
 // A value's claim on one stream: diagonals [k0, k1) between positions p0..p1 (inclusive).
+struct Claim;
 struct Claim {
   std::uint64_t k0, k1;
   int p0, p1;
+};
+
+// The claims on one stream, sorted by first diagonal; the longest claim bounds how far back an
+// overlap can start.
+class Claims {
+ public:
+  template <class F>
+  void overlapping(std::uint64_t k0, std::uint64_t k1, int p0, int p1, F&& f) const {
+    const std::uint64_t from = k0 > longest_ ? k0 - longest_ : 0;
+    auto it = std::lower_bound(v_.begin(), v_.end(), from,
+                               [](const Claim& c, std::uint64_t x) { return c.k0 < x; });
+    for (; it != v_.end() && it->k0 < k1; ++it)
+      if (k0 < it->k1 && it->p0 <= p1 && p0 <= it->p1) f(*it);
+  }
+  void add(const Claim& c) {
+    auto it = std::upper_bound(v_.begin(), v_.end(), c.k0,
+                               [](std::uint64_t x, const Claim& o) { return x < o.k0; });
+    v_.insert(it, c);
+    longest_ = std::max(longest_, c.k1 - c.k0);
+  }
+
+ private:
+  std::vector<Claim> v_;
+  std::uint64_t longest_ = 0;
 };
 
 // Where a tensor lives.
@@ -393,8 +418,8 @@ class Scheduler {
       for (const Use& u : op.uses) {
         const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
         if (u.kind == Use::Kind::kStream) {
-          for (const Claim& o : claims_[static_cast<std::size_t>(u.id)])
-            if (o.k0 < s + u.len && s < o.k1 && o.p0 <= u.p1 && u.p0 <= o.p1) want(t + (o.k1 - s));
+          claims_[static_cast<std::size_t>(u.id)].overlapping(
+              s, s + u.len, u.p0, u.p1, [&](const Claim& o) { want(t + (o.k1 - s)); });
         } else {
           const Busy& b = u.kind == Use::Kind::kQueue ? busy_[static_cast<std::size_t>(u.id)]
                                                       : port_[static_cast<std::size_t>(u.id)];
@@ -412,7 +437,7 @@ class Scheduler {
     for (const Use& u : op.uses) {
       const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
       if (u.kind == Use::Kind::kStream)
-        claims_[static_cast<std::size_t>(u.id)].push_back({s, s + u.len, u.p0, u.p1});
+        claims_[static_cast<std::size_t>(u.id)].add({s, s + u.len, u.p0, u.p1});
       else
         (u.kind == Use::Kind::kQueue ? busy_ : port_)[static_cast<std::size_t>(u.id)].add(s, u.len);
     }
@@ -839,7 +864,7 @@ class Scheduler {
   std::vector<Plane> planes_;
   std::vector<Busy> busy_, port_;
   std::vector<std::uint32_t> next_addr_;
-  std::vector<std::vector<Claim>> claims_;
+  std::vector<Claims> claims_;
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
   int next_side_ = 0;

@@ -85,6 +85,10 @@ struct TensorPlace {
   std::int64_t block_rows = 0;
   std::uint32_t block_addrs = 0;
   std::int64_t k_tiles = 1, n_tiles = 1;
+  // Weights: each piece (a plane's worth of one block, K tile and N tile) has its own 16 slices
+  // (slot s of the piece in piece_slices[16 * piece + s]) and base address.
+  std::vector<std::uint16_t> piece_slices;
+  std::vector<std::uint32_t> piece_addr;
   // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
   // every row in any order needs its first read >= ready_all.
   std::uint64_t ready_stream = 0, ready_all = 0;
@@ -332,16 +336,57 @@ class Scheduler {
     const std::uint64_t rows = rows_of(t);
     std::uint64_t need = rows;
     int width = bytes;
+    const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
     if (p.weights) {
-      width = 16;
+      // Piece by piece, each on the 16 emptiest slices (every slice lies on the same side of an
+      // MXM plane, so any 16 can feed one lw). Weights loaded by the host may use the whole chip;
+      // weights a unit computes arrive on one stream direction, so they stay in one hemisphere.
       const int per = 16 / bytes;  // rows per load
       const auto blocks = static_cast<std::uint64_t>(kt.rows() / p.block_rows);
       p.k_tiles = (p.block_rows + chip_.mxm.rows - 1) / chip_.mxm.rows;
       p.n_tiles = kt.tiles(lanes_);
       p.block_addrs = static_cast<std::uint32_t>(chip_.mxm.rows / per);
-      need = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles) * p.block_addrs;
+      const std::uint64_t pieces = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles);
+      const bool host = kt.role == KTensor::Role::kInput || kt.role == KTensor::Role::kConstant;
+      std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
+      for (int h = 0; h < 2; ++h)
+        for (auto sl : h == 0 ? west_ : east_)
+          room[h] += depth - next_addr_[sl];
+      p.west = room[0] >= room[1];
+      std::vector<std::uint16_t> all;
+      if (host || p.west) all.insert(all.end(), west_.begin(), west_.end());
+      if (host || !p.west) all.insert(all.end(), east_.begin(), east_.end());
+      for (std::uint64_t i = 0; i < pieces; ++i) {
+        std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
+          return next_addr_[a] < next_addr_[b];
+        });
+        std::uint64_t base = 0;
+        for (int s = 0; s < 16; ++s)
+          base = std::max<std::uint64_t>(base, next_addr_[all[static_cast<std::size_t>(s)]]);
+        if (all.size() < 16 || base + p.block_addrs > depth)
+          throw InputError(
+              source_,
+              "weights '" + kt.name + "' need " + std::to_string(pieces) + " pieces of " +
+                  std::to_string(p.block_addrs) + " vectors on 16 MEM slices each (" +
+                  std::to_string(pieces * p.block_addrs * 16 * static_cast<std::uint64_t>(lanes_) >>
+                                 20) +
+                  " MiB); MEM is full after " + std::to_string(i) + " of them (depth " +
+                  std::to_string(depth) + ")");
+        for (int s = 0; s < 16; ++s) {
+          const std::uint16_t sl = all[static_cast<std::size_t>(s)];
+          p.piece_slices.push_back(sl);
+          next_addr_[sl] = static_cast<std::uint32_t>(base + p.block_addrs);
+          mem_bytes_[q(sl).hemisphere == arch::Hemisphere::kWest ? 0 : 1] +=
+              static_cast<std::uint64_t>(p.block_addrs) * static_cast<std::uint64_t>(lanes_);
+        }
+        p.piece_addr.push_back(static_cast<std::uint32_t>(base));
+      }
+      p.slices.assign(p.piece_slices.begin(), p.piece_slices.begin() + 16);
+      p.addr = p.piece_addr.front();
+      p.vectors = static_cast<std::uint32_t>(pieces * p.block_addrs);
+      p.placed = true;
+      return;
     }
-    const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool west =
           side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
@@ -376,12 +421,11 @@ class Scheduler {
                                   std::to_string(west_.size()) + " data slices per hemisphere)");
   }
 
-  // Weights: the first address of the piece holding row r, column tile tn.
-  std::uint32_t weight_piece(const TensorPlace& p, std::int64_t r, std::int64_t tn) const {
+  // Weights: the piece holding row r, column tile tn.
+  std::size_t weight_piece(const TensorPlace& p, std::int64_t r, std::int64_t tn) const {
     const std::int64_t batch = r / p.block_rows, kk = r % p.block_rows;
     const std::int64_t tk = kk / chip_.mxm.rows;
-    const std::int64_t piece = (batch * p.k_tiles + tk) * p.n_tiles + tn;
-    return static_cast<std::uint32_t>(p.addr + piece * p.block_addrs);
+    return static_cast<std::size_t>((batch * p.k_tiles + tk) * p.n_tiles + tn);
   }
   // Weights: the slice and address of byte plane b of row r, column tile tn.
   std::pair<std::uint16_t, std::uint32_t> weight_at(const TensorPlace& p, int bytes, std::int64_t r,
@@ -389,8 +433,10 @@ class Scheduler {
     const int per = 16 / bytes;
     const std::int64_t kr = (r % p.block_rows) % chip_.mxm.rows;
     const auto slot = static_cast<std::size_t>(kr % per);
-    return {p.slices[slot * static_cast<std::size_t>(bytes) + static_cast<std::size_t>(b)],
-            static_cast<std::uint32_t>(weight_piece(p, r, tn) + kr / per)};
+    const std::size_t piece = weight_piece(p, r, tn);
+    return {p.piece_slices[16 * piece + slot * static_cast<std::size_t>(bytes) +
+                           static_cast<std::size_t>(b)],
+            static_cast<std::uint32_t>(p.piece_addr[piece] + kr / per)};
   }
 
   // ---------------------------------------------------------------- fitting
@@ -903,11 +949,12 @@ void Scheduler::matmul_step(const KStep& s) {
     std::optional<std::pair<Op, std::uint64_t>> best;
     for (int base : {0, 16}) {
       Op op;
-      const bool west = q(wp.slices[0]).position > pm;  // toward the plane
+      const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
+      const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
       std::vector<int> reads;
-      const std::uint32_t addr0 = weight_piece(wp, ps.w_row, ps.w_tile);
+      const std::uint32_t addr0 = wp.piece_addr[piece];
       for (int j = 0; j < 16; ++j) {
-        const arch::Queue& sq = q(wp.slices[static_cast<std::size_t>(j)]);
+        const arch::Queue& sq = q(wp.piece_slices[16 * piece + static_cast<std::size_t>(j)]);
         const std::int64_t written = -dist(sq.position, pm);
         const std::int64_t access = written - rd.d_func;
         const std::int64_t d = access - rd.d_skew;
@@ -1146,10 +1193,8 @@ Schedule Scheduler::emit() {
             const auto [sl, addr] = weight_at(tp, bytes, r, tn, b);
             it.placements.push_back({sl, addr, 1});
           }
-      for (auto sl : tp.slices)
-        where += (where.empty() ? "" : ", ") + queues_[sl].name;
-      where = "weights, rows interleaved over " + where + " from " + std::to_string(tp.addr) + "+" +
-              std::to_string(tp.vectors);
+      where = "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
+              std::to_string(tp.block_addrs) + " vectors on 16 slices each, rows interleaved";
     }
     out.placements.push_back({kt.name, where});
     if (kt.role == KTensor::Role::kConstant) {
@@ -1170,24 +1215,29 @@ Schedule Scheduler::emit() {
           prog.images.push_back(std::move(im));
         }
       } else {
-        std::map<std::uint16_t, isa::Image> images;
-        for (auto sl : tp.slices) {
-          isa::Image& im = images[sl];
-          im.slice = sl;
-          im.addr = tp.addr;
-          im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
-                          0);
-        }
+        // One image per piece and slice (the rows past K stay zero).
+        std::map<std::pair<std::uint16_t, std::uint32_t>, isa::Image> images;
+        for (std::size_t pc = 0; pc < tp.piece_addr.size(); ++pc)
+          for (int s = 0; s < 16; ++s) {
+            const std::uint16_t sl = tp.piece_slices[16 * pc + static_cast<std::size_t>(s)];
+            isa::Image& im = images[{sl, tp.piece_addr[pc]}];
+            im.slice = sl;
+            im.addr = tp.piece_addr[pc];
+            im.bytes.assign(
+                static_cast<std::size_t>(tp.block_addrs) * static_cast<std::size_t>(lanes_), 0);
+          }
         for (std::int64_t r = 0; r < kt.rows(); ++r)
           for (int b = 0; b < bytes; ++b)
             for (std::int64_t c = 0; c < cols; ++c) {
+              const std::size_t pc = weight_piece(tp, r, c / lanes_);
               const auto [sl, addr] = weight_at(tp, bytes, r, c / lanes_, b);
-              images[sl].bytes[static_cast<std::size_t>(addr - tp.addr) *
-                                   static_cast<std::size_t>(lanes_) +
-                               static_cast<std::size_t>(c % lanes_)] =
+              images[{sl, tp.piece_addr[pc]}]
+                  .bytes[static_cast<std::size_t>(addr - tp.piece_addr[pc]) *
+                             static_cast<std::size_t>(lanes_) +
+                         static_cast<std::size_t>(c % lanes_)] =
                   kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
             }
-        for (auto& [sl, im] : images)
+        for (auto& [key, im] : images)
           prog.images.push_back(std::move(im));
       }
     }

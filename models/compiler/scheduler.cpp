@@ -265,8 +265,9 @@ class Scheduler {
           if (x != y) co_[static_cast<std::size_t>(x)].push_back(y);
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (k_.tensors[t].role == KTensor::Role::kInput ||
-          k_.tensors[t].role == KTensor::Role::kConstant)
+      if ((k_.tensors[t].role == KTensor::Role::kInput ||
+           k_.tensors[t].role == KTensor::Role::kConstant) &&
+          used(static_cast<int>(t)))
         place(static_cast<int>(t));
     for (const KStep& s : k_.steps) {
       if (s.kind == KStep::Kind::kVxm)
@@ -277,7 +278,8 @@ class Scheduler {
         matmul_step(s);
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (!P(static_cast<int>(t)).placed) place(root(static_cast<int>(t)));  // never written
+      if (!P(static_cast<int>(t)).placed && used(static_cast<int>(t)))
+        place(root(static_cast<int>(t)));  // never written
     return emit();
   }
 
@@ -288,6 +290,33 @@ class Scheduler {
     std::uint64_t last_abc;     // access of the last activation through the installed weights
     std::uint64_t buffer_free;  // first cycle a LW may stage new weights
   };
+
+  // Whether the program needs tensor t on the chip: a step reads or writes it, or it is an input
+  // or output of the graph.
+  bool used(int t) const {
+    if (used_.empty()) {
+      used_.assign(k_.tensors.size(), false);
+      auto mark = [&](int x) {
+        if (x >= 0) {
+          used_[static_cast<std::size_t>(x)] = true;
+          used_[static_cast<std::size_t>(root(x))] = true;
+        }
+      };
+      for (const KStep& s : k_.steps) {
+        for (int x : {s.a, s.b, s.mask, s.d})
+          mark(x);
+        for (const KPass& ps : s.passes) {
+          mark(ps.x);
+          mark(ps.w);
+        }
+      }
+      for (int x : k_.inputs)
+        mark(x);
+      for (int x : k_.outputs)
+        mark(x);
+    }
+    return used_[static_cast<std::size_t>(t)];
+  }
 
   // Views share their base's placement.
   int root(int t) const {
@@ -914,6 +943,7 @@ class Scheduler {
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
   int next_side_ = 0;
+  mutable std::vector<bool> used_;    // see used()
   std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
   std::uint64_t mem_bytes_[2] = {0, 0};
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
@@ -1166,6 +1196,7 @@ Schedule Scheduler::emit() {
   out.cycles = end;
 
   for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
+    if (!used(static_cast<int>(t))) continue;  // e.g. an fp32 constant only split on the host
     const KTensor& kt = k_.tensors[t];
     const TensorPlace& tp = P(static_cast<int>(t));
     const int bytes = isa::dtype_bytes(kt.dtype);

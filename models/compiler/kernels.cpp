@@ -859,12 +859,19 @@ class Lowering {
         const int mag = vx(VxmOp::kSub, row_const(a, 1.0, n, "one1"), qe, n, "mag");
         const int neg = cmp(VxmOp::kCmpLt, a, row_const(a, 0.0, n, "zero"), n, "negative");
         const int signed_ = sel(neg, vx(VxmOp::kNeg, mag, -1, n, "nmag"), mag, n, "as");
-        const int third = vx(VxmOp::kMul, x2, row_const(a, -1.0 / 3.0, n, "m3"), n, "x2_3");
-        const int poly = vx(VxmOp::kAdd, third, row_const(a, 1.0, n, "one2"), n, "poly");
+        // Below |x| = 0.5 the series (2/sqrt(pi)) x sum (-x^2)^n / (n! (2n + 1)), eight terms
+        // in Horner form: the formula above loses digits there (1 - q e cancels).
+        const double series[] = {-1.0 / 75600, 1.0 / 9360, -1.0 / 1320, 1.0 / 216,
+                                 -1.0 / 42,    1.0 / 10,   -1.0 / 3,    1.0};
+        int ps = row_const(a, series[0], n, "c7");
+        for (int i = 1; i < 8; ++i)
+          ps = vx(VxmOp::kAdd, vx(VxmOp::kMul, ps, x2, n, "h" + std::to_string(i)),
+                  row_const(a, series[i], n, "c" + std::to_string(7 - i)), n,
+                  "p" + std::to_string(i));
         const int small =
             vx(VxmOp::kMul, vx(VxmOp::kMul, a, row_const(a, 1.1283791670955126, n, "c"), n, "cx"),
-               poly, n, "taylor");
-        const int tiny = cmp(VxmOp::kCmpLt, ax, row_const(a, 1e-2, n, "cut"), n, "tiny");
+               ps, n, "series");
+        const int tiny = cmp(VxmOp::kCmpLt, ax, row_const(a, 0.5, n, "cut"), n, "near0");
         y = sel(tiny, small, signed_, n, "erf");
       }
       const auto& yshape = k_.tensors[static_cast<std::size_t>(y)].shape;

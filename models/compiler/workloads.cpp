@@ -246,7 +246,8 @@ void mlp(const Params& p, const std::string& path) {
   const auto batch = p.integer("batch", 1, 1 << 20);
   const auto sizes = p.integers("sizes", 1, 1 << 16);
   if (sizes.size() < 2)
-    throw InputError("--param sizes", "needs at least two sizes (input, output)");
+    throw InputError("--param sizes=" + std::to_string(sizes[0]),
+                     "needs at least two sizes (input, output)");
   const std::string dt = p.choice("dtype", {"fp16", "fp32"});
   const std::string act = p.choice("act", {"relu", "sigmoid", "tanh"});
   const std::string op = act == "relu" ? "Relu" : act == "sigmoid" ? "Sigmoid" : "Tanh";
@@ -282,7 +283,9 @@ void llama_decoder(const Params& p, const std::string& path) {
     heads = p.integer("heads", 1, 1024);
     ffn = p.integer("ffn", 16, 1 << 17);
   }
-  const std::int64_t ctx = p.integer("ctx", 1, 1 << 16);
+  // The scores of the cache and the new token share one vector (Concat and Softmax within a
+  // vector for now).
+  const std::int64_t ctx = p.integer("ctx", 1, 319);
   if (dim % heads) throw InputError("--param heads", "dim must be a multiple of heads");
   const std::int64_t hd = dim / heads;
   if (hd % 2) throw InputError("--param heads", "the head dimension must be even (rotary)");
@@ -390,7 +393,7 @@ const std::vector<WorkloadInfo>& workloads() {
         {"dim", "256", "model width (custom)"},
         {"heads", "4", "attention heads (custom)"},
         {"ffn", "512", "MLP width (custom)"},
-        {"ctx", "64", "tokens already in the KV cache"},
+        {"ctx", "64", "tokens already in the KV cache (1..319 for now)"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
   };

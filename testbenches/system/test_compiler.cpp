@@ -65,6 +65,13 @@ class Builder {
     g.values[static_cast<std::size_t>(id)].data = std::move(data);
     return id;
   }
+  // A constant int64 tensor (shapes, axes, slice bounds), kept as integers.
+  int ints(const std::string& name, const Dims& v) {
+    const int id = value(name, DType::kNone, {static_cast<std::int64_t>(v.size())});
+    g.values[static_cast<std::size_t>(id)].constant = true;
+    g.values[static_cast<std::size_t>(id)].ints = v;
+    return id;
+  }
   // A node with one output (named `out`, of the given type and shape); returns the output's id.
   int node(const std::string& op, const std::string& name, const std::vector<int>& inputs,
            const std::string& out, DType dt, const Dims& shape,
@@ -105,6 +112,13 @@ Attr int_attr(std::int64_t i) {
   Attr a;
   a.kind = Attr::Kind::kInt;
   a.i = i;
+  return a;
+}
+
+Attr ints_attr(std::vector<std::int64_t> v) {
+  Attr a;
+  a.kind = Attr::Kind::kInts;
+  a.ints = std::move(v);
   return a;
 }
 
@@ -805,4 +819,375 @@ TEST(CompilerErrors, TensorThatDoesNotFitInASmallMem) {
   expect_mentions(compile_error(gb.g, small), {"tensor 'big'", "100 vectors", "depth 64"});
   // The same graph fits the default depth.
   EXPECT_EQ(compile_error(gb.g), "(no error)");
+}
+
+// --- operators built from VXM, MXM and SXM steps (one simulation each) --------------------------
+
+// Softmax over the last axis of fp32 [4,37]: values of either sign up to 80, rows whose exp would
+// overflow (up to 100) or underflow (down to -100) without subtracting the row maximum, and a
+// row of equal values. Relative to the exact value; the absolute 1e-37 covers results below fp32's
+// normal range (e^-88 and less), which the chip may flush or round as subnormals.
+TEST(Compiler, SoftmaxOfLargeValues) {
+  constexpr int kRows = 4, kCols = 37;
+  std::vector<float> xv = uniform(kCols, -80.0f, 80.0f, 101);
+  const std::vector<float> equal(kCols, 80.0f);
+  const auto high = uniform(kCols, 70.0f, 100.0f, 102), low = uniform(kCols, -100.0f, -70.0f, 103);
+  for (const auto* row : {&equal, &high, &low})
+    xv.insert(xv.end(), row->begin(), row->end());
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  gb.output(gb.node("Softmax", "softmax", {x}, "y", DType::kFp32, {kRows, kCols},
+                    {{"axis", int_attr(-1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale;
+  for (int r = 0; r < kRows; ++r) {
+    const float* row = &xv[static_cast<std::size_t>(r * kCols)];
+    double mx = row[0], sum = 0.0;
+    for (int j = 0; j < kCols; ++j)
+      mx = std::max(mx, static_cast<double>(row[j]));
+    for (int j = 0; j < kCols; ++j)
+      sum += std::exp(static_cast<double>(row[j]) - mx);
+    for (int j = 0; j < kCols; ++j) {
+      want.push_back(std::exp(static_cast<double>(row[j]) - mx) / sum);
+      scale.push_back(want.back());
+    }
+  }
+  const auto got = f32_values(out[0]);
+  expect_close(got, want, scale, 1e-5, 1e-37);
+  // The row of equal values is exactly uniform up to rounding; every row sums to 1.
+  for (int r = 0; r < kRows; ++r) {
+    double total = 0.0;
+    for (int j = 0; j < kCols; ++j)
+      total += got[static_cast<std::size_t>(r * kCols + j)];
+    EXPECT_NEAR(total, 1.0, 1e-5) << "row " << r;
+  }
+}
+
+namespace {
+
+// Bit patterns that a copy must keep: -0, a subnormal, infinities, the largest float.
+std::vector<float> with_specials(std::vector<float> v) {
+  const float specials[] = {-0.0f, 1e-40f, INFINITY, -INFINITY, 3.4028235e38f};
+  for (std::size_t i = 0; i < std::size(specials) && i < v.size(); ++i)
+    v[i * 3 % v.size()] = specials[i];
+  return v;
+}
+
+void expect_same_bits(const Bytes& got, const std::vector<float>& want) {
+  ASSERT_EQ(got.size(), want.size() * 4);
+  const auto g = f32_values(got);
+  int bad = 0;
+  for (std::size_t i = 0; i < want.size() && bad < 5; ++i)
+    if (func::float_bits(g[i]) != func::float_bits(want[i])) {
+      ADD_FAILURE() << "element " << i << ": got " << g[i] << ", want " << want[i];
+      ++bad;
+    }
+}
+
+}  // namespace
+
+// Concat of [3,5] and [3,7] along the last axis (SXM shift and select): [3,12], an exact copy.
+TEST(Compiler, ConcatAlongTheLastAxis) {
+  const auto av = with_specials(uniform(3 * 5, -4.0f, 4.0f, 111));
+  const auto bv = uniform(3 * 7, -4.0f, 4.0f, 112);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {3, 5});
+  const int b = gb.input("b", DType::kFp32, {3, 7});
+  gb.output(
+      gb.node("Concat", "concat", {a, b}, "y", DType::kFp32, {3, 12}, {{"axis", int_attr(-1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<float> want;
+  for (int r = 0; r < 3; ++r) {
+    want.insert(want.end(), av.begin() + r * 5, av.begin() + (r + 1) * 5);
+    want.insert(want.end(), bv.begin() + r * 7, bv.begin() + (r + 1) * 7);
+  }
+  expect_same_bits(out[0], want);
+}
+
+// Concat of [2,6] and [3,6] along axis 0 (row copies): [5,6], the rows of a then those of b.
+TEST(Compiler, ConcatAlongTheFirstAxis) {
+  const auto av = with_specials(uniform(2 * 6, -4.0f, 4.0f, 121));
+  const auto bv = uniform(3 * 6, -4.0f, 4.0f, 122);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {2, 6});
+  const int b = gb.input("b", DType::kFp32, {3, 6});
+  gb.output(
+      gb.node("Concat", "concat0", {a, b}, "y", DType::kFp32, {5, 6}, {{"axis", int_attr(0)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<float> want = av;
+  want.insert(want.end(), bv.begin(), bv.end());
+  expect_same_bits(out[0], want);
+}
+
+// Concat of [2,2,4] and [2,3,4] along axis 1: [2,5,4], per index of axis 0 the rows of a then b.
+TEST(Compiler, ConcatAlongAMiddleAxis) {
+  const auto av = with_specials(uniform(2 * 2 * 4, -4.0f, 4.0f, 131));
+  const auto bv = uniform(2 * 3 * 4, -4.0f, 4.0f, 132);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {2, 2, 4});
+  const int b = gb.input("b", DType::kFp32, {2, 3, 4});
+  gb.output(
+      gb.node("Concat", "concat1", {a, b}, "y", DType::kFp32, {2, 5, 4}, {{"axis", int_attr(1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<float> want;
+  for (int i = 0; i < 2; ++i) {
+    want.insert(want.end(), av.begin() + i * 8, av.begin() + (i + 1) * 8);
+    want.insert(want.end(), bv.begin() + i * 12, bv.begin() + (i + 1) * 12);
+  }
+  expect_same_bits(out[0], want);
+}
+
+// Slice of columns 3 .. 10 of [2,20] (starts 3, ends 11, axes -1): a shift south and a mask.
+TEST(Compiler, SliceOfTheLastAxis) {
+  const auto xv = with_specials(uniform(2 * 20, -4.0f, 4.0f, 141));
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {2, 20});
+  const int starts = gb.ints("starts", {3}), ends = gb.ints("ends", {11});
+  const int axes = gb.ints("axes", {-1});
+  gb.output(gb.node("Slice", "slice", {x, starts, ends, axes}, "y", DType::kFp32, {2, 8}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<float> want;
+  for (int r = 0; r < 2; ++r)
+    want.insert(want.end(), xv.begin() + r * 20 + 3, xv.begin() + r * 20 + 11);
+  expect_same_bits(out[0], want);
+}
+
+// Div of fp32 values of both signs by divisors of both signs from 0.01 to 100 in magnitude:
+// a times sign(b) rsqrt(|b|)^2.
+TEST(Compiler, Fp32DivMixedSigns) {
+  constexpr int kRows = 4, kCols = 30;
+  const auto av = uniform(kRows * kCols, -10.0f, 10.0f, 151);
+  const auto mag = uniform(kRows * kCols, -2.0f, 2.0f, 152);
+  const auto sign = uniform(kRows * kCols, -1.0f, 1.0f, 153);
+  std::vector<float> bv;
+  for (std::size_t i = 0; i < mag.size(); ++i)
+    bv.push_back((sign[i] < 0 ? -1.0f : 1.0f) * std::pow(10.0f, mag[i]));
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {kRows, kCols});
+  const int b = gb.input("b", DType::kFp32, {kRows, kCols});
+  gb.output(gb.node("Div", "div", {a, b}, "y", DType::kFp32, {kRows, kCols}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale;
+  int negative = 0;
+  for (std::size_t i = 0; i < av.size(); ++i) {
+    want.push_back(static_cast<double>(av[i]) / static_cast<double>(bv[i]));
+    scale.push_back(std::fabs(want.back()));
+    negative += bv[i] < 0;
+  }
+  EXPECT_GT(negative, 20);
+  EXPECT_LT(negative, kRows * kCols - 20);
+  expect_close(f32_values(out[0]), want, scale, 1e-6);
+}
+
+// Sqrt as x rsqrt(x): +0, -0 and +inf come out exactly (IEEE: sqrt(-0) = -0), a negative input
+// is NaN, everything else (1e-30 .. 1e30) within 1e-6 relative.
+TEST(Compiler, Fp32SqrtWithZeroAndInfinity) {
+  constexpr int kRows = 2, kCols = 40;
+  std::vector<float> xv;
+  for (const float e : uniform(kRows * kCols, -30.0f, 30.0f, 161))
+    xv.push_back(std::pow(10.0f, e));
+  xv[0] = 0.0f, xv[1] = INFINITY, xv[2] = -0.0f, xv[3] = -4.0f, xv[4] = 1.0f, xv[5] = 4.0f;
+  xv[41] = 0.0f, xv[42] = INFINITY;
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  gb.output(gb.node("Sqrt", "sqrt", {x}, "y", DType::kFp32, {kRows, kCols}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f32_values(out[0]);
+  ASSERT_EQ(got.size(), xv.size());
+  std::vector<float> g2;
+  std::vector<double> want, scale;
+  for (std::size_t i = 0; i < xv.size(); ++i) {
+    const float xi = xv[i];
+    if (xi == 0.0f || std::isinf(xi)) {
+      EXPECT_EQ(func::float_bits(got[i]), func::float_bits(xi)) << "sqrt(" << xi << ")";
+    } else if (xi < 0.0f) {
+      EXPECT_TRUE(std::isnan(got[i])) << "sqrt(" << xi << ") = " << got[i];
+    } else {
+      g2.push_back(got[i]);
+      want.push_back(std::sqrt(static_cast<double>(xi)));
+      scale.push_back(want.back());
+    }
+  }
+  EXPECT_EQ(got[4], 1.0f);
+  EXPECT_EQ(got[5], 2.0f);
+  expect_close(g2, want, scale, 1e-6);
+}
+
+// Erf over [-3, 3] (Abramowitz & Stegun 7.1.26, the Taylor series below |x| = 0.01): within 3e-7
+// of erf in double, including 0, the cut at +-0.01, the ends, and +-0.040797 (where 1 - q e,
+// evaluated in fp32, cancels worst: about 7e-7 off with the current lowering).
+TEST(Compiler, Fp32ErfOverMinus3To3) {
+  constexpr int kRows = 3, kCols = 50;
+  std::vector<float> xv;
+  for (int i = 0; i < 100; ++i)
+    xv.push_back(-3.0f + 6.0f * static_cast<float>(i) / 99.0f);
+  for (const float s : {0.0f, -0.0f, 0.01f, -0.01f, 0.0099999f, -0.0100001f, 1e-5f, -1e-7f,
+                        0.040797f, -0.040797f, 3.0f, -3.0f, 0.5f, -0.5f, 2.0f, -2.0f})
+    xv.push_back(s);
+  const auto rest = uniform(static_cast<std::size_t>(kRows * kCols) - xv.size(), -3.0f, 3.0f, 171);
+  xv.insert(xv.end(), rest.begin(), rest.end());
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  gb.output(gb.node("Erf", "erf", {x}, "y", DType::kFp32, {kRows, kCols}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale(xv.size(), 0.0);
+  for (float xi : xv)
+    want.push_back(std::erf(static_cast<double>(xi)));
+  expect_close(f32_values(out[0]), want, scale, 0.0, 3e-7);
+}
+
+// LayerNormalization of fp32 [5,96] over the last axis with a scale and a bias (constants) and
+// the default epsilon; rows with different offsets and spreads. The bound is relative to
+// |scale| (|normalised| + 1) + |bias|: the mean's rounding error is relative to the row's
+// magnitude, so an output that cancels to near 0 is not held to its own size.
+TEST(Compiler, Fp32LayerNormalization) {
+  constexpr int kRows = 5, kCols = 96;
+  std::vector<float> xv;
+  const float offset[kRows] = {0.0f, 5.0f, -3.0f, 0.5f, 100.0f};
+  const float spread[kRows] = {1.0f, 2.0f, 0.1f, 10.0f, 1.0f};
+  for (int r = 0; r < kRows; ++r)
+    for (float u : uniform(kCols, -1.0f, 1.0f, 181 + static_cast<unsigned>(r)))
+      xv.push_back(offset[r] + spread[r] * u);
+  const auto sv = uniform(kCols, -1.5f, 1.5f, 191), bv = uniform(kCols, -1.0f, 1.0f, 192);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  const int scale = gb.constant("scale", DType::kFp32, {kCols}, f32_bytes(sv));
+  const int bias = gb.constant("bias", DType::kFp32, {kCols}, f32_bytes(bv));
+  gb.output(gb.node("LayerNormalization", "ln", {x, scale, bias}, "y", DType::kFp32, {kRows, kCols},
+                    {{"axis", int_attr(-1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, mag;
+  for (int r = 0; r < kRows; ++r) {
+    const float* row = &xv[static_cast<std::size_t>(r * kCols)];
+    double mean = 0.0, var = 0.0;
+    for (int j = 0; j < kCols; ++j)
+      mean += row[j];
+    mean /= kCols;
+    for (int j = 0; j < kCols; ++j)
+      var += (row[j] - mean) * (row[j] - mean);
+    var /= kCols;
+    const double inv = 1.0 / std::sqrt(var + 1e-5);
+    for (int j = 0; j < kCols; ++j) {
+      const double xhat = (row[j] - mean) * inv;
+      want.push_back(xhat * sv[static_cast<std::size_t>(j)] + bv[static_cast<std::size_t>(j)]);
+      mag.push_back(std::fabs(sv[static_cast<std::size_t>(j)]) * (std::fabs(xhat) + 1.0) +
+                    std::fabs(bv[static_cast<std::size_t>(j)]));
+    }
+  }
+  expect_close(f32_values(out[0]), want, mag, 1e-4);
+}
+
+// ReduceMean of fp32 [6,50] over the last axis, keepdims: [6,1]. Relative to the mean of |x| (the
+// sum's scale), rows of mixed signs, one all positive, one all negative.
+TEST(Compiler, Fp32ReduceMeanKeepdims) {
+  constexpr int kRows = 6, kCols = 50;
+  auto xv = uniform(kRows * kCols, -5.0f, 5.0f, 201);
+  for (int j = 0; j < kCols; ++j) {
+    xv[static_cast<std::size_t>(kCols + j)] = std::fabs(xv[static_cast<std::size_t>(kCols + j)]);
+    xv[static_cast<std::size_t>(2 * kCols + j)] =
+        -std::fabs(xv[static_cast<std::size_t>(2 * kCols + j)]) - 100.0f;
+  }
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kRows, kCols});
+  gb.output(gb.node("ReduceMean", "mean", {x}, "y", DType::kFp32, {kRows, 1},
+                    {{"axes", ints_attr({-1})}, {"keepdims", int_attr(1)}}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale;
+  for (int r = 0; r < kRows; ++r) {
+    double sum = 0.0, abs_sum = 0.0;
+    for (int j = 0; j < kCols; ++j) {
+      sum += xv[static_cast<std::size_t>(r * kCols + j)];
+      abs_sum += std::fabs(xv[static_cast<std::size_t>(r * kCols + j)]);
+    }
+    want.push_back(sum / kCols);
+    scale.push_back(abs_sum / kCols);
+  }
+  expect_close(f32_values(out[0]), want, scale, 1e-6);
+}
+
+// A reshape that keeps the last dimension is a view: relu -> Reshape [2,3,8] to [-1,8] -> neg takes
+// exactly the instructions and cycles of relu -> neg on [6,8], and computes the same.
+TEST(Compiler, ReshapeKeepingTheLastDimensionIsAView) {
+  Builder plain;
+  {
+    const int x = plain.input("x", DType::kFp32, {6, 8});
+    const int r = plain.node("Relu", "relu", {x}, "r", DType::kFp32, {6, 8});
+    plain.output(plain.node("Neg", "neg", {r}, "y", DType::kFp32, {6, 8}));
+  }
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {2, 3, 8});
+  const int r = gb.node("Relu", "relu", {x}, "r", DType::kFp32, {2, 3, 8});
+  const int v =
+      gb.node("Reshape", "reshape", {r, gb.ints("shape", {-1, 8})}, "v", DType::kFp32, {6, 8});
+  gb.output(gb.node("Neg", "neg", {v}, "y", DType::kFp32, {6, 8}));
+  const Compiled without = compile(plain.g);
+  const Compiled cc = compile(gb.g);
+  EXPECT_EQ(cc.k.steps.size(), without.k.steps.size());
+  EXPECT_EQ(cc.s.program.instruction_count(), without.s.program.instruction_count());
+  EXPECT_EQ(cc.s.cycles, without.s.cycles);
+
+  const auto xv = uniform(48, -2.0f, 2.0f, 211);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f32_values(out[0]);
+  ASSERT_EQ(got.size(), xv.size());
+  for (std::size_t i = 0; i < xv.size(); ++i)
+    EXPECT_EQ(got[i], -std::max(xv[i], 0.0f)) << i;
+}
+
+// fp16 MatMul of A [1,4,32] (one batch, used for each) by B [3,32,16]: [3,4,16].
+TEST(Compiler, Fp16MatMulOneABatchForThreeBBatches) {
+  constexpr int kB = 3, kM = 4, kK = 32, kN = 16;
+  const auto av = uniform_fp16(kM * kK, -1.0f, 1.0f, 221);
+  const auto bv = uniform_fp16(kB * kK * kN, -1.0f, 1.0f, 222);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {1, kM, kK});
+  const int b = gb.input("b", DType::kFp16, {kB, kK, kN});
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {kB, kM, kN}));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f16_bytes(av), f16_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want;
+  for (int bi = 0; bi < kB; ++bi) {
+    std::vector<float> bb(bv.begin() + bi * kK * kN, bv.begin() + (bi + 1) * kK * kN);
+    std::vector<double> w, m;
+    matmul_double(av, bb, kM, kK, kN, w, m);
+    want.insert(want.end(), w.begin(), w.end());
+  }
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  expect_close(f16_values(out[0]), want, scale, 1e-3, 1e-6);
+}
+
+// A reshape that changes the last dimension of a computed tensor needs lanes moved between
+// vectors: an error naming the node, the tensor and both shapes.
+TEST(CompilerErrors, ReshapeChangingTheLastDimension) {
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {4, 8});
+  const int r = gb.node("Relu", "relu", {x}, "r", DType::kFp32, {4, 8});
+  gb.output(gb.node("Reshape", "reshape_rows", {r, gb.ints("shape", {2, 16})}, "y", DType::kFp32,
+                    {2, 16}));
+  expect_mentions(compile_error(gb.g),
+                  {"node 'reshape_rows'", "Reshape", "'r'", "[4,8]", "[2,16]", "last dimension"});
 }

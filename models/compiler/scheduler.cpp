@@ -76,6 +76,10 @@ class Claims {
 struct TensorPlace {
   bool placed = false;
   bool weights = false;               // interleaved for the MXM's 16-stream weight loads
+  // Rows over 16 slices (row r in slice r % 16, at addr + plane * plane_addrs + r / 16), so that
+  // 16 consecutive rows can be read, or written, in one cycle (the SXM transposers).
+  bool t16 = false;
+  std::uint32_t plane_addrs = 0;
   std::vector<std::uint16_t> slices;  // contiguous: one per byte plane; weights: 16
   std::uint32_t addr = 0;             // base address in every slice
   std::uint32_t vectors = 0;          // addresses used per slice
@@ -468,6 +472,52 @@ class Scheduler {
             static_cast<std::uint32_t>(p.piece_addr[piece] + kr / per)};
   }
 
+  // Where byte plane b of vector row vr of tensor t lives.
+  std::pair<std::uint16_t, std::uint32_t> at(int t, std::int64_t vr, int b) const {
+    const TensorPlace& tp = P(t);
+    const KTensor& kt = k_.tensors[static_cast<std::size_t>(root(t))];
+    if (tp.weights) {
+      const std::int64_t r = std::max<std::int64_t>(kt.rows(), 1);
+      return weight_at(tp, isa::dtype_bytes(kt.dtype), vr % r, vr / r, b);
+    }
+    if (tp.t16)
+      return {tp.slices[static_cast<std::size_t>(vr % 16)],
+              static_cast<std::uint32_t>(tp.addr + static_cast<std::uint32_t>(b) * tp.plane_addrs +
+                                         vr / 16)};
+    return {tp.slices[static_cast<std::size_t>(b)],
+            static_cast<std::uint32_t>(tp.addr + static_cast<std::uint64_t>(vr))};
+  }
+
+  // Vector rows row0 .. row0 + count - 1 (byte plane b) grouped into runs: one slice,
+  // consecutive addresses, evenly spaced rows (first_i, stride: row indices relative to row0).
+  struct Run {
+    std::uint16_t slice;
+    std::uint32_t addr;
+    std::int64_t first_i, last_i, stride = 0;
+    std::uint32_t n = 1;
+  };
+  std::vector<Run> runs(int t, std::int64_t row0, std::uint32_t count, int b) const {
+    std::vector<Run> out;
+    std::map<std::uint16_t, std::size_t> open;  // slice -> its last run
+    for (std::uint32_t i = 0; i < count; ++i) {
+      const auto [slice, addr] = at(t, row0 + i, b);
+      auto it = open.find(slice);
+      if (it != open.end()) {
+        Run& r = out[it->second];
+        const std::int64_t gap = static_cast<std::int64_t>(i) - r.last_i;
+        if (addr == r.addr + r.n && (r.n == 1 || gap == r.stride)) {
+          r.stride = gap;
+          r.last_i = i;
+          ++r.n;
+          continue;
+        }
+      }
+      open[slice] = out.size();
+      out.push_back({slice, addr, i, i, 0, 1});
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------- fitting
 
   // The earliest T >= op.lo at which every use fits, or nullopt if the op conflicts with itself.
@@ -560,6 +610,45 @@ class Scheduler {
     const TensorPlace& tp = P(t);
     const auto& rd = lat("read");
     std::vector<int> ids;
+    if (tp.t16 || tp.weights) {
+      // Rows spread over slices: one read (with a repeat) per run of consecutive addresses of one
+      // slice at evenly spaced cycles; the whole tensor must be written first.
+      if (broadcast) throw std::logic_error("scheduler: broadcast read of a spread tensor");
+      const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(root(t))].dtype);
+      for (int b = 0; b < bytes; ++b) {
+        const int stream = first + b;
+        int far = to;
+        bool west = false;
+        for (const Run& r : runs(t, row0, count, b)) {
+          const arch::Queue& sq = q(r.slice);
+          west = sq.position > to;
+          far = std::abs(sq.position - to) > std::abs(far - to) ? sq.position : far;
+          const std::int64_t written = -dist(sq.position, to) + r.first_i;
+          const std::int64_t access = written - rd.d_func;
+          const std::int64_t d = access - rd.d_skew;
+          const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride));
+          use_queue(op, sq.id, d, r.n, stride);
+          use_port(op, sq.id, access, r.n, stride);
+          Emit e;
+          e.queue = sq.id;
+          e.off = d;
+          e.instr = instr("read");
+          e.instr.arg[0] = r.addr;
+          e.instr.arg[1] = isa::stream_arg(stream, west);
+          e.count = r.n;
+          e.stride = stride;
+          e.done_off = written + sl_ - 1;
+          ids.push_back(static_cast<int>(op.emits.size()));
+          op.emits.push_back(std::move(e));
+          const std::int64_t need = static_cast<std::int64_t>(tp.ready_all) - access;
+          op.lo = std::max<std::uint64_t>(
+              op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+        }
+        // Values arriving at `to` in cycle T + i left their slices on one diagonal run.
+        use_stream(op, stream, west, key_const(west, to), count, far, to);
+      }
+      return ids;
+    }
     for (std::size_t b = 0; b < tp.slices.size(); ++b) {
       const arch::Queue& sq = q(tp.slices[b]);
       const bool west = sq.position > to;
@@ -604,7 +693,7 @@ class Scheduler {
     const TensorPlace& tp = P(t);
     const auto& wr = lat("write");
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
-    if (!tp.weights) {
+    if (!tp.weights && !tp.t16) {
       for (std::size_t b = 0; b < tp.slices.size(); ++b) {
         const arch::Queue& sq = q(tp.slices[b]);
         const bool west = sq.position < from;
@@ -628,40 +717,16 @@ class Scheduler {
       }
       return;
     }
-    // Interleaved (MXM weights): vector row i (tile-major: tile i / R, row i % R) goes to the
-    // slice and address of its weight slot. Rows bound for one slice at consecutive addresses
-    // and evenly spaced cycles become one write with a repeat.
-    const std::int64_t r_total = logical_rows(t);
+    // Spread layouts (MXM weights, t16): each vector row goes to its own slice and address;
+    // rows bound for one slice at consecutive addresses and evenly spaced cycles become one write
+    // with a repeat.
     for (int b = 0; b < bytes; ++b) {
       const int stream = first + b;
       int far = from;
-      struct Run {
-        std::uint16_t slice;
-        std::uint32_t addr;
-        std::int64_t first_i, last_i, stride = 0;
-        std::uint32_t n = 1;
-        std::int64_t lag = 0;  // max over its rows of (write cycle - row index)
-      };
-      std::vector<Run> runs;
-      std::map<std::uint16_t, std::size_t> open;  // slice -> its last run
-      for (std::uint32_t i = 0; i < count; ++i) {
-        const std::int64_t vr = row0 + i;
-        const auto [slice, addr] = weight_at(tp, bytes, vr % r_total, vr / r_total, b);
-        far = std::abs(q(slice).position - from) > std::abs(far - from) ? q(slice).position : far;
-        auto it = open.find(slice);
-        if (it != open.end()) {
-          Run& r = runs[it->second];
-          const std::int64_t gap = static_cast<std::int64_t>(i) - r.last_i;
-          if (addr == r.addr + r.n && (r.n == 1 || gap == r.stride)) {
-            r.stride = gap;
-            r.last_i = i;
-            ++r.n;
-            continue;
-          }
-        }
-        open[slice] = runs.size();
-        runs.push_back({slice, addr, i, i, 1, 1, 0});
-      }
+      const std::vector<Run> runs = this->runs(t, row0, count, b);
+      for (const Run& r : runs)
+        far = std::abs(q(r.slice).position - from) > std::abs(far - from) ? q(r.slice).position
+                                                                             : far;
       for (const Run& r : runs) {
         const arch::Queue& sq = q(r.slice);
         const bool west = sq.position < from;
@@ -1211,21 +1276,25 @@ Schedule Scheduler::emit() {
       it.shape.push_back(static_cast<std::uint64_t>(d));
     it.layout = "rows";
     std::string where;
-    if (!tp.weights) {
+    if (!tp.weights && !tp.t16) {
       for (auto sl : tp.slices) {
         it.placements.push_back({sl, tp.addr, tp.vectors});
         where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +
                  "+" + std::to_string(tp.vectors);
       }
     } else {
-      for (std::int64_t tn = 0; tn < tp.n_tiles; ++tn)
-        for (std::int64_t r = 0; r < kt.rows(); ++r)
-          for (int b = 0; b < bytes; ++b) {
-            const auto [sl, addr] = weight_at(tp, bytes, r, tn, b);
-            it.placements.push_back({sl, addr, 1});
-          }
-      where = "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
-              std::to_string(tp.block_addrs) + " vectors on 16 slices each, rows interleaved";
+      // One placement per vector, in vector-row order (isa/layout.h).
+      const std::int64_t vrows = kt.vector_rows(lanes_);
+      for (std::int64_t vr = 0; vr < vrows; ++vr)
+        for (int b = 0; b < bytes; ++b) {
+          const auto [sl, addr] = at(static_cast<int>(t), vr, b);
+          it.placements.push_back({sl, addr, 1});
+        }
+      where = tp.weights ? "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
+                               std::to_string(tp.block_addrs) +
+                               " vectors on 16 slices each, rows interleaved"
+                         : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
+                               std::to_string(tp.addr);
     }
     out.placements.push_back({kt.name, where});
     if (kt.role == KTensor::Role::kConstant) {

@@ -666,6 +666,181 @@ class Lowering {
     return vx(VxmOp::kMul, e, reciprocal(s, n), n, "softmax");
   }
 
+  // x [..., R, C] as [..., C, R] (R, C up to a vector) on the SXM: the rows spread over 16
+  // slices, the transposers swap lanes and rows within each 16 x 16 block of every superlane,
+  // then each output row gathers its superlanes from the blocks with shifts and selects.
+  int transpose_last2(int x, const Node& n) {
+    x = clean(x, n);
+    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const std::size_t rank = kx.shape.size();
+    if (rank < 2) throw InputError(g_.where(n), "transposes need two dimensions");
+    const std::int64_t r = kx.shape[rank - 2], c = kx.shape[rank - 1];
+    if (r > k_.lanes || c > k_.lanes)
+      throw InputError(g_.where(n), "a transpose of " + std::to_string(r) + " x " +
+                                        std::to_string(c) + " is wider than the vector (" +
+                                        std::to_string(k_.lanes) + " lanes; not supported yet)");
+    std::vector<std::int64_t> shape = kx.shape;
+    std::swap(shape[rank - 2], shape[rank - 1]);
+    const std::int64_t lead = r ? kx.rows() / r : 0;
+    const std::int64_t rp = (r + 15) / 16 * 16, cp = (c + 15) / 16 * 16;
+    const DType dt = kx.dtype;
+    const int bytes = isa::dtype_bytes(dt);
+    const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
+    const int y = add_tensor(kx.name + "/T", dt, shape, KTensor::Role::kTemp);
+    const int keep = splat(kx.name + "/T.columns", it, -1.0, {r});
+    for (std::int64_t l = 0; l < lead; ++l) {
+      const int xs = add_tensor(kx.name + "/rows16", dt, {rp, c}, KTensor::Role::kTemp);
+      k_.tensors[static_cast<std::size_t>(xs)].spread16 = true;
+      KStep mv;
+      mv.args.op = VxmOp::kMov;
+      mv.args.type = dt;
+      mv.a = x;
+      mv.d = xs;
+      mv.rows = r;
+      mv.a_row = l * r;
+      mv.origin = g_.where(n);
+      k_.steps.push_back(std::move(mv));
+      const int o = add_tensor(kx.name + "/blocks", dt, {rp, cp}, KTensor::Role::kTemp);
+      k_.tensors[static_cast<std::size_t>(o)].spread16 = true;
+      KStep tr;
+      tr.kind = KStep::Kind::kTranspose;
+      tr.args.type = dt;
+      tr.a = xs;
+      tr.d = o;
+      tr.origin = g_.where(n);
+      k_.steps.push_back(std::move(tr));
+      for (std::int64_t s = 0; s * 16 < c; ++s) {
+        int acc = -1;
+        for (std::int64_t bi = 0; bi * 16 < r; ++bi) {
+          const int sh = add_tensor(kx.name + "/part", dt, {16, rp}, KTensor::Role::kTemp);
+          KStep st;
+          st.kind = KStep::Kind::kSxm;
+          st.sxm = KStep::SxmOp::kShift;
+          st.args.type = dt;
+          st.a = o;
+          st.a_row = 16 * bi;
+          st.rows = 16;
+          st.d = sh;
+          st.sxm_n = static_cast<int>(16 * std::abs(bi - s));
+          st.north = bi >= s;
+          st.origin = g_.where(n);
+          k_.steps.push_back(std::move(st));
+          k_.tensors[static_cast<std::size_t>(sh)].clean = false;
+          acc =
+              acc < 0 ? sh : sxm_select(acc, sh, static_cast<int>(16 * bi), {16, rp}, n, "gather");
+        }
+        KStep fin;  // the rows of this group, cleared past R
+        fin.args.op = VxmOp::kAnd;
+        fin.args.type = it;
+        fin.a = acc;
+        fin.b = keep;
+        fin.d = y;
+        fin.rows = std::min<std::int64_t>(16, c - 16 * s);
+        fin.d_row = l * c + 16 * s;
+        fin.origin = g_.where(n);
+        k_.steps.push_back(std::move(fin));
+      }
+    }
+    k_.tensors[static_cast<std::size_t>(y)].clean = true;
+    return y;
+  }
+
+  // t with its axes permuted (output axis i = input axis perm[i]): leading axes reordered, the
+  // last two swapped, leading axes reordered again (row moves and SXM transposes).
+  int transpose_perm(int t, const std::vector<std::int64_t>& perm, const Node& n) {
+    const std::size_t rank = k_.tensors[static_cast<std::size_t>(t)].shape.size();
+    // axes[i]: which original axis sits at position i now.
+    std::vector<std::int64_t> axes(rank);
+    for (std::size_t i = 0; i < rank; ++i)
+      axes[i] = static_cast<std::int64_t>(i);
+    if (rank >= 2 && perm.back() != axes.back()) {
+      // Bring perm.back() to position rank - 2, keeping the others' order.
+      std::vector<std::int64_t> lead;
+      for (std::size_t i = 0; i + 1 < rank; ++i)
+        if (axes[i] != perm.back()) lead.push_back(axes[i]);
+      lead.push_back(perm.back());
+      t = permute_leading(t, lead, n);
+      for (std::size_t i = 0; i + 1 < rank; ++i)
+        axes[i] = lead[i];
+      t = k_.tensors[static_cast<std::size_t>(t)].role == KTensor::Role::kConstant
+              ? transposed_constant(t, n)
+              : transpose_last2(t, n);
+      std::swap(axes[rank - 2], axes[rank - 1]);
+    }
+    // Now only the leading axes may be out of order.
+    std::vector<std::int64_t> lead;
+    for (std::size_t i = 0; i + 1 < rank; ++i)
+      lead.push_back(
+          static_cast<std::int64_t>(std::find(axes.begin(), axes.end(), perm[i]) - axes.begin()));
+    return permute_leading(t, lead, n);
+  }
+
+  // t with its leading axes (all but the last) reordered: new axis i = old axis lead[i]. Each
+  // row moves whole (a VXM copy per run of rows that stay consecutive); constants move on the
+  // host.
+  int permute_leading(int t, const std::vector<std::int64_t>& lead, const Node& n) {
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const std::size_t rank = kt.shape.size();
+    bool identity = true;
+    for (std::size_t i = 0; i < lead.size(); ++i)
+      identity = identity && lead[i] == static_cast<std::int64_t>(i);
+    if (identity || rank < 2) return t;
+    std::vector<std::int64_t> shape = kt.shape;
+    for (std::size_t i = 0; i + 1 < rank; ++i)
+      shape[i] = kt.shape[static_cast<std::size_t>(lead[i])];
+    // Old strides (in rows) of the leading axes.
+    std::vector<std::int64_t> stride(rank - 1, 1);
+    for (std::size_t i = rank - 1; i-- > 1;)
+      stride[i - 1] = stride[i] * kt.shape[i];
+    const std::int64_t rows = kt.rows(), cols = kt.cols();
+    if (kt.tiles(k_.lanes) > 1)
+      throw InputError(g_.where(n), "moving rows wider than the vector is not supported yet");
+    if (rows > 4096)
+      throw InputError(g_.where(n), "a permutation of " + std::to_string(rows) +
+                                        " rows is too large for row-by-row moves");
+    // Source row of each destination row.
+    std::vector<std::int64_t> src(static_cast<std::size_t>(rows));
+    for (std::int64_t d = 0; d < rows; ++d) {
+      std::int64_t rem = d, s = 0;
+      for (std::size_t i = rank - 1; i-- > 0;) {
+        const std::int64_t idx = rem % shape[i];
+        rem /= shape[i];
+        s += idx * stride[static_cast<std::size_t>(lead[i])];
+      }
+      src[static_cast<std::size_t>(d)] = s;
+    }
+    if (kt.role == KTensor::Role::kConstant) {
+      const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kConstant);
+      const auto rb = static_cast<std::size_t>(cols * isa::dtype_bytes(kt.dtype));
+      auto& data = k_.tensors[static_cast<std::size_t>(out)].data;
+      data.resize(kt.data.size());
+      for (std::int64_t d = 0; d < rows; ++d)
+        std::memcpy(&data[static_cast<std::size_t>(d) * rb],
+                    &kt.data[static_cast<std::size_t>(src[static_cast<std::size_t>(d)]) * rb], rb);
+      return out;
+    }
+    const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kTemp);
+    for (std::int64_t d = 0; d < rows;) {
+      std::int64_t e = d + 1;  // a run of consecutive source rows
+      while (e < rows &&
+             src[static_cast<std::size_t>(e)] == src[static_cast<std::size_t>(e - 1)] + 1)
+        ++e;
+      KStep s;
+      s.args.op = VxmOp::kMov;
+      s.args.type = kt.dtype;
+      s.a = t;
+      s.d = out;
+      s.rows = e - d;
+      s.a_row = src[static_cast<std::size_t>(d)];
+      s.d_row = d;
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+      d = e;
+    }
+    k_.tensors[static_cast<std::size_t>(out)].clean = kt.clean;
+    return out;
+  }
+
   // SXM select: lanes below k from a, the rest from b, as a tensor of `shape`.
   int sxm_select(int a, int b, int k, const std::vector<std::int64_t>& shape, const Node& n,
                  const std::string& tag) {
@@ -688,6 +863,30 @@ class Lowering {
   // Operators built from the VXM and MXM steps above; false when n is none of them.
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
+    if (op == "Transpose") {
+      // Any permutation as (leading axes permuted) -> (last two swapped) -> (leading permuted):
+      // the first brings the axis that must end up last next to the last, the swap puts it
+      // there. Leading permutations move whole rows; the swap runs on the SXM transposers.
+      no_attrs(n, {"perm"});
+      int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
+      const std::size_t rank = k_.tensors[static_cast<std::size_t>(t)].shape.size();
+      std::vector<std::int64_t> perm;
+      if (const Attr* pa = n.attr("perm")) perm = pa->ints;
+      if (perm.empty())
+        for (std::size_t i = rank; i-- > 0;)
+          perm.push_back(static_cast<std::int64_t>(i));
+      std::vector<std::int64_t> sorted = perm;
+      std::sort(sorted.begin(), sorted.end());
+      for (std::size_t i = 0; i < sorted.size(); ++i)
+        if (sorted.size() != rank || sorted[i] != static_cast<std::int64_t>(i))
+          throw InputError(g_.where(n), "perm " + shape_str(perm) + " is not a permutation of " +
+                                            std::to_string(rank) + " axes");
+      t = transpose_perm(t, perm, n);
+      const KTensor ky = k_.tensors[static_cast<std::size_t>(t)];
+      const int out = output(n, ky.dtype, ky.shape);
+      step(VxmOp::kMov, ky.dtype, t, -1, out, g_.where(n));
+      return true;
+    }
     if (op == "Concat") {  // along the last axis, within one vector: shifts and selects
       no_attrs(n, {"axis"});
       const Attr* ax = n.attr("axis");
@@ -802,9 +1001,22 @@ class Lowering {
       const int x0 = float_input(n, 0);
       const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
       const Attr* ax = n.attr("axis");
-      if (ax && norm_axis(ax->i, kx.shape.size()) != static_cast<std::int64_t>(kx.shape.size()) - 1)
-        throw InputError(g_.where(n), "only Softmax over the last axis is supported");
-      const int y = softmax_last(widen(x0, n), n);
+      const std::size_t rank = kx.shape.size();
+      const std::int64_t axis = ax ? norm_axis(ax->i, rank) : static_cast<std::int64_t>(rank) - 1;
+      int y;
+      if (rank && axis != static_cast<std::int64_t>(rank) - 1) {
+        // Another axis: move it last (a transpose), normalise, move it back.
+        std::vector<std::int64_t> perm;
+        for (std::size_t i = 0; i < rank; ++i)
+          if (static_cast<std::int64_t>(i) != axis) perm.push_back(static_cast<std::int64_t>(i));
+        perm.push_back(axis);
+        std::vector<std::int64_t> back(rank);
+        for (std::size_t i = 0; i < rank; ++i)
+          back[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
+        y = transpose_perm(softmax_last(transpose_perm(widen(x0, n), perm, n), n), back, n);
+      } else {
+        y = softmax_last(widen(x0, n), n);
+      }
       const int out = output(n, kx.dtype, kx.shape);
       narrow_into(y, kx.dtype, out, n);
       k_.tensors[static_cast<std::size_t>(out)].clean = false;
@@ -1116,9 +1328,7 @@ class Lowering {
   // A constant's transpose (the last two dimensions), computed on the host.
   int transposed_constant(int t, const Node& n) {
     const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
-    if (src.role != KTensor::Role::kConstant)
-      throw InputError(g_.where(n), "transposing the computed tensor '" + src.name +
-                                        "' is not supported yet (only constants)");
+    if (src.role != KTensor::Role::kConstant) return transpose_last2(t, n);
     if (src.shape.size() != 2) throw InputError(g_.where(n), "'" + src.name + "' is not 2-D");
     const std::int64_t r = src.shape[0], c = src.shape[1];
     const int out = add_tensor(src.name + "/T", src.dtype, {c, r}, KTensor::Role::kConstant);
@@ -1361,9 +1571,11 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const auto& [k, unused] : unary_ops())
       v.push_back(k);
-    for (const char* k : {"Sigmoid", "LeakyRelu", "Clip", "MatMul", "Gemm", "Div", "Reciprocal",
-                          "Sqrt", "Erf", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "ReduceSum",
-                          "ReduceMean", "LayerNormalization", "Softmax", "Concat", "Slice"})
+    for (const char* k : {"Sigmoid",   "LeakyRelu", "Clip",       "MatMul",
+                          "Gemm",      "Div",       "Reciprocal", "Sqrt",
+                          "Erf",       "Reshape",   "Flatten",    "Squeeze",
+                          "Unsqueeze", "ReduceSum", "ReduceMean", "LayerNormalization",
+                          "Softmax",   "Concat",    "Slice",      "Transpose"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

@@ -35,6 +35,8 @@ struct KTensor {
   /// them dirty. The MXM and the SXM take only clean tensors (a NaN or infinity there would reach
   /// real lanes), so the lowering masks dirty ones first.
   bool clean = true;
+  /// Rows spread over 16 slices so that 16 of them move in one cycle (the SXM transposers).
+  bool spread16 = false;
 
   std::int64_t elements() const {
     std::int64_t n = 1;
@@ -61,7 +63,10 @@ struct KPass {
 };
 
 struct KStep {
-  enum class Kind { kVxm, kMatMul, kSxm } kind = Kind::kVxm;
+  enum class Kind { kVxm, kMatMul, kSxm, kTranspose } kind = Kind::kVxm;
+  // kTranspose: for every block of 16 rows of a (byte plane by plane), the SXM transposer's
+  // 16 x 16 transpose within each superlane: d row 16 bi + j, lane 16 s + i = a row 16 bi + i,
+  // lane 16 s + j. a and d are spread over 16 slices (KTensor::spread16).
   // kSxm: a lane move on every vector row (physical lanes, the whole vector), on the byte planes
   // of args.type: d = shift(a, sxm_n lanes, north or south) | select(a, b, lanes < sxm_n from a)
   // | distribute(a, map = the tensor in `mask`). Operands must have clean padding lanes.
@@ -72,8 +77,8 @@ struct KStep {
   func::VxmArgs args{};
   int a = -1, b = -1, mask = -1;  ///< operand tensors (-1: unused)
   int d = -1;                     ///< result tensor
-  /// kVxm: when rows > 0, only rows d_row .. d_row + rows - 1 of d are written (from operand
-  /// rows 0 .., one vector row each: the result has a single column tile).
+  /// kVxm, kSxm: when rows > 0, only rows d_row .. d_row + rows - 1 of d are written (from
+  /// operand rows a_row .., one vector row each: the result has a single column tile).
   std::int64_t rows = 0;
   std::int64_t a_row = 0;  ///< kVxm with rows > 0: the first row read from operand a (only a)
   // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32), column tile d_tile, are the sum of

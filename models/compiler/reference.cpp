@@ -103,7 +103,8 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
   const KTensor& a = k.tensors[static_cast<std::size_t>(s.a)];
   Bytes& out = buf[root(k, s.d)];
-  out.assign(static_cast<std::size_t>(d.elements()) * static_cast<std::size_t>(bytes), 0);
+  const std::size_t size = static_cast<std::size_t>(d.elements()) * static_cast<std::size_t>(bytes);
+  if (out.size() != size) out.assign(size, 0);  // partial writes accumulate
   auto physical = [&](int t, std::int64_t row, int b, Bytes& v) {
     const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
     const Bytes& data = buf[root(k, t)];
@@ -114,9 +115,32 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
           data[static_cast<std::size_t>((r * kt.cols() + c) * bytes + b)];
   };
   Bytes va(static_cast<std::size_t>(lanes)), vb(va), vm(va), vd(va);
-  for (std::int64_t row = 0; row < d.rows(); ++row)
+  if (s.kind == KStep::Kind::kTranspose) {
+    std::vector<Bytes> in(16, Bytes(static_cast<std::size_t>(lanes))), res(in);
+    const std::uint8_t* ip[16];
+    std::uint8_t* op[16];
+    for (int i = 0; i < 16; ++i) {
+      ip[i] = in[static_cast<std::size_t>(i)].data();
+      op[i] = res[static_cast<std::size_t>(i)].data();
+    }
+    for (std::int64_t r0 = 0; r0 < d.rows(); r0 += 16)
+      for (int b = 0; b < bytes; ++b) {
+        for (int i = 0; i < 16; ++i)
+          physical(s.a, r0 + i, b, in[static_cast<std::size_t>(i)]);
+        func::transpose(ip, op, lanes);
+        for (int j = 0; j < 16; ++j)
+          for (std::int64_t c = 0; c < d.cols() && c < lanes; ++c)
+            out[static_cast<std::size_t>(((r0 + j) * d.cols() + c) * bytes + b)] =
+                res[static_cast<std::size_t>(j)][static_cast<std::size_t>(c)];
+      }
+    (void)a;
+    return;
+  }
+  const std::int64_t rows = s.rows ? s.rows : d.rows(), row0 = s.rows ? s.d_row : 0;
+  const std::int64_t arow = s.rows ? s.a_row : 0;
+  for (std::int64_t row = 0; row < rows; ++row)
     for (int b = 0; b < bytes; ++b) {
-      physical(s.a, row, b, va);
+      physical(s.a, arow + row, b, va);
       switch (s.sxm) {
         case KStep::SxmOp::kShift:
           func::shift(va.data(), vd.data(), lanes, s.sxm_n, s.north);
@@ -131,7 +155,7 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
           break;
       }
       for (std::int64_t c = 0; c < d.cols() && c < lanes; ++c)
-        out[static_cast<std::size_t>((row * d.cols() + c) * bytes + b)] =
+        out[static_cast<std::size_t>(((row0 + row) * d.cols() + c) * bytes + b)] =
             vd[static_cast<std::size_t>(c)];
     }
   (void)a;
@@ -168,7 +192,7 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
       matmul(k, s, buf);
       continue;
     }
-    if (s.kind == KStep::Kind::kSxm) {
+    if (s.kind == KStep::Kind::kSxm || s.kind == KStep::Kind::kTranspose) {
       sxm(k, s, buf);
       continue;
     }

@@ -75,9 +75,10 @@ class Claims {
 // Where a tensor lives.
 struct TensorPlace {
   bool placed = false;
-  bool weights = false;               // interleaved for the MXM's 16-stream weight loads
-  // Rows over 16 slices (row r in slice r % 16, at addr + plane * plane_addrs + r / 16), so that
-  // 16 consecutive rows can be read, or written, in one cycle (the SXM transposers).
+  bool weights = false;  // interleaved for the MXM's 16-stream weight loads
+  // Rows over 16 slices (byte plane b of row r in slice (r + 4 b) % 16, at addr + b * plane_addrs
+  // + r / 16), so that 16 consecutive rows of a plane move in one cycle (the SXM transposers)
+  // and the planes of one row sit in different slices (a multi-byte row is written at once).
   bool t16 = false;
   std::uint32_t plane_addrs = 0;
   std::vector<std::uint16_t> slices;  // contiguous: one per byte plane; weights: 16
@@ -278,6 +279,8 @@ class Scheduler {
         vxm_step(s);
       else if (s.kind == KStep::Kind::kSxm)
         sxm_step(s);
+      else if (s.kind == KStep::Kind::kTranspose)
+        transpose_step(s);
       else
         matmul_step(s);
     }
@@ -370,6 +373,13 @@ class Scheduler {
     std::uint64_t need = rows;
     int width = bytes;
     const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
+    if (kt.spread16) {
+      // 16 slices of one hemisphere, every byte plane at its own range of addresses.
+      p.t16 = true;
+      p.plane_addrs = static_cast<std::uint32_t>((rows + 15) / 16);
+      need = static_cast<std::uint64_t>(p.plane_addrs) * static_cast<std::uint64_t>(bytes);
+      width = 16;
+    }
     if (p.weights) {
       // Piece by piece, each on the 16 emptiest slices (every slice lies on the same side of an
       // MXM plane, so any 16 can feed one lw). Weights loaded by the host may use the whole chip;
@@ -481,7 +491,7 @@ class Scheduler {
       return weight_at(tp, isa::dtype_bytes(kt.dtype), vr % r, vr / r, b);
     }
     if (tp.t16)
-      return {tp.slices[static_cast<std::size_t>(vr % 16)],
+      return {tp.slices[static_cast<std::size_t>((vr + 4 * b) % 16)],
               static_cast<std::uint32_t>(tp.addr + static_cast<std::uint32_t>(b) * tp.plane_addrs +
                                          vr / 16)};
     return {tp.slices[static_cast<std::size_t>(b)],
@@ -725,8 +735,8 @@ class Scheduler {
       int far = from;
       const std::vector<Run> runs = this->runs(t, row0, count, b);
       for (const Run& r : runs)
-        far = std::abs(q(r.slice).position - from) > std::abs(far - from) ? q(r.slice).position
-                                                                             : far;
+        far =
+            std::abs(q(r.slice).position - from) > std::abs(far - from) ? q(r.slice).position : far;
       for (const Run& r : runs) {
         const arch::Queue& sq = q(r.slice);
         const bool west = sq.position < from;
@@ -889,7 +899,9 @@ class Scheduler {
       }
       if (best && best->second == floor) break;
     }
-    if (!best) throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin);
+    if (!best)
+      throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin + " (" +
+                             func::to_string(s.args.op) + " into '" + name(s.d) + "')");
     commit(best->first, best->second);
     written(s.d, best->second, drow, best_rows_);
     vxm_busy_ += v;
@@ -906,7 +918,8 @@ class Scheduler {
             avoid.push_back(sl);
       place(s.d, avoid);
     }
-    const std::uint32_t v = static_cast<std::uint32_t>(rows_of(s.d));
+    const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
+    const std::int64_t drow = s.rows ? s.d_row : 0;
     const int g = isa::dtype_bytes(s.args.type);
     const char* mn = s.sxm == KStep::SxmOp::kShift    ? "shift"
                      : s.sxm == KStep::SxmOp::kSelect ? "select"
@@ -943,7 +956,7 @@ class Scheduler {
         const bool west = q(P(t).slices[0]).position > pos;  // toward the SXM
         const int st = take(west, group);
         const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
-        for (int id : read_rows(op, t, 0, v, bc, st, pos))
+        for (int id : read_rows(op, t, s.rows && t == s.a ? s.a_row : 0, v, bc, st, pos))
           producers.push_back(id);
         args.push_back(isa::stream_arg(st, west));
       }
@@ -967,7 +980,7 @@ class Scheduler {
       const int sxm_emit = static_cast<int>(op.emits.size());
       op.emits.push_back(std::move(e));
       std::vector<std::pair<std::int64_t, std::int64_t>> rows;
-      write_rows(op, s.d, 0, v, dst, pos, lt.d_func, sxm_emit, &rows);
+      write_rows(op, s.d, drow, v, dst, pos, lt.d_func, sxm_emit, &rows);
       const auto t = fit(op);
       if (t && (!best || *t < best->second)) {
         best = {op, *t};
@@ -976,7 +989,103 @@ class Scheduler {
     }
     if (!best) throw std::logic_error("scheduler: no SXM fits " + s.origin);
     commit(best->first, best->second);
-    written(s.d, best->second, 0, best_rows);
+    written(s.d, best->second, drow, best_rows);
+  }
+
+  // The SXM transposer over every block of 16 rows, one byte plane at a time: 16 reads (one per
+  // slot slice, a repeat over the blocks), the transpose, 16 writes.
+  void transpose_step(const KStep& s) {
+    if (!P(s.d).placed) place(s.d, P(s.a).slices);
+    const TensorPlace& ap = P(s.a);
+    const TensorPlace& dp = P(s.d);
+    const auto blocks = static_cast<std::uint32_t>(ap.plane_addrs);
+    const int bytes = isa::dtype_bytes(s.args.type);
+    const auto& rd = lat("read");
+    const auto& wr = lat("write");
+    const auto& tr = lat("transpose");
+    std::uint64_t done = 0;
+    for (int b = 0; b < bytes; ++b) {
+      std::optional<std::pair<Op, std::uint64_t>> best;
+      for (const char* name :
+           {"sxm.w.transpose0", "sxm.w.transpose1", "sxm.e.transpose0", "sxm.e.transpose1"}) {
+        const auto unit = arch::find_queue(queues_, name);
+        if (!unit) continue;
+        const int pos = unit->position;
+        for (int in_base : {0, 16}) {
+          Op op;
+          const bool in_west = q(ap.slices[0]).position > pos;   // toward the transposer
+          const bool out_west = q(dp.slices[0]).position < pos;  // away from it
+          std::vector<int> reads;
+          for (int j = 0; j < 16; ++j) {
+            const arch::Queue& sq = q(ap.slices[static_cast<std::size_t>((j + 4 * b) % 16)]);
+            const std::int64_t written = -dist(sq.position, pos);
+            const std::int64_t access = written - rd.d_func;
+            const std::int64_t d = access - rd.d_skew;
+            use_queue(op, sq.id, d, blocks);
+            use_port(op, sq.id, access, blocks);
+            use_stream(op, in_base + j, in_west, written + key_const(in_west, sq.position), blocks,
+                       sq.position, pos);
+            Emit e;
+            e.queue = sq.id;
+            e.off = d;
+            e.instr = instr("read");
+            e.instr.arg[0] = ap.addr + static_cast<std::uint32_t>(b) * ap.plane_addrs;
+            e.instr.arg[1] = isa::stream_arg(in_base + j, in_west);
+            e.count = blocks;
+            e.done_off = written + sl_ - 1;
+            reads.push_back(static_cast<int>(op.emits.size()));
+            op.emits.push_back(std::move(e));
+            const std::int64_t need = static_cast<std::int64_t>(ap.ready_all) - access;
+            op.lo = std::max<std::uint64_t>(
+                op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+          }
+          use_queue(op, unit->id, -tr.d_skew, blocks);
+          const int out_base = 16 - in_base;  // the other half, so in and out never meet
+          Emit t;
+          t.queue = unit->id;
+          t.off = -tr.d_skew;
+          t.instr = instr("transpose");
+          t.instr.arg[0] = isa::stream_arg(in_base, in_west);
+          t.instr.arg[1] = isa::stream_arg(out_base, out_west);
+          t.count = blocks;
+          t.done_off = tr.d_func + sl_ - 1;
+          t.expects = reads;
+          const int te = static_cast<int>(op.emits.size());
+          op.emits.push_back(std::move(t));
+          for (int j = 0; j < 16; ++j) {
+            const arch::Queue& sq = q(dp.slices[static_cast<std::size_t>((j + 4 * b) % 16)]);
+            const std::int64_t access = tr.d_func + dist(sq.position, pos);
+            const std::int64_t d = access - wr.d_skew;
+            use_queue(op, sq.id, d, blocks);
+            use_port(op, sq.id, access, blocks);
+            use_stream(op, out_base + j, out_west, tr.d_func + key_const(out_west, pos), blocks,
+                       pos, sq.position);
+            Emit e;
+            e.queue = sq.id;
+            e.off = d;
+            e.instr = instr("write");
+            e.instr.arg[0] = dp.addr + static_cast<std::uint32_t>(b) * dp.plane_addrs;
+            e.instr.arg[1] = isa::stream_arg(out_base + j, out_west);
+            e.count = blocks;
+            e.done_off = access + wr.d_func + sl_ - 1;
+            e.expects = {te};
+            op.emits.push_back(std::move(e));
+          }
+          if (auto tt = fit(op); tt && (!best || *tt < best->second)) best = {op, *tt};
+        }
+      }
+      if (!best) throw std::logic_error("scheduler: no transposer fits " + s.origin);
+      commit(best->first, best->second);
+      // The last block's writes land by T + d_func + the farthest distance + blocks - 1.
+      const int pos = q(best->first.emits[16].queue).position;  // the transposer (after 16 reads)
+      std::int64_t far = 0;
+      for (auto sl : dp.slices)
+        far = std::max(far, dist(q(sl).position, pos));
+      done = std::max<std::uint64_t>(done, best->second + static_cast<std::uint64_t>(tr.d_func) +
+                                               static_cast<std::uint64_t>(far) + blocks);
+    }
+    P(s.d).ready_all = std::max(P(s.d).ready_all, done);
+    P(s.d).ready_stream = std::max(P(s.d).ready_stream, done);
   }
 
   // ---------------------------------------------------------------- MXM steps

@@ -860,6 +860,53 @@ class Lowering {
     return d;
   }
 
+  // Sums of x over a leading axis (keepdims): for every index of the axes before it, the blocks
+  // of rows along it added in order on the VXM (the first copied out, so that no step reads one
+  // tensor twice in a cycle).
+  int sum_leading(int x, std::int64_t axis, const Node& n) {
+    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    if (kx.tiles(k_.lanes) > 1)
+      throw InputError(g_.where(n),
+                       "sums over a leading axis of rows wider than the vector are "
+                       "not supported yet");
+    std::int64_t outer = 1, inner = 1;
+    for (std::int64_t i = 0; i < axis; ++i)
+      outer *= kx.shape[static_cast<std::size_t>(i)];
+    for (std::size_t i = static_cast<std::size_t>(axis) + 1; i + 1 < kx.shape.size(); ++i)
+      inner *= kx.shape[i];
+    const std::int64_t along = kx.shape[static_cast<std::size_t>(axis)];
+    std::vector<std::int64_t> shape = kx.shape;
+    shape[static_cast<std::size_t>(axis)] = 1;
+    const int y =
+        add_tensor(kx.name + "/sum" + std::to_string(axis), kx.dtype, shape, KTensor::Role::kTemp);
+    for (std::int64_t o = 0; o < outer; ++o) {
+      int acc = -1;
+      for (std::int64_t a = 0; a < along; ++a) {
+        const bool last = a + 1 == along;
+        const int d = last ? y
+                           : add_tensor(kx.name + "/partial", kx.dtype, {inner, kx.cols()},
+                                        KTensor::Role::kTemp);
+        KStep s;
+        s.args.op = acc < 0 ? VxmOp::kMov : VxmOp::kAdd;
+        s.args.type = kx.dtype;
+        s.a = acc < 0 ? x : acc;
+        s.a_row = acc < 0 ? (o * along + a) * inner : 0;
+        if (acc >= 0) {
+          s.b = x;
+          s.b_row = (o * along + a) * inner;
+        }
+        s.d = d;
+        s.rows = inner;
+        s.d_row = last ? o * inner : 0;
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+        acc = d;
+      }
+    }
+    k_.tensors[static_cast<std::size_t>(y)].clean = kx.clean;
+    return y;
+  }
+
   // Operators built from the VXM and MXM steps above; false when n is none of them.
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
@@ -1167,6 +1214,8 @@ class Lowering {
     }
 
     if (op == "ReduceSum" || op == "ReduceMean") {
+      // The last axis on the MXM (a product with ones), leading axes as chains of VXM additions
+      // of row blocks; sums in fp32 (int32 for int8), the node's type at the end.
       no_attrs(n, {"axes", "keepdims", "noop_with_empty_axes"});
       const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
       const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
@@ -1176,31 +1225,47 @@ class Lowering {
       else if (auto c = const_ints(n, 1))
         axes = *c;
       const Attr* kd = n.attr("keepdims");
+      const Attr* noop = n.attr("noop_with_empty_axes");
       const bool keep = !kd || kd->i != 0;
       const std::size_t rank = kt.shape.size();
+      if (axes.empty() && !(noop && noop->i))
+        for (std::size_t i = 0; i < rank; ++i)
+          axes.push_back(static_cast<std::int64_t>(i));
       for (auto& a : axes)
         a = norm_axis(a, rank);
-      if (rank == 0 || axes.size() != 1 || axes[0] != static_cast<std::int64_t>(rank) - 1)
-        throw InputError(g_.where(n), "only a reduction over the last axis is supported (axes " +
-                                          shape_str(axes) + " of a rank-" + std::to_string(rank) +
-                                          " tensor)");
-      if (!keep && rank > 1)
-        throw InputError(g_.where(n),
-                         "keepdims = 0 over the last axis moves the sums into "
-                         "lanes, which is not supported yet");
-      const int s = sum_last(t, n);
-      std::vector<std::int64_t> shape = kt.shape;
-      shape.back() = 1;
-      if (!keep) shape.pop_back();
-      int y = s;
-      if (op == "ReduceMean")
-        y = vx(VxmOp::kMul, s,
-               splat(n.name + "/1_C", DType::kFp32, 1.0 / static_cast<double>(kt.cols()), {1}), n,
-               "mean");
-      const DType rt = kt.dtype == DType::kI8 ? DType::kI32 : kt.dtype;
+      std::sort(axes.begin(), axes.end());
+      axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
       if (kt.dtype == DType::kI8 && op == "ReduceMean")
         throw InputError(g_.where(n), "an integer mean is not supported");
-      const int out = output(n, kt.dtype == DType::kI8 ? DType::kI32 : kt.dtype, shape);
+      const bool i8 = kt.dtype == DType::kI8;
+      int y = i8 ? t : widen(t, n);
+      std::int64_t count = 1;
+      for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
+        count *= kt.shape[static_cast<std::size_t>(*it)];
+        y = *it == static_cast<std::int64_t>(rank) - 1 ? sum_last(y, n) : sum_leading(y, *it, n);
+      }
+      std::vector<std::int64_t> shape = kt.shape;
+      for (auto a : axes)
+        shape[static_cast<std::size_t>(a)] = 1;
+      if (!keep) {
+        std::vector<std::int64_t> kept;
+        for (std::size_t i = 0; i < rank; ++i)
+          if (!std::binary_search(axes.begin(), axes.end(), static_cast<std::int64_t>(i)))
+            kept.push_back(shape[i]);
+        const bool last_reduced = rank && std::binary_search(axes.begin(), axes.end(),
+                                                             static_cast<std::int64_t>(rank) - 1);
+        if (last_reduced && !kept.empty())
+          throw InputError(g_.where(n),
+                           "keepdims = 0 over the last axis moves the sums into "
+                           "lanes, which is not supported yet");
+        shape = kept;
+      }
+      if (op == "ReduceMean")
+        y = vx(VxmOp::kMul, y,
+               splat(n.name + "/1_N", DType::kFp32, 1.0 / static_cast<double>(count), {1}), n,
+               "mean");
+      const DType rt = i8 ? DType::kI32 : kt.dtype;
+      const int out = output(n, rt, shape);
       if (rt == DType::kI32 || rt == DType::kFp32)
         step(VxmOp::kMov, rt, y, -1, out, g_.where(n));
       else

@@ -80,7 +80,8 @@ struct KStep {
   /// kVxm, kSxm: when rows > 0, only rows d_row .. d_row + rows - 1 of d are written (from
   /// operand rows a_row .., one vector row each: the result has a single column tile).
   std::int64_t rows = 0;
-  std::int64_t a_row = 0;  ///< kVxm with rows > 0: the first row read from operand a (only a)
+  std::int64_t a_row = 0;  ///< with rows > 0: the first row read from operand a
+  std::int64_t b_row = 0;  ///< kVxm with rows > 0: the first row read from operand b
   // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32), column tile d_tile, are the sum of
   // the passes' products (int8 or fp16 operands), summed in pass order. A weight tensor's rows
   // come in blocks of w_block rows (one product's K: a batch), each cut into tiles of the plane's

@@ -225,7 +225,9 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
         const int n = static_cast<int>(std::min<std::int64_t>(kChunk, cols - c0));
         split(buf[root(k, s.a)], in_bytes, row_of(s.a, r) + (s.rows ? s.a_row : 0), cols_of(s.a),
               c0, n, pa);
-        if (s.b >= 0) split(buf[root(k, s.b)], in_bytes, row_of(s.b, r), cols_of(s.b), c0, n, pb);
+        if (s.b >= 0)
+          split(buf[root(k, s.b)], in_bytes, row_of(s.b, r) + (s.rows ? s.b_row : 0), cols_of(s.b),
+                c0, n, pb);
         if (s.mask >= 0)
           split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols_of(s.mask), c0, n, pm);
         func::vxm_apply(s.args, n, a, s.b >= 0 ? b : nullptr, s.mask >= 0 ? m : nullptr, o);

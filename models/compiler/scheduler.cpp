@@ -842,9 +842,17 @@ class Scheduler {
         Op op;
         std::vector<int> producers;
         std::vector<std::uint32_t> args;
-        std::map<int, std::uint32_t> read_once;  // an operand used twice is read once
-        for (int t : ins) {
-          if (auto it = read_once.find(root(t)); it != read_once.end()) {
+        // An operand used twice (same tensor, same rows) is read once.
+        std::map<std::pair<int, std::int64_t>, std::uint32_t> read_once;
+        for (std::size_t oi = 0; oi < ins.size(); ++oi) {
+          const int t = ins[oi];
+          // ins is [mask,] a [, b]: their first rows when the step writes a row range.
+          const std::size_t ia = s.mask >= 0 ? 1 : 0;
+          const std::int64_t from = !s.rows                    ? 0
+                                    : oi == ia                 ? s.a_row
+                                    : s.b >= 0 && oi == ia + 1 ? s.b_row
+                                                               : 0;
+          if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
             args.push_back(it->second);
             continue;
           }
@@ -852,11 +860,10 @@ class Scheduler {
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
           const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
-          const std::int64_t from = s.rows && t == s.a ? s.a_row : 0;
           for (int id : read_rows(op, t, from, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
-          read_once[root(t)] = args.back();
+          read_once[{root(t), from}] = args.back();
         }
         const TensorPlace& dp = P(s.d);
         const int dst = take(dp.west, g_out);

@@ -865,10 +865,6 @@ class Lowering {
   // tensor twice in a cycle).
   int sum_leading(int x, std::int64_t axis, const Node& n) {
     const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
-    if (kx.tiles(k_.lanes) > 1)
-      throw InputError(g_.where(n),
-                       "sums over a leading axis of rows wider than the vector are "
-                       "not supported yet");
     std::int64_t outer = 1, inner = 1;
     for (std::int64_t i = 0; i < axis; ++i)
       outer *= kx.shape[static_cast<std::size_t>(i)];

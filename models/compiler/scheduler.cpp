@@ -1,6 +1,7 @@
 #include "compiler/scheduler.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -97,6 +98,10 @@ struct TensorPlace {
   // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
   // every row in any order needs its first read >= ready_all.
   std::uint64_t ready_stream = 0, ready_all = 0;
+  // Reuse: writes into this storage must wait for the previous tenant's last read (write_after);
+  // the last cycle any step reads this tensor (for its own successor).
+  std::uint64_t write_after = 0, last_read = 0;
+  bool freed = false;
 };
 
 // One reservation of an operation, relative to its anchor cycle T.
@@ -116,15 +121,20 @@ struct Emit {
   std::uint32_t count = 1;    // repetitions (or steps of abc/acc, counted in the instruction)
   std::uint32_t stride = 1;   // cycles between repetitions
   bool separate = false;      // count separate instructions instead of a repeat
+  bool addr_step = false;     // separate MEM instructions at consecutive addresses
   bool self_counted = false;  // abc n / acc n: one instruction of n steps
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
+  int tensor = -1;            // MEM reads and writes: the tensor (root) they move
 };
 
 struct Op {
   std::vector<Use> uses;
   std::vector<Emit> emits;
   std::uint64_t lo = 0;  // earliest T
+  // (tensor, offset of its last access): reads and writes, so that storage handed to a later
+  // tensor is written only after everything its previous tenant did there.
+  std::vector<std::pair<int, std::int64_t>> reads;
 };
 
 struct Block {
@@ -132,9 +142,10 @@ struct Block {
   std::uint64_t dispatch;
   isa::Instr instr;
   std::uint32_t count = 1, stride = 1;
-  bool separate = false, self_counted = false;
+  bool separate = false, self_counted = false, addr_step = false;
   std::uint64_t first_done = 0;
   std::vector<int> expects;  // global block ids
+  int tensor = -1;
 };
 
 std::uint8_t mod_code(isa::ModKind k, const std::string& name) {
@@ -215,7 +226,7 @@ class Scheduler {
         alus_.push_back(q.id);
         vxm_pos_ = q.position;
       } else if (q.unit == arch::QueueUnit::kMxmWeights) {
-        planes_.push_back({q.id, 0, 0, q.position, 0, 0});
+        planes_.push_back({q.id, 0, 0, q.position, 0, 0, 0});
       }
     }
     for (std::size_t i = 0; i < planes_.size(); ++i) {
@@ -225,9 +236,13 @@ class Scheduler {
     }
     busy_.resize(queues_.size());
     port_.resize(queues_.size());
-    next_addr_.assign(queues_.size(), 0);
+    alloc_.resize(queues_.size());
+    live_.assign(queues_.size(), 0);
+    high_.assign(queues_.size(), 0);
     claims_.resize(static_cast<std::size_t>(chip_.streams.per_direction) * 2);
   }
+
+  void set_reuse(bool on) { reuse_ = on; }
 
   Schedule run() {
     place_.resize(k_.tensors.size());
@@ -274,7 +289,29 @@ class Scheduler {
            k_.tensors[t].role == KTensor::Role::kConstant) &&
           used(static_cast<int>(t)))
         place(static_cast<int>(t));
-    for (const KStep& s : k_.steps) {
+    // The step after which nothing reads a tensor: its storage can then be reused. Graph outputs
+    // (and what they view) stay.
+    std::vector<std::size_t> last_use(k_.tensors.size(), 0);
+    std::vector<bool> keep(k_.tensors.size(), !reuse_);
+    for (std::size_t i = 0; i < k_.steps.size(); ++i) {
+      const KStep& s = k_.steps[i];
+      for (int x : {s.a, s.b, s.mask, s.d})  // written counts too: never free before the writes
+        if (x >= 0) last_use[static_cast<std::size_t>(root(x))] = i;
+      for (const KPass& ps : s.passes) {
+        last_use[static_cast<std::size_t>(root(ps.x))] = i;
+        last_use[static_cast<std::size_t>(root(ps.w))] = i;
+      }
+    }
+    for (int x : k_.outputs)
+      keep[static_cast<std::size_t>(root(x))] = true;
+    std::vector<std::vector<int>> release_after(k_.steps.size());
+    for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+      if (static_cast<int>(t) == root(static_cast<int>(t)) && !keep[t] &&
+          used(static_cast<int>(t)))
+        release_after[last_use[t]].push_back(static_cast<int>(t));
+    for (std::size_t i = 0; i < k_.steps.size(); ++i) {
+      const KStep& s = k_.steps[i];
+      step_ = i;
       if (s.kind == KStep::Kind::kVxm)
         vxm_step(s);
       else if (s.kind == KStep::Kind::kSxm)
@@ -283,6 +320,8 @@ class Scheduler {
         transpose_step(s);
       else
         matmul_step(s);
+      for (int t : release_after[i])
+        release(t);
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if (!P(static_cast<int>(t)).placed && used(static_cast<int>(t)))
@@ -296,6 +335,9 @@ class Scheduler {
     int position;
     std::uint64_t last_abc;     // access of the last activation through the installed weights
     std::uint64_t buffer_free;  // first cycle a LW may stage new weights
+    // ACCs take the plane's products in ABC order and share its accumulators: each ACC starts
+    // after the previous one ends.
+    std::uint64_t acc_free = 0;
   };
 
   // Whether the program needs tensor t on the chip: a step reads or writes it, or it is an input
@@ -394,19 +436,20 @@ class Scheduler {
       std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
       for (int h = 0; h < 2; ++h)
         for (auto sl : h == 0 ? west_ : east_)
-          room[h] += depth - next_addr_[sl];
+          room[h] += depth - live_[sl];
       p.west = room[0] >= room[1];
       std::vector<std::uint16_t> all;
       if (host || p.west) all.insert(all.end(), west_.begin(), west_.end());
       if (host || !p.west) all.insert(all.end(), east_.begin(), east_.end());
       for (std::uint64_t i = 0; i < pieces; ++i) {
         std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
-          return next_addr_[a] < next_addr_[b];
+          return live_[a] < live_[b];
         });
-        std::uint64_t base = 0;
-        for (int s = 0; s < 16; ++s)
-          base = std::max<std::uint64_t>(base, next_addr_[all[static_cast<std::size_t>(s)]]);
-        if (all.size() < 16 || base + p.block_addrs > depth)
+        std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
+        if (all.size() >= 16)
+          found = find_base(std::vector<std::uint16_t>(all.begin(), all.begin() + 16),
+                            p.block_addrs, true);
+        if (!found)
           throw InputError(
               source_,
               "weights '" + kt.name + "' need " + std::to_string(pieces) + " pieces of " +
@@ -415,13 +458,12 @@ class Scheduler {
                                  20) +
                   " MiB); MEM is full after " + std::to_string(i) + " of them (depth " +
                   std::to_string(depth) + ")");
-        for (int s = 0; s < 16; ++s) {
-          const std::uint16_t sl = all[static_cast<std::size_t>(s)];
+        const std::uint64_t base = found->first;
+        p.write_after = std::max(p.write_after, found->second);
+        const std::vector<std::uint16_t> pick(all.begin(), all.begin() + 16);
+        allocate(pick, base, p.block_addrs);
+        for (auto sl : pick)
           p.piece_slices.push_back(sl);
-          next_addr_[sl] = static_cast<std::uint32_t>(base + p.block_addrs);
-          mem_bytes_[q(sl).hemisphere == arch::Hemisphere::kWest ? 0 : 1] +=
-              static_cast<std::uint64_t>(p.block_addrs) * static_cast<std::uint64_t>(lanes_);
-        }
         p.piece_addr.push_back(static_cast<std::uint32_t>(base));
       }
       p.slices.assign(p.piece_slices.begin(), p.piece_slices.begin() + 16);
@@ -437,23 +479,20 @@ class Scheduler {
       for (auto c : west ? west_ : east_)
         if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
       std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
-        return next_addr_[a] < next_addr_[b];
+        return live_[a] < live_[b];
       });
       if (static_cast<int>(cand.size()) < width) continue;
       std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
-      std::uint64_t base = 0;
-      for (auto s : pick)
-        base = std::max<std::uint64_t>(base, next_addr_[s]);
-      if (base + need > depth) continue;
-      for (auto s : pick)
-        next_addr_[s] = static_cast<std::uint32_t>(base + need);
+      const auto found = find_base(pick, need);
+      if (!found) continue;
+      const std::uint64_t base = found->first;
+      p.write_after = found->second;
+      allocate(pick, base, need);
       p.slices = pick;
       p.addr = static_cast<std::uint32_t>(base);
       p.vectors = static_cast<std::uint32_t>(need);
       p.west = west;
       p.placed = true;
-      mem_bytes_[west ? 0 : 1] +=
-          need * static_cast<std::uint64_t>(lanes_) * static_cast<std::uint64_t>(width);
       ++next_side_;
       return;
     }
@@ -462,6 +501,75 @@ class Scheduler {
                                   " MEM slices of one hemisphere; no such room is left (depth " +
                                   std::to_string(depth) + " vectors per slice, " +
                                   std::to_string(west_.size()) + " data slices per hemisphere)");
+  }
+
+  // --- MEM allocation: per slice, ranges of addresses that are live or were freed (with the
+  // cycle from which they may be overwritten).
+  struct Alloc {
+    std::uint64_t start, end;
+    std::uint64_t avail;  // ~0: live
+  };
+  // The lowest base where [base, base + need) is free of live ranges in every slice, with the
+  // latest `avail` of the freed ranges it reuses.
+  // With fresh, only addresses never used before qualify (MXM weight pieces: their rows past K
+  // must read as zero).
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> find_base(
+      const std::vector<std::uint16_t>& slices, std::uint64_t need, bool fresh = false) const {
+    const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
+    std::vector<std::uint64_t> cands = {0};
+    for (auto sl : slices)
+      for (const Alloc& a : alloc_[sl])
+        if (a.avail == ~0ull || fresh) cands.push_back(a.end);
+    std::sort(cands.begin(), cands.end());
+    cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+    for (std::uint64_t b : cands) {
+      if (b + need > depth) break;
+      bool ok = true;
+      std::uint64_t avail = 0;
+      for (auto sl : slices) {
+        for (const Alloc& a : alloc_[sl]) {
+          if (a.start >= b + need || a.end <= b) continue;
+          if (a.avail == ~0ull || fresh) {
+            ok = false;
+            break;
+          }
+          avail = std::max(avail, a.avail);
+        }
+        if (!ok) break;
+      }
+      if (ok) return std::make_pair(b, avail);
+    }
+    return std::nullopt;
+  }
+  void allocate(const std::vector<std::uint16_t>& slices, std::uint64_t base, std::uint64_t need) {
+    for (auto sl : slices) {
+      std::vector<Alloc> keep;
+      for (const Alloc& a : alloc_[sl]) {
+        if (a.start >= base + need || a.end <= base) {
+          keep.push_back(a);
+          continue;
+        }
+        // A freed range the new one overlaps: keep the parts outside it.
+        if (a.start < base) keep.push_back({a.start, base, a.avail});
+        if (a.end > base + need) keep.push_back({base + need, a.end, a.avail});
+      }
+      keep.push_back({base, base + need, ~0ull});
+      alloc_[sl] = std::move(keep);
+      live_[sl] += need;
+      high_[sl] = std::max(high_[sl], base + need);
+    }
+  }
+  // Frees a contiguous tensor's storage once its last reader is scheduled.
+  void release(int t) {
+    TensorPlace& tp = place_[static_cast<std::size_t>(t)];
+    if (!tp.placed || tp.freed || tp.weights || tp.t16) return;
+    tp.freed = true;
+    for (auto sl : tp.slices)
+      for (Alloc& a : alloc_[sl])
+        if (a.avail == ~0ull && a.start == tp.addr && a.end == tp.addr + tp.vectors) {
+          a.avail = tp.last_read + 1;
+          live_[sl] -= tp.vectors;
+        }
   }
 
   // Weights: the piece holding row r, column tile tn.
@@ -506,6 +614,37 @@ class Scheduler {
     std::int64_t first_i, last_i, stride = 0;
     std::uint32_t n = 1;
   };
+  // Runs of every byte plane; where two runs of one slice overlap in time (a repeat keeps its
+  // queue busy from the first row to the last), they become single rows.
+  std::vector<std::vector<Run>> plane_runs(int t, std::int64_t row0, std::uint32_t count,
+                                           int bytes) const {
+    std::vector<std::vector<Run>> all;
+    for (int b = 0; b < bytes; ++b)
+      all.push_back(runs(t, row0, count, b));
+    std::map<std::uint16_t, std::vector<std::pair<std::int64_t, std::int64_t>>> spans;
+    for (const auto& rs : all)
+      for (const Run& r : rs)
+        spans[r.slice].push_back({r.first_i, r.last_i});
+    for (auto& rs : all) {
+      std::vector<Run> out;
+      for (const Run& r : rs) {
+        bool clash = false;
+        for (const auto& [f, l] : spans[r.slice])
+          clash = clash || (!(f == r.first_i && l == r.last_i) && f <= r.last_i && r.first_i <= l);
+        if (!clash || r.n == 1) {
+          out.push_back(r);
+          continue;
+        }
+        for (std::uint32_t k = 0; k < r.n; ++k) {
+          const std::int64_t i = r.first_i + static_cast<std::int64_t>(k) * r.stride;
+          out.push_back({r.slice, r.addr + k, i, i, 0, 1});
+        }
+      }
+      rs = std::move(out);
+    }
+    return all;
+  }
+
   std::vector<Run> runs(int t, std::int64_t row0, std::uint32_t count, int b) const {
     std::vector<Run> out;
     std::map<std::uint16_t, std::size_t> open;  // slice -> its last run
@@ -569,6 +708,11 @@ class Scheduler {
 
   // Reserves everything and records the instructions; returns the first block's id.
   int commit(const Op& op, std::uint64_t t) {
+    for (const auto& [tensor, off] : op.reads) {
+      TensorPlace& tp = place_[static_cast<std::size_t>(tensor)];
+      tp.last_read = std::max<std::uint64_t>(
+          tp.last_read, static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + off));
+    }
     for (const Use& u : op.uses) {
       const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
       if (u.kind == Use::Kind::kStream)
@@ -585,6 +729,8 @@ class Scheduler {
       b.count = e.count;
       b.stride = e.stride;
       b.separate = e.separate;
+      b.addr_step = e.addr_step;
+      b.tensor = e.tensor;
       b.self_counted = e.self_counted;
       b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
       for (int x : e.expects)
@@ -625,11 +771,12 @@ class Scheduler {
       // slice at evenly spaced cycles; the whole tensor must be written first.
       if (broadcast) throw std::logic_error("scheduler: broadcast read of a spread tensor");
       const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(root(t))].dtype);
+      const auto all = plane_runs(t, row0, count, bytes);
       for (int b = 0; b < bytes; ++b) {
         const int stream = first + b;
         int far = to;
         bool west = false;
-        for (const Run& r : runs(t, row0, count, b)) {
+        for (const Run& r : all[static_cast<std::size_t>(b)]) {
           const arch::Queue& sq = q(r.slice);
           west = sq.position > to;
           far = std::abs(sq.position - to) > std::abs(far - to) ? sq.position : far;
@@ -643,6 +790,7 @@ class Scheduler {
           e.queue = sq.id;
           e.off = d;
           e.instr = instr("read");
+          e.tensor = root(t);
           e.instr.arg[0] = r.addr;
           e.instr.arg[1] = isa::stream_arg(stream, west);
           e.count = r.n;
@@ -653,6 +801,8 @@ class Scheduler {
           const std::int64_t need = static_cast<std::int64_t>(tp.ready_all) - access;
           op.lo = std::max<std::uint64_t>(
               op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+          op.reads.push_back(
+              {root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         }
         // Values arriving at `to` in cycle T + i left their slices on one diagonal run.
         use_stream(op, stream, west, key_const(west, to), count, far, to);
@@ -676,6 +826,7 @@ class Scheduler {
         e.queue = sq.id;
         e.off = d + static_cast<std::int64_t>(ti * per_tile);
         e.instr = instr("read");
+        e.tensor = root(t);
         e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0) + ti;
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = per_tile;
@@ -684,6 +835,7 @@ class Scheduler {
         ids.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
       }
+      op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
       // Vector row row0 + i is read in cycle T + access + i: after it was written.
       const std::int64_t need = broadcast
                                     ? static_cast<std::int64_t>(tp.ready_all) - access
@@ -708,6 +860,11 @@ class Scheduler {
         const arch::Queue& sq = q(tp.slices[b]);
         const bool west = sq.position < from;
         const std::int64_t access = at + dist(sq.position, from);
+        // Reused storage: not before its previous tenant's last read.
+        op.lo = std::max<std::uint64_t>(
+            op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                       0, static_cast<std::int64_t>(tp.write_after) - access)));
+        op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
         const std::int64_t d = access - wr.d_skew;
         use_queue(op, sq.id, d, count);
         use_port(op, sq.id, access, count);
@@ -717,6 +874,7 @@ class Scheduler {
         e.queue = sq.id;
         e.off = d;
         e.instr = instr("write");
+        e.tensor = root(t);
         e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = count;
@@ -730,10 +888,11 @@ class Scheduler {
     // Spread layouts (MXM weights, t16): each vector row goes to its own slice and address;
     // rows bound for one slice at consecutive addresses and evenly spaced cycles become one write
     // with a repeat.
+    const auto all = plane_runs(t, row0, count, bytes);
     for (int b = 0; b < bytes; ++b) {
       const int stream = first + b;
       int far = from;
-      const std::vector<Run> runs = this->runs(t, row0, count, b);
+      const std::vector<Run>& runs = all[static_cast<std::size_t>(b)];
       for (const Run& r : runs)
         far =
             std::abs(q(r.slice).position - from) > std::abs(far - from) ? q(r.slice).position : far;
@@ -741,14 +900,19 @@ class Scheduler {
         const arch::Queue& sq = q(r.slice);
         const bool west = sq.position < from;
         const std::int64_t access = at + dist(sq.position, from) + r.first_i;
+        op.lo = std::max<std::uint64_t>(
+            op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                       0, static_cast<std::int64_t>(tp.write_after) - access)));
         const std::int64_t d = access - wr.d_skew;
         const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride));
+        op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         use_queue(op, sq.id, d, r.n, stride);
         use_port(op, sq.id, access, r.n, stride);
         Emit e;
         e.queue = sq.id;
         e.off = d;
         e.instr = instr("write");
+        e.tensor = root(t);
         e.instr.arg[0] = r.addr;
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = r.n;
@@ -793,6 +957,8 @@ class Scheduler {
     return out;
   }
 
+  // A VXM step; one writing a row range of a tensor whose rows are cut into column tiles runs
+  // once per tile (each tile's rows are consecutive vector rows, isa/layout.h).
   void vxm_step(const KStep& s) {
     if (!P(s.d).placed) {
       std::vector<std::uint16_t> avoid;  // keep the result out of the operands' slices
@@ -802,8 +968,19 @@ class Scheduler {
             avoid.push_back(sl);
       place(s.d, avoid);
     }
+    const std::int64_t tiles = k_.tensors[static_cast<std::size_t>(s.d)].tiles(lanes_);
+    if (!s.rows || tiles == 1) {
+      vxm_tile(s, s.a_row, s.b_row, s.d_row);
+      return;
+    }
+    for (std::int64_t t = 0; t < tiles; ++t)
+      vxm_tile(s, t * logical_rows(s.a) + s.a_row, s.b >= 0 ? t * logical_rows(s.b) + s.b_row : 0,
+               t * logical_rows(s.d) + s.d_row);
+  }
+
+  void vxm_tile(const KStep& s, std::int64_t a_row, std::int64_t b_row, std::int64_t d_row) {
     const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
-    const std::int64_t drow = s.rows ? s.d_row : 0;
+    const std::int64_t drow = s.rows ? d_row : 0;
     std::vector<int> ins;
     if (s.mask >= 0) ins.push_back(s.mask);
     ins.push_back(s.a);
@@ -849,8 +1026,8 @@ class Scheduler {
           // ins is [mask,] a [, b]: their first rows when the step writes a row range.
           const std::size_t ia = s.mask >= 0 ? 1 : 0;
           const std::int64_t from = !s.rows                    ? 0
-                                    : oi == ia                 ? s.a_row
-                                    : s.b >= 0 && oi == ia + 1 ? s.b_row
+                                    : oi == ia                 ? a_row
+                                    : s.b >= 0 && oi == ia + 1 ? b_row
                                                                : 0;
           if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
             args.push_back(it->second);
@@ -1036,6 +1213,7 @@ class Scheduler {
             e.queue = sq.id;
             e.off = d;
             e.instr = instr("read");
+            e.tensor = root(s.a);
             e.instr.arg[0] = ap.addr + static_cast<std::uint32_t>(b) * ap.plane_addrs;
             e.instr.arg[1] = isa::stream_arg(in_base + j, in_west);
             e.count = blocks;
@@ -1063,6 +1241,9 @@ class Scheduler {
             const arch::Queue& sq = q(dp.slices[static_cast<std::size_t>((j + 4 * b) % 16)]);
             const std::int64_t access = tr.d_func + dist(sq.position, pos);
             const std::int64_t d = access - wr.d_skew;
+            op.lo = std::max<std::uint64_t>(  // reused storage: after its previous tenant
+                op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                           0, static_cast<std::int64_t>(dp.write_after) - access)));
             use_queue(op, sq.id, d, blocks);
             use_port(op, sq.id, access, blocks);
             use_stream(op, out_base + j, out_west, tr.d_func + key_const(out_west, pos), blocks,
@@ -1071,6 +1252,7 @@ class Scheduler {
             e.queue = sq.id;
             e.off = d;
             e.instr = instr("write");
+            e.tensor = root(s.d);
             e.instr.arg[0] = dp.addr + static_cast<std::uint32_t>(b) * dp.plane_addrs;
             e.instr.arg[1] = isa::stream_arg(out_base + j, out_west);
             e.count = blocks;
@@ -1099,6 +1281,7 @@ class Scheduler {
   void matmul_step(const KStep& s);
 
   Schedule emit();
+  void check_memory() const;
 
   std::uint64_t op_lower_bound(const Op& op) const {
     std::int64_t lo = static_cast<std::int64_t>(op.lo);
@@ -1119,14 +1302,17 @@ class Scheduler {
   std::vector<std::uint16_t> west_, east_, alus_;
   std::vector<Plane> planes_;
   std::vector<Busy> busy_, port_;
-  std::vector<std::uint32_t> next_addr_;
+  std::vector<std::vector<Alloc>> alloc_;
+  std::vector<std::uint64_t> live_, high_;  // per slice: live vectors, highest address used
+  bool reuse_ = true;
+  std::size_t step_ = 0;
   std::vector<Claims> claims_;
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
   int next_side_ = 0;
   mutable std::vector<bool> used_;    // see used()
   std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
-  std::uint64_t mem_bytes_[2] = {0, 0};
+
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> best_rows_;
 };
@@ -1177,6 +1363,7 @@ void Scheduler::matmul_step(const KStep& s) {
         e.queue = sq.id;
         e.off = d;
         e.instr = instr("read");
+        e.tensor = root(ps.w);
         e.instr.arg[0] = addr0;
         e.instr.arg[1] = isa::stream_arg(base + j, west);
         e.count = nlw;
@@ -1272,7 +1459,7 @@ void Scheduler::matmul_step(const KStep& s) {
     const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
     for (int rs = 0; rs < 32; rs += 4) {
       Op op;
-      op.lo = t_abc + static_cast<std::uint64_t>(abc.d_func);
+      op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
       use_queue(op, pl.acc, -acc.d_skew, m);
       Emit e;
       e.queue = pl.acc;
@@ -1297,7 +1484,65 @@ void Scheduler::matmul_step(const KStep& s) {
     }
     if (!best) throw std::logic_error("scheduler: no streams for the results of " + s.origin);
     commit(best->first, best->second);
+    pl.acc_free = best->second + m;  // the ACC's last step is in T + m - 1
     if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
+  }
+}
+
+// A self-check (LPU_CHECK_MEM=1): replays every MEM read and write in time order and requires
+// each read to find the tensor it is reading, not a later tenant of the same address.
+void Scheduler::check_memory() const {
+  struct Ev {
+    std::uint64_t cycle;
+    std::uint16_t slice;
+    std::uint32_t addr;
+    bool write;
+    int tensor;
+  };
+  std::vector<Ev> evs;
+  const auto skew_r = static_cast<std::uint64_t>(lat("read").d_skew);
+  const auto skew_w = static_cast<std::uint64_t>(lat("write").d_skew);
+  for (const Block& b : blocks_) {
+    if (b.tensor < 0) continue;
+    const bool w = b.instr.opcode == isa::by_mnemonic("write")->opcode;
+    for (std::uint32_t k = 0; k < b.count; ++k) {
+      const std::uint32_t addr = b.instr.arg[0] + (b.separate && !b.addr_step ? 0 : k);
+      evs.push_back({b.dispatch + (w ? skew_w : skew_r) + static_cast<std::uint64_t>(k) * b.stride,
+                     b.queue, addr, w, b.tensor});
+    }
+  }
+  std::stable_sort(evs.begin(), evs.end(),
+                   [](const Ev& a, const Ev& b) { return a.cycle < b.cycle; });
+  std::map<std::pair<std::uint16_t, std::uint32_t>, int> owner;
+  for (std::size_t t = 0; t < k_.tensors.size(); ++t) {  // what the host loads
+    const auto role = k_.tensors[t].role;
+    if ((role != KTensor::Role::kInput && role != KTensor::Role::kConstant) ||
+        !place_[t].placed || root(static_cast<int>(t)) != static_cast<int>(t))
+      continue;
+    const std::int64_t vr = k_.tensors[t].vector_rows(lanes_);
+    for (std::int64_t r = 0; r < vr; ++r)
+      for (int b = 0; b < isa::dtype_bytes(k_.tensors[t].dtype); ++b)
+        owner[at(static_cast<int>(t), r, b)] = static_cast<int>(t);
+  }
+  for (const Ev& e : evs) {
+    if (e.write) {
+      owner[{e.slice, e.addr}] = e.tensor;
+      continue;
+    }
+    auto it = owner.find({e.slice, e.addr});
+    const TensorPlace& rp = place_[static_cast<std::size_t>(e.tensor)];
+    if (it == owner.end()) {
+      if (rp.weights || rp.t16) continue;  // padding rows: never written, zero
+      throw std::logic_error("scheduler memory check: cycle " + std::to_string(e.cycle) + ", " +
+                             queues_[e.slice].name + ":" + std::to_string(e.addr) +
+                             " read for '" + name(e.tensor) + "' before anything was written");
+    }
+    const int o = it->second;
+    if (o == e.tensor) continue;
+    if (place_[static_cast<std::size_t>(e.tensor)].t16) continue;  // padding rows
+    throw std::logic_error("scheduler memory check: cycle " + std::to_string(e.cycle) + ", " +
+                           queues_[e.slice].name + ":" + std::to_string(e.addr) + " read for '" +
+                           name(e.tensor) + "' holds '" + (o >= 0 ? name(o) : "?") + "'");
   }
 }
 
@@ -1359,7 +1604,11 @@ Schedule Scheduler::emit() {
       if (b.count > 1 && !b.self_counted) {
         if (b.separate) {
           for (std::uint32_t i = 1; i < b.count; ++i)
-            add(b.dispatch + i * b.stride, b.instr, b.first_done + i * b.stride);
+          {
+            isa::Instr in = b.instr;
+            if (b.addr_step) in.arg[0] += i;  // the next row's address
+            add(b.dispatch + i * b.stride, in, b.first_done + i * b.stride);
+          }
         } else {
           isa::Instr r;
           r.opcode = rep;
@@ -1374,6 +1623,7 @@ Schedule Scheduler::emit() {
   }
   if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   prog.predicted_cycles = end;
+  if (const char* c = std::getenv("LPU_CHECK_MEM"); c && *c == '1') check_memory();
   out.cycles = end;
 
   for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
@@ -1459,8 +1709,13 @@ Schedule Scheduler::emit() {
     }
     prog.tensors.push_back(std::move(it));
   }
-  out.mem_bytes[0] = mem_bytes_[0];
-  out.mem_bytes[1] = mem_bytes_[1];
+  out.reused.assign(k_.tensors.size(), false);
+  for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+    out.reused[t] = place_[static_cast<std::size_t>(root(static_cast<int>(t)))].freed;
+  for (const auto& q : queues_)  // the highest address each slice used, with reuse
+    if (q.unit == arch::QueueUnit::kMem)
+      out.mem_bytes[q.hemisphere == arch::Hemisphere::kWest ? 0 : 1] +=
+          high_[q.id] * static_cast<std::uint64_t>(lanes_);
   out.vxm_busy = vxm_busy_;
   out.mxm_busy = mxm_busy_;
   struct Where : isa::SourceMap {
@@ -1486,8 +1741,11 @@ Schedule Scheduler::emit() {
 
 }  // namespace
 
-Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source) {
-  return Scheduler(k, arch, source).run();
+Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
+                  bool reuse_memory) {
+  Scheduler s(k, arch, source);
+  s.set_reuse(reuse_memory);
+  return s.run();
 }
 
 }  // namespace lpu::compiler

@@ -38,9 +38,14 @@ struct Schedule {
   std::uint64_t vxm_busy = 0;           ///< VXM ALU-cycles
   std::uint64_t mxm_busy = 0;           ///< MXM plane-cycles streaming activations
   std::vector<Placed> placements;
+  std::vector<bool> reused;  ///< per kernel tensor: its storage went to later tensors
 };
 
 /// Throws InputError (naming the tensor and the sizes involved) when a tensor does not fit.
-Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source);
+/// With reuse_memory, a tensor's MEM is handed to later tensors once its last reader is
+/// scheduled (their writes wait for that read); without, every tensor keeps its own (so that all
+/// of them can be read back after the run, as `lpu verify --probe` does).
+Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
+                  bool reuse_memory = true);
 
 }  // namespace lpu::compiler

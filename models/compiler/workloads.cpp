@@ -368,6 +368,74 @@ void llama_decoder(const Params& p, const std::string& path) {
   b.save(path);
 }
 
+// One BERT encoder layer (post-norm): per-head Q/K/V projections with biases, scaled
+// dot-product attention with an additive mask (0 or -10000 per key position, an input), the
+// output projection summed over heads, residual and LayerNorm, a GELU MLP (erf form), residual
+// and LayerNorm.
+void bert_encoder(const Params& p, const std::string& path) {
+  std::int64_t hidden = 768, heads = 12, ffn = 3072;
+  const std::string preset = p.choice("preset", {"base", "small", "custom"});
+  if (preset == "small") hidden = 256, heads = 4, ffn = 1024;
+  if (preset == "custom") {
+    hidden = p.integer("hidden", 16, 1 << 16);
+    heads = p.integer("heads", 1, 1024);
+    ffn = p.integer("ffn", 16, 1 << 17);
+  }
+  // Attention transposes K per head and takes the scores' softmax within one vector for now.
+  const std::int64_t seq = p.integer("seq", 1, 320);
+  if (hidden % heads) throw InputError("--param heads", "hidden must be a multiple of heads");
+  const std::int64_t hd = hidden / heads;
+  if (hd > 320)
+    throw InputError("--param heads", "the head dimension must fit one vector (320) for now");
+  const std::string dt = p.choice("dtype", {"fp16", "fp32"});
+  Builder b("bert_encoder", elem_of(dt), static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
+  b.input("x", {seq, hidden});
+  b.input("mask", {1, seq});
+  const double s_in = 1.0 / std::sqrt(static_cast<double>(hidden));
+  const auto x3 = b.node("Unsqueeze", {"x", b.ints("axis0", {0})}, "x3");
+  auto proj = [&](const std::string& name) {
+    const auto mm = b.node("MatMul", {x3, b.weight("w" + name, {heads, hidden, hd}, s_in)}, name + ".mm");
+    return b.node("Add", {mm, b.weight("b" + name, {heads, 1, hd}, 0.1)}, name);
+  };
+  const auto q = proj("q"), k = proj("k"), v = proj("v");
+  const auto kt = b.node("Transpose", {k}, "k_t", {Builder::attr_ints("perm", {0, 2, 1})});
+  const auto scale =
+      b.values("scale", {1}, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
+  const auto sc = b.node("Mul", {b.node("MatMul", {q, kt}, "scores_raw"), scale}, "scores_scaled");
+  const auto masked = b.node("Add", {sc, "mask"}, "scores");
+  const auto prob = b.node("Softmax", {masked}, "probs", {Builder::attr_i("axis", -1)});
+  const auto ctx = b.node("MatMul", {prob, v}, "ctx");
+  const auto o = b.node("MatMul", {ctx, b.weight("wo", {heads, hd, hidden}, s_in)}, "o_heads");
+  const auto attn = b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
+                           {Builder::attr_i("keepdims", 0)});
+  const auto attn_b = b.node("Add", {attn, b.weight("bo", {hidden}, 0.1)}, "attn_out");
+  auto layernorm = [&](const std::string& x, const std::string& name) {
+    std::vector<float> ones(static_cast<std::size_t>(hidden), 1.0f);
+    return b.node("LayerNormalization",
+                  {x, b.values(name + ".gamma", {hidden}, ones), b.weight(name + ".beta", {hidden}, 0.1)},
+                  name, {Builder::attr_i("axis", -1), Builder::attr_f("epsilon", 1e-12f)});
+  };
+  const auto h1 = layernorm(b.node("Add", {"x", attn_b}, "res1"), "ln1");
+  const auto f1 = b.node("Add", {b.node("MatMul", {h1, b.weight("w1", {hidden, ffn}, s_in)}, "ffn1.mm"),
+                                 b.weight("b1", {ffn}, 0.1)},
+                         "ffn1");
+  // GELU: 0.5 x (1 + erf(x / sqrt 2))
+  const auto inv_sqrt2 = b.values("inv_sqrt2", {1}, {0.70710678f});
+  const auto e = b.node("Erf", {b.node("Mul", {f1, inv_sqrt2}, "gelu.scaled")}, "gelu.erf");
+  const auto one = b.values("one", {1}, {1.0f});
+  const auto half = b.values("half", {1}, {0.5f});
+  const auto g = b.node("Mul", {b.node("Mul", {f1, b.node("Add", {e, one}, "gelu.1p")}, "gelu.x1p"), half},
+                        "gelu");
+  const auto f2 = b.node("Add", {b.node("MatMul", {g, b.weight("w2", {ffn, hidden},
+                                                              1.0 / std::sqrt(static_cast<double>(ffn)))},
+                                        "ffn2.mm"),
+                                 b.weight("b2", {hidden}, 0.1)},
+                         "ffn2");
+  b.node("Identity", {layernorm(b.node("Add", {h1, f2}, "res2"), "ln2")}, "y");
+  b.output("y", {seq, hidden});
+  b.save(path);
+}
+
 }  // namespace
 
 const std::vector<WorkloadInfo>& workloads() {
@@ -396,6 +464,16 @@ const std::vector<WorkloadInfo>& workloads() {
         {"ctx", "64", "tokens already in the KV cache (1..319 for now)"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
+      {"bert-encoder",
+       "one BERT encoder layer: per-head attention with an additive mask, output projection, "
+       "residual + LayerNorm, GELU MLP, residual + LayerNorm",
+       {{"preset", "base", "base (768 wide, 12 heads, 3072 MLP) | small (256, 4, 1024) | custom"},
+        {"hidden", "768", "model width (custom)"},
+        {"heads", "12", "attention heads (custom)"},
+        {"ffn", "3072", "MLP width (custom)"},
+        {"seq", "128", "sequence length (1..320 for now)"},
+        {"dtype", "fp16", "fp16 | fp32"},
+        {"seed", "1", "weights' random seed"}}},
   };
   return w;
 }
@@ -408,6 +486,7 @@ void write_workload(const std::string& name, const std::map<std::string, std::st
     if (name == "gemm") gemm(p, path);
     if (name == "mlp") mlp(p, path);
     if (name == "llama-decoder") llama_decoder(p, path);
+    if (name == "bert-encoder") bert_encoder(p, path);
     return;
   }
   std::vector<std::string> names;

@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -90,7 +91,7 @@ int cmd_verify(const Args& args) {
   const arch::Arch a = arch::load(arch_name, sets);
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Kernels k = compiler::lower(g, a);
-  compiler::Schedule s = compiler::schedule(k, a, model);
+  compiler::Schedule s = compiler::schedule(k, a, model, !probe || std::getenv("LPU_PROBE_REUSE"));
   if (probe)  // every scratch tensor is read back like an output
     for (auto& t : s.program.tensors)
       if (t.role == isa::TensorRole::kScratch) t.role = isa::TensorRole::kOutput;
@@ -139,7 +140,8 @@ int cmd_verify(const Args& args) {
     for (const auto& st : k.steps) {
       const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(st.d)];
       auto it = r.outputs.find(kt.name);
-      if (it == r.outputs.end() || it->second.bytes == all[static_cast<std::size_t>(st.d)])
+      if (it == r.outputs.end() || it->second.bytes == all[static_cast<std::size_t>(st.d)] ||
+          (s.reused.size() > static_cast<std::size_t>(st.d) && s.reused[static_cast<std::size_t>(st.d)]))
         continue;
       std::size_t first = 0;
       const auto& got = it->second.bytes;

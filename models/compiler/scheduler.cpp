@@ -1,6 +1,7 @@
 #include "compiler/scheduler.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -283,6 +284,13 @@ class Scheduler {
       for (int x : ins)
         for (int y : ins)
           if (x != y) co_[static_cast<std::size_t>(x)].push_back(y);
+      // The result is written while the operands are read: keep them apart too (whichever is
+      // placed second avoids the other).
+      for (int x : ins)
+        if (x != root(s.d)) {
+          co_[static_cast<std::size_t>(x)].push_back(root(s.d));
+          co_[static_cast<std::size_t>(root(s.d))].push_back(x);
+        }
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if ((k_.tensors[t].role == KTensor::Role::kInput ||
@@ -439,8 +447,10 @@ class Scheduler {
           room[h] += depth - live_[sl];
       p.west = room[0] >= room[1];
       std::vector<std::uint16_t> all;
-      if (host || p.west) all.insert(all.end(), west_.begin(), west_.end());
-      if (host || !p.west) all.insert(all.end(), east_.begin(), east_.end());
+      for (int h = 0; h < 2; ++h)
+        if (host || p.west == (h == 0))
+          for (auto sl : h == 0 ? west_ : east_)
+            if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
       for (std::uint64_t i = 0; i < pieces; ++i) {
         std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
           return live_[a] < live_[b];
@@ -677,8 +687,14 @@ class Scheduler {
         const Use& b = op.uses[j];
         if (a.kind == b.kind && a.id == b.id && a.off < b.off + static_cast<std::int64_t>(b.len) &&
             b.off < a.off + static_cast<std::int64_t>(a.len) &&
-            (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1)))
+            (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1))) {
+          if (std::getenv("LPU_DEBUG_FIT"))
+            std::fprintf(stderr, "self-conflict: kind %d id %d [%lld,+%llu) vs [%lld,+%llu)\n",
+                         static_cast<int>(a.kind), a.id, static_cast<long long>(a.off),
+                         static_cast<unsigned long long>(a.len), static_cast<long long>(b.off),
+                         static_cast<unsigned long long>(b.len));
           return std::nullopt;
+        }
       }
     std::int64_t lo = static_cast<std::int64_t>(op.lo);
     for (const Use& u : op.uses)

@@ -83,6 +83,15 @@ struct TensorPlace {
   // and the planes of one row sit in different slices (a multi-byte row is written at once).
   bool t16 = false;
   std::uint32_t plane_addrs = 0;
+  // A tensor too long for one range of addresses: runs of vector rows, each on its own slices
+  // (one per byte plane, all in one hemisphere) and base address.
+  struct Chunk {
+    std::int64_t first, rows;
+    std::vector<std::uint16_t> slices;
+    std::uint32_t base;
+  };
+  bool chunked = false;
+  std::vector<Chunk> chunks;
   std::vector<std::uint16_t> slices;  // contiguous: one per byte plane; weights: 16
   std::uint32_t addr = 0;             // base address in every slice
   std::uint32_t vectors = 0;          // addresses used per slice
@@ -506,6 +515,65 @@ class Scheduler {
       ++next_side_;
       return;
     }
+    // No single range: cut the rows into chunks, each on its own slices, all in one hemisphere.
+    if (!p.t16 && need > 1)
+      for (std::uint64_t parts = 2; parts <= 64 && parts <= need; parts *= 2)
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          const bool west = ((next_side_ + attempt) % 2) == 0;
+          std::vector<TensorPlace::Chunk> chunks;
+          std::uint64_t after = 0;
+          const std::uint64_t per = (need + parts - 1) / parts;
+          bool ok = true;
+          std::vector<std::pair<std::vector<std::uint16_t>, std::uint64_t>> done;
+          for (std::uint64_t first = 0; first < need && ok; first += per) {
+            const std::uint64_t rows_here = std::min(per, need - first);
+            std::vector<std::uint16_t> cand;
+            for (auto c : west ? west_ : east_)
+              if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
+            std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
+              return live_[a] < live_[b];
+            });
+            if (static_cast<int>(cand.size()) < width) {
+              ok = false;
+              break;
+            }
+            std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
+            const auto found = find_base(pick, rows_here);
+            if (!found) {
+              ok = false;
+              break;
+            }
+            allocate(pick, found->first, rows_here);
+            done.push_back({pick, found->first});
+            after = std::max(after, found->second);
+            chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
+                              pick, static_cast<std::uint32_t>(found->first)});
+          }
+          if (!ok) {  // give back what this attempt took
+            for (std::size_t i = 0; i < done.size(); ++i)
+              for (auto sl : done[i].first) {
+                auto& v = alloc_[sl];
+                for (auto it = v.begin(); it != v.end(); ++it)
+                  if (it->avail == ~0ull && it->start == done[i].second &&
+                      it->end == done[i].second + static_cast<std::uint64_t>(chunks[i].rows)) {
+                    live_[sl] -= static_cast<std::uint64_t>(chunks[i].rows);
+                    v.erase(it);
+                    break;
+                  }
+              }
+            continue;
+          }
+          p.chunked = true;
+          p.chunks = std::move(chunks);
+          p.slices = p.chunks.front().slices;
+          p.addr = p.chunks.front().base;
+          p.vectors = static_cast<std::uint32_t>(need);
+          p.write_after = after;
+          p.west = west;
+          p.placed = true;
+          ++next_side_;
+          return;
+        }
     throw InputError(source_, "tensor '" + kt.name + "' needs " + std::to_string(need) +
                                   " vectors in each of " + std::to_string(width) +
                                   " MEM slices of one hemisphere; no such room is left (depth " +
@@ -572,7 +640,7 @@ class Scheduler {
   // Frees a contiguous tensor's storage once its last reader is scheduled.
   void release(int t) {
     TensorPlace& tp = place_[static_cast<std::size_t>(t)];
-    if (!tp.placed || tp.freed || tp.weights || tp.t16) return;
+    if (!tp.placed || tp.freed || tp.weights || tp.t16 || tp.chunked) return;
     tp.freed = true;
     for (auto sl : tp.slices)
       for (Alloc& a : alloc_[sl])
@@ -607,6 +675,12 @@ class Scheduler {
     if (tp.weights) {
       const std::int64_t r = std::max<std::int64_t>(kt.rows(), 1);
       return weight_at(tp, isa::dtype_bytes(kt.dtype), vr % r, vr / r, b);
+    }
+    if (tp.chunked) {
+      for (const auto& c : tp.chunks)
+        if (vr < c.first + c.rows)
+          return {c.slices[static_cast<std::size_t>(b)],
+                  static_cast<std::uint32_t>(c.base + (vr - c.first))};
     }
     if (tp.t16)
       return {tp.slices[static_cast<std::size_t>((vr + 4 * b) % 16)],
@@ -782,7 +856,7 @@ class Scheduler {
     const TensorPlace& tp = P(t);
     const auto& rd = lat("read");
     std::vector<int> ids;
-    if (tp.t16 || tp.weights) {
+    if (tp.t16 || tp.weights || tp.chunked) {
       // Rows spread over slices: one read (with a repeat) per run of consecutive addresses of one
       // slice at evenly spaced cycles; the whole tensor must be written first.
       if (broadcast) throw std::logic_error("scheduler: broadcast read of a spread tensor");
@@ -871,7 +945,7 @@ class Scheduler {
     const TensorPlace& tp = P(t);
     const auto& wr = lat("write");
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
-    if (!tp.weights && !tp.t16) {
+    if (!tp.weights && !tp.t16 && !tp.chunked) {
       for (std::size_t b = 0; b < tp.slices.size(); ++b) {
         const arch::Queue& sq = q(tp.slices[b]);
         const bool west = sq.position < from;
@@ -1658,7 +1732,7 @@ Schedule Scheduler::emit() {
       it.shape.push_back(static_cast<std::uint64_t>(d));
     it.layout = "rows";
     std::string where;
-    if (!tp.weights && !tp.t16) {
+    if (!tp.weights && !tp.t16 && !tp.chunked) {
       for (auto sl : tp.slices) {
         it.placements.push_back({sl, tp.addr, tp.vectors});
         where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +

@@ -323,8 +323,7 @@ class Scheduler {
       keep[static_cast<std::size_t>(root(x))] = true;
     std::vector<std::vector<int>> release_after(k_.steps.size());
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-      if (static_cast<int>(t) == root(static_cast<int>(t)) && !keep[t] &&
-          used(static_cast<int>(t)))
+      if (static_cast<int>(t) == root(static_cast<int>(t)) && !keep[t] && used(static_cast<int>(t)))
         release_after[last_use[t]].push_back(static_cast<int>(t));
     for (std::size_t i = 0; i < k_.steps.size(); ++i) {
       const KStep& s = k_.steps[i];
@@ -461,9 +460,8 @@ class Scheduler {
           for (auto sl : h == 0 ? west_ : east_)
             if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
       for (std::uint64_t i = 0; i < pieces; ++i) {
-        std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
-          return live_[a] < live_[b];
-        });
+        std::stable_sort(all.begin(), all.end(),
+                         [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
         std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
         if (all.size() >= 16)
           found = find_base(std::vector<std::uint16_t>(all.begin(), all.begin() + 16),
@@ -497,9 +495,8 @@ class Scheduler {
       std::vector<std::uint16_t> cand;
       for (auto c : west ? west_ : east_)
         if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
-      std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
-        return live_[a] < live_[b];
-      });
+      std::stable_sort(cand.begin(), cand.end(),
+                       [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
       if (static_cast<int>(cand.size()) < width) continue;
       std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
       const auto found = find_base(pick, need);
@@ -530,9 +527,8 @@ class Scheduler {
             std::vector<std::uint16_t> cand;
             for (auto c : west ? west_ : east_)
               if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
-            std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
-              return live_[a] < live_[b];
-            });
+            std::stable_sort(cand.begin(), cand.end(),
+                             [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
             if (static_cast<int>(cand.size()) < width) {
               ok = false;
               break;
@@ -546,8 +542,9 @@ class Scheduler {
             allocate(pick, found->first, rows_here);
             done.push_back({pick, found->first});
             after = std::max(after, found->second);
-            chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
-                              pick, static_cast<std::uint32_t>(found->first)});
+            chunks.push_back({static_cast<std::int64_t>(first),
+                              static_cast<std::int64_t>(rows_here), pick,
+                              static_cast<std::uint32_t>(found->first)});
           }
           if (!ok) {  // give back what this attempt took
             for (std::size_t i = 0; i < done.size(); ++i)
@@ -891,8 +888,7 @@ class Scheduler {
           const std::int64_t need = static_cast<std::int64_t>(tp.ready_all) - access;
           op.lo = std::max<std::uint64_t>(
               op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
-          op.reads.push_back(
-              {root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
+          op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         }
         // Values arriving at `to` in cycle T + i left their slices on one diagonal run.
         use_stream(op, stream, west, key_const(west, to), count, far, to);
@@ -1606,8 +1602,8 @@ void Scheduler::check_memory() const {
   std::map<std::pair<std::uint16_t, std::uint32_t>, int> owner;
   for (std::size_t t = 0; t < k_.tensors.size(); ++t) {  // what the host loads
     const auto role = k_.tensors[t].role;
-    if ((role != KTensor::Role::kInput && role != KTensor::Role::kConstant) ||
-        !place_[t].placed || root(static_cast<int>(t)) != static_cast<int>(t))
+    if ((role != KTensor::Role::kInput && role != KTensor::Role::kConstant) || !place_[t].placed ||
+        root(static_cast<int>(t)) != static_cast<int>(t))
       continue;
     const std::int64_t vr = k_.tensors[t].vector_rows(lanes_);
     for (std::int64_t r = 0; r < vr; ++r)
@@ -1624,8 +1620,8 @@ void Scheduler::check_memory() const {
     if (it == owner.end()) {
       if (rp.weights || rp.t16) continue;  // padding rows: never written, zero
       throw std::logic_error("scheduler memory check: cycle " + std::to_string(e.cycle) + ", " +
-                             queues_[e.slice].name + ":" + std::to_string(e.addr) +
-                             " read for '" + name(e.tensor) + "' before anything was written");
+                             queues_[e.slice].name + ":" + std::to_string(e.addr) + " read for '" +
+                             name(e.tensor) + "' before anything was written");
     }
     const int o = it->second;
     if (o == e.tensor) continue;
@@ -1693,8 +1689,7 @@ Schedule Scheduler::emit() {
       add(b.dispatch, b.instr, b.first_done);
       if (b.count > 1 && !b.self_counted) {
         if (b.separate) {
-          for (std::uint32_t i = 1; i < b.count; ++i)
-          {
+          for (std::uint32_t i = 1; i < b.count; ++i) {
             isa::Instr in = b.instr;
             if (b.addr_step) in.arg[0] += i;  // the next row's address
             add(b.dispatch + i * b.stride, in, b.first_done + i * b.stride);

@@ -388,13 +388,15 @@ void bert_encoder(const Params& p, const std::string& path) {
   if (hd > 320)
     throw InputError("--param heads", "the head dimension must fit one vector (320) for now");
   const std::string dt = p.choice("dtype", {"fp16", "fp32"});
-  Builder b("bert_encoder", elem_of(dt), static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
+  Builder b("bert_encoder", elem_of(dt),
+            static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
   b.input("x", {seq, hidden});
   b.input("mask", {1, seq});
   const double s_in = 1.0 / std::sqrt(static_cast<double>(hidden));
   const auto x3 = b.node("Unsqueeze", {"x", b.ints("axis0", {0})}, "x3");
   auto proj = [&](const std::string& name) {
-    const auto mm = b.node("MatMul", {x3, b.weight("w" + name, {heads, hidden, hd}, s_in)}, name + ".mm");
+    const auto mm =
+        b.node("MatMul", {x3, b.weight("w" + name, {heads, hidden, hd}, s_in)}, name + ".mm");
     return b.node("Add", {mm, b.weight("b" + name, {heads, 1, hd}, 0.1)}, name);
   };
   const auto q = proj("q"), k = proj("k"), v = proj("v");
@@ -406,31 +408,35 @@ void bert_encoder(const Params& p, const std::string& path) {
   const auto prob = b.node("Softmax", {masked}, "probs", {Builder::attr_i("axis", -1)});
   const auto ctx = b.node("MatMul", {prob, v}, "ctx");
   const auto o = b.node("MatMul", {ctx, b.weight("wo", {heads, hd, hidden}, s_in)}, "o_heads");
-  const auto attn = b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
-                           {Builder::attr_i("keepdims", 0)});
+  const auto attn =
+      b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn", {Builder::attr_i("keepdims", 0)});
   const auto attn_b = b.node("Add", {attn, b.weight("bo", {hidden}, 0.1)}, "attn_out");
   auto layernorm = [&](const std::string& x, const std::string& name) {
     std::vector<float> ones(static_cast<std::size_t>(hidden), 1.0f);
-    return b.node("LayerNormalization",
-                  {x, b.values(name + ".gamma", {hidden}, ones), b.weight(name + ".beta", {hidden}, 0.1)},
-                  name, {Builder::attr_i("axis", -1), Builder::attr_f("epsilon", 1e-12f)});
+    return b.node(
+        "LayerNormalization",
+        {x, b.values(name + ".gamma", {hidden}, ones), b.weight(name + ".beta", {hidden}, 0.1)},
+        name, {Builder::attr_i("axis", -1), Builder::attr_f("epsilon", 1e-12f)});
   };
   const auto h1 = layernorm(b.node("Add", {"x", attn_b}, "res1"), "ln1");
-  const auto f1 = b.node("Add", {b.node("MatMul", {h1, b.weight("w1", {hidden, ffn}, s_in)}, "ffn1.mm"),
-                                 b.weight("b1", {ffn}, 0.1)},
+  const auto f1 = b.node("Add",
+                         {b.node("MatMul", {h1, b.weight("w1", {hidden, ffn}, s_in)}, "ffn1.mm"),
+                          b.weight("b1", {ffn}, 0.1)},
                          "ffn1");
   // GELU: 0.5 x (1 + erf(x / sqrt 2))
   const auto inv_sqrt2 = b.values("inv_sqrt2", {1}, {0.70710678f});
   const auto e = b.node("Erf", {b.node("Mul", {f1, inv_sqrt2}, "gelu.scaled")}, "gelu.erf");
   const auto one = b.values("one", {1}, {1.0f});
   const auto half = b.values("half", {1}, {0.5f});
-  const auto g = b.node("Mul", {b.node("Mul", {f1, b.node("Add", {e, one}, "gelu.1p")}, "gelu.x1p"), half},
-                        "gelu");
-  const auto f2 = b.node("Add", {b.node("MatMul", {g, b.weight("w2", {ffn, hidden},
-                                                              1.0 / std::sqrt(static_cast<double>(ffn)))},
-                                        "ffn2.mm"),
-                                 b.weight("b2", {hidden}, 0.1)},
-                         "ffn2");
+  const auto g = b.node(
+      "Mul", {b.node("Mul", {f1, b.node("Add", {e, one}, "gelu.1p")}, "gelu.x1p"), half}, "gelu");
+  const auto f2 =
+      b.node("Add",
+             {b.node("MatMul",
+                     {g, b.weight("w2", {ffn, hidden}, 1.0 / std::sqrt(static_cast<double>(ffn)))},
+                     "ffn2.mm"),
+              b.weight("b2", {hidden}, 0.1)},
+             "ffn2");
   b.node("Identity", {layernorm(b.node("Add", {h1, f2}, "res2"), "ln2")}, "y");
   b.output("y", {seq, hidden});
   b.save(path);

@@ -141,7 +141,8 @@ int cmd_verify(const Args& args) {
       const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(st.d)];
       auto it = r.outputs.find(kt.name);
       if (it == r.outputs.end() || it->second.bytes == all[static_cast<std::size_t>(st.d)] ||
-          (s.reused.size() > static_cast<std::size_t>(st.d) && s.reused[static_cast<std::size_t>(st.d)]))
+          (s.reused.size() > static_cast<std::size_t>(st.d) &&
+           s.reused[static_cast<std::size_t>(st.d)]))
         continue;
       std::size_t first = 0;
       const auto& got = it->second.bytes;

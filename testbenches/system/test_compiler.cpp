@@ -801,10 +801,12 @@ TEST(CompilerErrors, MatMulInnerDimensionsDiffer) {
 
 TEST(CompilerErrors, TensorThatDoesNotFitInMem) {
   Builder gb;
-  const int a = gb.input("huge", DType::kFp32, {9000, 8});
-  const int b = gb.input("b", DType::kFp32, {9000, 8});
-  gb.output(gb.node("Add", "add", {a, b}, "y", DType::kFp32, {9000, 8}));
-  expect_mentions(compile_error(gb.g), {"tensor 'huge'", "9000", "8192"});
+  // 200000 rows of four byte planes: more than a hemisphere's 42 data slices x 8192 addresses
+  // hold even in chunks.
+  const int a = gb.input("huge", DType::kFp32, {200000, 8});
+  const int b = gb.input("b", DType::kFp32, {200000, 8});
+  gb.output(gb.node("Add", "add", {a, b}, "y", DType::kFp32, {200000, 8}));
+  expect_mentions(compile_error(gb.g), {"tensor 'huge'", "200000", "8192"});
 }
 
 TEST(CompilerErrors, TensorThatDoesNotFitInASmallMem) {
@@ -813,10 +815,10 @@ TEST(CompilerErrors, TensorThatDoesNotFitInASmallMem) {
   const int a = gb.input("a", DType::kFp32, {40, 8});
   const int b = gb.input("b", DType::kFp32, {40, 8});
   const int s = gb.node("Add", "add1", {a, b}, "s", DType::kFp32, {40, 8});
-  const int big = gb.input("big", DType::kFp32, {100, 8});
+  const int big = gb.input("big", DType::kFp32, {1000, 8});
   gb.output(s);
-  gb.output(gb.node("Relu", "relu", {big}, "r", DType::kFp32, {100, 8}));
-  expect_mentions(compile_error(gb.g, small), {"tensor 'big'", "100 vectors", "depth 64"});
+  gb.output(gb.node("Relu", "relu", {big}, "r", DType::kFp32, {1000, 8}));
+  expect_mentions(compile_error(gb.g, small), {"tensor 'big'", "1000 vectors", "depth 64"});
   // The same graph fits the default depth.
   EXPECT_EQ(compile_error(gb.g), "(no error)");
 }

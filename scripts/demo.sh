@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, then compiles a built-in workload (an MLP) for
-# tsp-v1, simulates it and checks its values against the host reference and its cycles against the
-# compiler's prediction; then shows the architecture, hand-written example programs and the
-# program formats.
+# The main job: installs what is missing, builds, then compiles built-in workloads (an MLP, a
+# Llama-style decoder layer, a BERT encoder layer) for tsp-v1, simulates them and checks their
+# values against the host reference and their cycles against the compiler's prediction; then
+# shows the architecture, hand-written example programs and the program formats.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -20,6 +20,14 @@ echo "== lpu compile mlp.onnx --arch tsp-v1 -o mlp.lpubin --report compile.json"
 echo
 echo "== lpu verify mlp.onnx (compile, simulate, compare with the host reference and the prediction)"
 "$lpu" verify "$out/mlp.onnx" --arch tsp-v1
+echo
+echo "== a Llama-style decoder layer, one decode step over a 64-token KV cache (fp16)"
+"$lpu" workload llama-decoder -o "$out/llama.onnx"
+"$lpu" verify "$out/llama.onnx" --arch tsp-v1
+echo
+echo "== a BERT encoder layer (256 wide, 4 heads), sequence 64 (fp16)"
+"$lpu" workload bert-encoder --param preset=small --param seq=64 -o "$out/bert.onnx"
+"$lpu" verify "$out/bert.onnx" --arch tsp-v1
 echo
 echo "== lpu arch show tsp-v1 --summary"
 "$lpu" arch show tsp-v1 --summary

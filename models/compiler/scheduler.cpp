@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "arch/queues.h"
@@ -342,6 +343,7 @@ class Scheduler {
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if (!P(static_cast<int>(t)).placed && used(static_cast<int>(t)))
         place(root(static_cast<int>(t)));  // never written
+    if (!chip_.icu.preloaded) plan_ifetch();
     return emit();
   }
 
@@ -1368,6 +1370,31 @@ class Scheduler {
 
   Schedule emit();
   void check_memory() const;
+  void plan_ifetch();
+  // The dispatch cycles of a queue's entries, in order (as emit() lays them out).
+  std::vector<std::uint64_t> entry_cycles(std::uint16_t queue) const {
+    std::vector<std::uint64_t> out;
+    for (const Block& b : blocks_) {
+      if (b.queue != queue) continue;
+      out.push_back(b.dispatch);
+      if (b.count > 1 && !b.self_counted) {
+        if (b.separate)
+          for (std::uint32_t i = 1; i < b.count; ++i)
+            out.push_back(b.dispatch + static_cast<std::uint64_t>(i) * b.stride);
+        else
+          out.push_back(b.dispatch + b.stride);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  struct Fetch {
+    std::uint16_t queue, slice;
+    std::uint32_t addr;
+    std::size_t k;  // the k-th fetch of its queue (0-based): entries D + 40 k ..
+  };
+  std::vector<Fetch> fetches_;
+  std::vector<std::uint32_t> text_next_;  // per instruction slice: next free address
 
   std::uint64_t op_lower_bound(const Op& op) const {
     std::int64_t lo = static_cast<std::int64_t>(op.lo);
@@ -1575,6 +1602,118 @@ void Scheduler::matmul_step(const KStep& s) {
   }
 }
 
+// Instruction fetch for queues longer than chip.icu.queue_depth: the first queue_depth entries
+// are loaded with the program; each ifetch brings the next ifetch_bytes / 16 entries, streamed
+// from the instruction slices (the outermost MEM slices, which hold no data) in
+// ifetch_bytes / vector_bytes vectors, one per cycle, and counts from its result cycle. The
+// ifetches are placed as early as the queue and the streams allow; an entry that would dispatch
+// before its text arrived is an error naming the queue.
+void Scheduler::plan_ifetch() {
+  const auto depth = static_cast<std::size_t>(chip_.icu.queue_depth);
+  const auto per_fetch = static_cast<std::size_t>(chip_.icu.ifetch_bytes / isa::kSlotBytes);
+  const auto steps = static_cast<std::uint32_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
+  const auto& ic = lat("ifetch");
+  const auto& rd = lat("read");
+  std::vector<std::uint16_t> text;  // the instruction slices
+  for (const auto& q : queues_)
+    if (q.unit == arch::QueueUnit::kMem &&
+        q.instance >= chip_.mem.slices_per_hemisphere - chip_.icu.instruction_slices)
+      text.push_back(q.id);
+  text_next_.assign(queues_.size(), 0);
+  std::set<std::uint16_t> queues;
+  for (const Block& b : blocks_)
+    queues.insert(b.queue);
+  for (std::uint16_t qid : queues) {
+    const std::vector<std::uint64_t> cyc = entry_cycles(qid);
+    if (cyc.size() <= depth) continue;
+    if (text.empty() || per_fetch < 2)
+      throw InputError(source_, "queue " + queues_[qid].name + " needs " +
+                                    std::to_string(cyc.size()) +
+                                    " instructions, more than "
+                                    "chip.icu.queue_depth, and the chip has no instruction "
+                                    "slices to fetch more from");
+    // With F fetches the queue holds D + F * per_fetch entries, F of them the fetches.
+    const std::size_t f = (cyc.size() - depth + per_fetch - 2) / (per_fetch - 1);
+    std::uint64_t lo = 0;
+    std::vector<std::uint64_t> ready;  // result cycle of each fetch
+    for (std::size_t k = 0; k < f; ++k) {
+      std::optional<std::pair<Op, std::uint64_t>> best;
+      std::uint16_t best_slice = 0;
+      for (auto sl : text) {
+        if (text_next_[sl] + steps > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
+        const arch::Queue& sq = q(sl);
+        const int pq = q(qid).position;
+        const bool west = sq.position > pq;  // toward the queue
+        for (int st = 0; st < chip_.streams.per_direction; ++st) {
+          Op op;
+          op.lo = lo;
+          const std::int64_t written = -dist(sq.position, pq);
+          const std::int64_t access = written - rd.d_func;
+          const std::int64_t d = access - rd.d_skew;
+          use_queue(op, sl, d, steps);
+          use_port(op, sl, access, steps);
+          use_stream(op, st, west, written + key_const(west, sq.position), steps, sq.position, pq);
+          Emit r;
+          r.queue = sl;
+          r.off = d;
+          r.instr = instr("read");
+          r.instr.arg[0] = text_next_[sl];
+          r.instr.arg[1] = isa::stream_arg(st, west);
+          r.count = steps;
+          r.done_off = written + sl_ - 1;
+          op.emits.push_back(std::move(r));
+          use_queue(op, qid, -ic.d_skew, steps);
+          Emit e;
+          e.queue = qid;
+          e.off = -ic.d_skew;
+          e.instr = instr("ifetch");
+          e.instr.arg[0] = isa::stream_arg(st, west);
+          e.self_counted = true;
+          e.count = steps;
+          e.done_off = static_cast<std::int64_t>(steps) - 1 + ic.d_func + sl_ - 1;
+          e.expects = {0};
+          op.emits.push_back(std::move(e));
+          if (auto t = fit(op); t && (!best || *t < best->second)) {
+            best = {op, *t};
+            best_slice = sl;
+          }
+          if (best && best->second == op_lower_bound(best->first)) break;
+        }
+      }
+      if (!best)
+        throw InputError(source_, "queue " + queues_[qid].name +
+                                      ": no room left in the instruction slices for its text");
+      commit(best->first, best->second);
+      fetches_.push_back({qid, best_slice, text_next_[best_slice], k});
+      text_next_[best_slice] += steps;
+      ready.push_back(best->second + steps - 1 + static_cast<std::uint64_t>(ic.d_func));
+      lo = best->second + steps;
+    }
+    // Every entry must find its text: entry i dispatching in cycle t needs
+    // D + per_fetch * (fetches ready by t) > i.
+    const std::vector<std::uint64_t> all = entry_cycles(qid);
+    for (std::size_t i = depth; i < all.size(); ++i) {
+      const auto fetched = static_cast<std::size_t>(
+          std::upper_bound(ready.begin(), ready.end(), all[i]) - ready.begin());
+      if (depth + per_fetch * fetched <= i)
+        throw InputError(source_, "queue " + queues_[qid].name + " needs " +
+                                      std::to_string(all.size()) +
+                                      " instructions; its instruction " + std::to_string(i) +
+                                      " dispatches in cycle " + std::to_string(all[i]) +
+                                      " before ifetch can bring it (chip.icu.queue_depth = " +
+                                      std::to_string(depth) + ")");
+    }
+  }
+  // The instruction slices' own queues (their text reads) must fit what is preloaded.
+  for (auto sl : text)
+    if (entry_cycles(sl).size() > depth)
+      throw InputError(source_, "the instruction slice " + queues_[sl].name + " needs " +
+                                    std::to_string(entry_cycles(sl).size()) +
+                                    " reads of instruction text, more than its own queue holds "
+                                    "(chip.icu.queue_depth = " +
+                                    std::to_string(depth) + ")");
+}
+
 // A self-check (LPU_CHECK_MEM=1): replays every MEM read and write in time order and requires
 // each read to find the tensor it is reading, not a later tenant of the same address.
 void Scheduler::check_memory() const {
@@ -1660,11 +1799,11 @@ Schedule Scheduler::emit() {
           e.push_back(n++);
       }
     }
-    if (n > static_cast<std::uint32_t>(chip_.icu.queue_depth) && !chip_.icu.preloaded)
+    if (n > static_cast<std::uint32_t>(chip_.icu.queue_depth) && chip_.icu.preloaded)
       throw InputError(source_, "queue " + queues_[queue].name + " needs " + std::to_string(n) +
-                                    " instructions, more than chip.icu.queue_depth = " +
-                                    std::to_string(chip_.icu.queue_depth) +
-                                    " (the compiler does not emit ifetch yet)");
+                                    " instructions; a preloaded queue holds at most "
+                                    "chip.icu.queue_depth = " +
+                                    std::to_string(chip_.icu.queue_depth));
   }
   isa::ChipProgram cp;
   cp.chip = 0;
@@ -1705,6 +1844,25 @@ Schedule Scheduler::emit() {
       }
     }
     cp.queues.push_back(std::move(qp));
+  }
+  // The instruction text the ifetches stream: fetch k of a queue carries its entries
+  // D + k * per_fetch onward, as 16-byte slots.
+  for (const Fetch& f : fetches_) {
+    const isa::QueueProgram* qp = nullptr;
+    for (const auto& x : cp.queues)
+      if (x.queue == f.queue) qp = &x;
+    isa::Image im;
+    im.slice = f.slice;
+    im.addr = f.addr;
+    const auto per_fetch = static_cast<std::size_t>(chip_.icu.ifetch_bytes / isa::kSlotBytes);
+    const auto steps = static_cast<std::size_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
+    im.bytes.assign(steps * static_cast<std::size_t>(lanes_), 0);
+    const std::size_t first = static_cast<std::size_t>(chip_.icu.queue_depth) + f.k * per_fetch;
+    for (std::size_t i = 0; i < per_fetch && qp && first + i < qp->entries.size(); ++i) {
+      const isa::Word w = isa::encode(qp->entries[first + i].instr);
+      std::copy(w.begin(), w.end(), im.bytes.begin() + static_cast<std::ptrdiff_t>(i * w.size()));
+    }
+    prog.images.push_back(std::move(im));
   }
   if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   prog.predicted_cycles = end;

@@ -477,9 +477,11 @@ class Lowering {
     return vx(op, a, b, n, tag);
   }
   int sel(int mask, int a, int b, const Node& n, const std::string& tag) {
-    const KTensor& ka = k_.tensors[static_cast<std::size_t>(a)];
-    const int d = add_tensor(n.name + "/" + tag, ka.dtype, ka.shape, KTensor::Role::kTemp);
-    step(VxmOp::kSel, ka.dtype, a, b, d, g_.where(n), mask);
+    // (add_tensor may move the tensors: keep copies, not references, across it)
+    const DType dt = k_.tensors[static_cast<std::size_t>(a)].dtype;
+    const auto shape = k_.tensors[static_cast<std::size_t>(a)].shape;
+    const int d = add_tensor(n.name + "/" + tag, dt, shape, KTensor::Role::kTemp);
+    step(VxmOp::kSel, dt, a, b, d, g_.where(n), mask);
     return d;
   }
   // 1/x for fp32 (the VXM has no divide): sign(x) rsqrt(|x|)^2.
@@ -493,10 +495,12 @@ class Lowering {
   }
   // fp16/bf16 work is done in fp32 and rounded back once.
   int widen(int t, const Node& n) {
-    const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
-    if (kt.dtype == DType::kFp32) return t;
-    const int d = add_tensor(kt.name + "/fp32", DType::kFp32, kt.shape, KTensor::Role::kTemp);
-    cast(kt.dtype, DType::kFp32, t, d, g_.where(n));
+    const DType from = k_.tensors[static_cast<std::size_t>(t)].dtype;
+    if (from == DType::kFp32) return t;
+    const std::string name = k_.tensors[static_cast<std::size_t>(t)].name + "/fp32";
+    const auto shape = k_.tensors[static_cast<std::size_t>(t)].shape;
+    const int d = add_tensor(name, DType::kFp32, shape, KTensor::Role::kTemp);
+    cast(from, DType::kFp32, t, d, g_.where(n));
     return d;
   }
   void narrow_into(int t, DType to, int out, const Node& n) {

@@ -536,7 +536,16 @@ class Lowering {
   }
   // A reshape that keeps the rows view: the output is a view of the input's storage; constants
   // are reshaped on the host.
-  void reshape_to(const Node& n, int t, const std::vector<std::int64_t>& shape) {
+  void reshape_to(const Node& n, int t, std::vector<std::int64_t> shape) {
+    const int o = n.outputs.empty() ? -1 : n.outputs[0];
+    if (o < 0) throw InputError(g_.where(n), "has no output");
+    const Value& v = g_.values[static_cast<std::size_t>(o)];
+    tensor_of_[static_cast<std::size_t>(o)] = reshaped(t, std::move(shape), n, v.name);
+  }
+
+  // t with another shape (same elements, row-major order): a view when the rows view stays, a
+  // relayout on the SXM when the last dimension changes, a new constant for constants.
+  int reshaped(int t, std::vector<std::int64_t> shape, const Node& n, const std::string& name) {
     const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
     std::int64_t elems = 1;
     for (auto d : shape)
@@ -545,25 +554,100 @@ class Lowering {
       throw InputError(g_.where(n), "reshape of " + shape_str(kt.shape) + " to " +
                                         shape_str(shape) + " changes the number of elements");
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
-    const int o = n.outputs.empty() ? -1 : n.outputs[0];
-    if (o < 0) throw InputError(g_.where(n), "has no output");
-    const Value& v = g_.values[static_cast<std::size_t>(o)];
+    const bool graph_name = name.find('/') == std::string::npos;
     if (kt.role == KTensor::Role::kConstant) {
-      const int c = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kConstant, false);
+      const int c = add_tensor(name, kt.dtype, shape, KTensor::Role::kConstant, !graph_name);
       k_.tensors[static_cast<std::size_t>(c)].data = kt.data;
-      tensor_of_[static_cast<std::size_t>(o)] = c;
-      return;
+      return c;
     }
-    if (cols != kt.cols())
-      throw InputError(g_.where(n), "reshape of the computed tensor '" + kt.name + "' " +
-                                        shape_str(kt.shape) + " to " + shape_str(shape) +
-                                        " changes the last dimension, which needs lanes moved "
-                                        "between vectors (not supported yet)");
-    const int d = add_tensor(v.name, kt.dtype, shape, KTensor::Role::kTemp, false);
+    if (cols != kt.cols()) {
+      const std::int64_t c0 = kt.cols();
+      if (c0 > k_.lanes || cols > k_.lanes || cols <= 0 || c0 <= 0 ||
+          (cols % c0 != 0 && c0 % cols != 0))
+        throw InputError(g_.where(n), "reshape of the computed tensor '" + kt.name + "' " +
+                                          shape_str(kt.shape) + " to " + shape_str(shape) +
+                                          " changes the last dimension in a way not supported "
+                                          "yet (both must fit a vector and one divide the other)");
+      t = relayout(t, cols, n);
+    }
+    const KTensor& kb = k_.tensors[static_cast<std::size_t>(t)];
+    const int base = kb.view_of >= 0 ? kb.view_of : t;
+    const bool clean_base = kb.clean;
+    const int d = add_tensor(name, kt.dtype, shape, KTensor::Role::kTemp, !graph_name);
     KTensor& kd = k_.tensors[static_cast<std::size_t>(d)];
-    kd.view_of = kt.view_of >= 0 ? kt.view_of : t;
-    kd.clean = kt.clean;
-    tensor_of_[static_cast<std::size_t>(o)] = d;
+    kd.view_of = base;
+    kd.clean = clean_base;
+    return d;
+  }
+
+  // t's elements in rows of `cols` (row-major order kept), when one of the old and new row
+  // lengths divides the other: merging k rows shifts row m of each group north by m old rows
+  // and selects it in; splitting shifts each part south, masks it and interleaves the rows.
+  int relayout(int t, std::int64_t cols, const Node& n) {
+    t = clean(t, n);
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const std::int64_t c0 = kt.cols(), rows = kt.rows();
+    const DType dt = kt.dtype;
+    const int bytes = isa::dtype_bytes(dt);
+    const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
+    if (cols > c0) {
+      const std::int64_t k = cols / c0, out_rows = rows / k;
+      // Rows of one position m in their groups, made consecutive: [R', k, C] -> [k, R', C].
+      const int grouped =
+          add_tensor(kt.name + "/grouped", dt, {out_rows, k, c0}, KTensor::Role::kTemp);
+      k_.tensors[static_cast<std::size_t>(grouped)].view_of = kt.view_of >= 0 ? kt.view_of : t;
+      k_.tensors[static_cast<std::size_t>(grouped)].clean = true;
+      const int by_m = permute_leading(grouped, {1, 0}, n);
+      int acc = -1;
+      for (std::int64_t m = 0; m < k; ++m) {
+        const int sh = add_tensor(kt.name + "/moved", dt, {out_rows, cols}, KTensor::Role::kTemp);
+        KStep s;
+        s.kind = KStep::Kind::kSxm;
+        s.sxm = KStep::SxmOp::kShift;
+        s.args.type = dt;
+        s.a = by_m;
+        s.a_row = m * out_rows;
+        s.rows = out_rows;
+        s.d = sh;
+        s.sxm_n = static_cast<int>(m * c0);
+        s.north = true;
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+        k_.tensors[static_cast<std::size_t>(sh)].clean = true;  // zeros came in below
+        acc = acc < 0
+                  ? sh
+                  : sxm_select(acc, sh, static_cast<int>(m * c0), {out_rows, cols}, n, "merged");
+      }
+      return acc;
+    }
+    // Split: part m of every row (columns m C' ..), moved to lane 0 and masked to C' lanes,
+    // stacked as [k, R, C'], then interleaved to [R, k, C'].
+    const std::int64_t k = c0 / cols;
+    const int stacked = add_tensor(kt.name + "/parts", dt, {k, rows, cols}, KTensor::Role::kTemp);
+    const int keep = splat(kt.name + "/part.columns", it, -1.0, {cols});
+    for (std::int64_t m = 0; m < k; ++m) {
+      const int moved =
+          m == 0 ? t : sxm_shift(t, static_cast<int>(m * cols), false, kt.shape, n, "part");
+      KStep s;
+      s.args.op = VxmOp::kAnd;
+      s.args.type = it;
+      s.a = moved;
+      s.b = keep;
+      s.d = stacked;
+      s.rows = rows;
+      s.d_row = m * rows;
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+    }
+    k_.tensors[static_cast<std::size_t>(stacked)].clean = true;
+    const int inter = permute_leading(stacked, {1, 0}, n);
+    const int out = add_tensor(kt.name + "/split", dt, {rows * k, cols}, KTensor::Role::kTemp);
+    KTensor& ko = k_.tensors[static_cast<std::size_t>(out)];
+    ko.view_of = k_.tensors[static_cast<std::size_t>(inter)].view_of >= 0
+                     ? k_.tensors[static_cast<std::size_t>(inter)].view_of
+                     : inter;
+    ko.clean = true;
+    return out;
   }
   static std::int64_t norm_axis(std::int64_t a, std::size_t rank) {
     return a < 0 ? a + static_cast<std::int64_t>(rank) : a;
@@ -1277,10 +1361,20 @@ class Lowering {
       no_attrs(n, {"axis", "epsilon", "stash_type"});
       const Attr* ax = n.attr("axis");
       const Attr* ep = n.attr("epsilon");
-      const int x0 = float_input(n, 0);
+      int x0 = float_input(n, 0);
+      const KTensor korig = k_.tensors[static_cast<std::size_t>(x0)];
+      const std::size_t rank = korig.shape.size();
+      const std::int64_t axis = ax ? norm_axis(ax->i, rank) : static_cast<std::int64_t>(rank) - 1;
+      // Several trailing axes: normalise rows of their product (a relayout), then back.
+      std::vector<std::int64_t> flat;
+      if (rank && axis < static_cast<std::int64_t>(rank) - 1) {
+        std::int64_t lead = 1, trail = 1;
+        for (std::size_t i = 0; i < rank; ++i)
+          (static_cast<std::int64_t>(i) < axis ? lead : trail) *= korig.shape[i];
+        flat = {lead, trail};
+        x0 = reshaped(x0, flat, n, n.name + "/rows");
+      }
       const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
-      if (ax && norm_axis(ax->i, kx.shape.size()) != static_cast<std::int64_t>(kx.shape.size()) - 1)
-        throw InputError(g_.where(n), "only normalisation over the last axis is supported");
 
       const double eps = ep ? ep->f : 1e-5;
       const std::int64_t c = kx.cols();
@@ -1297,15 +1391,20 @@ class Lowering {
              vx(VxmOp::kAdd, var, splat(n.name + "/eps", DType::kFp32, eps, {1}), n, "var_eps"), -1,
              n, "inv_std");
       int y = vx(VxmOp::kMul, d, r, n, "normed");
-      if (n.inputs.size() > 1 && n.inputs[1] >= 0)
-        y = vx(VxmOp::kMul, y, widen(tensor(n.inputs[1], &n), n), n, "scaled");
-      if (n.inputs.size() > 2 && n.inputs[2] >= 0)
-        y = vx(VxmOp::kAdd, y, widen(tensor(n.inputs[2], &n), n), n, "biased");
-      const int out = output(n, kx.dtype, kx.shape);
-      narrow_into(y, kx.dtype, out, n);
+      auto param = [&](std::size_t i) {  // scale and bias over the normalised axes
+        int p = widen(tensor(n.inputs[i], &n), n);
+        if (!flat.empty()) p = reshaped(p, {flat[1]}, n, n.name + "/param");
+        return p;
+      };
+      if (n.inputs.size() > 1 && n.inputs[1] >= 0) y = vx(VxmOp::kMul, y, param(1), n, "scaled");
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0) y = vx(VxmOp::kAdd, y, param(2), n, "biased");
+      if (!flat.empty()) y = reshaped(y, korig.shape, n, n.name + "/unflat");
+      const int out = output(n, korig.dtype, korig.shape);
+      narrow_into(y, korig.dtype, out, n);
       // Optional outputs: the mean and 1/sqrt(var + eps), one per row (stash_type fp32).
-      std::vector<std::int64_t> stat = kx.shape;
-      stat.back() = 1;
+      std::vector<std::int64_t> stat = korig.shape;
+      for (std::size_t i = static_cast<std::size_t>(std::max<std::int64_t>(axis, 0)); i < rank; ++i)
+        stat[i] = 1;
       for (std::size_t i = 1; i < n.outputs.size() && i < 3; ++i) {
         const int o = n.outputs[i];
         if (o < 0) continue;

@@ -1,6 +1,7 @@
 #include "compiler/kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -580,6 +581,26 @@ class Lowering {
     return d;
   }
 
+  // Element j of a float constant, as a double.
+  static double element_of(const KTensor& kt, std::int64_t j) {
+    const auto i = static_cast<std::size_t>(j);
+    switch (kt.dtype) {
+      case DType::kFp32: {
+        float f;
+        std::memcpy(&f, &kt.data[i * 4], 4);
+        return f;
+      }
+      case DType::kFp16:
+        return func::fp16_to_fp32(
+            static_cast<std::uint16_t>(kt.data[i * 2] | (kt.data[i * 2 + 1] << 8)));
+      case DType::kBf16:
+        return func::bf16_to_fp32(
+            static_cast<std::uint16_t>(kt.data[i * 2] | (kt.data[i * 2 + 1] << 8)));
+      default:
+        throw std::invalid_argument("element_of: not a float constant");
+    }
+  }
+
   // t's elements in rows of `cols` (row-major order kept), when one of the old and new row
   // lengths divides the other: merging k rows shifts row m of each group north by m old rows
   // and selects it in; splitting shifts each part south, masks it and interleaves the rows.
@@ -880,7 +901,7 @@ class Lowering {
     std::vector<std::int64_t> stride(rank - 1, 1);
     for (std::size_t i = rank - 1; i-- > 1;)
       stride[i - 1] = stride[i] * kt.shape[i];
-    const std::int64_t rows = kt.rows(), cols = kt.cols();
+    const std::int64_t rows = kt.rows();
     if (kt.tiles(k_.lanes) > 1)
       throw InputError(g_.where(n), "moving rows wider than the vector is not supported yet");
     if (rows > 4096)
@@ -897,11 +918,23 @@ class Lowering {
       }
       src[static_cast<std::size_t>(d)] = s;
     }
+    return gather_rows(t, src, shape, n);
+  }
+
+  // A tensor of `shape` whose row d is row src[d] of t (rows may repeat): moved on the host for
+  // constants, else one VXM copy per run of consecutive source rows.
+  int gather_rows(int t, const std::vector<std::int64_t>& src,
+                  const std::vector<std::int64_t>& shape, const Node& n) {
+    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const std::int64_t cols = kt.cols();
+    const auto rows = static_cast<std::int64_t>(src.size());
+    if (kt.tiles(k_.lanes) > 1)
+      throw InputError(g_.where(n), "moving rows wider than the vector is not supported yet");
     if (kt.role == KTensor::Role::kConstant) {
       const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kConstant);
       const auto rb = static_cast<std::size_t>(cols * isa::dtype_bytes(kt.dtype));
       auto& data = k_.tensors[static_cast<std::size_t>(out)].data;
-      data.resize(kt.data.size());
+      data.resize(static_cast<std::size_t>(rows) * rb);
       for (std::int64_t d = 0; d < rows; ++d)
         std::memcpy(&data[static_cast<std::size_t>(d) * rb],
                     &kt.data[static_cast<std::size_t>(src[static_cast<std::size_t>(d)]) * rb], rb);
@@ -994,6 +1027,115 @@ class Lowering {
   // Operators built from the VXM and MXM steps above; false when n is none of them.
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
+    if (op == "BatchNormalization") {  // inference: x a + b per channel, a and b on the host
+      no_attrs(n, {"epsilon", "momentum", "training_mode"});
+      if (const Attr* tm = n.attr("training_mode"); tm && tm->i)
+        throw InputError(g_.where(n), "training_mode is not supported (inference only)");
+      if (n.inputs.size() != 5) throw InputError(g_.where(n), "takes five inputs");
+      const Attr* ep = n.attr("epsilon");
+      const double eps = ep ? ep->f : 1e-5;
+      const int x0 = float_input(n, 0);
+      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      if (kx.shape.size() < 2) throw InputError(g_.where(n), "needs an input with channels");
+      const std::int64_t ch = kx.shape[1];
+      bool all_constant = true;
+      for (std::size_t i = 1; i < 5; ++i)
+        all_constant = all_constant && n.inputs[i] >= 0 &&
+                       g_.values[static_cast<std::size_t>(n.inputs[i])].constant;
+      if (!all_constant) {
+        // Computed on the chip: a = scale rsqrt(var + eps), b = B - mean a, each [C]; then one
+        // value per row of x (the channel is a leading axis): a transpose to a column, spread
+        // across the lanes, rows repeated for every batch and spatial row.
+        auto param = [&](std::size_t i) {
+          const int t = widen(tensor(n.inputs[i], &n), n);
+          if (k_.tensors[static_cast<std::size_t>(t)].elements() != ch)
+            throw InputError(g_.where(n),
+                             "input " + std::to_string(i) + " must have one value per channel");
+          return reshaped(t, {1, ch}, n, n.name + "/p" + std::to_string(i));
+        };
+        const int sc = param(1), bi = param(2), mu = param(3), va = param(4);
+        const int a = vx(
+            VxmOp::kMul, sc,
+            vx(VxmOp::kRsqrt,
+               vx(VxmOp::kAdd, va, splat(n.name + "/eps", DType::kFp32, eps, {ch}), n, "var_eps"),
+               -1, n, "inv_std"),
+            n, "a");
+        const int b = vx(VxmOp::kSub, bi, vx(VxmOp::kMul, mu, a, n, "mean_a"), n, "b");
+        const int x = widen(x0, n);
+        auto per_row = [&](int v) {
+          if (kx.shape.size() == 2) return v;  // channels are the lanes: a row broadcast
+          const std::int64_t w = kx.cols(), rows = kx.rows(), per_ch = rows / (kx.shape[0] * ch);
+          const int col = transpose_perm(clean(v, n), {1, 0}, n);  // [C, 1]
+          const int spread = fit(col, {ch, w}, n);                 // [C, W]
+          std::vector<std::int64_t> src(static_cast<std::size_t>(rows));
+          for (std::int64_t r = 0; r < rows; ++r)
+            src[static_cast<std::size_t>(r)] = (r / per_ch) % ch;
+          return gather_rows(spread, src, kx.shape, n);
+        };
+        const int y =
+            vx(VxmOp::kAdd, vx(VxmOp::kMul, x, per_row(a), n, "scaled"), per_row(b), n, "shifted");
+        const int out = output(n, kx.dtype, kx.shape);
+        narrow_into(y, kx.dtype, out, n);
+        return true;
+      }
+      std::vector<std::vector<double>> p(4);
+      for (std::size_t i = 1; i < 5; ++i) {
+        const Value& v = g_.values[static_cast<std::size_t>(n.inputs[i])];
+        if (!v.constant)
+          throw InputError(g_.where(n), "'" + v.name + "' must be a constant (inference)");
+        const int t = tensor(n.inputs[i], &n);
+        const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+        if (kt.elements() != ch)
+          throw InputError(g_.where(n), "'" + v.name + "' must have one value per channel");
+        for (std::int64_t j = 0; j < ch; ++j)
+          p[i - 1].push_back(element_of(kt, j));
+      }
+      // Per-channel constants of shape [C, 1, ...] (broadcast over the rest on the host).
+      std::vector<std::int64_t> cshape(kx.shape.size() - 1, 1);
+      cshape[0] = ch;
+      const int a = add_tensor(n.name + "/a", DType::kFp32, cshape, KTensor::Role::kConstant);
+      const int b = add_tensor(n.name + "/b", DType::kFp32, cshape, KTensor::Role::kConstant);
+      for (std::int64_t j = 0; j < ch; ++j) {
+        const auto sj = static_cast<std::size_t>(j);
+        const double aj = p[0][sj] / std::sqrt(p[3][sj] + eps);
+        const float af = static_cast<float>(aj);
+        const float bf = static_cast<float>(p[1][sj] - p[2][sj] * aj);
+        for (auto [t, f] : {std::pair<int, float>{a, af}, {b, bf}}) {
+          auto& data = k_.tensors[static_cast<std::size_t>(t)].data;
+          const std::uint32_t bits = func::float_bits(f);
+          for (int k = 0; k < 4; ++k)
+            data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
+        }
+      }
+      const int x = widen(x0, n);
+      const int y = vx(VxmOp::kAdd, vx(VxmOp::kMul, x, fit(a, kx.shape, n), n, "scaled"),
+                       fit(b, kx.shape, n), n, "shifted");
+      const int out = output(n, kx.dtype, kx.shape);
+      narrow_into(y, kx.dtype, out, n);
+      return true;
+    }
+    if (op == "GlobalAveragePool") {  // the mean over every axis after the channels
+      no_attrs(n);
+      const int x0 = float_input(n, 0);
+      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const std::size_t rank = kx.shape.size();
+      if (rank < 3) throw InputError(g_.where(n), "needs a spatial input (N, C, ...)");
+      int y = widen(x0, n);
+      std::int64_t count = 1;
+      for (std::size_t ax = rank; ax-- > 2;) {
+        count *= kx.shape[ax];
+        y = ax == rank - 1 ? sum_last(y, n) : sum_leading(y, static_cast<std::int64_t>(ax), n);
+      }
+      y = vx(VxmOp::kMul, y,
+             splat(n.name + "/1_N", DType::kFp32, 1.0 / static_cast<double>(count), {1}), n,
+             "mean");
+      std::vector<std::int64_t> shape = kx.shape;
+      for (std::size_t ax = 2; ax < rank; ++ax)
+        shape[ax] = 1;
+      const int out = output(n, kx.dtype, shape);
+      narrow_into(y, kx.dtype, out, n);
+      return true;
+    }
     if (op == "Transpose") {
       // Any permutation as (leading axes permuted) -> (last two swapped) -> (leading permuted):
       // the first brings the axis that must end up last next to the last, the swap puts it
@@ -1735,11 +1877,28 @@ const std::vector<std::string>& supported_ops() {
       v.push_back(k);
     for (const auto& [k, unused] : unary_ops())
       v.push_back(k);
-    for (const char* k : {"Sigmoid",   "LeakyRelu", "Clip",       "MatMul",
-                          "Gemm",      "Div",       "Reciprocal", "Sqrt",
-                          "Erf",       "Reshape",   "Flatten",    "Squeeze",
-                          "Unsqueeze", "ReduceSum", "ReduceMean", "LayerNormalization",
-                          "Softmax",   "Concat",    "Slice",      "Transpose"})
+    for (const char* k : {"Sigmoid",
+                          "LeakyRelu",
+                          "Clip",
+                          "MatMul",
+                          "Gemm",
+                          "Div",
+                          "Reciprocal",
+                          "Sqrt",
+                          "Erf",
+                          "Reshape",
+                          "Flatten",
+                          "Squeeze",
+                          "Unsqueeze",
+                          "ReduceSum",
+                          "ReduceMean",
+                          "LayerNormalization",
+                          "Softmax",
+                          "Concat",
+                          "Slice",
+                          "Transpose",
+                          "BatchNormalization",
+                          "GlobalAveragePool"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

@@ -1114,6 +1114,35 @@ class Lowering {
       narrow_into(y, kx.dtype, out, n);
       return true;
     }
+    if (op == "Cast") {  // between the machine's float types, and from integers to floats
+      no_attrs(n, {"to", "saturate"});
+      const Attr* to = n.attr("to");
+      if (!to) throw InputError(g_.where(n), "needs its 'to' attribute");
+      // ONNX TensorProto element types the machine holds.
+      static const std::map<std::int64_t, DType> types = {{1, DType::kFp32},  {3, DType::kI8},
+                                                          {5, DType::kI16},   {6, DType::kI32},
+                                                          {10, DType::kFp16}, {16, DType::kBf16}};
+      auto it = types.find(to->i);
+      if (it == types.end())
+        throw InputError(g_.where(n), "a cast to ONNX element type " + std::to_string(to->i) +
+                                          " is not supported (the machine holds int8/16/32, "
+                                          "fp16, bf16 and fp32)");
+      const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
+      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      if (kt.dtype == DType::kNone)
+        throw InputError(g_.where(n), "casts from int64 or bool are not supported");
+      const DType target = it->second;
+      if (!isa::is_integer(kt.dtype) && isa::is_integer(target))
+        throw InputError(g_.where(n),
+                         "casts from floats to integers are not supported (ONNX "
+                         "truncates; the VXM rounds to nearest even)");
+      const int out = output(n, target, kt.shape);
+      if (target == kt.dtype)
+        step(VxmOp::kMov, target, t, -1, out, g_.where(n));
+      else
+        cast(kt.dtype, target, t, out, g_.where(n));
+      return true;
+    }
     if (op == "GlobalAveragePool") {  // the mean over every axis after the channels
       no_attrs(n);
       const int x0 = float_input(n, 0);
@@ -1898,7 +1927,8 @@ const std::vector<std::string>& supported_ops() {
                           "Slice",
                           "Transpose",
                           "BatchNormalization",
-                          "GlobalAveragePool"})
+                          "GlobalAveragePool",
+                          "Cast"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

@@ -117,10 +117,26 @@ class Lowering {
     t.dtype = dt;
     t.shape = std::move(shape);
     t.role = role;
-    const std::int64_t lanes = arch_.chip.lanes();
-    (void)lanes;
     k_.tensors.push_back(std::move(t));
     return static_cast<int>(k_.tensors.size()) - 1;
+  }
+
+  // Tensor t without its data: what most lowering code reads. (A copy, since add_tensor may move
+  // the tensors; the data of a large constant is not copied along.)
+  KTensor meta(int t) const {
+    const KTensor& s = k_.tensors[static_cast<std::size_t>(t)];
+    KTensor m;
+    m.name = s.name;
+    m.dtype = s.dtype;
+    m.shape = s.shape;
+    m.role = s.role;
+    m.view_of = s.view_of;
+    m.clean = s.clean;
+    m.spread16 = s.spread16;
+    return m;
+  }
+  const std::vector<std::uint8_t>& data_of(int t) const {
+    return k_.tensors[static_cast<std::size_t>(t)].data;
   }
 
   // The kernel tensor of graph value v (constants become constant tensors on first use).
@@ -547,7 +563,7 @@ class Lowering {
   // t with another shape (same elements, row-major order): a view when the rows view stays, a
   // relayout on the SXM when the last dimension changes, a new constant for constants.
   int reshaped(int t, std::vector<std::int64_t> shape, const Node& n, const std::string& name) {
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     std::int64_t elems = 1;
     for (auto d : shape)
       elems *= d;
@@ -557,8 +573,9 @@ class Lowering {
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
     const bool graph_name = name.find('/') == std::string::npos;
     if (kt.role == KTensor::Role::kConstant) {
+      std::vector<std::uint8_t> data = data_of(t);  // copied before add_tensor moves the tensors
       const int c = add_tensor(name, kt.dtype, shape, KTensor::Role::kConstant, !graph_name);
-      k_.tensors[static_cast<std::size_t>(c)].data = kt.data;
+      k_.tensors[static_cast<std::size_t>(c)].data = std::move(data);
       return c;
     }
     if (cols != kt.cols()) {
@@ -606,7 +623,7 @@ class Lowering {
   // and selects it in; splitting shifts each part south, masks it and interleaves the rows.
   int relayout(int t, std::int64_t cols, const Node& n) {
     t = clean(t, n);
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     const std::int64_t c0 = kt.cols(), rows = kt.rows();
     const DType dt = kt.dtype;
     const int bytes = isa::dtype_bytes(dt);
@@ -678,7 +695,7 @@ class Lowering {
   // the MXM (one pass per K tile; fp32 in two fp16 parts, hi and lo, both times ones).
   int sum_last(int x, const Node& n) {
     x = clean(x, n);
-    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const KTensor kx = meta(x);
     const std::int64_t c = kx.cols(), rows = kx.rows();
     if (c > k_.mxm_rows && k_.mxm_rows != k_.lanes)
       throw InputError(g_.where(n), "a sum over " + std::to_string(c) +
@@ -732,7 +749,7 @@ class Lowering {
   int sxm_shift(int t, int k, bool north, const std::vector<std::int64_t>& shape, const Node& n,
                 const std::string& tag) {
     if (!north) t = clean(t, n);
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     const int d = add_tensor(n.name + "/" + tag, kt.dtype, shape, KTensor::Role::kTemp);
     KStep s;
     s.kind = KStep::Kind::kSxm;
@@ -753,7 +770,7 @@ class Lowering {
   // shifts and VXM maxima that leaves it in the last column, then moved to lane 0 and spread.
   int softmax_last(int x, const Node& n) {
     x = clean(x, n);
-    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const KTensor kx = meta(x);
     const std::int64_t c = kx.cols();
     if (c > k_.lanes)
       throw InputError(g_.where(n), "Softmax over " + std::to_string(c) +
@@ -780,7 +797,7 @@ class Lowering {
   // then each output row gathers its superlanes from the blocks with shifts and selects.
   int transpose_last2(int x, const Node& n) {
     x = clean(x, n);
-    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const KTensor kx = meta(x);
     const std::size_t rank = kx.shape.size();
     if (rank < 2) throw InputError(g_.where(n), "transposes need two dimensions");
     const std::int64_t r = kx.shape[rank - 2], c = kx.shape[rank - 1];
@@ -888,7 +905,7 @@ class Lowering {
   // row moves whole (a VXM copy per run of rows that stay consecutive); constants move on the
   // host.
   int permute_leading(int t, const std::vector<std::int64_t>& lead, const Node& n) {
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     const std::size_t rank = kt.shape.size();
     bool identity = true;
     for (std::size_t i = 0; i < lead.size(); ++i)
@@ -925,19 +942,20 @@ class Lowering {
   // constants, else one VXM copy per run of consecutive source rows.
   int gather_rows(int t, const std::vector<std::int64_t>& src,
                   const std::vector<std::int64_t>& shape, const Node& n) {
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     const std::int64_t cols = kt.cols();
     const auto rows = static_cast<std::int64_t>(src.size());
     if (kt.tiles(k_.lanes) > 1)
       throw InputError(g_.where(n), "moving rows wider than the vector is not supported yet");
     if (kt.role == KTensor::Role::kConstant) {
-      const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kConstant);
       const auto rb = static_cast<std::size_t>(cols * isa::dtype_bytes(kt.dtype));
-      auto& data = k_.tensors[static_cast<std::size_t>(out)].data;
-      data.resize(static_cast<std::size_t>(rows) * rb);
+      const auto& in = data_of(t);
+      std::vector<std::uint8_t> data(static_cast<std::size_t>(rows) * rb);
       for (std::int64_t d = 0; d < rows; ++d)
         std::memcpy(&data[static_cast<std::size_t>(d) * rb],
-                    &kt.data[static_cast<std::size_t>(src[static_cast<std::size_t>(d)]) * rb], rb);
+                    &in[static_cast<std::size_t>(src[static_cast<std::size_t>(d)]) * rb], rb);
+      const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kConstant);
+      k_.tensors[static_cast<std::size_t>(out)].data = std::move(data);
       return out;
     }
     const int out = add_tensor(kt.name + "/perm", kt.dtype, shape, KTensor::Role::kTemp);
@@ -965,7 +983,7 @@ class Lowering {
   // SXM select: lanes below k from a, the rest from b, as a tensor of `shape`.
   int sxm_select(int a, int b, int k, const std::vector<std::int64_t>& shape, const Node& n,
                  const std::string& tag) {
-    const KTensor ka = k_.tensors[static_cast<std::size_t>(a)];
+    const KTensor ka = meta(a);
     const int d = add_tensor(n.name + "/" + tag, ka.dtype, shape, KTensor::Role::kTemp);
     KStep s;
     s.kind = KStep::Kind::kSxm;
@@ -985,7 +1003,7 @@ class Lowering {
   // of rows along it added in order on the VXM (the first copied out, so that no step reads one
   // tensor twice in a cycle).
   int sum_leading(int x, std::int64_t axis, const Node& n) {
-    const KTensor kx = k_.tensors[static_cast<std::size_t>(x)];
+    const KTensor kx = meta(x);
     std::int64_t outer = 1, inner = 1;
     for (std::int64_t i = 0; i < axis; ++i)
       outer *= kx.shape[static_cast<std::size_t>(i)];
@@ -1035,7 +1053,7 @@ class Lowering {
       const Attr* ep = n.attr("epsilon");
       const double eps = ep ? ep->f : 1e-5;
       const int x0 = float_input(n, 0);
-      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const KTensor kx = meta(x0);
       if (kx.shape.size() < 2) throw InputError(g_.where(n), "needs an input with channels");
       const std::int64_t ch = kx.shape[1];
       bool all_constant = true;
@@ -1083,8 +1101,7 @@ class Lowering {
         const Value& v = g_.values[static_cast<std::size_t>(n.inputs[i])];
         if (!v.constant)
           throw InputError(g_.where(n), "'" + v.name + "' must be a constant (inference)");
-        const int t = tensor(n.inputs[i], &n);
-        const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+        const KTensor& kt = k_.tensors[static_cast<std::size_t>(tensor(n.inputs[i], &n))];
         if (kt.elements() != ch)
           throw InputError(g_.where(n), "'" + v.name + "' must have one value per channel");
         for (std::int64_t j = 0; j < ch; ++j)
@@ -1128,7 +1145,7 @@ class Lowering {
                                           " is not supported (the machine holds int8/16/32, "
                                           "fp16, bf16 and fp32)");
       const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
-      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      const KTensor kt = meta(t);
       if (kt.dtype == DType::kNone)
         throw InputError(g_.where(n), "casts from int64 or bool are not supported");
       const DType target = it->second;
@@ -1146,7 +1163,7 @@ class Lowering {
     if (op == "GlobalAveragePool") {  // the mean over every axis after the channels
       no_attrs(n);
       const int x0 = float_input(n, 0);
-      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const KTensor kx = meta(x0);
       const std::size_t rank = kx.shape.size();
       if (rank < 3) throw InputError(g_.where(n), "needs a spatial input (N, C, ...)");
       int y = widen(x0, n);
@@ -1184,7 +1201,7 @@ class Lowering {
           throw InputError(g_.where(n), "perm " + shape_str(perm) + " is not a permutation of " +
                                             std::to_string(rank) + " axes");
       t = transpose_perm(t, perm, n);
-      const KTensor ky = k_.tensors[static_cast<std::size_t>(t)];
+      const KTensor ky = meta(t);
       const int out = output(n, ky.dtype, ky.shape);
       step(VxmOp::kMov, ky.dtype, t, -1, out, g_.where(n));
       return true;
@@ -1266,7 +1283,7 @@ class Lowering {
     if (op == "Slice") {  // along the last axis: a shift south and a mask
       no_attrs(n);
       const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
-      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      const KTensor kt = meta(t);
       const auto starts = const_ints(n, 1), ends = const_ints(n, 2);
       const auto axes = const_ints(n, 3), steps = const_ints(n, 4);
       if (!starts || !ends || starts->size() != 1 || ends->size() != 1)
@@ -1301,7 +1318,7 @@ class Lowering {
     if (op == "Softmax") {
       no_attrs(n, {"axis"});
       const int x0 = float_input(n, 0);
-      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const KTensor kx = meta(x0);
       const Attr* ax = n.attr("axis");
       const std::size_t rank = kx.shape.size();
       const std::int64_t axis = ax ? norm_axis(ax->i, rank) : static_cast<std::int64_t>(rank) - 1;
@@ -1473,7 +1490,7 @@ class Lowering {
       // of row blocks; sums in fp32 (int32 for int8), the node's type at the end.
       no_attrs(n, {"axes", "keepdims", "noop_with_empty_axes"});
       const int t = tensor(n.inputs.empty() ? -1 : n.inputs[0], &n);
-      const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+      const KTensor kt = meta(t);
       std::vector<std::int64_t> axes;
       if (const Attr* at = n.attr("axes"))
         axes = at->ints;
@@ -1533,7 +1550,7 @@ class Lowering {
       const Attr* ax = n.attr("axis");
       const Attr* ep = n.attr("epsilon");
       int x0 = float_input(n, 0);
-      const KTensor korig = k_.tensors[static_cast<std::size_t>(x0)];
+      const KTensor korig = meta(x0);
       const std::size_t rank = korig.shape.size();
       const std::int64_t axis = ax ? norm_axis(ax->i, rank) : static_cast<std::int64_t>(rank) - 1;
       // Several trailing axes: normalise rows of their product (a relayout), then back.
@@ -1545,7 +1562,7 @@ class Lowering {
         flat = {lead, trail};
         x0 = reshaped(x0, flat, n, n.name + "/rows");
       }
-      const KTensor kx = k_.tensors[static_cast<std::size_t>(x0)];
+      const KTensor kx = meta(x0);
 
       const double eps = ep ? ep->f : 1e-5;
       const std::int64_t c = kx.cols();
@@ -1592,7 +1609,7 @@ class Lowering {
   // t itself when its padding lanes are zero, else a copy with them cleared (an AND with a mask
   // of the columns, on the integer type of the element's width).
   int clean(int t, const Node& n) {
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     if (kt.clean) return t;
     const int bytes = isa::dtype_bytes(kt.dtype);
     const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
@@ -1607,7 +1624,7 @@ class Lowering {
   // (exact for fp16 and int8; fp32 is split into two fp16 parts, hi + lo, summed once in fp32).
   int lane_broadcast(int t, std::int64_t cols, const Node& n) {
     t = clean(t, n);
-    const KTensor kt = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor kt = meta(t);
     std::vector<std::int64_t> shape = kt.shape;
     if (shape.empty()) shape = {1};
     shape.back() = cols;
@@ -1662,18 +1679,19 @@ class Lowering {
 
   // A constant's transpose (the last two dimensions), computed on the host.
   int transposed_constant(int t, const Node& n) {
-    const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor src = meta(t);
     if (src.role != KTensor::Role::kConstant) return transpose_last2(t, n);
     if (src.shape.size() != 2) throw InputError(g_.where(n), "'" + src.name + "' is not 2-D");
     const std::int64_t r = src.shape[0], c = src.shape[1];
-    const int out = add_tensor(src.name + "/T", src.dtype, {c, r}, KTensor::Role::kConstant);
-    KTensor& o = k_.tensors[static_cast<std::size_t>(out)];
     const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(src.dtype));
-    o.data.resize(src.data.size());
+    const auto& in = data_of(t);
+    std::vector<std::uint8_t> data(in.size());
     for (std::int64_t i = 0; i < r; ++i)
       for (std::int64_t j = 0; j < c; ++j)
-        std::memcpy(&o.data[static_cast<std::size_t>(j * r + i) * bytes],
-                    &src.data[static_cast<std::size_t>(i * c + j) * bytes], bytes);
+        std::memcpy(&data[static_cast<std::size_t>(j * r + i) * bytes],
+                    &in[static_cast<std::size_t>(i * c + j) * bytes], bytes);
+    const int out = add_tensor(src.name + "/T", src.dtype, {c, r}, KTensor::Role::kConstant);
+    k_.tensors[static_cast<std::size_t>(out)].data = std::move(data);
     return out;
   }
 
@@ -1686,20 +1704,14 @@ class Lowering {
     return parts;
   }
   std::pair<int, int> split_fp16_new(int t, const Node& n, bool weights) {
-    const KTensor src = k_.tensors[static_cast<std::size_t>(t)];
+    const KTensor src = meta(t);
     if (src.role == KTensor::Role::kConstant) {
-      const int hi =
-          add_tensor(src.name + "/hi", DType::kFp16, src.shape, KTensor::Role::kConstant);
-      const int lo =
-          add_tensor(src.name + "/lo", DType::kFp16, src.shape, KTensor::Role::kConstant);
       const auto count = static_cast<std::size_t>(src.elements());
-      auto& h = k_.tensors[static_cast<std::size_t>(hi)].data;
-      h.resize(count * 2);
-      auto& l = k_.tensors[static_cast<std::size_t>(lo)].data;
-      l.resize(count * 2);
+      const auto& in = data_of(t);
+      std::vector<std::uint8_t> h(count * 2), l(count * 2);
       for (std::size_t i = 0; i < count; ++i) {
         float x;
-        std::memcpy(&x, &src.data[i * 4], 4);
+        std::memcpy(&x, &in[i * 4], 4);
         const std::uint16_t xh = func::fp32_to_fp16(x);
         const std::uint16_t xl = func::fp32_to_fp16(x - func::fp16_to_fp32(xh));
         h[2 * i] = static_cast<std::uint8_t>(xh);
@@ -1707,6 +1719,12 @@ class Lowering {
         l[2 * i] = static_cast<std::uint8_t>(xl);
         l[2 * i + 1] = static_cast<std::uint8_t>(xl >> 8);
       }
+      const int hi =
+          add_tensor(src.name + "/hi", DType::kFp16, src.shape, KTensor::Role::kConstant);
+      k_.tensors[static_cast<std::size_t>(hi)].data = std::move(h);
+      const int lo =
+          add_tensor(src.name + "/lo", DType::kFp16, src.shape, KTensor::Role::kConstant);
+      k_.tensors[static_cast<std::size_t>(lo)].data = std::move(l);
       return {hi, lo};
     }
     const int hi = add_tensor(src.name + "/hi", DType::kFp16, src.shape, KTensor::Role::kTemp);
@@ -1741,8 +1759,8 @@ class Lowering {
     if (tb) b = transposed_constant(b, n);
     a = clean(a, n);
     b = clean(b, n);
-    const KTensor ka = k_.tensors[static_cast<std::size_t>(a)];
-    const KTensor kb = k_.tensors[static_cast<std::size_t>(b)];
+    const KTensor ka = meta(a);
+    const KTensor kb = meta(b);
     const DType dt = ka.dtype;
     if (kb.dtype != dt) throw InputError(g_.where(n), "inputs have different types");
     if (dt != DType::kFp32 && dt != DType::kFp16)
@@ -1841,7 +1859,7 @@ class Lowering {
       y = scaled;
     }
     if (c >= 0) {
-      const KTensor kc = k_.tensors[static_cast<std::size_t>(c)];
+      const KTensor kc = meta(c);
       if (kc.dtype != dt) throw InputError(g_.where(n), "C has another type than A and B");
       if (!broadcast(kc.shape, out_shape) || *broadcast(kc.shape, out_shape) != out_shape)
         throw InputError(g_.where(n), "C " + shape_str(kc.shape) + " does not broadcast to " +
@@ -1853,21 +1871,21 @@ class Lowering {
       }
       if (kc.role == KTensor::Role::kConstant && (beta != 1.0f || dt == DType::kFp16)) {
         // Fold beta (and the widening to fp32) into the constant on the host.
-        const int f =
-            add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kConstant);
-        auto& data = k_.tensors[static_cast<std::size_t>(f)].data;
         const auto count = static_cast<std::size_t>(kc.elements());
-        data.resize(count * 4);
+        const auto& in = data_of(c);
+        std::vector<std::uint8_t> data(count * 4);
         for (std::size_t i = 0; i < count; ++i) {
           float x;
           if (dt == DType::kFp16)
-            x = func::fp16_to_fp32(
-                static_cast<std::uint16_t>(kc.data[2 * i] | (kc.data[2 * i + 1] << 8)));
+            x = func::fp16_to_fp32(static_cast<std::uint16_t>(in[2 * i] | (in[2 * i + 1] << 8)));
           else
-            std::memcpy(&x, &kc.data[i * 4], 4);
+            std::memcpy(&x, &in[i * 4], 4);
           x *= beta;
           std::memcpy(&data[i * 4], &x, 4);
         }
+        const int f =
+            add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kConstant);
+        k_.tensors[static_cast<std::size_t>(f)].data = std::move(data);
         cc = f;
       } else if (beta != 1.0f) {
         const int scaled =

@@ -20,6 +20,7 @@
 
 namespace lpu::compiler {
 
+// (The lowering's meta() copies every field but `data`: a new field must be added there too.)
 struct KTensor {
   enum class Role { kInput, kOutput, kConstant, kTemp };
   std::string name;

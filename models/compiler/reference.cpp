@@ -101,7 +101,6 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   const int lanes = k.lanes;
   const int bytes = isa::dtype_bytes(s.args.type);
   const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
-  const KTensor& a = k.tensors[static_cast<std::size_t>(s.a)];
   Bytes& out = buf[root(k, s.d)];
   const std::size_t size = static_cast<std::size_t>(d.elements()) * static_cast<std::size_t>(bytes);
   if (out.size() != size) out.assign(size, 0);  // partial writes accumulate
@@ -133,7 +132,6 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
             out[static_cast<std::size_t>(((r0 + j) * d.cols() + c) * bytes + b)] =
                 res[static_cast<std::size_t>(j)][static_cast<std::size_t>(c)];
       }
-    (void)a;
     return;
   }
   const std::int64_t rows = s.rows ? s.rows : d.rows(), row0 = s.rows ? s.d_row : 0;
@@ -158,7 +156,6 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
         out[static_cast<std::size_t>(((row0 + row) * d.cols() + c) * bytes + b)] =
             vd[static_cast<std::size_t>(c)];
     }
-  (void)a;
 }
 
 }  // namespace

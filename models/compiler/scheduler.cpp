@@ -132,7 +132,6 @@ struct Emit {
   std::uint32_t count = 1;    // repetitions (or steps of abc/acc, counted in the instruction)
   std::uint32_t stride = 1;   // cycles between repetitions
   bool separate = false;      // count separate instructions instead of a repeat
-  bool addr_step = false;     // separate MEM instructions at consecutive addresses
   bool self_counted = false;  // abc n / acc n: one instruction of n steps
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
@@ -153,7 +152,7 @@ struct Block {
   std::uint64_t dispatch;
   isa::Instr instr;
   std::uint32_t count = 1, stride = 1;
-  bool separate = false, self_counted = false, addr_step = false;
+  bool separate = false, self_counted = false;
   std::uint64_t first_done = 0;
   std::vector<int> expects;  // global block ids
   int tensor = -1;
@@ -328,7 +327,6 @@ class Scheduler {
         release_after[last_use[t]].push_back(static_cast<int>(t));
     for (std::size_t i = 0; i < k_.steps.size(); ++i) {
       const KStep& s = k_.steps[i];
-      step_ = i;
       if (s.kind == KStep::Kind::kVxm)
         vxm_step(s);
       else if (s.kind == KStep::Kind::kSxm)
@@ -818,7 +816,6 @@ class Scheduler {
       b.count = e.count;
       b.stride = e.stride;
       b.separate = e.separate;
-      b.addr_step = e.addr_step;
       b.tensor = e.tensor;
       b.self_counted = e.self_counted;
       b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
@@ -1418,7 +1415,6 @@ class Scheduler {
   std::vector<std::vector<Alloc>> alloc_;
   std::vector<std::uint64_t> live_, high_;  // per slice: live vectors, highest address used
   bool reuse_ = true;
-  std::size_t step_ = 0;
   std::vector<Claims> claims_;
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
@@ -1731,7 +1727,7 @@ void Scheduler::check_memory() const {
     if (b.tensor < 0) continue;
     const bool w = b.instr.opcode == isa::by_mnemonic("write")->opcode;
     for (std::uint32_t k = 0; k < b.count; ++k) {
-      const std::uint32_t addr = b.instr.arg[0] + (b.separate && !b.addr_step ? 0 : k);
+      const std::uint32_t addr = b.instr.arg[0] + (b.separate ? 0 : k);
       evs.push_back({b.dispatch + (w ? skew_w : skew_r) + static_cast<std::uint64_t>(k) * b.stride,
                      b.queue, addr, w, b.tensor});
     }
@@ -1828,11 +1824,8 @@ Schedule Scheduler::emit() {
       add(b.dispatch, b.instr, b.first_done);
       if (b.count > 1 && !b.self_counted) {
         if (b.separate) {
-          for (std::uint32_t i = 1; i < b.count; ++i) {
-            isa::Instr in = b.instr;
-            if (b.addr_step) in.arg[0] += i;  // the next row's address
-            add(b.dispatch + i * b.stride, in, b.first_done + i * b.stride);
-          }
+          for (std::uint32_t i = 1; i < b.count; ++i)
+            add(b.dispatch + i * b.stride, b.instr, b.first_done + i * b.stride);
         } else {
           isa::Instr r;
           r.opcode = rep;

@@ -34,30 +34,14 @@ class Builder {
 
   // An initializer of uniform random values in [-scale, scale].
   std::string weight(const std::string& name, const std::vector<std::int64_t>& dims, double scale) {
-    onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(elem_);
     std::int64_t n = 1;
-    for (auto d : dims) {
-      t->add_dims(d);
+    for (auto d : dims)
       n *= d;
-    }
     std::uniform_real_distribution<double> u(-scale, scale);
-    std::string raw;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto x = static_cast<float>(u(rng_));
-      if (elem_ == onnx::TensorProto::FLOAT16) {
-        const std::uint16_t h = func::fp32_to_fp16(x);
-        raw.push_back(static_cast<char>(h & 0xff));
-        raw.push_back(static_cast<char>(h >> 8));
-      } else {
-        const std::uint32_t b = func::float_bits(x);
-        for (int k = 0; k < 4; ++k)
-          raw.push_back(static_cast<char>((b >> (8 * k)) & 0xff));
-      }
-    }
-    t->set_raw_data(raw);
-    return name;
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (float& x : v)
+      x = static_cast<float>(u(rng_));
+    return values(name, dims, v);
   }
 
   struct A {  // a node attribute: an int, ints or a float

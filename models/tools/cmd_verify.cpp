@@ -3,7 +3,6 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -91,7 +90,7 @@ int cmd_verify(const Args& args) {
   const arch::Arch a = arch::load(arch_name, sets);
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Kernels k = compiler::lower(g, a);
-  compiler::Schedule s = compiler::schedule(k, a, model, !probe || std::getenv("LPU_PROBE_REUSE"));
+  compiler::Schedule s = compiler::schedule(k, a, model, /*reuse_memory=*/!probe);
   if (probe)  // every scratch tensor is read back like an output
     for (auto& t : s.program.tensors)
       if (t.role == isa::TensorRole::kScratch) t.role = isa::TensorRole::kOutput;

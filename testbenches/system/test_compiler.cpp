@@ -1189,8 +1189,8 @@ TEST(CompilerErrors, ReshapeChangingTheLastDimension) {
   // Rows of 6 into rows of 8: neither divides the other (merging or splitting rows is supported).
   const int x = gb.input("x", DType::kFp32, {4, 6});
   const int r = gb.node("Relu", "relu", {x}, "r", DType::kFp32, {4, 6});
-  gb.output(gb.node("Reshape", "reshape_rows", {r, gb.ints("shape", {3, 8})}, "y", DType::kFp32,
-                    {3, 8}));
+  gb.output(
+      gb.node("Reshape", "reshape_rows", {r, gb.ints("shape", {3, 8})}, "y", DType::kFp32, {3, 8}));
   expect_mentions(compile_error(gb.g),
                   {"node 'reshape_rows'", "Reshape", "'r'", "[4,6]", "[3,8]", "last dimension"});
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then compiles built-in workloads (an MLP, a
-# Llama-style decoder layer, a BERT encoder layer) for tsp-v1, simulates them and checks their
+# Llama-style decoder layer, a BERT encoder layer, ResNet-50 on a small image) for tsp-v1, simulates them and checks their
 # values against the host reference and their cycles against the compiler's prediction; then
 # shows the architecture, hand-written example programs and the program formats.
 set -euo pipefail
@@ -28,6 +28,10 @@ echo
 echo "== a BERT encoder layer (256 wide, 4 heads), sequence 64 (fp16)"
 "$lpu" workload bert-encoder --param preset=small --param seq=64 -o "$out/bert.onnx"
 "$lpu" verify "$out/bert.onnx" --arch tsp-v1
+echo
+echo "== ResNet-50 (the full layer graph) on a 32 x 32 image (fp16)"
+"$lpu" workload resnet50 --param size=32 -o "$out/resnet50.onnx"
+"$lpu" verify "$out/resnet50.onnx" --arch tsp-v1
 echo
 echo "== lpu arch show tsp-v1 --summary"
 "$lpu" arch show tsp-v1 --summary

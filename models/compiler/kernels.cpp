@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -64,6 +65,11 @@ class Lowering {
     k_.mxm_accumulators = arch_.chip.mxm.accumulators;
     k_.lanes = arch_.chip.lanes();
     tensor_of_.assign(g_.values.size(), -1);
+    cl_of_.assign(g_.values.size(), -1);
+    uses_.assign(g_.values.size(), 0);
+    for (const Node& n : g_.nodes)
+      for (int v : n.inputs)
+        if (v >= 0) ++uses_[static_cast<std::size_t>(v)];
     for (int v : g_.inputs) {
       const Value& val = g_.values[static_cast<std::size_t>(v)];
       if (val.dtype == DType::kNone)
@@ -145,6 +151,15 @@ class Lowering {
     int& t = tensor_of_[static_cast<std::size_t>(v)];
     if (t >= 0) return t;
     const Value& val = g_.values[static_cast<std::size_t>(v)];
+    if (const int c = cl_of_[static_cast<std::size_t>(v)]; c >= 0) {
+      // Only channels-last so far: the ONNX layout by a transpose.
+      Node made;
+      made.name = val.name + "/nchw";
+      made.op = "Transpose";
+      t = transpose_perm(c, from_cl(k_.tensors[static_cast<std::size_t>(c)].shape.size()),
+                         n ? *n : made);
+      return t;
+    }
     if (!val.constant)
       throw InputError(n ? g_.where(*n) : g_.source,
                        "value '" + val.name + "' is used before any node produces it");
@@ -222,7 +237,9 @@ class Lowering {
       elems *= d;
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
     if (kt.elements() == elems) return t;  // same elements, same rows view
-    if (kt.elements() == cols && (kt.shape.empty() ? 1 : kt.shape.back()) == cols) return t;
+    if (kt.elements() == cols && (kt.shape.empty() ? 1 : kt.shape.back()) == cols &&
+        (kt.role != KTensor::Role::kConstant || elems == cols))
+      return t;
     // One element per row (a scalar, or a last dimension of 1) whose rows match the result's (or
     // are a single row): spread across the lanes on the MXM, then as above.
     if (kt.role != KTensor::Role::kConstant && kt.cols() == 1 &&
@@ -244,7 +261,19 @@ class Lowering {
       for (std::size_t i = 0; i + 1 < r; ++i)
         if (kt.shape[i] != 1) row_only = false;
     }
-    if (row_only) target = {cols};
+    if (row_only) {
+      // A few identical rows, read cyclically, let one read (with a repeat) serve many result
+      // rows instead of one read per row: as many as divide the result's rows, up to 64.
+      const std::int64_t rows = cols ? elems / cols : 1;
+      std::int64_t copies = 1;
+      for (std::int64_t l = std::min<std::int64_t>(64, rows); l > 1; --l)
+        if (rows % l == 0) {
+          copies = l;
+          break;
+        }
+      target =
+          copies > 1 ? std::vector<std::int64_t>{copies, cols} : std::vector<std::int64_t>{cols};
+    }
     const int out = add_tensor(kt.name + "/broadcast", kt.dtype, target, KTensor::Role::kConstant);
     KTensor& o = k_.tensors[static_cast<std::size_t>(out)];
     const KTensor& src = k_.tensors[static_cast<std::size_t>(t)];
@@ -304,6 +333,10 @@ class Lowering {
         if (n.outputs[i] >= 0)
           throw InputError(g_.where(n),
                            "optional output " + std::to_string(i) + " is not supported");
+    if (!lower_cl(n)) lower_node(n);
+  }
+
+  void lower_node(const Node& n) {
     auto in = [&](std::size_t i) {
       return i < n.inputs.size() ? tensor(n.inputs[i], &n) : tensor(-1, &n);
     };
@@ -813,7 +846,8 @@ class Lowering {
     const int bytes = isa::dtype_bytes(dt);
     const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
     const int y = add_tensor(kx.name + "/T", dt, shape, KTensor::Role::kTemp);
-    const int keep = splat(kx.name + "/T.columns", it, -1.0, {r});
+    // (16 rows, as many as one group writes: read as a run, not once per row)
+    const int keep = splat(kx.name + "/T.columns", it, -1.0, {16, r});
     for (std::int64_t l = 0; l < lead; ++l) {
       const int xs = add_tensor(kx.name + "/rows16", dt, {rp, c}, KTensor::Role::kTemp);
       k_.tensors[static_cast<std::size_t>(xs)].spread16 = true;
@@ -964,20 +998,26 @@ class Lowering {
       while (e < rows &&
              src[static_cast<std::size_t>(e)] == src[static_cast<std::size_t>(e - 1)] + 1)
         ++e;
-      KStep s;
-      s.args.op = VxmOp::kMov;
-      s.args.type = kt.dtype;
-      s.a = t;
-      s.d = out;
-      s.rows = e - d;
-      s.a_row = src[static_cast<std::size_t>(d)];
-      s.d_row = d;
-      s.origin = g_.where(n);
-      k_.steps.push_back(std::move(s));
+      copy_rows(kt.dtype, t, src[static_cast<std::size_t>(d)], out, d, e - d, n);
       d = e;
     }
     k_.tensors[static_cast<std::size_t>(out)].clean = kt.clean;
     return out;
+  }
+
+  // A VXM copy of rows a_row .. a_row + rows - 1 of a into d from row d_row on.
+  void copy_rows(DType dt, int a, std::int64_t a_row, int d, std::int64_t d_row, std::int64_t rows,
+                 const Node& n) {
+    KStep s;
+    s.args.op = VxmOp::kMov;
+    s.args.type = dt;
+    s.a = a;
+    s.a_row = a_row;
+    s.d = d;
+    s.d_row = d_row;
+    s.rows = rows;
+    s.origin = g_.where(n);
+    k_.steps.push_back(std::move(s));
   }
 
   // SXM select: lanes below k from a, the rest from b, as a tensor of `shape`.
@@ -1043,6 +1083,757 @@ class Lowering {
   }
 
   // Operators built from the VXM and MXM steps above; false when n is none of them.
+  // ------------------------------------------------------ channels-last work (convolutions)
+  //
+  // A spatial value [N, C, spatial...] is kept as [N, spatial..., C] (rows = pixels, lanes =
+  // channels) from a convolution or a pool on, through point-wise operators, until an operator
+  // that needs the ONNX layout asks for it (then one transpose makes it). A convolution is then
+  // a sum of matrix products over shifted row ranges of the padded input, one per kernel tap
+  // (docs/compiler.md).
+
+  static std::vector<std::int64_t> to_cl(std::size_t rank) {  // source axis of each cl axis
+    std::vector<std::int64_t> p{0};
+    for (std::size_t i = 2; i < rank; ++i)
+      p.push_back(static_cast<std::int64_t>(i));
+    p.push_back(1);
+    return p;
+  }
+  static std::vector<std::int64_t> from_cl(std::size_t rank) {
+    std::vector<std::int64_t> p{0, static_cast<std::int64_t>(rank) - 1};
+    for (std::size_t i = 1; i + 1 < rank; ++i)
+      p.push_back(static_cast<std::int64_t>(i));
+    return p;
+  }
+  static std::vector<std::int64_t> permuted(const std::vector<std::int64_t>& s,
+                                            const std::vector<std::int64_t>& perm) {
+    std::vector<std::int64_t> out;
+    for (auto p : perm)
+      out.push_back(s[static_cast<std::size_t>(p)]);
+    return out;
+  }
+  // Shape (ONNX layout) and type of graph value v, whichever form it has so far (the graph
+  // knows them for inputs and constants only).
+  std::vector<std::int64_t> nchw_shape(int v) const {
+    const auto i = static_cast<std::size_t>(v);
+    if (tensor_of_[i] >= 0) return k_.tensors[static_cast<std::size_t>(tensor_of_[i])].shape;
+    if (cl_of_[i] >= 0) {
+      const auto& s = k_.tensors[static_cast<std::size_t>(cl_of_[i])].shape;
+      return permuted(s, from_cl(s.size()));
+    }
+    return g_.values[i].shape;
+  }
+  DType dtype_of(int v) const {
+    const auto i = static_cast<std::size_t>(v);
+    if (tensor_of_[i] >= 0) return k_.tensors[static_cast<std::size_t>(tensor_of_[i])].dtype;
+    if (cl_of_[i] >= 0) return k_.tensors[static_cast<std::size_t>(cl_of_[i])].dtype;
+    return g_.values[i].dtype;
+  }
+  bool cl_only(int v) const {
+    return v >= 0 && cl_of_[static_cast<std::size_t>(v)] >= 0 &&
+           tensor_of_[static_cast<std::size_t>(v)] < 0;
+  }
+
+  // Graph value v channels-last (transposed the first time it is asked for).
+  int cl_tensor(int v, const Node& n) {
+    if (int c = cl_of_[static_cast<std::size_t>(v)]; c >= 0) return c;
+    const int t = tensor(v, &n);
+    const std::size_t rank = k_.tensors[static_cast<std::size_t>(t)].shape.size();
+    if (rank != 3 && rank != 4)
+      throw InputError(g_.where(n), "needs an input of rank 3 or 4 (N, C, spatial), not " +
+                                        shape_str(k_.tensors[static_cast<std::size_t>(t)].shape));
+    const int c = transpose_perm(clean(t, n), to_cl(rank), n);
+    cl_of_[static_cast<std::size_t>(v)] = c;
+    return c;
+  }
+
+  // A constant operand of a point-wise node done channels-last: broadcast to `rank` axes and
+  // permuted like the data (a per-channel [C, 1, 1] becomes a row [1, 1, 1, C]).
+  int cl_constant(int v, std::size_t rank, const Node& n) {
+    const int t = tensor(v, &n);
+    const KTensor kt = meta(t);
+    if (kt.elements() == 1 || kt.shape.size() > rank) return t;
+    std::vector<std::int64_t> s(rank - kt.shape.size(), 1);
+    s.insert(s.end(), kt.shape.begin(), kt.shape.end());
+    const auto perm = to_cl(rank);
+    const std::vector<std::int64_t> d = permuted(s, perm);
+    const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
+    const auto& in = data_of(t);
+    std::vector<std::uint8_t> data(in.size());
+    std::vector<std::int64_t> stride(rank, 1);  // source strides
+    for (std::size_t i = rank - 1; i-- > 0;)
+      stride[i] = stride[i + 1] * s[i + 1];
+    for (std::int64_t e = 0; e < kt.elements(); ++e) {
+      std::int64_t rem = e, src = 0;
+      for (std::size_t i = rank; i-- > 0;) {
+        src += (rem % d[i]) * stride[static_cast<std::size_t>(perm[i])];
+        rem /= d[i];
+      }
+      std::memcpy(&data[static_cast<std::size_t>(e) * bytes],
+                  &in[static_cast<std::size_t>(src) * bytes], bytes);
+    }
+    const int c = add_tensor(kt.name + "/cl", kt.dtype, d, KTensor::Role::kConstant);
+    k_.tensors[static_cast<std::size_t>(c)].data = std::move(data);
+    return c;
+  }
+
+  static bool pointwise(const std::string& op) {
+    static const std::set<std::string> more = {"Sigmoid",    "LeakyRelu", "Clip", "Div",
+                                               "Reciprocal", "Sqrt",      "Erf",  "Cast"};
+    return binary_ops().count(op) || unary_ops().count(op) || more.count(op);
+  }
+
+  // A point-wise node with an input that exists only channels-last runs on the channels-last
+  // forms (its result stays so). False when n is not such a node.
+  bool lower_cl_pointwise(const Node& n) {
+    if (!pointwise(n.op) || n.outputs.empty() || n.outputs[0] < 0) return false;
+    bool any = false;
+    std::vector<std::int64_t> out_shape;
+    for (int v : n.inputs)
+      if (cl_only(v)) {
+        any = true;
+        out_shape = nchw_shape(v);
+      }
+    if (!any) return false;
+    const std::size_t rank = out_shape.size();
+    for (int v : n.inputs) {
+      if (v < 0) continue;
+      const Value& val = g_.values[static_cast<std::size_t>(v)];
+      if (val.constant ? val.shape.size() > rank : nchw_shape(v) != out_shape) return false;
+    }
+    std::vector<std::pair<int, int>> saved;
+    for (int v : n.inputs)
+      if (v >= 0) saved.push_back({v, tensor_of_[static_cast<std::size_t>(v)]});
+    for (int v : n.inputs) {
+      if (v < 0) continue;
+      const Value& val = g_.values[static_cast<std::size_t>(v)];
+      if (val.constant && val.dtype == DType::kNone) continue;
+      const int t = val.constant ? cl_constant(v, rank, n) : cl_tensor(v, n);
+      tensor_of_[static_cast<std::size_t>(v)] = t;
+    }
+    lower_node(n);
+    const auto o = static_cast<std::size_t>(n.outputs[0]);
+    cl_of_[o] = tensor_of_[o];
+    tensor_of_[o] = -1;
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it)
+      tensor_of_[static_cast<std::size_t>(it->first)] = it->second;
+    return true;
+  }
+
+  // The window of a convolution or a pool over one or two spatial axes (a 1-D one is 2-D with
+  // height 1), from the node's attributes, and its output size.
+  struct Window {
+    std::int64_t h = 1, w = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+    std::int64_t pt = 0, pl = 0, pb = 0, pr = 0;  // padding as given (or from auto_pad)
+    std::int64_t ho = 1, wo = 1;
+  };
+  Window window(const Node& n, const std::vector<std::int64_t>& x, std::vector<std::int64_t> k,
+                bool ceil_ok) {
+    const std::size_t sp = x.size() - 2;
+    if (sp != 1 && sp != 2)
+      throw InputError(g_.where(n),
+                       "only 1-D and 2-D windows are supported, not " + std::to_string(sp) + "-D");
+    auto ints = [&](const char* key, std::vector<std::int64_t> def) {
+      const Attr* a = n.attr(key);
+      if (!a || a->ints.empty()) return def;
+      if (a->ints.size() != def.size())
+        throw InputError(g_.where(n), std::string("attribute '") + key + "' has " +
+                                          std::to_string(a->ints.size()) + " values, not " +
+                                          std::to_string(def.size()));
+      for (auto v : a->ints)
+        if (v < (std::string(key) == "pads" ? 0 : 1))
+          throw InputError(g_.where(n),
+                           std::string("attribute '") + key + "' has value " + std::to_string(v));
+      return a->ints;
+    };
+    if (const Attr* ks = n.attr("kernel_shape"); ks && !ks->ints.empty()) {
+      if (!k.empty() && ks->ints != k)
+        throw InputError(g_.where(n), "kernel_shape " + shape_str(ks->ints) +
+                                          " differs from the weights' " + shape_str(k));
+      k = ks->ints;
+    }
+    if (k.size() != sp)
+      throw InputError(g_.where(n), "needs kernel_shape with " + std::to_string(sp) + " values");
+    const auto s = ints("strides", std::vector<std::int64_t>(sp, 1));
+    const auto d = ints("dilations", std::vector<std::int64_t>(sp, 1));
+    auto p = ints("pads", std::vector<std::int64_t>(2 * sp, 0));
+    const Attr* ap = n.attr("auto_pad");
+    const std::string mode = ap ? ap->s : "NOTSET";
+    const bool ceil = n.attr("ceil_mode") && n.attr("ceil_mode")->i != 0;
+    if (ceil && !ceil_ok) throw InputError(g_.where(n), "attribute 'ceil_mode' is not supported");
+    std::vector<std::int64_t> out(sp);
+    for (std::size_t i = 0; i < sp; ++i) {
+      const std::int64_t in = x[2 + i], ext = (k[i] - 1) * d[i] + 1;
+      if (mode == "NOTSET") {
+        const std::int64_t span = in + p[i] + p[sp + i] - ext;
+        if (span < 0)
+          throw InputError(g_.where(n), "the window " + shape_str(k) + " is larger than the " +
+                                            "padded input " + shape_str(x));
+        out[i] = (ceil ? (span + s[i] - 1) / s[i] : span / s[i]) + 1;
+        // (ceil mode: a last window must start inside the input or its leading padding)
+        if (ceil && (out[i] - 1) * s[i] >= in + p[i]) --out[i];
+      } else if (mode == "VALID") {
+        p[i] = p[sp + i] = 0;
+        if (in < ext)
+          throw InputError(g_.where(n), "the window " + shape_str(k) + " is larger than the " +
+                                            "input " + shape_str(x));
+        out[i] = (in - ext) / s[i] + 1;
+      } else if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
+        out[i] = (in + s[i] - 1) / s[i];
+        const std::int64_t total = std::max<std::int64_t>(0, (out[i] - 1) * s[i] + ext - in);
+        p[i] = mode == "SAME_UPPER" ? total / 2 : total - total / 2;
+        p[sp + i] = total - p[i];
+      } else {
+        throw InputError(g_.where(n), "auto_pad '" + mode + "' is not supported");
+      }
+    }
+    Window wd;
+    const std::size_t iw = sp - 1;  // the last spatial axis is the width
+    wd.w = x[2 + iw];
+    wd.kw = k[iw];
+    wd.sw = s[iw];
+    wd.dw = d[iw];
+    wd.pl = p[iw];
+    wd.pr = p[sp + iw];
+    wd.wo = out[iw];
+    if (sp == 2) {
+      wd.h = x[2];
+      wd.kh = k[0];
+      wd.sh = s[0];
+      wd.dh = d[0];
+      wd.pt = p[0];
+      wd.pb = p[sp];
+      wd.ho = out[0];
+    }
+    return wd;
+  }
+
+  // The padded input P of a window, cut into sh x sw phases: phase (a, b) [N, hq, wq, C] holds
+  // P's pixels (h sh + a, w sw + b). Output pixel (oh, ow), tap (i, j) reads P pixel
+  // (oh sh + i dh, ow sw + j dw), which is pixel (oh + ih, ow + jw) of phase (i dh mod sh,
+  // j dw mod sw) with ih = i dh / sh, jw = j dw / sw. Taking the outputs row-major over a grid
+  // of width wq, a tap therefore reads one run of consecutive rows of its phase: every pass of a
+  // convolution and every step of a pool streams whole runs, at any stride. Results come as
+  // [N, ho, wq, C'], the columns past wo unwanted.
+  struct Grid {
+    std::int64_t hq = 0, wq = 0;
+    int phase(const Window& w, std::int64_t i, std::int64_t j) const {
+      return static_cast<int>(((i * w.dh) % w.sh) * w.sw + (j * w.dw) % w.sw);
+    }
+    std::int64_t offset(const Window& w, std::int64_t i, std::int64_t j) const {
+      return (i * w.dh) / w.sh * wq + (j * w.dw) / w.sw;
+    }
+  };
+  static Grid grid(const Window& w) {
+    Grid g;
+    // Columns the wanted results read (more than the padding given in ceil mode).
+    const std::int64_t cols =
+        std::max(w.w + w.pl + w.pr, (w.wo - 1) * w.sw + (w.kw - 1) * w.dw + 1);
+    g.wq = (cols + w.sw - 1) / w.sw;
+    // Rows: the padded input's, and those the last (unwanted) result of the last tap reads.
+    const std::int64_t last =
+        w.ho * g.wq - 1 + (w.kh - 1) * w.dh / w.sh * g.wq + (w.kw - 1) * w.dw / w.sw;
+    g.hq = std::max((w.h + w.pt + w.pb + w.sh - 1) / w.sh, last / g.wq + 1);
+    return g;
+  }
+
+  // x [N, h, w, C] as the phases of its padded form (index a sw + b), the border `fill` (a
+  // constant of one element value): one VXM copy per input row, its pixels dealt over the
+  // column phases, and one copy of fill rows per border run. x itself when there is nothing to
+  // pad and one phase.
+  std::vector<int> phases(int x, const Window& w, const Grid& g, double fill, const Node& n) {
+    const KTensor kx = meta(x);
+    const std::int64_t nb = kx.shape[0], c = kx.cols();
+    if (w.sh == 1 && w.sw == 1 && !w.pt && !w.pl && g.wq == w.w && g.hq == w.h) return {x};
+    // The phases some tap reads; rows of other row phases are not copied (a dealt row still
+    // fills all of its column phases).
+    std::vector<bool> used(static_cast<std::size_t>(w.sh * w.sw), false),
+        row_used(static_cast<std::size_t>(w.sh), false);
+    for (std::int64_t i = 0; i < w.kh; ++i)
+      for (std::int64_t j = 0; j < w.kw; ++j) {
+        used[static_cast<std::size_t>(g.phase(w, i, j))] = true;
+        row_used[static_cast<std::size_t>(g.phase(w, i, j) / w.sw)] = true;
+      }
+    std::vector<int> out;
+    for (std::int64_t a = 0; a < w.sh; ++a)
+      for (std::int64_t b = 0; b < w.sw; ++b)
+        out.push_back(
+            row_used[static_cast<std::size_t>(a)]
+                ? add_tensor(n.name + "/phase", kx.dtype, {nb, g.hq, g.wq, c}, KTensor::Role::kTemp)
+                : -1);
+    // Each input row, dealt over the column phases of its row phase.
+    for (std::int64_t bi = 0; bi < nb; ++bi)
+      for (std::int64_t h = 0; h < w.h; ++h) {
+        const std::int64_t hp = h + w.pt, a = hp % w.sh, row = bi * g.hq * g.wq + hp / w.sh * g.wq;
+        if (!row_used[static_cast<std::size_t>(a)]) continue;
+        KStep s;
+        s.args.op = VxmOp::kMov;
+        s.args.type = kx.dtype;
+        s.a = x;
+        s.a_row = (bi * w.h + h) * w.w;
+        s.rows = w.w;
+        for (std::int64_t p = 0; p < std::min(w.sw, w.w); ++p)
+          s.deal.push_back({out[static_cast<std::size_t>(a * w.sw + (p + w.pl) % w.sw)],
+                            row + (p + w.pl) / w.sw});
+        s.d = s.deal[0].first;
+        s.d_row = s.deal[0].second;
+        if (s.deal.size() == 1) s.deal.clear();
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+      }
+    // The border: per phase, the runs of rows no input pixel lands on.
+    std::vector<std::tuple<int, std::int64_t, std::int64_t>> runs;  // phase tensor, row, rows
+    for (std::int64_t a = 0; a < w.sh; ++a)
+      for (std::int64_t b = 0; b < w.sw; ++b) {
+        if (!used[static_cast<std::size_t>(a * w.sw + b)]) continue;
+        const int t = out[static_cast<std::size_t>(a * w.sw + b)];
+        // Phase columns [c0, c1) come from the input (where a row does).
+        const std::int64_t c0 =
+            std::min(g.wq, std::max<std::int64_t>(0, (w.pl - b + w.sw - 1) / w.sw));
+        const std::int64_t c1 = std::min(g.wq, std::max(c0, (w.pl + w.w - b + w.sw - 1) / w.sw));
+        for (std::int64_t bi = 0; bi < nb; ++bi) {
+          std::int64_t cursor = bi * g.hq * g.wq;
+          for (std::int64_t hq = 0; hq < g.hq; ++hq) {
+            const std::int64_t h = hq * w.sh + a - w.pt;
+            if (h < 0 || h >= w.h || c1 == c0) continue;
+            const std::int64_t at = bi * g.hq * g.wq + hq * g.wq;
+            if (at + c0 > cursor) runs.emplace_back(t, cursor, at + c0 - cursor);
+            cursor = at + c1;
+          }
+          const std::int64_t end = (bi + 1) * g.hq * g.wq;
+          if (end > cursor) runs.emplace_back(t, cursor, end - cursor);
+        }
+      }
+    std::int64_t most = 0;
+    for (const auto& r : runs)
+      most = std::max(most, std::get<2>(r));
+    const int z = most ? splat(n.name + "/border", kx.dtype, fill, {most, c}) : -1;
+    for (const auto& [t, row, rows] : runs)
+      copy_rows(kx.dtype, z, 0, t, row, rows, n);
+    for (int t : out)
+      if (t >= 0) k_.tensors[static_cast<std::size_t>(t)].clean = kx.clean;
+    return out;
+  }
+
+  // The wanted columns of results [nb, ho, wq, C] as [nb, ho, wo, C] of type `to`: one VXM
+  // copy (or cast) per output row; the whole tensor at once when no column is dropped (y itself
+  // when the type stays too).
+  int pick(int y, std::int64_t nb, std::int64_t ho, std::int64_t wo, std::int64_t wq, DType to,
+           const Node& n) {
+    const KTensor ky = meta(y);
+    const std::int64_t c = ky.cols();
+    const bool whole = wq == wo;
+    if (whole && ky.dtype == to) return y;
+    const int d = add_tensor(n.name + "/out", to, {nb, ho, wo, c}, KTensor::Role::kTemp);
+    if (whole) {
+      cast(ky.dtype, to, y, d, g_.where(n));
+      return d;
+    }
+    for (std::int64_t b = 0; b < nb; ++b)
+      for (std::int64_t r = 0; r < ho; ++r) {
+        KStep s;
+        s.args.op = ky.dtype == to ? VxmOp::kMov : VxmOp::kCast;
+        s.args.type = ky.dtype;
+        s.args.to = to;
+        s.a = y;
+        s.a_row = (b * ho + r) * wq;
+        s.d = d;
+        s.rows = wo;
+        s.d_row = (b * ho + r) * wo;
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+      }
+    k_.tensors[static_cast<std::size_t>(d)].clean = ky.clean;
+    return d;
+  }
+
+  // The BatchNormalization that only reads the output of convolution n, with constant
+  // parameters (folded into the convolution's weights and bias), or nullptr.
+  const Node* foldable_bn(const Node& n) const {
+    if (n.outputs.empty() || n.outputs[0] < 0) return nullptr;
+    const int v = n.outputs[0];
+    if (uses_[static_cast<std::size_t>(v)] != 1) return nullptr;
+    for (int o : g_.outputs)
+      if (o == v) return nullptr;
+    for (const Node& m : g_.nodes) {
+      if (m.op != "BatchNormalization" || m.inputs.size() != 5 || m.inputs[0] != v) continue;
+      if (const Attr* tm = m.attr("training_mode"); tm && tm->i) return nullptr;
+      for (std::size_t i = 1; i < 5; ++i)
+        if (m.inputs[i] < 0 || !g_.values[static_cast<std::size_t>(m.inputs[i])].constant)
+          return nullptr;
+      for (std::size_t i = 1; i < m.outputs.size(); ++i)
+        if (m.outputs[i] >= 0) return nullptr;
+      return &m;
+    }
+    return nullptr;
+  }
+
+  std::vector<double> constant_values(int v, const Node& n) {
+    const KTensor& kt = k_.tensors[static_cast<std::size_t>(tensor(v, &n))];
+    std::vector<double> out;
+    for (std::int64_t j = 0; j < kt.elements(); ++j)
+      out.push_back(element_of(kt, j));
+    return out;
+  }
+
+  // Conv (group 1): the padded input's rows through the taps' weights on the MXM, every tap and
+  // channel tile one pass accumulated in place; a following BatchNormalization with constant
+  // parameters is folded into the weights and the bias.
+  void conv(const Node& n) {
+    no_attrs(n, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+    if (const Attr* g = n.attr("group"); g && g->i != 1)
+      throw InputError(g_.where(n), "group = " + std::to_string(g->i) +
+                                        " is not supported (grouped and depthwise convolutions)");
+    if (n.inputs.size() < 2 || n.inputs.size() > 3 || n.inputs[0] < 0 || n.inputs[1] < 0)
+      throw InputError(g_.where(n), "takes two or three inputs");
+    const Value& wv = g_.values[static_cast<std::size_t>(n.inputs[1])];
+    const std::vector<std::int64_t> xs = nchw_shape(n.inputs[0]), ws = nchw_shape(n.inputs[1]);
+    const DType dt = dtype_of(n.inputs[0]);
+    if (dt != DType::kFp32 && dt != DType::kFp16)
+      throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
+                                        " is not supported (fp32 or fp16)");
+    if (dtype_of(n.inputs[1]) != dt) throw InputError(g_.where(n), "inputs have different types");
+    if (xs.size() < 3 || ws.size() != xs.size() || ws[1] != xs[1])
+      throw InputError(g_.where(n), "input " + shape_str(xs) + " and weights " + shape_str(ws) +
+                                        " do not match (N, C, spatial) and (M, C, kernel)");
+    const Window w = window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
+    const std::int64_t nb = xs[0], c = xs[1], m = ws[0];
+    if ((c > k_.mxm_rows || m > k_.mxm_cols) &&
+        (k_.mxm_rows != k_.lanes || k_.mxm_cols != k_.lanes))
+      throw InputError(g_.where(n), std::to_string(c) + " input and " + std::to_string(m) +
+                                        " output channels need MXM planes as wide as the vector");
+    // Constant weights and bias are prepared on the host: row (tap, c), column m; scaled by a
+    // folded normalization. Computed ones are transposed on the chip.
+    const int bv = n.inputs.size() == 3 ? n.inputs[2] : -1;
+    const bool host = wv.constant && (bv < 0 || g_.values[static_cast<std::size_t>(bv)].constant);
+    std::vector<double> wts, bias(static_cast<std::size_t>(m), 0);
+    if (host) wts = constant_values(n.inputs[1], n);
+    if (host && bv >= 0) {
+      bias = constant_values(bv, n);
+      if (static_cast<std::int64_t>(bias.size()) != m)
+        throw InputError(g_.where(n), "the bias must have " + std::to_string(m) + " values");
+    }
+    bool has_bias = bv >= 0;
+    int out_value = n.outputs.empty() ? -1 : n.outputs[0];
+    if (const Node* bn = host ? foldable_bn(n) : nullptr) {
+      const Attr* ep = bn->attr("epsilon");
+      const double eps = ep ? ep->f : 1e-5;
+      std::vector<std::vector<double>> p;
+      for (std::size_t i = 1; i < 5; ++i) {
+        p.push_back(constant_values(bn->inputs[i], *bn));
+        if (static_cast<std::int64_t>(p.back().size()) != m)
+          throw InputError(g_.where(*bn), "parameters must have one value per channel");
+      }
+      const std::int64_t per = static_cast<std::int64_t>(wts.size()) / m;
+      for (std::int64_t j = 0; j < m; ++j) {
+        const auto sj = static_cast<std::size_t>(j);
+        const double a = p[0][sj] / std::sqrt(p[3][sj] + eps);
+        for (std::int64_t e = 0; e < per; ++e)
+          wts[static_cast<std::size_t>(j * per + e)] *= a;
+        bias[sj] = (bias[sj] - p[2][sj]) * a + p[1][sj];
+      }
+      has_bias = true;
+      folded_.insert(bn);
+      out_value = bn->outputs[0];
+    }
+    const std::int64_t taps = w.kh * w.kw;
+    int wt = -1;
+    if (!host) {
+      // [M, C, kernel...] -> [kernel..., C, M] -> [taps C, M]
+      const std::size_t rank = ws.size();
+      std::vector<std::int64_t> perm;
+      for (std::size_t i = 2; i < rank; ++i)
+        perm.push_back(static_cast<std::int64_t>(i));
+      perm.push_back(1);
+      perm.push_back(0);
+      const int wk = transpose_perm(clean(tensor(n.inputs[1], &n), n), perm, n);
+      wt = reshaped(wk, {taps * c, m}, n, n.name + "/taps");
+    } else {
+      wt = add_tensor(n.name + "/taps", dt, {taps * c, m}, KTensor::Role::kConstant);
+      const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(dt));
+      auto& data = k_.tensors[static_cast<std::size_t>(wt)].data;
+      data.resize(static_cast<std::size_t>(taps * c * m) * bytes);
+      for (std::int64_t j = 0; j < m; ++j)
+        for (std::int64_t ci = 0; ci < c; ++ci)
+          for (std::int64_t t = 0; t < taps; ++t) {
+            const double x = wts[static_cast<std::size_t>((j * c + ci) * taps + t)];
+            const auto at = static_cast<std::size_t>((t * c + ci) * m + j) * bytes;
+            if (dt == DType::kFp32) {
+              const std::uint32_t b = func::float_bits(static_cast<float>(x));
+              std::memcpy(&data[at], &b, 4);
+            } else {
+              const std::uint16_t b = func::fp32_to_fp16(static_cast<float>(x));
+              std::memcpy(&data[at], &b, 2);
+            }
+          }
+    }
+    const Grid gd = grid(w);
+    const int y =
+        add_tensor(n.name + "/product", DType::kFp32, {nb, w.ho, gd.wq, m}, KTensor::Role::kTemp);
+    const std::int64_t tk_n = (c + k_.mxm_rows - 1) / k_.mxm_rows;
+    const std::int64_t tn_n = (m + k_.mxm_cols - 1) / k_.mxm_cols;
+    const std::int64_t results = w.ho * gd.wq;  // per image
+    // A large input that exists only in the ONNX layout (a model's image) is made channels-last
+    // and cut into phases band by band of output rows, so that only one band's copies are live
+    // at a time (a pixel per vector: 224 x 224 x 3 would take 32 MiB at once). Large: more
+    // pixels than a MEM slice holds vectors.
+    std::vector<std::pair<std::int64_t, std::int64_t>> bands = {{0, w.ho}};
+    const int xv = n.inputs[0];
+    const std::int64_t depth = arch_.chip.mem.depth;
+    if (cl_of_[static_cast<std::size_t>(xv)] < 0 && xs.size() == 4 && nb * w.h * w.w > depth) {
+      const std::int64_t per = std::max<std::int64_t>(1, depth / (nb * w.w * w.sh));
+      bands.clear();
+      for (std::int64_t o = 0; o < w.ho; o += per)
+        bands.push_back({o, std::min(w.ho, o + per)});
+    }
+    for (const auto& [oh0, oh1] : bands) {
+      Window wb = w;
+      Grid gb = gd;
+      int xb = -1;
+      if (bands.size() == 1) {
+        xb = cl_tensor(xv, n);
+      } else {
+        // Padded rows [p0, p1) of the band; the input rows among them.
+        const std::int64_t p0 = oh0 * w.sh, p1 = (oh1 - 1) * w.sh + (w.kh - 1) * w.dh + 1;
+        const std::int64_t h0 = std::clamp<std::int64_t>(p0 - w.pt, 0, w.h),
+                           h1 = std::clamp<std::int64_t>(p1 - w.pt, h0, w.h);
+        wb.h = h1 - h0;
+        wb.pt = h0 + w.pt - p0;
+        wb.pb = std::max<std::int64_t>(0, p1 - p0 - wb.pt - wb.h);
+        wb.ho = oh1 - oh0;
+        gb = grid(wb);
+        std::vector<std::int64_t> src;
+        for (std::int64_t bi = 0; bi < nb; ++bi)
+          for (std::int64_t ci = 0; ci < c; ++ci)
+            for (std::int64_t h = h0; h < h1; ++h)
+              src.push_back((bi * c + ci) * w.h + h);
+        const int rows = gather_rows(clean(tensor(xv, &n), n), src, {nb, c, wb.h, w.w}, n);
+        xb = transpose_perm(rows, to_cl(4), n);
+      }
+      const std::vector<int> ph = phases(xb, wb, gb, 0.0, n);
+      // (activations, weights) per pass of a tap; fp32 as three fp16 passes
+      std::vector<std::vector<std::pair<int, int>>> parts(ph.size());
+      std::vector<bool> used(ph.size(), false);
+      for (std::int64_t i = 0; i < w.kh; ++i)
+        for (std::int64_t j = 0; j < w.kw; ++j)
+          used[static_cast<std::size_t>(gb.phase(w, i, j))] = true;
+      for (std::size_t p = 0; p < ph.size(); ++p) {
+        if (!used[p]) continue;
+        parts[p] = product_parts(ph[p], wt, dt, n);
+      }
+      const std::int64_t band_results = wb.ho * gd.wq;
+      for (std::int64_t b = 0; b < nb; ++b)
+        for (std::int64_t r0 = 0; r0 < band_results; r0 += k_.mxm_accumulators)
+          for (std::int64_t tn = 0; tn < tn_n; ++tn) {
+            KStep s =
+                product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, band_results - r0),
+                             b * results + oh0 * gd.wq + r0, tn, c, n);
+            for (std::int64_t i = 0; i < w.kh; ++i)
+              for (std::int64_t j = 0; j < w.kw; ++j)
+                for (std::int64_t tk = 0; tk < tk_n; ++tk)
+                  for (const auto& [xa, wa] : parts[static_cast<std::size_t>(gb.phase(w, i, j))]) {
+                    KPass ps;
+                    ps.x = xa;
+                    ps.w = wa;
+                    ps.x_row = b * gb.hq * gb.wq + r0 + gb.offset(w, i, j);
+                    ps.x_tile = tk;
+                    ps.w_row = (i * w.kw + j) * c + tk * k_.mxm_rows;
+                    ps.w_tile = tn;
+                    ps.k = std::min<std::int64_t>(k_.mxm_rows, c - tk * k_.mxm_rows);
+                    s.passes.push_back(ps);
+                  }
+            s.origin = g_.where(n);
+            k_.steps.push_back(std::move(s));
+          }
+    }
+    int r = y;
+    if (has_bias && !host) {
+      const KTensor kb = meta(tensor(bv, &n));
+      if (kb.elements() != m || kb.dtype != dt)
+        throw InputError(g_.where(n), "the bias must have " + std::to_string(m) + " values of " +
+                                          "the input's type");
+      r = vx(VxmOp::kAdd, y, widen(reshaped(tensor(bv, &n), {m}, n, n.name + "/b"), n), n,
+             "biased");
+    } else if (has_bias) {
+      const int bt = add_tensor(n.name + "/bias", DType::kFp32, {m}, KTensor::Role::kConstant);
+      auto& data = k_.tensors[static_cast<std::size_t>(bt)].data;
+      for (double v : bias) {
+        const std::uint32_t bits = func::float_bits(static_cast<float>(v));
+        for (int k = 0; k < 4; ++k)
+          data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
+      }
+      r = vx(VxmOp::kAdd, y, bt, n, "biased");
+    }
+    std::vector<std::int64_t> os = {nb, m, w.ho, w.wo};
+    if (xs.size() == 3) os.erase(os.begin() + 2);
+    set_cl_output(n, out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os);
+  }
+
+  // Records t as the channels-last form of graph value v (an output of node n).
+  void set_cl_output(const Node& n, int v, int t, const std::vector<std::int64_t>& shape) {
+    if (v < 0) throw InputError(g_.where(n), "has no output");
+    const auto want = permuted(shape, to_cl(shape.size()));
+    if (meta(t).shape != want) t = reshaped(t, want, n, n.name + "/cl");  // a 1-D window's
+    cl_of_[static_cast<std::size_t>(v)] = t;
+  }
+
+  // MaxPool and AveragePool: every tap's rows of the padded input (strided) combined on the VXM,
+  // in the input's type for max, in fp32 for averages.
+  void pool(const Node& n) {
+    const bool avg = n.op == "AveragePool";
+    if (avg)
+      no_attrs(n, {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                   "pads", "strides"});
+    else
+      no_attrs(n, {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides",
+                   "storage_order"});
+    if (n.inputs.size() != 1 || n.inputs[0] < 0) throw InputError(g_.where(n), "takes one input");
+    const std::vector<std::int64_t> xs = nchw_shape(n.inputs[0]);
+    const DType dt = dtype_of(n.inputs[0]);
+    if (dt != DType::kFp32 && dt != DType::kFp16 && dt != DType::kBf16 &&
+        !(dt == DType::kI8 && !avg))
+      throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
+                                        " is not supported (a float type" +
+                                        (avg ? ")" : ", or int8)"));
+    if (xs.size() < 3) throw InputError(g_.where(n), "needs an input (N, C, spatial)");
+    const Window w = window(n, xs, {}, true);
+    const std::int64_t nb = xs[0], c = xs[1];
+    std::vector<std::int64_t> os = {nb, c, w.ho, w.wo};
+    if (xs.size() == 3) os.erase(os.begin() + 2);
+    int x = cl_tensor(n.inputs[0], n);
+    const DType wt = avg ? DType::kFp32 : dt;  // the type of the work
+    if (avg) x = widen(x, n);
+    const Grid gd = grid(w);
+    const double fill = avg                ? 0.0
+                        : dt == DType::kI8 ? -128.0
+                                           : -std::numeric_limits<double>::infinity();
+    const std::vector<int> ph = phases(x, w, gd, fill, n);
+    // Every tap one run of its phase's rows per image, combined in tap order.
+    const std::int64_t results = w.ho * gd.wq;  // per image
+    int acc = -1;
+    for (std::int64_t i = 0; i < w.kh; ++i)
+      for (std::int64_t j = 0; j < w.kw; ++j) {
+        const int d =
+            add_tensor(n.name + "/window", wt, {nb, w.ho, gd.wq, c}, KTensor::Role::kTemp);
+        const int src = ph[static_cast<std::size_t>(gd.phase(w, i, j))];
+        for (std::int64_t b = 0; b < nb; ++b) {
+          KStep s;
+          s.args.op = acc < 0 ? VxmOp::kMov : avg ? VxmOp::kAdd : VxmOp::kMax;
+          s.args.type = wt;
+          const std::int64_t xr = b * gd.hq * gd.wq + gd.offset(w, i, j);
+          if (acc < 0) {
+            s.a = src;
+            s.a_row = xr;
+          } else {
+            s.a = acc;
+            s.a_row = b * results;
+            s.b = src;
+            s.b_row = xr;
+          }
+          s.d = d;
+          s.d_row = b * results;
+          s.rows = results;
+          s.origin = g_.where(n);
+          k_.steps.push_back(std::move(s));
+        }
+        k_.tensors[static_cast<std::size_t>(d)].clean =
+            k_.tensors[static_cast<std::size_t>(src)].clean;
+        acc = d;
+      }
+    const int out_value = n.outputs.empty() ? -1 : n.outputs[0];
+    auto sample = [&](DType to) { return pick(acc, nb, w.ho, w.wo, gd.wq, to, n); };
+    if (!avg) {
+      set_cl_output(n, out_value, sample(dt), os);
+      return;
+    }
+    // The divisor: the window's size, or (count_include_pad = 0) the input pixels it covers.
+    const bool include = n.attr("count_include_pad") && n.attr("count_include_pad")->i != 0;
+    const int sum = sample(DType::kFp32);
+    std::vector<float> inv(static_cast<std::size_t>(w.ho * w.wo));
+    bool uniform = true;
+    for (std::int64_t oh = 0; oh < w.ho; ++oh)
+      for (std::int64_t ow = 0; ow < w.wo; ++ow) {
+        std::int64_t cnt = 0;
+        for (std::int64_t i = 0; i < w.kh; ++i)
+          for (std::int64_t j = 0; j < w.kw; ++j) {
+            const std::int64_t y = oh * w.sh + i * w.dh - w.pt, z = ow * w.sw + j * w.dw - w.pl;
+            const bool in_pad = y >= -w.pt && y < w.h + w.pb && z >= -w.pl && z < w.w + w.pr;
+            const bool in_x = y >= 0 && y < w.h && z >= 0 && z < w.w;
+            cnt += include ? in_pad : in_x;
+          }
+        inv[static_cast<std::size_t>(oh * w.wo + ow)] = 1.0f / static_cast<float>(cnt);
+        uniform = uniform && inv[static_cast<std::size_t>(oh * w.wo + ow)] == inv[0];
+      }
+    int div;
+    if (uniform) {
+      div = splat(n.name + "/1_N", DType::kFp32, inv[0], {c});
+    } else {
+      div = add_tensor(n.name + "/1_N", DType::kFp32, {w.ho, w.wo, c}, KTensor::Role::kConstant);
+      auto& data = k_.tensors[static_cast<std::size_t>(div)].data;
+      for (float f : inv) {
+        const std::uint32_t bits = func::float_bits(f);
+        for (std::int64_t ci = 0; ci < c; ++ci)
+          for (int k = 0; k < 4; ++k)
+            data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
+      }
+      div = fit(div, meta(sum).shape, n);
+    }
+    const int mean = vx(VxmOp::kMul, sum, div, n, "mean");
+    const int out = add_tensor(n.name + "/out", dt, meta(mean).shape, KTensor::Role::kTemp);
+    narrow_into(mean, dt, out, n);
+    set_cl_output(n, out_value, out, os);
+  }
+
+  // GlobalAveragePool of a channels-last value: sums over the pixel rows; the result
+  // [N, 1.., C] is also the rows of the flattened [N, C].
+  void global_pool_cl(const Node& n) {
+    const int x0 = cl_tensor(n.inputs[0], n);
+    const KTensor kx = meta(x0);
+    int y = widen(x0, n);
+    std::int64_t count = 1;
+    for (std::size_t ax = kx.shape.size() - 1; ax-- > 1;) {
+      count *= kx.shape[ax];
+      y = sum_leading(y, static_cast<std::int64_t>(ax), n);
+    }
+    y = vx(VxmOp::kMul, y,
+           splat(n.name + "/1_N", DType::kFp32, 1.0 / static_cast<double>(count), {1}), n, "mean");
+    const int out = add_tensor(n.name + "/out", kx.dtype, meta(y).shape, KTensor::Role::kTemp);
+    narrow_into(y, kx.dtype, out, n);
+    const auto os = meta(out).shape;
+    set_cl_output(n, n.outputs.empty() ? -1 : n.outputs[0], out, permuted(os, from_cl(os.size())));
+  }
+
+  // Channels-last operators; false when n is not one of them or not on such a value.
+  bool lower_cl(const Node& n) {
+    if (folded_.count(&n)) return true;
+    if (n.op == "Conv") {
+      conv(n);
+      return true;
+    }
+    if (n.op == "MaxPool" || n.op == "AveragePool") {
+      pool(n);
+      return true;
+    }
+    if (n.inputs.empty() || !cl_only(n.inputs[0])) return lower_cl_pointwise(n);
+    const std::vector<std::int64_t> xs = nchw_shape(n.inputs[0]);
+    if (n.op == "GlobalAveragePool" && n.attrs.empty() && n.inputs.size() == 1) {
+      global_pool_cl(n);
+      return true;
+    }
+    // A reshape that keeps the channels as the last axis of a value with no spatial extent
+    // left (a pooled [N, C, 1, 1] flattened): a view of the channels-last rows.
+    if (n.op == "Flatten" && !n.outputs.empty() && n.outputs[0] >= 0 && xs.size() >= 3) {
+      const Attr* ax = n.attr("axis");
+      std::int64_t spatial = 1;
+      for (std::size_t i = 2; i < xs.size(); ++i)
+        spatial *= xs[i];
+      if (spatial == 1 && (!ax || ax->i == 1)) {
+        reshape_to(n, cl_tensor(n.inputs[0], n), {xs[0], xs[1]});
+        return true;
+      }
+    }
+    return lower_cl_pointwise(n);
+  }
+
   bool lower_more(const Node& n) {
     const std::string& op = n.op;
     if (op == "BatchNormalization") {  // inference: x a + b per channel, a and b on the host
@@ -1615,7 +2406,7 @@ class Lowering {
     const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
     const int mask = splat(kt.name + "/columns", it, -1.0, {kt.cols()});
     const int out = add_tensor(kt.name + "/clean", kt.dtype, kt.shape, KTensor::Role::kTemp);
-    step(VxmOp::kAnd, it, t, mask, out, g_.where(n));
+    step(VxmOp::kAnd, it, t, fit(mask, kt.shape, n), out, g_.where(n));
     k_.tensors[static_cast<std::size_t>(out)].clean = true;
     return out;
   }
@@ -1753,6 +2544,29 @@ class Lowering {
     k_.steps.push_back(std::move(s));
   }
 
+  // The (activations, weights) pairs of one product's passes: the operands themselves (fp16),
+  // or fp32 as three fp16 products hi.hi + hi.lo + lo.hi.
+  std::vector<std::pair<int, int>> product_parts(int x, int w, DType dt, const Node& n) {
+    if (dt == DType::kFp16) return {{x, w}};
+    const auto [xh, xl] = split_fp16(x, n, false);
+    const auto [wh, wl] = split_fp16(w, n, true);
+    return {{xh, wh}, {xh, wl}, {xl, wh}};
+  }
+  // An MXM step (passes to be added) writing rows d_row .. d_row + m - 1, column tile tn, of d.
+  KStep product_step(int d, std::int64_t m, std::int64_t d_row, std::int64_t tn,
+                     std::int64_t w_block, const Node& n) const {
+    KStep s;
+    s.kind = KStep::Kind::kMatMul;
+    s.mm_type = DType::kFp16;
+    s.m = m;
+    s.d = d;
+    s.d_row = d_row;
+    s.d_tile = tn;
+    s.w_block = w_block;
+    s.origin = g_.where(n);
+    return s;
+  }
+
   // Y = alpha A' B' (+ beta C): MXM passes per block of rows, then VXM steps for the rest.
   void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta) {
     if (ta) a = transposed_constant(a, n);
@@ -1809,14 +2623,7 @@ class Lowering {
                            std::to_string(k_.mxm_rows) + " x " + std::to_string(k_.mxm_cols) +
                            " planes, " + std::to_string(k_.lanes) + " lanes)");
     // Operands in the MXM's types.
-    std::vector<std::pair<int, int>> passes;  // (x, w)
-    if (dt == DType::kFp16) {
-      passes.push_back({a, b});
-    } else {
-      const auto [ah, al] = split_fp16(a, n, false);
-      const auto [bh, bl] = split_fp16(b, n, true);
-      passes = {{ah, bh}, {ah, bl}, {al, bh}};
-    }
+    const std::vector<std::pair<int, int>> passes = product_parts(a, b, dt, n);
     // The sum in fp32; the node's type and the alpha/beta terms follow on the VXM.
     const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0;
     int y = more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
@@ -1828,14 +2635,8 @@ class Lowering {
     for (std::int64_t bi = 0; bi < batches; ++bi)
       for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
         for (std::int64_t tn = 0; tn < tn_n; ++tn) {
-          KStep s;
-          s.kind = KStep::Kind::kMatMul;
-          s.mm_type = DType::kFp16;
-          s.m = std::min<std::int64_t>(k_.mxm_accumulators, m - r0);
-          s.d = y;
-          s.d_row = bi * m + r0;
-          s.d_tile = tn;
-          s.w_block = kk;
+          KStep s = product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, m - r0),
+                                 bi * m + r0, tn, kk, n);
           for (std::int64_t tk = 0; tk < tk_n; ++tk)
             for (const auto& [x, w] : passes) {
               KPass p;
@@ -1910,7 +2711,10 @@ class Lowering {
   const Graph& g_;
   const arch::Arch& arch_;
   Kernels k_;
-  std::vector<int> tensor_of_;  // graph value -> kernel tensor
+  std::vector<int> tensor_of_;    // graph value -> kernel tensor
+  std::vector<int> cl_of_;        // graph value -> its channels-last kernel tensor, or -1
+  std::vector<int> uses_;         // graph value -> how many node inputs read it
+  std::set<const Node*> folded_;  // normalizations folded into a convolution
   std::set<std::string> used_names_, graph_names_;
   std::map<std::pair<int, bool>, std::pair<int, int>> splits_;  // (tensor, weights) -> (hi, lo)
 };
@@ -1946,7 +2750,10 @@ const std::vector<std::string>& supported_ops() {
                           "Transpose",
                           "BatchNormalization",
                           "GlobalAveragePool",
-                          "Cast"})
+                          "Cast",
+                          "Conv",
+                          "MaxPool",
+                          "AveragePool"})
       v.push_back(k);
     std::sort(v.begin(), v.end());
     return v;

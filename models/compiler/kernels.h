@@ -83,6 +83,10 @@ struct KStep {
   std::int64_t rows = 0;
   std::int64_t a_row = 0;  ///< with rows > 0: the first row read from operand a
   std::int64_t b_row = 0;  ///< kVxm with rows > 0: the first row read from operand b
+  /// kVxm with rows > 0: when not empty, the results are dealt round-robin over n = deal.size()
+  /// tensors: result r goes to tensor deal[r % n].first, row deal[r % n].second + r / n (d and
+  /// d_row are deal[0]'s). It splits a run of pixels into phases (even and odd columns).
+  std::vector<std::pair<int, std::int64_t>> deal;
   // kMatMul: rows d_row .. d_row + m - 1 of d (int32 or fp32), column tile d_tile, are the sum of
   // the passes' products (int8 or fp16 operands), summed in pass order. A weight tensor's rows
   // come in blocks of w_block rows (one product's K: a batch), each cut into tiles of the plane's

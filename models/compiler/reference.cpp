@@ -196,8 +196,15 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
     const int in_bytes = isa::dtype_bytes(s.args.type);
     const int out_bytes = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : in_bytes;
-    Bytes& out = buf[root(k, s.d)];
-    if (out.size() != size_of(s.d)) out.assign(size_of(s.d), 0);  // partial writes accumulate
+    // Where result r goes: row row0 + r of d, or dealt round-robin (KStep::deal).
+    std::vector<std::pair<int, std::int64_t>> dests = s.deal;
+    if (dests.empty()) dests.push_back({s.d, s.d_row});
+    for (const auto& [t, unused] : dests) {
+      (void)unused;
+      Bytes& o = buf[root(k, t)];
+      if (o.size() != size_of(t)) o.assign(size_of(t), 0);  // partial writes accumulate
+    }
+    const auto n_dest = static_cast<std::int64_t>(dests.size());
     const std::int64_t rows = s.rows ? s.rows : d.rows(), cols = d.cols(),
                        row0 = s.rows ? s.d_row : 0;
     std::vector<Bytes> pa(4, Bytes(kChunk)), pb(4, Bytes(kChunk)), pm(4, Bytes(kChunk)),
@@ -214,8 +221,10 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
     }
     auto cols_of = [&](int t) { return k.tensors[static_cast<std::size_t>(t)].cols(); };
     // An operand of one row is broadcast along rows.
+    // (A whole-tensor step reads an operand of fewer rows than the result cyclically.)
     auto row_of = [&](int t, std::int64_t r) {
-      return k.tensors[static_cast<std::size_t>(t)].rows() == 1 ? 0 : r;
+      const std::int64_t n = k.tensors[static_cast<std::size_t>(t)].rows();
+      return n == 1 ? 0 : !s.rows && n < rows ? r % n : r;
     };
     for (std::int64_t r = 0; r < rows; ++r)
       for (std::int64_t c0 = 0; c0 < cols; c0 += kChunk) {
@@ -228,9 +237,12 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
         if (s.mask >= 0)
           split(buf[root(k, s.mask)], in_bytes, row_of(s.mask, r), cols_of(s.mask), c0, n, pm);
         func::vxm_apply(s.args, n, a, s.b >= 0 ? b : nullptr, s.mask >= 0 ? m : nullptr, o);
+        const auto& dest = dests[static_cast<std::size_t>(r % n_dest)];
+        Bytes& out = buf[root(k, dest.first)];
+        const std::int64_t orow = n_dest > 1 ? dest.second + r / n_dest : row0 + r;
         for (int bt = 0; bt < out_bytes; ++bt)
           for (int i = 0; i < n; ++i)
-            out[static_cast<std::size_t>((((row0 + r) * cols) + c0 + i) * out_bytes + bt)] =
+            out[static_cast<std::size_t>(((orow * cols) + c0 + i) * out_bytes + bt)] =
                 pd[static_cast<std::size_t>(bt)][static_cast<std::size_t>(i)];
       }
   }

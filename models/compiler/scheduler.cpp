@@ -495,11 +495,19 @@ class Scheduler {
       std::vector<std::uint16_t> cand;
       for (auto c : west ? west_ : east_)
         if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
+      if (side >= 0 && attempt > 0) break;  // a side asked for is kept
       std::stable_sort(cand.begin(), cand.end(),
                        [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
-      if (static_cast<int>(cand.size()) < width) continue;
-      std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
-      const auto found = find_base(pick, need);
+      // The emptiest slices first, then the next ones (their free ranges may line up better).
+      std::vector<std::uint16_t> pick;
+      std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
+      for (std::size_t k = 0; !found && k + static_cast<std::size_t>(width) <= cand.size() &&
+                              k < 4 * static_cast<std::size_t>(width);
+           k += static_cast<std::size_t>(width)) {
+        pick.assign(cand.begin() + static_cast<long>(k),
+                    cand.begin() + static_cast<long>(k) + width);
+        found = find_base(pick, need);
+      }
       if (!found) continue;
       const std::uint64_t base = found->first;
       p.write_after = found->second;
@@ -516,7 +524,9 @@ class Scheduler {
     if (!p.t16 && need > 1)
       for (std::uint64_t parts = 2; parts <= 64 && parts <= need; parts *= 2)
         for (int attempt = 0; attempt < 2; ++attempt) {
-          const bool west = ((next_side_ + attempt) % 2) == 0;
+          const bool west =
+              side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
+          if (side >= 0 && attempt > 0) break;
           std::vector<TensorPlace::Chunk> chunks;
           std::uint64_t after = 0;
           const std::uint64_t per = (need + parts - 1) / parts;
@@ -575,7 +585,39 @@ class Scheduler {
                                   " vectors in each of " + std::to_string(width) +
                                   " MEM slices of one hemisphere; no such room is left (depth " +
                                   std::to_string(depth) + " vectors per slice, " +
-                                  std::to_string(west_.size()) + " data slices per hemisphere)");
+                                  std::to_string(west_.size()) +
+                                  " data slices per hemisphere; live now: " + live_mib() + ")");
+  }
+  // "west X MiB, east Y MiB": the live MEM per hemisphere (for messages).
+  std::string live_mib() const {
+    if (std::getenv("LPU_DEBUG_MEM")) {  // the largest live tensors
+      std::vector<std::pair<std::uint64_t, std::size_t>> v;
+      for (std::size_t t = 0; t < place_.size(); ++t) {
+        const TensorPlace& p = place_[t];
+        if (!p.placed || p.freed) continue;
+        std::uint64_t n = 0;
+        if (p.chunked)
+          for (const auto& c : p.chunks)
+            n += static_cast<std::uint64_t>(c.rows) * c.slices.size();
+        else
+          n = static_cast<std::uint64_t>(p.vectors) * (p.weights ? 16 : p.slices.size());
+        v.push_back({n, t});
+      }
+      std::sort(v.rbegin(), v.rend());
+      for (std::size_t i = 0; i < v.size() && i < 25; ++i)
+        std::fprintf(
+            stderr, "%8llu KiB %s%s\n",
+            static_cast<unsigned long long>(v[i].first * static_cast<std::uint64_t>(lanes_) >> 10),
+            k_.tensors[v[i].second].name.c_str(), place_[v[i].second].west ? " (west)" : " (east)");
+    }
+    std::uint64_t v[2] = {0, 0};
+    for (int h = 0; h < 2; ++h)
+      for (auto sl : h == 0 ? west_ : east_)
+        v[h] += live_[sl];
+    auto mib = [&](std::uint64_t n) {
+      return std::to_string((n * static_cast<std::uint64_t>(lanes_)) >> 20) + " MiB";
+    };
+    return "west " + mib(v[0]) + ", east " + mib(v[1]);
   }
 
   // --- MEM allocation: per slice, ranges of addresses that are live or were freed (with the
@@ -634,17 +676,26 @@ class Scheduler {
       high_[sl] = std::max(high_[sl], base + need);
     }
   }
-  // Frees a contiguous tensor's storage once its last reader is scheduled.
+  // Frees a tensor's storage (contiguous or in chunks) once its last reader is scheduled.
   void release(int t) {
     TensorPlace& tp = place_[static_cast<std::size_t>(t)];
-    if (!tp.placed || tp.freed || tp.weights || tp.t16 || tp.chunked) return;
+    if (!tp.placed || tp.freed || tp.weights || tp.t16) return;
     tp.freed = true;
-    for (auto sl : tp.slices)
-      for (Alloc& a : alloc_[sl])
-        if (a.avail == ~0ull && a.start == tp.addr && a.end == tp.addr + tp.vectors) {
-          a.avail = tp.last_read + 1;
-          live_[sl] -= tp.vectors;
-        }
+    auto free_range = [&](const std::vector<std::uint16_t>& slices, std::uint64_t start,
+                          std::uint64_t n) {
+      for (auto sl : slices)
+        for (Alloc& a : alloc_[sl])
+          if (a.avail == ~0ull && a.start == start && a.end == start + n) {
+            a.avail = tp.last_read + 1;
+            live_[sl] -= n;
+          }
+    };
+    if (!tp.chunked) {
+      free_range(tp.slices, tp.addr, tp.vectors);
+      return;
+    }
+    for (const auto& c : tp.chunks)
+      free_range(c.slices, c.base, static_cast<std::uint64_t>(c.rows));
   }
 
   // Weights: the piece holding row r, column tile tn.
@@ -843,6 +894,30 @@ class Scheduler {
                        std::max(pa, pb)});
   }
 
+  // Stream uses of one op from index `first` on that name the same stream slots (several writes
+  // taking values off one stream) become one use spanning all of them.
+  static void merge_stream_uses(Op& op, std::size_t first) {
+    for (std::size_t i = first; i < op.uses.size(); ++i) {
+      Use& a = op.uses[i];
+      if (a.kind != Use::Kind::kStream) continue;
+      for (std::size_t j = i + 1; j < op.uses.size();) {
+        const Use& b = op.uses[j];
+        if (b.kind != Use::Kind::kStream || b.id != a.id) {
+          ++j;
+          continue;
+        }
+        const std::int64_t lo = std::min(a.off, b.off);
+        const std::int64_t hi = std::max(a.off + static_cast<std::int64_t>(a.len),
+                                         b.off + static_cast<std::int64_t>(b.len));
+        a.off = lo;
+        a.len = static_cast<std::uint64_t>(hi - lo);
+        a.p0 = std::min(a.p0, b.p0);
+        a.p1 = std::max(a.p1, b.p1);
+        op.uses.erase(op.uses.begin() + static_cast<long>(j));
+      }
+    }
+  }
+
   // Reads vector rows row0.. of contiguous tensor t (every byte plane) so that the i-th reaches
   // position `to` in cycle T + i on streams first..; count of them. A broadcast operand (one
   // logical row) is read again for every row of a result of `count` vector rows: with T tiles
@@ -904,9 +979,27 @@ class Scheduler {
       use_port(op, sq.id, access, count);
       const int stream = first + static_cast<int>(b);
       use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
-      const auto tiles = static_cast<std::uint32_t>(rows_of(t));  // a broadcast operand's rows
+      // A broadcast operand of L logical rows (one, or a few read cyclically) and T tiles.
+      const auto L = static_cast<std::uint32_t>(logical_rows(t));
+      const auto tiles = static_cast<std::uint32_t>(rows_of(t)) / (broadcast ? L : 1);
       const std::uint32_t per_tile = broadcast ? count / tiles : count;
-      for (std::uint32_t ti = 0; ti < (broadcast ? tiles : 1); ++ti) {
+      if (broadcast && L > 1) {  // one read of the L rows (a repeat) per L result rows
+        for (std::uint32_t ti = 0; ti < tiles; ++ti)
+          for (std::uint32_t k = 0; k < per_tile; k += L) {
+            Emit e;
+            e.queue = sq.id;
+            e.off = d + static_cast<std::int64_t>(ti * per_tile + k);
+            e.instr = instr("read");
+            e.tensor = root(t);
+            e.instr.arg[0] = tp.addr + ti * L;
+            e.instr.arg[1] = isa::stream_arg(stream, west);
+            e.count = std::min(L, per_tile - k);
+            e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile + k);
+            ids.push_back(static_cast<int>(op.emits.size()));
+            op.emits.push_back(std::move(e));
+          }
+      }
+      for (std::uint32_t ti = 0; ti < (broadcast ? tiles : 1) && !(broadcast && L > 1); ++ti) {
         Emit e;
         e.queue = sq.id;
         e.off = d + static_cast<std::int64_t>(ti * per_tile);
@@ -931,12 +1024,15 @@ class Scheduler {
     return ids;
   }
 
-  // Writes values leaving position `from` in cycle T + at + i (i < count, on streams first..) as
-  // rows row0.. of tensor t; each write expects emit `producer`. access_of_row0 gets, per write,
-  // the offsets of its first and last access (see written()).
+  // Writes values leaving position `from` in cycle T + at + i cs (i < count, on streams first..;
+  // the values in between pass by) as rows row0.. of tensor t; each write expects emit
+  // `producer`. access_of_row0 gets, per write, its lag (row row0 + i is written by T + lag + i)
+  // and the offset of its last access (see written()).
   void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
                   std::int64_t at, int producer,
-                  std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0) {
+                  std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0,
+                  std::uint32_t cs = 1) {
+    const std::int64_t span = static_cast<std::int64_t>(count - 1) * cs;  // first to last value
     const TensorPlace& tp = P(t);
     const auto& wr = lat("write");
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
@@ -949,12 +1045,13 @@ class Scheduler {
         op.lo = std::max<std::uint64_t>(
             op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
                        0, static_cast<std::int64_t>(tp.write_after) - access)));
-        op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
+        op.reads.push_back({root(t), access + span});
         const std::int64_t d = access - wr.d_skew;
-        use_queue(op, sq.id, d, count);
-        use_port(op, sq.id, access, count);
+        use_queue(op, sq.id, d, count, cs);
+        use_port(op, sq.id, access, count, cs);
         const int stream = first + static_cast<int>(b);
-        use_stream(op, stream, west, at + key_const(west, from), count, from, sq.position);
+        use_stream(op, stream, west, at + key_const(west, from),
+                   static_cast<std::uint64_t>(span) + 1, from, sq.position);
         Emit e;
         e.queue = sq.id;
         e.off = d;
@@ -963,10 +1060,12 @@ class Scheduler {
         e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = count;
+        e.stride = cs;
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
-        access_of_row0->push_back({access, access + static_cast<std::int64_t>(count) - 1});
+        access_of_row0->push_back(
+            {access + span - static_cast<std::int64_t>(count - 1), access + span});
       }
       return;
     }
@@ -984,12 +1083,12 @@ class Scheduler {
       for (const Run& r : runs) {
         const arch::Queue& sq = q(r.slice);
         const bool west = sq.position < from;
-        const std::int64_t access = at + dist(sq.position, from) + r.first_i;
+        const std::int64_t access = at + dist(sq.position, from) + r.first_i * cs;
         op.lo = std::max<std::uint64_t>(
             op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
                        0, static_cast<std::int64_t>(tp.write_after) - access)));
         const std::int64_t d = access - wr.d_skew;
-        const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride));
+        const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
         op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         use_queue(op, sq.id, d, r.n, stride);
         use_port(op, sq.id, access, r.n, stride);
@@ -1005,12 +1104,14 @@ class Scheduler {
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
-        // Row first_i + k*stride is written in access + k*stride: its lag is access - first_i.
+        // Row first_i + k r.stride is written in access + k stride: the last row lags most.
+        const std::int64_t last = access + static_cast<std::int64_t>(stride) * (r.n - 1);
         access_of_row0->push_back(
-            {access - r.first_i, access + static_cast<std::int64_t>(stride) * (r.n - 1)});
+            {last - (r.first_i + std::max<std::int64_t>(1, r.stride) * (r.n - 1)), last});
       }
       const bool west = far < from;
-      use_stream(op, stream, west, at + key_const(west, from), count, from, far);
+      use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
+                 from, far);
     }
   }
 
@@ -1019,7 +1120,7 @@ class Scheduler {
                const std::vector<std::pair<std::int64_t, std::int64_t>>& access) {
     TensorPlace& tp = P(t);
     for (const auto& [first, last] : access) {
-      // Row row0 + i is written in T + first + i: readable from the next cycle.
+      // Row row0 + i is written by T + first + i: readable from the next cycle.
       const std::int64_t stream = static_cast<std::int64_t>(T) + first + 1 - row0;
       tp.ready_stream = std::max<std::uint64_t>(
           tp.ready_stream, static_cast<std::uint64_t>(std::max<std::int64_t>(0, stream)));
@@ -1044,28 +1145,96 @@ class Scheduler {
 
   // A VXM step; one writing a row range of a tensor whose rows are cut into column tiles runs
   // once per tile (each tile's rows are consecutive vector rows, isa/layout.h).
+  // Every slice tensor t occupies (all chunks of a chunked one).
+  std::vector<std::uint16_t> slices_of(int t) const {
+    const TensorPlace& p = P(t);
+    if (!p.chunked) return p.slices;
+    std::vector<std::uint16_t> out;
+    for (const auto& c : p.chunks)
+      out.insert(out.end(), c.slices.begin(), c.slices.end());
+    return out;
+  }
+
   void vxm_step(const KStep& s) {
     if (!P(s.d).placed) {
       std::vector<std::uint16_t> avoid;  // keep the result out of the operands' slices
       for (int t : {s.a, s.b, s.mask})
         if (t >= 0)
-          for (auto sl : P(t).slices)
+          for (auto sl : slices_of(t))
             avoid.push_back(sl);
-      place(s.d, avoid);
+      // Dealt results all go to one hemisphere: the one with more room.
+      int side = -1;
+      if (!s.deal.empty()) {
+        std::uint64_t room[2] = {0, 0};
+        for (int h = 0; h < 2; ++h)
+          for (auto sl : h == 0 ? west_ : east_)
+            room[h] += static_cast<std::uint64_t>(chip_.mem.depth) - live_[sl];
+        side = room[0] >= room[1] ? 0 : 1;
+      }
+      try {
+        place(s.d, avoid, side);
+      } catch (const InputError&) {  // short of room: share slices with the operands
+        if (avoid.empty()) throw;
+        place(s.d, {}, side);
+      }
+    }
+    // Dealt results leave the ALU on one stream: every destination in d's hemisphere, on
+    // slices of its own (their writes interleave).
+    std::vector<std::uint16_t> avoid;
+    for (int o : {s.a, s.b, s.mask})
+      if (o >= 0)
+        for (auto sl : slices_of(o))
+          avoid.push_back(sl);
+    for (const auto& [t, unused] : s.deal) {
+      (void)unused;
+      if (P(t).placed) {
+        for (auto sl : slices_of(t))
+          avoid.push_back(sl);
+        continue;
+      }
+      try {
+        place(t, avoid, P(s.d).west ? 0 : 1);
+      } catch (const InputError&) {  // short of room: share slices with the operands
+        std::vector<std::uint16_t> others;
+        for (const auto& [o, unused2] : s.deal) {
+          (void)unused2;
+          if (P(o).placed)
+            for (auto sl : slices_of(o))
+              others.push_back(sl);
+        }
+        place(t, others, P(s.d).west ? 0 : 1);
+      }
+      for (auto sl : slices_of(t))
+        avoid.push_back(sl);
+      if (P(t).west != P(s.d).west)
+        throw InputError(source_, "no room for '" + name(t) + "' in the hemisphere of '" +
+                                      name(s.d) + "' (MEM is too full; live now: " + live_mib() +
+                                      ")");
     }
     const std::int64_t tiles = k_.tensors[static_cast<std::size_t>(s.d)].tiles(lanes_);
     if (!s.rows || tiles == 1) {
-      vxm_tile(s, s.a_row, s.b_row, s.d_row);
+      vxm_tile(s, 0);
       return;
     }
     for (std::int64_t t = 0; t < tiles; ++t)
-      vxm_tile(s, t * logical_rows(s.a) + s.a_row, s.b >= 0 ? t * logical_rows(s.b) + s.b_row : 0,
-               t * logical_rows(s.d) + s.d_row);
+      vxm_tile(s, t);
   }
 
-  void vxm_tile(const KStep& s, std::int64_t a_row, std::int64_t b_row, std::int64_t d_row) {
+  // Column tile `tile` of a step writing a row range (each tile's rows are consecutive vector
+  // rows); the whole tensor when the step has no row range.
+  void vxm_tile(const KStep& s, std::int64_t tile) {
+    auto first_row = [&](int t, std::int64_t row) {
+      return s.rows ? tile * logical_rows(t) + row : 0;
+    };
+    const std::int64_t a_row = first_row(s.a, s.a_row);
+    const std::int64_t b_row = s.b >= 0 ? first_row(s.b, s.b_row) : 0;
     const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
-    const std::int64_t drow = s.rows ? d_row : 0;
+    // Where the results go: rows of d, or dealt round-robin over several tensors.
+    std::vector<std::pair<int, std::int64_t>> dests;
+    if (s.deal.empty()) dests.push_back({s.d, first_row(s.d, s.d_row)});
+    for (const auto& [t, row] : s.deal)
+      dests.push_back({t, first_row(t, row)});
+    const auto n_dest = static_cast<std::uint32_t>(dests.size());
     std::vector<int> ins;
     if (s.mask >= 0) ins.push_back(s.mask);
     ins.push_back(s.a);
@@ -1076,6 +1245,7 @@ class Scheduler {
     const isa::OpInfo& info = *isa::by_mnemonic(mn);
     const auto& vx = lat(mn);
     std::optional<std::pair<Op, std::uint64_t>> best;
+    std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> best_acc;
     std::uint64_t floor = ~0ull;  // no candidate can start earlier than its own lower bound
     for (std::size_t alu = 0; alu < alus_.size(); ++alu) {
       if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(static_cast<int>(alu))) continue;
@@ -1121,7 +1291,7 @@ class Scheduler {
           const TensorPlace& tp = P(t);
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
-          const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
+          const bool bc = logical_rows(t) < (s.rows ? s.rows : logical_rows(s.d));
           for (int id : read_rows(op, t, from, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
@@ -1156,14 +1326,18 @@ class Scheduler {
         e.expects = producers;
         const int alu_emit = static_cast<int>(op.emits.size());
         op.emits.push_back(std::move(e));
-        std::vector<std::pair<std::int64_t, std::int64_t>> acc;
-        write_rows(op, s.d, drow, v, dst, vxm_pos_, vx.d_func, alu_emit, &acc);
+        std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> acc(n_dest);
+        const std::size_t first_use = op.uses.size();
+        for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
+          write_rows(op, dests[p].first, dests[p].second, (v - p + n_dest - 1) / n_dest, dst,
+                     vxm_pos_, vx.d_func + p, alu_emit, &acc[p], n_dest);
+        merge_stream_uses(op, first_use);
         const auto t = fit(op);
         if (!t) continue;
         floor = std::min(floor, op_lower_bound(op));
         if (!best || *t < best->second) {
           best = {op, *t};
-          best_rows_ = acc;
+          best_acc = acc;
         }
       }
       if (best && best->second == floor) break;
@@ -1172,7 +1346,8 @@ class Scheduler {
       throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin + " (" +
                              func::to_string(s.args.op) + " into '" + name(s.d) + "')");
     commit(best->first, best->second);
-    written(s.d, best->second, drow, best_rows_);
+    for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
+      written(dests[p].first, best->second, dests[p].second, best_acc[p]);
     vxm_busy_ += v;
   }
 
@@ -1224,7 +1399,7 @@ class Scheduler {
       for (auto [t, group] : ins) {
         const bool west = q(P(t).slices[0]).position > pos;  // toward the SXM
         const int st = take(west, group);
-        const bool bc = logical_rows(t) == 1 && logical_rows(s.d) > 1;
+        const bool bc = logical_rows(t) == 1 && (s.rows ? s.rows : logical_rows(s.d)) > 1;
         for (int id : read_rows(op, t, s.rows && t == s.a ? s.a_row : 0, v, bc, st, pos))
           producers.push_back(id);
         args.push_back(isa::stream_arg(st, west));
@@ -1423,7 +1598,6 @@ class Scheduler {
   std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
 
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
-  std::vector<std::pair<std::int64_t, std::int64_t>> best_rows_;
 };
 
 void Scheduler::matmul_step(const KStep& s) {
@@ -1632,43 +1806,57 @@ void Scheduler::plan_ifetch() {
     const std::size_t f = (cyc.size() - depth + per_fetch - 2) / (per_fetch - 1);
     std::uint64_t lo = 0;
     std::vector<std::uint64_t> ready;  // result cycle of each fetch
-    for (std::size_t k = 0; k < f; ++k) {
+    // Fetches go in batches: one read (with a repeat) of the text slice feeds up to 32
+    // consecutive ifetches, so that the slice's own queue holds two entries per batch.
+    constexpr std::size_t kBatch = 32;
+    for (std::size_t k = 0; k < f; k += kBatch) {
+      const auto batch = static_cast<std::uint32_t>(std::min(kBatch, f - k));
+      const std::uint32_t span = batch * steps;  // vectors of text the batch reads
       std::optional<std::pair<Op, std::uint64_t>> best;
       std::uint16_t best_slice = 0;
       for (auto sl : text) {
-        if (text_next_[sl] + steps > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
+        if (text_next_[sl] + span > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
         const arch::Queue& sq = q(sl);
         const int pq = q(qid).position;
         const bool west = sq.position > pq;  // toward the queue
         for (int st = 0; st < chip_.streams.per_direction; ++st) {
+          // An ALU reads only the stream groups of its row (brief A3).
+          if (q(qid).unit == arch::QueueUnit::kVxm && !chip_.vxm.row_stream_groups.empty()) {
+            const auto& ok =
+                chip_.vxm
+                    .row_stream_groups[static_cast<std::size_t>(q(qid).instance / chip_.vxm.ranks)];
+            if (std::find(ok.begin(), ok.end(), st / 4) == ok.end()) continue;
+          }
           Op op;
           op.lo = lo;
           const std::int64_t written = -dist(sq.position, pq);
           const std::int64_t access = written - rd.d_func;
           const std::int64_t d = access - rd.d_skew;
-          use_queue(op, sl, d, steps);
-          use_port(op, sl, access, steps);
-          use_stream(op, st, west, written + key_const(west, sq.position), steps, sq.position, pq);
+          use_queue(op, sl, d, span);
+          use_port(op, sl, access, span);
+          use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
           Emit r;
           r.queue = sl;
           r.off = d;
           r.instr = instr("read");
           r.instr.arg[0] = text_next_[sl];
           r.instr.arg[1] = isa::stream_arg(st, west);
-          r.count = steps;
+          r.count = span;
           r.done_off = written + sl_ - 1;
           op.emits.push_back(std::move(r));
-          use_queue(op, qid, -ic.d_skew, steps);
-          Emit e;
-          e.queue = qid;
-          e.off = -ic.d_skew;
-          e.instr = instr("ifetch");
-          e.instr.arg[0] = isa::stream_arg(st, west);
-          e.self_counted = true;
-          e.count = steps;
-          e.done_off = static_cast<std::int64_t>(steps) - 1 + ic.d_func + sl_ - 1;
-          e.expects = {0};
-          op.emits.push_back(std::move(e));
+          use_queue(op, qid, -ic.d_skew, span);
+          for (std::uint32_t j = 0; j < batch; ++j) {
+            Emit e;
+            e.queue = qid;
+            e.off = -ic.d_skew + static_cast<std::int64_t>(j * steps);
+            e.instr = instr("ifetch");
+            e.instr.arg[0] = isa::stream_arg(st, west);
+            e.self_counted = true;
+            e.count = steps;
+            e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
+            e.expects = {0};
+            op.emits.push_back(std::move(e));
+          }
           if (auto t = fit(op); t && (!best || *t < best->second)) {
             best = {op, *t};
             best_slice = sl;
@@ -1680,10 +1868,12 @@ void Scheduler::plan_ifetch() {
         throw InputError(source_, "queue " + queues_[qid].name +
                                       ": no room left in the instruction slices for its text");
       commit(best->first, best->second);
-      fetches_.push_back({qid, best_slice, text_next_[best_slice], k});
-      text_next_[best_slice] += steps;
-      ready.push_back(best->second + steps - 1 + static_cast<std::uint64_t>(ic.d_func));
-      lo = best->second + steps;
+      for (std::uint32_t j = 0; j < batch; ++j) {
+        fetches_.push_back({qid, best_slice, text_next_[best_slice], k + j});
+        text_next_[best_slice] += steps;
+        ready.push_back(best->second + (j + 1) * steps - 1 + static_cast<std::uint64_t>(ic.d_func));
+      }
+      lo = best->second + span;
     }
     // Every entry must find its text: entry i dispatching in cycle t needs
     // D + per_fetch * (fetches ready by t) > i.
@@ -1967,6 +2157,18 @@ Schedule Scheduler::emit() {
       return "compiled program: image " + std::to_string(i);
     }
   } where;
+  if (std::getenv("LPU_DEBUG_INSTR")) {  // MEM instructions per tensor, the most first
+    std::map<int, std::uint64_t> per;
+    for (const Block& b : blocks_)
+      if (b.tensor >= 0) per[b.tensor] += b.count > 1 && !b.separate ? 2 : b.count;
+    std::vector<std::pair<std::uint64_t, int>> v;
+    for (auto [t, c] : per)
+      v.push_back({c, t});
+    std::sort(v.rbegin(), v.rend());
+    for (std::size_t i = 0; i < v.size() && i < 15; ++i)
+      std::fprintf(stderr, "%8llu %s\n", static_cast<unsigned long long>(v[i].first),
+                   k_.tensors[static_cast<std::size_t>(v[i].second)].name.c_str());
+  }
   try {
     isa::validate(prog, where);
   } catch (const InputError& e) {  // the scheduler's own bug, not the user's

@@ -83,6 +83,19 @@ class Builder {
     return out;
   }
 
+  // An initializer of uniform random values in [lo, hi].
+  std::string uniform(const std::string& name, const std::vector<std::int64_t>& dims, double lo,
+                      double hi) {
+    std::int64_t n = 1;
+    for (auto d : dims)
+      n *= d;
+    std::uniform_real_distribution<double> u(lo, hi);
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (float& x : v)
+      x = static_cast<float>(u(rng_));
+    return values(name, dims, v);
+  }
+
   // An int64 initializer (shapes, axes, slice bounds).
   std::string ints(const std::string& name, const std::vector<std::int64_t>& v) {
     onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
@@ -426,6 +439,62 @@ void bert_encoder(const Params& p, const std::string& path) {
   b.save(path);
 }
 
+// ResNet-50 (v1.5: the stride of a downsampling bottleneck on its 3 x 3 convolution), the real
+// layer graph as exported for inference: Conv + BatchNormalization (+ Relu) everywhere, a 3 x 3
+// max pool after the stem, bottleneck blocks with projection shortcuts, global average pool,
+// the classifier as Gemm. Parameters shrink it for quick runs (input size, widths, blocks).
+void resnet50(const Params& p, const std::string& path) {
+  const auto size = p.integer("size", 32, 1024), batch = p.integer("batch", 1, 64);
+  const auto width = p.integer("width", 1, 256), classes = p.integer("classes", 1, 100000);
+  const auto blocks = p.integers("blocks", 1, 64);
+  if (blocks.size() != 4)
+    throw InputError("--param blocks", "expected four comma-separated block counts");
+  const std::string dt = p.choice("dtype", {"fp16", "fp32"});
+  Builder b("resnet50", elem_of(dt), static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
+  b.input("x", {batch, 3, size, size});
+  auto conv = [&](const std::string& x, const std::string& name, std::int64_t cin,
+                  std::int64_t cout, std::int64_t k, std::int64_t stride, bool relu) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(cin * k * k));
+    const auto w = b.weight(name + ".w", {cout, cin, k, k}, scale);
+    const auto c = b.node("Conv", {x, w}, name,
+                          {Builder::attr_ints("kernel_shape", {k, k}),
+                           Builder::attr_ints("strides", {stride, stride}),
+                           Builder::attr_ints("pads", {k / 2, k / 2, k / 2, k / 2})});
+    const auto bn = b.node("BatchNormalization",
+                           {c, b.uniform(name + ".bn.scale", {cout}, 0.5, 1.0),
+                            b.uniform(name + ".bn.bias", {cout}, -0.1, 0.1),
+                            b.uniform(name + ".bn.mean", {cout}, -0.1, 0.1),
+                            b.uniform(name + ".bn.var", {cout}, 0.5, 1.5)},
+                           name + ".bn", {Builder::attr_f("epsilon", 1e-5f)});
+    return relu ? b.node("Relu", {bn}, name + ".relu") : bn;
+  };
+  std::string cur = conv("x", "stem", 3, width, 7, 2, true);
+  cur = b.node("MaxPool", {cur}, "pool",
+               {Builder::attr_ints("kernel_shape", {3, 3}), Builder::attr_ints("strides", {2, 2}),
+                Builder::attr_ints("pads", {1, 1, 1, 1})});
+  std::int64_t cin = width;
+  for (std::size_t s = 0; s < 4; ++s) {
+    const std::int64_t mid = width << s, out = 4 * mid;
+    for (std::int64_t k = 0; k < blocks[s]; ++k) {
+      const std::string name = "layer" + std::to_string(s + 1) + "." + std::to_string(k);
+      const std::int64_t stride = k == 0 && s > 0 ? 2 : 1;
+      auto h = conv(cur, name + ".conv1", cin, mid, 1, 1, true);
+      h = conv(h, name + ".conv2", mid, mid, 3, stride, true);
+      h = conv(h, name + ".conv3", mid, out, 1, 1, false);
+      const auto shortcut = k == 0 ? conv(cur, name + ".down", cin, out, 1, stride, false) : cur;
+      cur = b.node("Relu", {b.node("Add", {h, shortcut}, name + ".add")}, name + ".out");
+      cin = out;
+    }
+  }
+  const auto pooled = b.node("GlobalAveragePool", {cur}, "avgpool");
+  const auto flat = b.node("Flatten", {pooled}, "flatten", {Builder::attr_i("axis", 1)});
+  const double s_fc = 1.0 / std::sqrt(static_cast<double>(cin));
+  b.node("Gemm", {flat, b.weight("fc.w", {classes, cin}, s_fc), b.weight("fc.b", {classes}, 0.1)},
+         "y", {Builder::attr_i("transB", 1)});
+  b.output("y", {batch, classes});
+  b.save(path);
+}
+
 }  // namespace
 
 const std::vector<WorkloadInfo>& workloads() {
@@ -464,6 +533,16 @@ const std::vector<WorkloadInfo>& workloads() {
         {"seq", "128", "sequence length (1..320 for now)"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
+      {"resnet50",
+       "ResNet-50 v1.5 for inference: 7x7 stem, max pool, 3-4-6-3 bottleneck blocks with "
+       "batch normalization, global average pool, classifier",
+       {{"size", "224", "input height and width (32..1024)"},
+        {"batch", "1", "images"},
+        {"width", "64", "stem width; stage widths are width, 2x, 4x, 8x (x4 out)"},
+        {"blocks", "3,4,6,3", "bottleneck blocks per stage"},
+        {"classes", "1000", "classifier outputs"},
+        {"dtype", "fp16", "fp16 | fp32"},
+        {"seed", "1", "weights' random seed"}}},
   };
   return w;
 }
@@ -477,6 +556,7 @@ void write_workload(const std::string& name, const std::map<std::string, std::st
     if (name == "mlp") mlp(p, path);
     if (name == "llama-decoder") llama_decoder(p, path);
     if (name == "bert-encoder") bert_encoder(p, path);
+    if (name == "resnet50") resnet50(p, path);
     return;
   }
   std::vector<std::string> names;

@@ -143,6 +143,11 @@ Verdict run_test(const fs::path& dir, const arch::Arch& a) {
     if (g.values[static_cast<std::size_t>(v)].dtype == isa::DType::kNone)
       return {Verdict::kSkip, "int64 or bool input '" + g.values[static_cast<std::size_t>(v)].name +
                                   "' (the machine holds no such type)"};
+  for (int v : g.outputs)
+    if (g.values[static_cast<std::size_t>(v)].dtype == isa::DType::kNone)
+      return {Verdict::kSkip, "int64 or bool output '" +
+                                  g.values[static_cast<std::size_t>(v)].name +
+                                  "' (the machine holds no such type)"};
   compiler::Kernels k;
   compiler::Schedule s;
   try {

@@ -734,9 +734,9 @@ TEST(CompilerErrors, UnsupportedOperatorNamesNodeAndOperator) {
   const int x = gb.input("x", DType::kFp32, {1, 1, 5, 5});
   const auto wv = uniform(9, -1.0f, 1.0f, 5);
   const int w = gb.constant("w", DType::kFp32, {1, 1, 3, 3}, f32_bytes(wv));
-  gb.output(gb.node("Conv", "conv_7", {x, w}, "y", DType::kFp32, {1, 1, 3, 3}));
+  gb.output(gb.node("ConvTranspose", "deconv_7", {x, w}, "y", DType::kFp32, {1, 1, 7, 7}));
   const std::string msg = compile_error(gb.g);
-  expect_mentions(msg, {"test", "node 'conv_7'", "Conv", "not supported"});
+  expect_mentions(msg, {"test", "node 'deconv_7'", "ConvTranspose", "not supported"});
 }
 
 TEST(CompilerErrors, UnsupportedAttribute) {
@@ -1193,4 +1193,210 @@ TEST(CompilerErrors, ReshapeChangingTheLastDimension) {
       gb.node("Reshape", "reshape_rows", {r, gb.ints("shape", {3, 8})}, "y", DType::kFp32, {3, 8}));
   expect_mentions(compile_error(gb.g),
                   {"node 'reshape_rows'", "Reshape", "'r'", "[4,6]", "[3,8]", "last dimension"});
+}
+
+// --- convolutions and pools (channels-last on the chip) -----------------------------------------
+
+namespace {
+
+// Conv in double over NCHW data: y[n, m, oh, ow] = b[m] + sum x[n, c, ih, iw] w[m, c, i, j] with
+// ih = oh s + i - pad_top (zero outside), likewise for the width; `mag` gets sum |x w|.
+struct ConvShape {
+  int n, c, h, w, m, k, stride, pt, pl, pb, pr;
+  int ho() const { return (h + pt + pb - k) / stride + 1; }
+  int wo() const { return (w + pl + pr - k) / stride + 1; }
+};
+void conv_double(const ConvShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                 const std::vector<float>& b, std::vector<double>& y, std::vector<double>& mag) {
+  const int ho = s.ho(), wo = s.wo();
+  y.assign(static_cast<std::size_t>(s.n * s.m * ho * wo), 0.0);
+  mag.assign(y.size(), 0.0);
+  for (int n = 0; n < s.n; ++n)
+    for (int m = 0; m < s.m; ++m)
+      for (int oh = 0; oh < ho; ++oh)
+        for (int ow = 0; ow < wo; ++ow) {
+          const auto o = static_cast<std::size_t>(((n * s.m + m) * ho + oh) * wo + ow);
+          y[o] = b.empty() ? 0.0 : b[static_cast<std::size_t>(m)];
+          for (int c = 0; c < s.c; ++c)
+            for (int i = 0; i < s.k; ++i)
+              for (int j = 0; j < s.k; ++j) {
+                const int ih = oh * s.stride + i - s.pt, iw = ow * s.stride + j - s.pl;
+                if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+                const double p =
+                    static_cast<double>(
+                        x[static_cast<std::size_t>(((n * s.c + c) * s.h + ih) * s.w + iw)]) *
+                    static_cast<double>(
+                        w[static_cast<std::size_t>(((m * s.c + c) * s.k + i) * s.k + j)]);
+                y[o] += p;
+                mag[o] += std::fabs(p);
+              }
+        }
+}
+
+std::map<std::string, Attr> conv_attrs(const ConvShape& s) {
+  return {{"kernel_shape", ints_attr({s.k, s.k})},
+          {"strides", ints_attr({s.stride, s.stride})},
+          {"pads", ints_attr({s.pt, s.pl, s.pb, s.pr})}};
+}
+
+}  // namespace
+
+// fp16 3 x 3 convolution, stride 2, asymmetric padding, 400 input channels (two K tiles of the
+// 320-row plane) and 336 output channels (two column tiles), batch 2, fed by a 1 x 1 convolution
+// (16 -> 400 channels) so that its input is already channels-last, and followed by one (336 -> 24)
+// so that the output is narrow enough to transpose back: every tap and K tile is one pass over a
+// run of one phase of the padded input, accumulated in fp32, rounded once to fp16.
+TEST(Compiler, Fp16ConvStridedPaddedWideChannels) {
+  const ConvShape s1{2, 16, 7, 9, 400, 1, 1, 0, 0, 0, 0};
+  const ConvShape s{2, 400, 7, 9, 336, 3, 2, 1, 0, 1, 2};
+  const auto xv = uniform_fp16(static_cast<std::size_t>(s1.n * s1.c * s1.h * s1.w), -1, 1, 31);
+  const auto w1 = uniform_fp16(static_cast<std::size_t>(s1.m * s1.c), -0.25f, 0.25f, 33);
+  const auto wv = uniform_fp16(static_cast<std::size_t>(s.m * s.c * s.k * s.k), -0.05f, 0.05f, 32);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {s1.n, s1.c, s1.h, s1.w});
+  const int c1 = gb.node("Conv", "conv1",
+                         {x, gb.constant("w1", DType::kFp16, {s1.m, s1.c, 1, 1}, f16_bytes(w1))},
+                         "h", DType::kFp16, {s1.n, s1.m, s1.h, s1.w}, conv_attrs(s1));
+  const int w = gb.constant("w", DType::kFp16, {s.m, s.c, s.k, s.k}, f16_bytes(wv));
+  const int c2 = gb.node("Conv", "conv", {c1, w}, "h2", DType::kFp16, {s.n, s.m, s.ho(), s.wo()},
+                         conv_attrs(s));
+  const ConvShape s3{2, 336, s.ho(), s.wo(), 24, 1, 1, 0, 0, 0, 0};
+  const auto w3 = uniform_fp16(static_cast<std::size_t>(s3.m * s3.c), -0.1f, 0.1f, 34);
+  gb.output(gb.node("Conv", "conv3",
+                    {c2, gb.constant("w3", DType::kFp16, {s3.m, s3.c, 1, 1}, f16_bytes(w3))}, "y",
+                    DType::kFp16, {s3.n, s3.m, s3.h, s3.w}, conv_attrs(s3)));
+  const Compiled cc = compile(gb.g);
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> h, hmag, want, mag;
+  conv_double(s1, xv, w1, {}, h, hmag);
+  std::vector<float> hv(h.size());  // the chip rounds the first result to fp16
+  for (std::size_t i = 0; i < h.size(); ++i)
+    hv[i] = func::fp16_to_fp32(func::fp32_to_fp16(static_cast<float>(h[i])));
+  std::vector<double> h2, h2mag;
+  conv_double(s, hv, wv, {}, h2, h2mag);
+  std::vector<float> h2v(h2.size());
+  for (std::size_t i = 0; i < h2.size(); ++i)
+    h2v[i] = func::fp16_to_fp32(func::fp32_to_fp16(static_cast<float>(h2[i])));
+  conv_double(s3, h2v, w3, {}, want, mag);
+  // fp16 roundings of each result (a relative 2^-11, also of the inputs of the next) and fp32
+  // sums of up to 3600 terms: within 2e-3 of the magnitude of the terms.
+  expect_close(f16_values(out[0]), want, mag, 2e-3, 1e-5);
+}
+
+// A small fp32 network: Conv (bias) -> BatchNormalization (folded into the weights) -> Relu ->
+// MaxPool 3 x 3 / 2 (pad 1) -> GlobalAveragePool -> Flatten: the data stays channels-last from
+// the convolution to the flattened rows. fp32 products are three fp16 passes (~2^-22 relative).
+TEST(Compiler, Fp32ConvBnReluPoolFlatten) {
+  const ConvShape s{1, 5, 12, 10, 24, 3, 1, 1, 1, 1, 1};
+  const auto xv = uniform(static_cast<std::size_t>(s.c * s.h * s.w), -1, 1, 41);
+  const auto wv = uniform(static_cast<std::size_t>(s.m * s.c * 9), -0.3f, 0.3f, 42);
+  const auto bv = uniform(static_cast<std::size_t>(s.m), -0.2f, 0.2f, 43);
+  const auto scale = uniform(static_cast<std::size_t>(s.m), 0.5f, 1.5f, 44);
+  const auto shift = uniform(static_cast<std::size_t>(s.m), -0.2f, 0.2f, 45);
+  const auto mean = uniform(static_cast<std::size_t>(s.m), -0.2f, 0.2f, 46);
+  const auto var = uniform(static_cast<std::size_t>(s.m), 0.5f, 2.0f, 47);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {1, s.c, s.h, s.w});
+  const Dims ys = {1, s.m, s.ho(), s.wo()};
+  auto cst = [&](const char* name, const std::vector<float>& v, const Dims& d) {
+    return gb.constant(name, DType::kFp32, d, f32_bytes(v));
+  };
+  const int c = gb.node("Conv", "conv", {x, cst("w", wv, {s.m, s.c, 3, 3}), cst("b", bv, {s.m})},
+                        "c", DType::kFp32, ys, conv_attrs(s));
+  const int bn = gb.node("BatchNormalization", "bn",
+                         {c, cst("scale", scale, {s.m}), cst("shift", shift, {s.m}),
+                          cst("mean", mean, {s.m}), cst("var", var, {s.m})},
+                         "bn", DType::kFp32, ys);
+  const int r = gb.node("Relu", "relu", {bn}, "r", DType::kFp32, ys);
+  const Dims ps = {1, s.m, 6, 5};
+  const int p = gb.node("MaxPool", "pool", {r}, "p", DType::kFp32, ps,
+                        {{"kernel_shape", ints_attr({3, 3})},
+                         {"strides", ints_attr({2, 2})},
+                         {"pads", ints_attr({1, 1, 1, 1})}});
+  const int g = gb.node("GlobalAveragePool", "gap", {p}, "g", DType::kFp32, {1, s.m, 1, 1});
+  gb.output(gb.node("Flatten", "flat", {g}, "y", DType::kFp32, {1, s.m}));
+  const Compiled cc = compile(gb.g);
+  // No transposes back: the flattened rows are a view of the pooled channels-last rows (the
+  // only transposes make the input channels-last, before the first product).
+  bool product = false;
+  int late = 0;
+  for (const auto& st : cc.k.steps) {
+    product = product || st.kind == compiler::KStep::Kind::kMatMul;
+    late += product && st.kind == compiler::KStep::Kind::kTranspose;
+  }
+  EXPECT_EQ(late, 0) << "transposes after the convolution";
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> conv, mag;
+  conv_double(s, xv, wv, bv, conv, mag);
+  std::vector<double> want(static_cast<std::size_t>(s.m), 0.0), tol(want.size(), 0.0);
+  for (int m = 0; m < s.m; ++m) {
+    const auto sm = static_cast<std::size_t>(m);
+    const double a = scale[sm] / std::sqrt(static_cast<double>(var[sm]) + 1e-5);
+    double sum = 0, msum = 0;
+    for (int oh = 0; oh < 6; ++oh)
+      for (int ow = 0; ow < 5; ++ow) {
+        double best = -1e300, bmag = 0;
+        for (int i = -1; i <= 1; ++i)
+          for (int j = -1; j <= 1; ++j) {
+            const int yh = 2 * oh + i, yw = 2 * ow + j;
+            if (yh < 0 || yh >= s.ho() || yw < 0 || yw >= s.wo()) continue;
+            const auto o = static_cast<std::size_t>((m * s.ho() + yh) * s.wo() + yw);
+            const double v = std::max(0.0, (conv[o] - mean[sm]) * a + shift[sm]);
+            if (v > best) best = v, bmag = mag[o] * std::fabs(a) + std::fabs(shift[sm]);
+          }
+        sum += best;
+        msum += bmag;
+      }
+    want[sm] = sum / 30.0;
+    tol[sm] = msum / 30.0;
+  }
+  expect_close(f32_values(out[0]), want, tol, 1e-5);
+}
+
+// fp16 AveragePool 3 x 3 / 1 with padding, count_include_pad = 0: the border windows divide by
+// the pixels they cover (a constant of reciprocals per position); sums in fp32.
+TEST(Compiler, Fp16AveragePoolExcludingPadding) {
+  constexpr int kC = 7, kH = 5, kW = 6;
+  const auto xv = uniform_fp16(kC * kH * kW, -1, 1, 51);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {1, kC, kH, kW});
+  gb.output(gb.node("AveragePool", "avg", {x}, "y", DType::kFp16, {1, kC, kH, kW},
+                    {{"kernel_shape", ints_attr({3, 3})},
+                     {"pads", ints_attr({1, 1, 1, 1})},
+                     {"count_include_pad", int_attr(0)}}));
+  const auto out = simulate(compile(gb.g), {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> want, scale;
+  for (int c = 0; c < kC; ++c)
+    for (int h = 0; h < kH; ++h)
+      for (int w = 0; w < kW; ++w) {
+        double sum = 0;
+        int n = 0;
+        for (int i = h - 1; i <= h + 1; ++i)
+          for (int j = w - 1; j <= w + 1; ++j)
+            if (i >= 0 && i < kH && j >= 0 && j < kW)
+              sum += xv[static_cast<std::size_t>((c * kH + i) * kW + j)], ++n;
+        want.push_back(sum / n);
+        scale.push_back(std::fabs(sum / n) + 1e-3);
+      }
+  expect_close(f16_values(out[0]), want, scale, 1e-3);
+}
+
+TEST(CompilerErrors, GroupedConvolution) {
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {1, 4, 5, 5});
+  const int w = gb.constant("w", DType::kFp16, {4, 2, 3, 3}, Bytes(4 * 2 * 9 * 2, 0));
+  gb.output(
+      gb.node("Conv", "dw", {x, w}, "y", DType::kFp16, {1, 4, 3, 3}, {{"group", int_attr(2)}}));
+  expect_mentions(compile_error(gb.g), {"'dw'", "Conv", "group = 2"});
+}
+
+TEST(CompilerErrors, ThreeDimensionalPool) {
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {1, 2, 4, 4, 4});
+  gb.output(gb.node("MaxPool", "mp3", {x}, "y", DType::kFp32, {1, 2, 3, 3, 3},
+                    {{"kernel_shape", ints_attr({2, 2, 2})}}));
+  expect_mentions(compile_error(gb.g), {"'mp3'", "MaxPool", "3-D"});
 }

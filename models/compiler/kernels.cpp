@@ -57,7 +57,8 @@ std::string shape_str(const std::vector<std::int64_t>& s) {
 
 class Lowering {
  public:
-  Lowering(const Graph& g, const arch::Arch& arch) : g_(g), arch_(arch) {}
+  Lowering(const Graph& g, const arch::Arch& arch, const LowerOptions& opt)
+      : g_(g), arch_(arch), opt_(opt) {}
 
   Kernels run() {
     k_.mxm_rows = arch_.chip.mxm.rows;
@@ -237,6 +238,13 @@ class Lowering {
       elems *= d;
     const std::int64_t cols = shape.empty() ? 1 : shape.back();
     if (kt.elements() == elems) return t;  // same elements, same rows view
+    // A computed operand broadcast along leading dimensions only (its shape is the result's
+    // trailing dimensions): its rows are read again cyclically for every block of the result.
+    if (kt.role != KTensor::Role::kConstant && kt.shape.size() <= shape.size() &&
+        kt.shape.size() >= 2 &&
+        std::equal(kt.shape.begin(), kt.shape.end(),
+                   shape.end() - static_cast<long>(kt.shape.size())))
+      return t;
     if (kt.elements() == cols && (kt.shape.empty() ? 1 : kt.shape.back()) == cols &&
         (kt.role != KTensor::Role::kConstant || elems == cols))
       return t;
@@ -263,10 +271,11 @@ class Lowering {
     }
     if (row_only) {
       // A few identical rows, read cyclically, let one read (with a repeat) serve many result
-      // rows instead of one read per row: as many as divide the result's rows, up to 64.
+      // rows instead of one read per row: as many as divide the result's rows, up to 64 (for
+      // results of more than 64 rows; short ones read the single row, which schedules better).
       const std::int64_t rows = cols ? elems / cols : 1;
       std::int64_t copies = 1;
-      for (std::int64_t l = std::min<std::int64_t>(64, rows); l > 1; --l)
+      for (std::int64_t l = rows > 64 ? 64 : 1; l > 1; --l)
         if (rows % l == 0) {
           copies = l;
           break;
@@ -1214,6 +1223,13 @@ class Lowering {
     const auto o = static_cast<std::size_t>(n.outputs[0]);
     cl_of_[o] = tensor_of_[o];
     tensor_of_[o] = -1;
+    // The value's name goes to its ONNX-layout form, if one is ever made.
+    KTensor& kt = k_.tensors[static_cast<std::size_t>(cl_of_[o])];
+    std::string name = kt.name + "/cl";
+    for (int i = 2; used_names_.count(name) || graph_names_.count(name); ++i)
+      name = kt.name + "/cl#" + std::to_string(i);
+    used_names_.insert(name);
+    kt.name = name;
     for (auto it = saved.rbegin(); it != saved.rend(); ++it)
       tensor_of_[static_cast<std::size_t>(it->first)] = it->second;
     return true;
@@ -1547,7 +1563,32 @@ class Lowering {
       perm.push_back(0);
       const int wk = transpose_perm(clean(tensor(n.inputs[1], &n), n), perm, n);
       wt = reshaped(wk, {taps * c, m}, n, n.name + "/taps");
-    } else {
+    }
+    // int8 (constant weights): each output channel's weights scaled by their largest
+    // magnitude / 127, the input by its calibrated range.
+    const bool int8 = host && opt_.precision == Precision::kInt8;
+    std::vector<double> w_scale(static_cast<std::size_t>(m), 1.0);
+    const double x_scale = int8 ? activation_scale(n) : 1.0;
+    if (int8) {
+      const std::int64_t per = taps * c;
+      wt = add_tensor(n.name + "/taps.q", DType::kI8, {per, m}, KTensor::Role::kConstant);
+      auto& data = k_.tensors[static_cast<std::size_t>(wt)].data;
+      data.resize(static_cast<std::size_t>(per * m));
+      for (std::int64_t j = 0; j < m; ++j) {
+        double most = 0;
+        for (std::int64_t e = 0; e < per; ++e)
+          most = std::max(most, std::fabs(wts[static_cast<std::size_t>(j * per + e)]));
+        const double s = most > 0 ? most / 127.0 : 1.0;
+        w_scale[static_cast<std::size_t>(j)] = s;
+        for (std::int64_t ci = 0; ci < c; ++ci)
+          for (std::int64_t t = 0; t < taps; ++t) {
+            const double q =
+                std::nearbyint(wts[static_cast<std::size_t>((j * c + ci) * taps + t)] / s);
+            data[static_cast<std::size_t>((t * c + ci) * m + j)] =
+                static_cast<std::uint8_t>(static_cast<std::int8_t>(std::clamp(q, -127.0, 127.0)));
+          }
+      }
+    } else if (host) {
       wt = add_tensor(n.name + "/taps", dt, {taps * c, m}, KTensor::Role::kConstant);
       const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(dt));
       auto& data = k_.tensors[static_cast<std::size_t>(wt)].data;
@@ -1568,7 +1609,8 @@ class Lowering {
     }
     const Grid gd = grid(w);
     const int y =
-        add_tensor(n.name + "/product", DType::kFp32, {nb, w.ho, gd.wq, m}, KTensor::Role::kTemp);
+        add_tensor(n.name + (int8 ? "/sum" : "/product"), int8 ? DType::kI32 : DType::kFp32,
+                   {nb, w.ho, gd.wq, m}, KTensor::Role::kTemp);
     const std::int64_t tk_n = (c + k_.mxm_rows - 1) / k_.mxm_rows;
     const std::int64_t tn_n = (m + k_.mxm_cols - 1) / k_.mxm_cols;
     const std::int64_t results = w.ho * gd.wq;  // per image
@@ -1609,6 +1651,8 @@ class Lowering {
         const int rows = gather_rows(clean(tensor(xv, &n), n), src, {nb, c, wb.h, w.w}, n);
         xb = transpose_perm(rows, to_cl(4), n);
       }
+      if (host) k_.calibration.push_back({n.name, xb});
+      if (int8) xb = quantize_activations(xb, x_scale, n);
       const std::vector<int> ph = phases(xb, wb, gb, 0.0, n);
       // (activations, weights) per pass of a tap; fp32 as three fp16 passes
       std::vector<std::vector<std::pair<int, int>>> parts(ph.size());
@@ -1618,15 +1662,16 @@ class Lowering {
           used[static_cast<std::size_t>(gb.phase(w, i, j))] = true;
       for (std::size_t p = 0; p < ph.size(); ++p) {
         if (!used[p]) continue;
-        parts[p] = product_parts(ph[p], wt, dt, n);
+        parts[p] =
+            int8 ? std::vector<std::pair<int, int>>{{ph[p], wt}} : product_parts(ph[p], wt, dt, n);
       }
       const std::int64_t band_results = wb.ho * gd.wq;
       for (std::int64_t b = 0; b < nb; ++b)
         for (std::int64_t r0 = 0; r0 < band_results; r0 += k_.mxm_accumulators)
           for (std::int64_t tn = 0; tn < tn_n; ++tn) {
-            KStep s =
-                product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, band_results - r0),
-                             b * results + oh0 * gd.wq + r0, tn, c, n);
+            KStep s = product_step(
+                y, std::min<std::int64_t>(k_.mxm_accumulators, band_results - r0),
+                b * results + oh0 * gd.wq + r0, tn, c, n, int8 ? DType::kI8 : DType::kFp16);
             for (std::int64_t i = 0; i < w.kh; ++i)
               for (std::int64_t j = 0; j < w.kw; ++j)
                 for (std::int64_t tk = 0; tk < tk_n; ++tk)
@@ -1646,12 +1691,25 @@ class Lowering {
           }
     }
     int r = y;
+    if (int8) {  // back to fp32: the sums times x_scale w_scale[channel]
+      const int sc = add_tensor(n.name + "/dequant", DType::kFp32, {m}, KTensor::Role::kConstant);
+      for (double ws : w_scale) {
+        const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
+        for (int k = 0; k < 4; ++k)
+          k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
+              static_cast<std::uint8_t>(bits >> (8 * k)));
+      }
+      const int yf =
+          add_tensor(n.name + "/sum_f", DType::kFp32, meta(y).shape, KTensor::Role::kTemp);
+      cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
+      r = vx(VxmOp::kMul, yf, sc, n, "product");
+    }
     if (has_bias && !host) {
       const KTensor kb = meta(tensor(bv, &n));
       if (kb.elements() != m || kb.dtype != dt)
         throw InputError(g_.where(n), "the bias must have " + std::to_string(m) + " values of " +
                                           "the input's type");
-      r = vx(VxmOp::kAdd, y, widen(reshaped(tensor(bv, &n), {m}, n, n.name + "/b"), n), n,
+      r = vx(VxmOp::kAdd, r, widen(reshaped(tensor(bv, &n), {m}, n, n.name + "/b"), n), n,
              "biased");
     } else if (has_bias) {
       const int bt = add_tensor(n.name + "/bias", DType::kFp32, {m}, KTensor::Role::kConstant);
@@ -1661,7 +1719,7 @@ class Lowering {
         for (int k = 0; k < 4; ++k)
           data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
       }
-      r = vx(VxmOp::kAdd, y, bt, n, "biased");
+      r = vx(VxmOp::kAdd, r, bt, n, "biased");
     }
     std::vector<std::int64_t> os = {nb, m, w.ho, w.wo};
     if (xs.size() == 3) os.erase(os.begin() + 2);
@@ -2545,19 +2603,20 @@ class Lowering {
   }
 
   // The (activations, weights) pairs of one product's passes: the operands themselves (fp16),
-  // or fp32 as three fp16 products hi.hi + hi.lo + lo.hi.
+  // or fp32 as three fp16 products hi.hi + hi.lo + lo.hi (one, hi.hi, at precision fp16).
   std::vector<std::pair<int, int>> product_parts(int x, int w, DType dt, const Node& n) {
     if (dt == DType::kFp16) return {{x, w}};
     const auto [xh, xl] = split_fp16(x, n, false);
     const auto [wh, wl] = split_fp16(w, n, true);
+    if (opt_.precision == Precision::kFp16) return {{xh, wh}};
     return {{xh, wh}, {xh, wl}, {xl, wh}};
   }
   // An MXM step (passes to be added) writing rows d_row .. d_row + m - 1, column tile tn, of d.
   KStep product_step(int d, std::int64_t m, std::int64_t d_row, std::int64_t tn,
-                     std::int64_t w_block, const Node& n) const {
+                     std::int64_t w_block, const Node& n, DType mm = DType::kFp16) const {
     KStep s;
     s.kind = KStep::Kind::kMatMul;
-    s.mm_type = DType::kFp16;
+    s.mm_type = mm;
     s.m = m;
     s.d = d;
     s.d_row = d_row;
@@ -2565,6 +2624,64 @@ class Lowering {
     s.w_block = w_block;
     s.origin = g_.where(n);
     return s;
+  }
+
+  // --- int8 products: symmetric scales, weights per output column, activations per tensor.
+
+  // Whether the product of node n with activation tensor x runs in int8 (x is recorded for
+  // calibration either way).
+  bool quantized(const Node& n, int x) {
+    k_.calibration.push_back({n.name, x});
+    return opt_.precision == Precision::kInt8;
+  }
+  // max |x| / 127 from calibration (1 for an all-zero activation).
+  double activation_scale(const Node& n) const {
+    auto it = opt_.activation_max.find(n.name);
+    if (it == opt_.activation_max.end())
+      throw std::logic_error("int8 lowering: no calibration for node '" + n.name + "'");
+    return it->second > 0 ? it->second / 127.0 : 1.0;
+  }
+  // x as int8: round(x / scale), saturated (VXM: a product in fp32, then a cast).
+  int quantize_activations(int x, double scale, const Node& n) {
+    const int xf = widen(x, n);
+    const KTensor kx = meta(xf);
+    const int xs =
+        vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", DType::kFp32, 1.0 / scale, {kx.cols()}), n,
+           "x_scaled");
+    const int q = add_tensor(n.name + "/x_q", DType::kI8, kx.shape, KTensor::Role::kTemp);
+    cast(DType::kFp32, DType::kI8, xs, q, g_.where(n));
+    k_.tensors[static_cast<std::size_t>(q)].clean = k_.tensors[static_cast<std::size_t>(xs)].clean;
+    return q;
+  }
+  // Constant weights [batches x K, N] as int8, each column of each batch scaled by its largest
+  // magnitude / 127 (scales out, batch-major).
+  int quantize_weights(int w, std::int64_t batches, std::int64_t kk, std::int64_t nn,
+                       std::vector<double>& scales, const Node& n) {
+    const KTensor kw = meta(w);
+    const KTensor& src = k_.tensors[static_cast<std::size_t>(w)];
+    scales.assign(static_cast<std::size_t>(batches * nn), 0.0);
+    for (std::int64_t bi = 0; bi < batches; ++bi)
+      for (std::int64_t r = 0; r < kk; ++r)
+        for (std::int64_t c = 0; c < nn; ++c) {
+          double& s = scales[static_cast<std::size_t>(bi * nn + c)];
+          s = std::max(s, std::fabs(element_of(src, (bi * kk + r) * nn + c)));
+        }
+    for (double& s : scales)
+      s = s > 0 ? s / 127.0 : 1.0;
+    std::vector<std::uint8_t> data(static_cast<std::size_t>(batches * kk * nn));
+    for (std::int64_t bi = 0; bi < batches; ++bi)
+      for (std::int64_t r = 0; r < kk; ++r)
+        for (std::int64_t c = 0; c < nn; ++c) {
+          const std::int64_t e = (bi * kk + r) * nn + c;
+          const double q =
+              std::nearbyint(element_of(src, e) / scales[static_cast<std::size_t>(bi * nn + c)]);
+          data[static_cast<std::size_t>(e)] =
+              static_cast<std::uint8_t>(static_cast<std::int8_t>(std::clamp(q, -127.0, 127.0)));
+        }
+    const int q = add_tensor(kw.name + "/q", DType::kI8, kw.shape, KTensor::Role::kConstant);
+    k_.tensors[static_cast<std::size_t>(q)].data = std::move(data);
+    (void)n;
+    return q;
   }
 
   // Y = alpha A' B' (+ beta C): MXM passes per block of rows, then VXM steps for the rest.
@@ -2622,12 +2739,24 @@ class Lowering {
                            "as wide as the vector (" +
                            std::to_string(k_.mxm_rows) + " x " + std::to_string(k_.mxm_cols) +
                            " planes, " + std::to_string(k_.lanes) + " lanes)");
-    // Operands in the MXM's types.
-    const std::vector<std::pair<int, int>> passes = product_parts(a, b, dt, n);
-    // The sum in fp32; the node's type and the alpha/beta terms follow on the VXM.
-    const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0;
-    int y = more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
-                 : output(n, DType::kFp32, out_shape);
+    // Operands in the MXM's types: int8 for constant weights when asked, else fp16 parts.
+    const bool int8 = kb.role == KTensor::Role::kConstant && quantized(n, a);
+    std::vector<std::pair<int, int>> passes;
+    std::vector<double> w_scale;  // int8: per (batch of B, column)
+    double x_scale = 1;
+    if (int8) {
+      x_scale = activation_scale(n);
+      const int wq = quantize_weights(b, batch_b, kk, nn, w_scale, n);
+      passes = {{quantize_activations(a, x_scale, n), wq}};
+    } else {
+      passes = product_parts(a, b, dt, n);
+    }
+    // The sum in fp32 (int32 for int8, scaled back); the node's type and the alpha/beta terms
+    // follow on the VXM.
+    const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0 || int8;
+    int y = int8   ? add_tensor(n.name + "/sum", DType::kI32, out_shape, KTensor::Role::kTemp)
+            : more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
+                   : output(n, DType::kFp32, out_shape);
     // Tiles: K by the plane's rows, N by its columns; every K tile and split is one pass.
     const std::int64_t tk_n = (kk + k_.mxm_rows - 1) / k_.mxm_rows;
     const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
@@ -2636,7 +2765,7 @@ class Lowering {
       for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
         for (std::int64_t tn = 0; tn < tn_n; ++tn) {
           KStep s = product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, m - r0),
-                                 bi * m + r0, tn, kk, n);
+                                 bi * m + r0, tn, kk, n, int8 ? DType::kI8 : DType::kFp16);
           for (std::int64_t tk = 0; tk < tk_n; ++tk)
             for (const auto& [x, w] : passes) {
               KPass p;
@@ -2652,6 +2781,24 @@ class Lowering {
           s.origin = g_.where(n);
           k_.steps.push_back(std::move(s));
         }
+    if (int8) {  // back to fp32: the sums times x_scale w_scale[batch, column]
+      std::vector<std::int64_t> sshape = {nn};
+      if (batch_b > 1) {
+        sshape.assign(out_shape.begin(), out_shape.end());
+        sshape[sshape.size() - 2] = 1;
+      }
+      const int sc =
+          add_tensor(n.name + "/dequant", DType::kFp32, sshape, KTensor::Role::kConstant);
+      for (double ws : w_scale) {
+        const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
+        for (int k = 0; k < 4; ++k)
+          k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
+              static_cast<std::uint8_t>(bits >> (8 * k)));
+      }
+      const int yf = add_tensor(n.name + "/sum_f", DType::kFp32, out_shape, KTensor::Role::kTemp);
+      cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
+      y = vx(VxmOp::kMul, yf, sc, n, "product");
+    }
     if (alpha != 1.0f) {
       const int scaled =
           add_tensor(n.name + "/scaled", DType::kFp32, out_shape, KTensor::Role::kTemp);
@@ -2703,13 +2850,14 @@ class Lowering {
     }
     if (dt == DType::kFp16) {
       cast(DType::kFp32, DType::kFp16, y, output(n, DType::kFp16, out_shape), g_.where(n));
-    } else if (alpha != 1.0f && c < 0) {
+    } else if ((alpha != 1.0f || int8) && c < 0) {
       step(VxmOp::kMov, DType::kFp32, y, -1, output(n, DType::kFp32, out_shape), g_.where(n));
     }
   }
 
   const Graph& g_;
   const arch::Arch& arch_;
+  const LowerOptions& opt_;
   Kernels k_;
   std::vector<int> tensor_of_;    // graph value -> kernel tensor
   std::vector<int> cl_of_;        // graph value -> its channels-last kernel tensor, or -1
@@ -2761,8 +2909,16 @@ const std::vector<std::string>& supported_ops() {
   return ops;
 }
 
-Kernels lower(const Graph& g, const arch::Arch& arch) {
-  return Lowering(g, arch).run();
+Kernels lower(const Graph& g, const arch::Arch& arch, const LowerOptions& options) {
+  return Lowering(g, arch, options).run();
+}
+
+Precision parse_precision(const std::string& s, const std::string& where) {
+  if (s == "model") return Precision::kModel;
+  if (s == "fp32") return Precision::kFp32;
+  if (s == "fp16") return Precision::kFp16;
+  if (s == "int8") return Precision::kInt8;
+  throw InputError(where + " " + s, "expected model, fp32, fp16 or int8");
 }
 
 }  // namespace lpu::compiler

@@ -11,6 +11,7 @@
 // fp16 passes: hi x hi + hi x lo + lo x hi).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -103,11 +104,28 @@ struct Kernels {
   std::vector<KTensor> tensors;
   std::vector<KStep> steps;
   std::vector<int> inputs, outputs;  ///< tensor ids, in the graph's order
+  /// The activations an int8 lowering quantizes (the float operand of each product with
+  /// constant weights), by key (the node's name): what calibration measures.
+  std::vector<std::pair<std::string, int>> calibration;
+};
+
+/// The arithmetic of matrix products (MatMul, Gemm, Conv). kModel: the model's own (fp32 products
+/// as three fp16 passes, fp16 as one). kFp16: fp32 operands rounded to fp16, one pass. kInt8:
+/// products with constant weights in int8 (weights per output column, activations per tensor,
+/// symmetric scales; int32 sums scaled back to float), the rest as the model's.
+enum class Precision { kModel, kFp32, kFp16, kInt8 };
+/// "model", "fp32", "fp16" or "int8"; throws InputError naming `where` otherwise.
+Precision parse_precision(const std::string& s, const std::string& where);
+
+struct LowerOptions {
+  Precision precision = Precision::kModel;
+  /// kInt8: the largest magnitude of each quantized activation, by calibration key.
+  std::map<std::string, double> activation_max;
 };
 
 /// Lowers every node of `g`. Throws InputError naming the node, its operator and what is not
 /// supported (operator, attribute, type, broadcast), or a tensor wider than the machine can hold.
-Kernels lower(const Graph& g, const arch::Arch& arch);
+Kernels lower(const Graph& g, const arch::Arch& arch, const LowerOptions& options = {});
 
 /// Operators lower() accepts (for messages and the ONNX suite's skip reasons).
 const std::vector<std::string>& supported_ops();

@@ -1,10 +1,14 @@
 #include "compiler/reference.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
 #include <stdexcept>
 #include <string>
 
 #include "func/mxm.h"
+#include "func/numerics.h"
 #include "func/sxm.h"
 
 namespace lpu::compiler {
@@ -30,6 +34,46 @@ void split(const Bytes& t, int bytes, std::int64_t row, std::int64_t cols, std::
 // A matrix product step through one MXM plane, exactly as the scheduler drives it: per pass,
 // every weight row loaded (rows beyond k zero), installed, the activation rows streamed, the
 // products accumulated in pass order.
+// A matrix product in plain float arithmetic (not the plane's rounding): for calibration, where
+// only the ranges of values matter and the plane's 320-row passes would cost most of the time.
+void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
+  const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
+  Bytes& out = buf[root(k, s.d)];
+  if (out.empty()) out.assign(static_cast<std::size_t>(d.elements()) * 4, 0);
+  const std::int64_t lanes = k.lanes, dc = d.cols(), c0 = s.d_tile * lanes;
+  const std::int64_t cn = std::min(lanes, dc - c0);
+  std::vector<double> acc(static_cast<std::size_t>(s.m * cn), 0.0);
+  auto value = [&](const Bytes& data, std::int64_t e) -> double {
+    if (s.mm_type == isa::DType::kI8)
+      return static_cast<std::int8_t>(data[static_cast<std::size_t>(e)]);
+    return func::fp16_to_fp32(static_cast<std::uint16_t>(
+        data[static_cast<std::size_t>(2 * e)] | (data[static_cast<std::size_t>(2 * e + 1)] << 8)));
+  };
+  for (const KPass& ps : s.passes) {
+    const KTensor& w = k.tensors[static_cast<std::size_t>(ps.w)];
+    const KTensor& x = k.tensors[static_cast<std::size_t>(ps.x)];
+    const Bytes& wd = buf[root(k, ps.w)];
+    const Bytes& xd = buf[root(k, ps.x)];
+    const std::int64_t wc = w.cols(), xc = x.cols(), xk = ps.x_tile * lanes;
+    for (std::int64_t r = 0; r < ps.k && xk + r < xc; ++r)
+      for (std::int64_t i = 0; i < s.m; ++i) {
+        const double xv = value(xd, (ps.x_row + i) * xc + xk + r);
+        if (xv == 0) continue;
+        for (std::int64_t c = 0; c < cn; ++c)
+          acc[static_cast<std::size_t>(i * cn + c)] +=
+              xv * value(wd, (ps.w_row + r) * wc + ps.w_tile * lanes + c);
+      }
+  }
+  for (std::int64_t i = 0; i < s.m; ++i)
+    for (std::int64_t c = 0; c < cn; ++c) {
+      const double v = acc[static_cast<std::size_t>(i * cn + c)];
+      const std::uint32_t bits = s.mm_type == isa::DType::kI8
+                                     ? static_cast<std::uint32_t>(static_cast<std::int32_t>(v))
+                                     : func::float_bits(static_cast<float>(v));
+      std::memcpy(&out[static_cast<std::size_t>(((s.d_row + i) * dc + c0 + c) * 4)], &bits, 4);
+    }
+}
+
 void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   const int lanes = k.lanes;
   func::MxmPlane plane(k.mxm_rows, k.mxm_cols, lanes, k.mxm_accumulators, true);
@@ -161,7 +205,7 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
 }  // namespace
 
 std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
-                                 std::vector<Bytes>* all) {
+                                 std::vector<Bytes>* all, bool approximate) {
   std::vector<Bytes> buf(k.tensors.size());
   auto size_of = [&](int t) {
     const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
@@ -186,7 +230,7 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
   constexpr int kChunk = 320;
   for (const KStep& s : k.steps) {
     if (s.kind == KStep::Kind::kMatMul) {
-      matmul(k, s, buf);
+      (approximate ? approx_matmul : matmul)(k, s, buf);
       continue;
     }
     if (s.kind == KStep::Kind::kSxm || s.kind == KStep::Kind::kTranspose) {
@@ -255,6 +299,87 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
   for (int t : k.outputs)
     outs.push_back(buf[root(k, t)]);
   return outs;
+}
+
+}  // namespace lpu::compiler
+
+namespace lpu::compiler {
+
+std::vector<Bytes> random_inputs(const Kernels& k, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> i8(-128, 127);
+  std::vector<Bytes> out;
+  for (int t : k.inputs) {
+    const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
+    const auto n = static_cast<std::size_t>(kt.elements());
+    const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
+    Bytes data(n * bytes);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::uint32_t bits = 0;
+      switch (kt.dtype) {
+        case isa::DType::kFp32:
+          bits = func::float_bits(u(rng));
+          break;
+        case isa::DType::kFp16:
+          bits = func::fp32_to_fp16(u(rng));
+          break;
+        case isa::DType::kBf16:
+          bits = func::fp32_to_bf16(u(rng));
+          break;
+        default:
+          bits = static_cast<std::uint32_t>(i8(rng));
+      }
+      for (std::size_t b = 0; b < bytes; ++b)
+        data[i * bytes + b] = static_cast<std::uint8_t>(bits >> (8 * b));
+    }
+    out.push_back(std::move(data));
+  }
+  return out;
+}
+
+Kernels lower_with_precision(const Graph& g, const arch::Arch& arch, Precision precision,
+                             std::uint32_t calibration_seed) {
+  LowerOptions o;
+  o.precision = precision;
+  if (precision != Precision::kInt8) return lower(g, arch, o);
+  // Calibration: the model as it is, on random inputs; the largest magnitude of every activation
+  // the int8 lowering will quantize.
+  const Kernels f = lower(g, arch);
+  std::vector<Bytes> all;
+  run_reference(f, random_inputs(f, calibration_seed), &all, /*approximate=*/true);
+  for (const auto& [key, t] : f.calibration) {
+    const KTensor& kt = f.tensors[static_cast<std::size_t>(t)];
+    const Bytes& data = all[static_cast<std::size_t>(t)];
+    const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
+    double most = 0;
+    for (std::size_t i = 0;
+         i + bytes <= data.size() && i / bytes < static_cast<std::size_t>(kt.elements());
+         i += bytes) {
+      const auto h = static_cast<std::uint16_t>(data[i] | (data[i + 1] << 8));
+      double x = 0;
+      switch (kt.dtype) {
+        case isa::DType::kFp32: {
+          float v;
+          std::memcpy(&v, &data[i], 4);
+          x = v;
+          break;
+        }
+        case isa::DType::kFp16:
+          x = func::fp16_to_fp32(h);
+          break;
+        case isa::DType::kBf16:
+          x = func::bf16_to_fp32(h);
+          break;
+        default:
+          continue;
+      }
+      if (std::isfinite(x)) most = std::max(most, std::fabs(x));
+    }
+    double& m = o.activation_max[key];
+    m = std::max(m, most);
+  }
+  return lower(g, arch, o);
 }
 
 }  // namespace lpu::compiler

@@ -14,8 +14,20 @@ using Bytes = std::vector<std::uint8_t>;
 
 /// inputs[i]: the data of tensor k.inputs[i] (little-endian elements, row-major). Returns the
 /// data of k.outputs in order. Throws std::invalid_argument on an input of the wrong size.
-/// With `all`, also the data of every tensor (by tensor id; views share their base's).
+/// With `all`, also the data of every tensor (by tensor id; views share their base's). With
+/// `approximate`, matrix products are plain float sums instead of the MXM's exact arithmetic
+/// (for calibration: the ranges of values, much faster).
 std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
-                                 std::vector<Bytes>* all = nullptr);
+                                 std::vector<Bytes>* all = nullptr, bool approximate = false);
+
+/// Random data for every input of k (in k.inputs order), from `seed`: floats uniform in
+/// [-1, 1], integers uniform over int8's range.
+std::vector<Bytes> random_inputs(const Kernels& k, std::uint32_t seed);
+
+/// Lowers g for `precision`. For int8 the model is first lowered as it is and run on the host
+/// reference with random inputs (calibration_seed) to measure the range of every activation that
+/// is quantized; the int8 lowering then uses those ranges.
+Kernels lower_with_precision(const Graph& g, const arch::Arch& arch, Precision precision,
+                             std::uint32_t calibration_seed = 7);
 
 }  // namespace lpu::compiler

@@ -446,7 +446,12 @@ class Scheduler {
       const auto blocks = static_cast<std::uint64_t>(kt.rows() / p.block_rows);
       p.k_tiles = (p.block_rows + chip_.mxm.rows - 1) / chip_.mxm.rows;
       p.n_tiles = kt.tiles(lanes_);
-      p.block_addrs = static_cast<std::uint32_t>(chip_.mxm.rows / per);
+      // A piece holds a plane's worth of rows; int8 pieces only the rows a block has (a load of
+      // fewer rows leaves the staging buffer's other rows stale, harmless in int8: they meet
+      // zero activation lanes, and integer products of zero are exactly zero).
+      p.block_addrs = static_cast<std::uint32_t>(
+          bytes == 1 ? (std::min<std::int64_t>(p.block_rows, chip_.mxm.rows) + per - 1) / per
+                     : chip_.mxm.rows / per);
       const std::uint64_t pieces = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles);
       const bool host = kt.role == KTensor::Role::kInput || kt.role == KTensor::Role::kConstant;
       std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
@@ -1603,7 +1608,7 @@ class Scheduler {
 void Scheduler::matmul_step(const KStep& s) {
   const int xb = isa::dtype_bytes(s.mm_type);
   const int per = 16 / xb;
-  const auto nlw = static_cast<std::uint32_t>(chip_.mxm.rows / per);
+  const auto nlw_all = static_cast<std::uint32_t>(chip_.mxm.rows / per);
   const auto m = static_cast<std::uint32_t>(s.m);
   const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
   const char* type = isa::to_string(s.mm_type);
@@ -1625,6 +1630,9 @@ void Scheduler::matmul_step(const KStep& s) {
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
     const KPass& ps = s.passes[pass];
     const TensorPlace& wp = P(ps.w);
+    // Loads of this pass: every row of the plane (fp16: rows past K must be zero), or for int8
+    // the rows of the pass only (see place()).
+    const auto nlw = xb == 1 ? static_cast<std::uint32_t>((ps.k + per - 1) / per) : nlw_all;
     // (a) the weight rows into the staging buffer: 16 streams, one LW step per cycle.
     std::optional<std::pair<Op, std::uint64_t>> best;
     for (int base : {0, 16}) {

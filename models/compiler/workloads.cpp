@@ -265,11 +265,55 @@ void mlp(const Params& p, const std::string& path) {
   b.save(path);
 }
 
-// One decoder layer of a Llama-style model for a decode step: RMSNorm, Q/K/V projections per
-// head, rotary embedding, attention of the new token over a KV cache plus itself, the output
-// projection summed over heads, and a SwiGLU MLP, each block with its residual. The cache comes
-// in as inputs (K stored transposed per head, [heads, head_dim, ctx]; V as [heads, ctx,
-// head_dim]); the new token's K and V are outputs for the host to append.
+// Attention of a prefill: `tokens` new queries over the cached keys (none when ctx is 0) and the
+// new keys under a causal mask (query i sees new keys 0..i), per head; the output projection is
+// summed over heads. Returns the attention output [tokens, dim].
+std::string prefill_attention(Builder& b, const std::string& q, const std::string& k,
+                              const std::string& v, const std::string& scale,
+                              const std::string& last, std::int64_t heads, std::int64_t hd,
+                              std::int64_t ctx, std::int64_t tokens) {
+  const std::int64_t dim = heads * hd;
+  const auto kt = b.node("Transpose", {k}, "k_new_t", {Builder::attr_ints("perm", {0, 2, 1})});
+  std::vector<float> mask(static_cast<std::size_t>(tokens * tokens), 0.0f);
+  for (std::int64_t i = 0; i < tokens; ++i)
+    for (std::int64_t j = i + 1; j < tokens; ++j)
+      mask[static_cast<std::size_t>(i * tokens + j)] = -30000.0f;  // exp() of it is 0
+  const auto sn =
+      b.node("Add",
+             {b.node("Mul", {b.node("MatMul", {q, kt}, "scores_new"), scale}, "scores_new_scaled"),
+              b.values("causal_mask", {tokens, tokens}, mask)},
+             "scores_new_masked");
+  std::string ctxv;
+  if (ctx > 0) {
+    const auto sc = b.node("Mul", {b.node("MatMul", {q, "k_cache_t"}, "scores_cache"), scale},
+                           "scores_cache_scaled");
+    const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
+    const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
+    const auto pc =
+        b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
+    const auto pn = b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + tokens}), last},
+                           "probs_new");
+    ctxv = b.node(
+        "Add",
+        {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("MatMul", {pn, v}, "ctx_new")},
+        "ctx");
+  } else {
+    const auto prob = b.node("Softmax", {sn}, "probs", {Builder::attr_i("axis", -1)});
+    ctxv = b.node("MatMul", {prob, v}, "ctx");
+  }
+  const auto o = b.node(
+      "MatMul", {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
+      "o_heads");
+  return b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
+                {Builder::attr_i("keepdims", 0)});
+}
+
+// One decoder layer of a Llama-style model for a decode step or a prefill: RMSNorm, Q/K/V
+// projections per head, rotary embedding, attention of the new tokens over a KV cache plus
+// themselves (causal among themselves), the output projection summed over heads, and a SwiGLU
+// MLP, each block with its residual. The cache comes in as inputs (K stored transposed per head,
+// [heads, head_dim, ctx]; V as [heads, ctx, head_dim]); the new tokens' K and V are outputs for
+// the host to append.
 void llama_decoder(const Params& p, const std::string& path) {
   std::int64_t dim = 256, heads = 4, ffn = 512;
   const std::string preset = p.choice("preset", {"small", "7b", "70b", "custom"});
@@ -280,20 +324,23 @@ void llama_decoder(const Params& p, const std::string& path) {
     heads = p.integer("heads", 1, 1024);
     ffn = p.integer("ffn", 16, 1 << 17);
   }
-  // The scores of the cache and the new token share one vector (Concat and Softmax within a
+  // The scores of the cache and the new tokens share one vector (Concat and Softmax within a
   // vector for now).
-  const std::int64_t ctx = p.integer("ctx", 1, 319);
+  const std::int64_t tokens = p.integer("tokens", 1, 320);
+  const std::int64_t ctx = p.integer("ctx", tokens > 1 ? 0 : 1, 320 - tokens);
   if (dim % heads) throw InputError("--param heads", "dim must be a multiple of heads");
   const std::int64_t hd = dim / heads;
   if (hd % 2) throw InputError("--param heads", "the head dimension must be even (rotary)");
   const std::string dt = p.choice("dtype", {"fp16", "fp32"});
   Builder b("llama_decoder", elem_of(dt),
             static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
-  b.input("x", {1, dim});
-  b.input("k_cache_t", {heads, hd, ctx});
-  b.input("v_cache", {heads, ctx, hd});
-  b.input("cos", {1, hd});
-  b.input("sin", {1, hd});
+  b.input("x", {tokens, dim});
+  if (ctx > 0) {
+    b.input("k_cache_t", {heads, hd, ctx});
+    b.input("v_cache", {heads, ctx, hd});
+  }
+  b.input("cos", {tokens, hd});  // per position: ctx, ctx + 1, ..
+  b.input("sin", {tokens, hd});
   const auto last = b.ints("axis_last", {-1});
   auto rmsnorm = [&](const std::string& x, const std::string& name) {
     const auto g = b.weight(name + ".weight", {dim}, 1.0);
@@ -327,28 +374,34 @@ void llama_decoder(const Params& p, const std::string& path) {
   const auto kr = rope(k, "k_new");
   const auto scale =
       b.values("scale", {1}, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
-  const auto sc = b.node("Mul", {b.node("MatMul", {qr, "k_cache_t"}, "scores_cache"), scale},
-                         "scores_cache_scaled");
-  const auto sn = b.node("Mul",
-                         {b.node("ReduceSum", {b.node("Mul", {qr, kr}, "qk_new"), last},
-                                 "score_new", {Builder::attr_i("keepdims", 1)}),
-                          scale},
-                         "score_new_scaled");
-  const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
-  const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
-  const auto pc =
-      b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
-  const auto pn =
-      b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + 1}), last}, "prob_new");
-  const auto ctxv = b.node(
-      "Add", {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("Mul", {pn, v}, "ctx_new")},
-      "ctx");
-  const auto o = b.node(
-      "MatMul", {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
-      "o_heads");
-  const auto o2 = b.node("Reshape", {o, b.ints("o_shape", {heads, dim})}, "o_rows");
-  std::vector<float> ones(static_cast<std::size_t>(heads), 1.0f);
-  const auto attn = b.node("MatMul", {b.values("sum_heads", {1, heads}, ones), o2}, "attn");
+  std::string attn;
+  if (tokens > 1) {
+    attn = prefill_attention(b, qr, kr, v, scale, last, heads, hd, ctx, tokens);
+  } else {
+    const auto sc = b.node("Mul", {b.node("MatMul", {qr, "k_cache_t"}, "scores_cache"), scale},
+                           "scores_cache_scaled");
+    const auto sn = b.node("Mul",
+                           {b.node("ReduceSum", {b.node("Mul", {qr, kr}, "qk_new"), last},
+                                   "score_new", {Builder::attr_i("keepdims", 1)}),
+                            scale},
+                           "score_new_scaled");
+    const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
+    const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
+    const auto pc =
+        b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
+    const auto pn =
+        b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + 1}), last}, "prob_new");
+    const auto ctxv = b.node(
+        "Add", {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("Mul", {pn, v}, "ctx_new")},
+        "ctx");
+    const auto o =
+        b.node("MatMul",
+               {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
+               "o_heads");
+    const auto o2 = b.node("Reshape", {o, b.ints("o_shape", {heads, dim})}, "o_rows");
+    std::vector<float> ones(static_cast<std::size_t>(heads), 1.0f);
+    attn = b.node("MatMul", {b.values("sum_heads", {1, heads}, ones), o2}, "attn");
+  }
   const auto x1 = b.node("Add", {"x", attn}, "x1");
   const auto h2 = rmsnorm(x1, "ffn_norm");
   const auto a1 = b.node("MatMul", {h2, b.weight("w1", {dim, ffn}, s_in)}, "gate");
@@ -359,9 +412,9 @@ void llama_decoder(const Params& p, const std::string& path) {
                          b.weight("w2", {ffn, dim}, 1.0 / std::sqrt(static_cast<double>(ffn)))},
                         "down");
   b.node("Add", {x1, f}, "y");
-  b.output("y", {1, dim});
-  b.output("k_new", {heads, 1, hd});
-  b.output("v_new", {heads, 1, hd});
+  b.output("y", {tokens, dim});
+  b.output("k_new", {heads, tokens, hd});
+  b.output("v_new", {heads, tokens, hd});
   b.save(path);
 }
 
@@ -520,7 +573,8 @@ const std::vector<WorkloadInfo>& workloads() {
         {"dim", "256", "model width (custom)"},
         {"heads", "4", "attention heads (custom)"},
         {"ffn", "512", "MLP width (custom)"},
-        {"ctx", "64", "tokens already in the KV cache (1..319 for now)"},
+        {"ctx", "64", "tokens already in the KV cache (ctx + tokens <= 320 for now)"},
+        {"tokens", "1", "new tokens: 1 is a decode step, more a prefill (causal attention)"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
       {"bert-encoder",

@@ -1,4 +1,5 @@
-// lpu compile MODEL.onnx --arch NAME|FILE -o PROG.lpubin [--asm PROG.lpuasm] [--report FILE.json]
+// lpu compile MODEL.onnx --arch NAME|FILE -o PROG.lpubin [--asm PROG.lpuasm] [--precision P]
+// [--report FILE.json]
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include "arch/json_doc.h"
 #include "compiler/kernels.h"
 #include "compiler/onnx_import.h"
+#include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "isa/asm_text.h"
 #include "isa/lpubin.h"
@@ -31,19 +33,23 @@ const char* kCompileUsage =
     "  --asm FILE.lpuasm         also write the program as text\n"
     "  --arch NAME|FILE          target architecture (default tsp-v1)\n"
     "  --set PATH=VALUE          override an architecture parameter (repeatable)\n"
+    "  --precision P             products in: model (the model's types, default), fp32 (three\n"
+    "                            fp16 passes), fp16 (one pass) or int8 (constant weights and\n"
+    "                            their activations quantized; ranges calibrated on random inputs)\n"
     "  --report FILE.json        write the compile report (placements, cycles, utilisation)\n"
     "  --quiet                   no summary on standard output\n";
 }  // namespace
 
 int cmd_compile(const Args& args) {
-  std::string model, output, asm_out, arch_name = "tsp-v1", report;
+  std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model";
   std::vector<std::string> sets;
   bool help = false, quiet = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
       "asm", po::value(&asm_out))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("report", po::value(&report))(
-      "quiet", po::bool_switch(&quiet))("model", po::value(&model));
+      "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))("model",
+                                                                            po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -60,7 +66,8 @@ int cmd_compile(const Args& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const arch::Arch a = arch::load(arch_name, sets);
   const compiler::Graph g = compiler::import_onnx(model);
-  const compiler::Kernels k = compiler::lower(g, a);
+  const compiler::Kernels k =
+      compiler::lower_with_precision(g, a, compiler::parse_precision(precision, "--precision"));
   const compiler::Schedule s = compiler::schedule(k, a, model);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

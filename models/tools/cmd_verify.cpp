@@ -30,48 +30,23 @@ const char* kVerifyUsage =
     "  --arch NAME|FILE    target architecture (default tsp-v1)\n"
     "  --set PATH=VALUE    override an architecture parameter (repeatable)\n"
     "  --seed N            inputs' random seed (default 1); floats uniform in [-1, 1]\n"
+    "  --precision P       model (default), fp32, fp16 or int8, as for lpu compile\n"
     "  --mode functional|timing  timing checks cycles only (default functional)\n"
     "  --probe             also read back every intermediate tensor and name the first (in\n"
     "                      program order) that differs from the reference\n";
 
-std::vector<std::uint8_t> random_tensor(const compiler::KTensor& t, std::mt19937& rng) {
-  const auto n = static_cast<std::size_t>(t.elements());
-  const int bytes = isa::dtype_bytes(t.dtype);
-  std::vector<std::uint8_t> out(n * static_cast<std::size_t>(bytes));
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::uniform_int_distribution<int> i8(-128, 127);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::uint32_t bits = 0;
-    switch (t.dtype) {
-      case isa::DType::kFp32:
-        bits = func::float_bits(u(rng));
-        break;
-      case isa::DType::kFp16:
-        bits = func::fp32_to_fp16(u(rng));
-        break;
-      case isa::DType::kBf16:
-        bits = func::fp32_to_bf16(u(rng));
-        break;
-      default:
-        bits = static_cast<std::uint32_t>(i8(rng));
-    }
-    for (int b = 0; b < bytes; ++b)
-      out[i * static_cast<std::size_t>(bytes) + static_cast<std::size_t>(b)] =
-          static_cast<std::uint8_t>(bits >> (8 * b));
-  }
-  return out;
-}
 }  // namespace
 
 int cmd_verify(const Args& args) {
-  std::string model, arch_name = "tsp-v1", mode = "functional";
+  std::string model, arch_name = "tsp-v1", mode = "functional", precision = "model";
   std::vector<std::string> sets;
   std::uint32_t seed = 1;
   bool help = false, probe = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
-      "probe", po::bool_switch(&probe))("model", po::value(&model));
+      "probe", po::bool_switch(&probe))("precision", po::value(&precision))("model",
+                                                                            po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -89,7 +64,8 @@ int cmd_verify(const Args& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const arch::Arch a = arch::load(arch_name, sets);
   const compiler::Graph g = compiler::import_onnx(model);
-  const compiler::Kernels k = compiler::lower(g, a);
+  const compiler::Kernels k =
+      compiler::lower_with_precision(g, a, compiler::parse_precision(precision, "--precision"));
   compiler::Schedule s = compiler::schedule(k, a, model, /*reuse_memory=*/!probe);
   if (probe)  // every scratch tensor is read back like an output
     for (auto& t : s.program.tensors)
@@ -97,17 +73,15 @@ int cmd_verify(const Args& args) {
   const double compile_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::mt19937 rng(seed);
-  std::vector<compiler::Bytes> inputs;
+  const std::vector<compiler::Bytes> inputs = compiler::random_inputs(k, seed);
   std::map<std::string, system::TensorValue> bound;
-  for (int t : k.inputs) {
-    const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
-    inputs.push_back(random_tensor(kt, rng));
+  for (std::size_t i = 0; i < k.inputs.size(); ++i) {
+    const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(k.inputs[i])];
     system::TensorValue v;
     v.dtype = kt.dtype;
     for (auto d : kt.shape)
       v.shape.push_back(static_cast<std::uint64_t>(d));
-    v.bytes = inputs.back();
+    v.bytes = inputs[i];
     bound[kt.name] = std::move(v);
   }
   const auto t1 = std::chrono::steady_clock::now();

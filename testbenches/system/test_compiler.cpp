@@ -773,9 +773,24 @@ TEST(CompilerErrors, ShapesThatDoNotBroadcast) {
 TEST(CompilerErrors, UnsupportedBroadcastOfAComputedTensor) {
   Builder gb;
   const int a = gb.input("a", DType::kFp32, {3, 4, 6});
+  const int b = gb.input("b", DType::kFp32, {3, 1, 6});
+  gb.output(gb.node("Mul", "mul_b", {a, b}, "y", DType::kFp32, {3, 4, 6}));
+  expect_mentions(compile_error(gb.g), {"node 'mul_b'", "'b' [3,1,6]", "[3,4,6]", "not supported"});
+}
+
+// A computed operand broadcast along the leading dimensions ([4, 6] against [3, 4, 6]): its four
+// rows are read again, cyclically, for each of the three blocks (one read with a repeat each).
+TEST(Compiler, LeadingBroadcastOfAComputedTensorIsReadCyclically) {
+  const auto av = uniform(3 * 4 * 6, -2, 2, 81), bv = uniform(4 * 6, -2, 2, 82);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp32, {3, 4, 6});
   const int b = gb.input("b", DType::kFp32, {4, 6});
   gb.output(gb.node("Mul", "mul_b", {a, b}, "y", DType::kFp32, {3, 4, 6}));
-  expect_mentions(compile_error(gb.g), {"node 'mul_b'", "'b' [4,6]", "[3,4,6]", "not supported"});
+  const auto out = simulate(compile(gb.g), {f32_bytes(av), f32_bytes(bv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f32_values(out[0]);
+  for (std::size_t i = 0; i < av.size(); ++i)
+    EXPECT_EQ(got[i], av[i] * bv[i % bv.size()]) << i;
 }
 
 TEST(CompilerErrors, MatMulWiderThanAPlane) {
@@ -1399,4 +1414,102 @@ TEST(CompilerErrors, ThreeDimensionalPool) {
   gb.output(gb.node("MaxPool", "mp3", {x}, "y", DType::kFp32, {1, 2, 3, 3, 3},
                     {{"kernel_shape", ints_attr({2, 2, 2})}}));
   expect_mentions(compile_error(gb.g), {"'mp3'", "MaxPool", "3-D"});
+}
+
+// --- int8 products ---------------------------------------------------------------------------
+
+namespace {
+Compiled compile_with(const Graph& g, const compiler::LowerOptions& o) {
+  Compiled c;
+  c.k = compiler::lower(g, tsp(), o);
+  c.s = compiler::schedule(c.k, tsp(), "test");
+  return c;
+}
+}  // namespace
+
+// fp32 [8, 400] x constant [400, 48] in int8 (K = 400 is two K tiles): the activations scaled by
+// 127 / max|x| (max|x| given as if calibrated) and rounded to nearest even, the weights per column
+// by 127 / their largest magnitude, the int32 sums scaled back in fp32. The expected values are
+// that arithmetic written out here, so the comparison is exact.
+TEST(Compiler, Int8MatMulIsExactIntegerArithmetic) {
+  constexpr int kM = 8, kK = 400, kN = 48;
+  const auto xv = uniform(kM * kK, -1.0f, 1.0f, 61);
+  const auto wv = uniform(kK * kN, -0.5f, 0.5f, 62);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {kM, kK});
+  const int w = gb.constant("w", DType::kFp32, {kK, kN}, f32_bytes(wv));
+  gb.output(gb.node("MatMul", "mm", {x, w}, "y", DType::kFp32, {kM, kN}));
+  compiler::LowerOptions o;
+  o.precision = compiler::Precision::kInt8;
+  o.activation_max["mm"] = 1.0;
+  const Compiled cc = compile_with(gb.g, o);
+  int int8_steps = 0;
+  for (const auto& st : cc.k.steps)
+    int8_steps += st.kind == compiler::KStep::Kind::kMatMul && st.mm_type == DType::kI8;
+  EXPECT_GT(int8_steps, 0);
+  const auto out = simulate(cc, {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  const float inv_sx = static_cast<float>(1.0 / (1.0 / 127.0));
+  std::vector<std::int32_t> xq(kM * kK);
+  for (int i = 0; i < kM * kK; ++i)
+    xq[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(
+        std::clamp(std::nearbyint(xv[static_cast<std::size_t>(i)] * inv_sx), -128.0f, 127.0f));
+  std::vector<double> sw(kN, 0.0);
+  for (int r = 0; r < kK; ++r)
+    for (int c = 0; c < kN; ++c)
+      sw[static_cast<std::size_t>(c)] =
+          std::max(sw[static_cast<std::size_t>(c)],
+                   std::fabs(static_cast<double>(wv[static_cast<std::size_t>(r * kN + c)])));
+  for (double& s : sw)
+    s /= 127.0;
+  const auto got = f32_values(out[0]);
+  int bad = 0;
+  for (int i = 0; i < kM && bad < 5; ++i)
+    for (int c = 0; c < kN && bad < 5; ++c) {
+      std::int64_t acc = 0;
+      for (int r = 0; r < kK; ++r) {
+        const double q =
+            std::nearbyint(static_cast<double>(wv[static_cast<std::size_t>(r * kN + c)]) /
+                           sw[static_cast<std::size_t>(c)]);
+        acc += xq[static_cast<std::size_t>(i * kK + r)] * static_cast<std::int64_t>(q);
+      }
+      const float want = static_cast<float>(acc) *
+                         static_cast<float>((1.0 / 127.0) * sw[static_cast<std::size_t>(c)]);
+      if (got[static_cast<std::size_t>(i * kN + c)] != want) {
+        ADD_FAILURE() << "y[" << i << "][" << c
+                      << "] = " << got[static_cast<std::size_t>(i * kN + c)] << ", want " << want;
+        ++bad;
+      }
+    }
+}
+
+// An int8 compile calibrates first: lower_with_precision runs the float model on random inputs
+// and quantizes with the measured ranges; the program still matches its reference bit for bit
+// and its products are int8.
+TEST(Compiler, Int8ConvNetworkIsCalibratedAndExact) {
+  const ConvShape s{1, 6, 10, 10, 16, 3, 2, 1, 1, 1, 1};
+  const auto wv = uniform(static_cast<std::size_t>(s.m * s.c * 9), -0.3f, 0.3f, 71);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {1, s.c, s.h, s.w});
+  const int c =
+      gb.node("Conv", "conv", {x, gb.constant("w", DType::kFp16, {s.m, s.c, 3, 3}, f16_bytes(wv))},
+              "c", DType::kFp16, {1, s.m, s.ho(), s.wo()}, conv_attrs(s));
+  gb.output(gb.node("Relu", "relu", {c}, "y", DType::kFp16, {1, s.m, s.ho(), s.wo()}));
+  Compiled cc;
+  cc.k = compiler::lower_with_precision(gb.g, tsp(), compiler::Precision::kInt8);
+  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  bool int8 = false;
+  for (const auto& st : cc.k.steps)
+    int8 = int8 || (st.kind == compiler::KStep::Kind::kMatMul && st.mm_type == DType::kI8);
+  EXPECT_TRUE(int8);
+  const auto xv = uniform_fp16(static_cast<std::size_t>(s.c * s.h * s.w), -1, 1, 72);
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  // Within int8 quantization error of the float convolution (activations and weights each
+  // within half a step of 1/127 of their range).
+  std::vector<double> want, mag;
+  conv_double(s, xv, wv, {}, want, mag);
+  for (double& v : want)
+    v = std::max(0.0, v);
+  expect_close(f16_values(out[0]), want, mag, 2.0 / 127.0, 1e-3);
 }

@@ -398,9 +398,9 @@ void llama_decoder(const Params& p, const std::string& path) {
         b.node("MatMul",
                {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
                "o_heads");
-    const auto o2 = b.node("Reshape", {o, b.ints("o_shape", {heads, dim})}, "o_rows");
-    std::vector<float> ones(static_cast<std::size_t>(heads), 1.0f);
-    attn = b.node("MatMul", {b.values("sum_heads", {1, heads}, ones), o2}, "attn");
+    // Summed over heads on the VXM ([heads, 1, dim] -> [1, dim]).
+    attn = b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
+                  {Builder::attr_i("keepdims", 0)});
   }
   const auto x1 = b.node("Add", {"x", attn}, "x1");
   const auto h2 = rmsnorm(x1, "ffn_norm");

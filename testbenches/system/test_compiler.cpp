@@ -1513,3 +1513,54 @@ TEST(Compiler, Int8ConvNetworkIsCalibratedAndExact) {
     v = std::max(0.0, v);
   expect_close(f16_values(out[0]), want, mag, 2.0 / 127.0, 1e-3);
 }
+
+// --- Gather ----------------------------------------------------------------------------------
+
+// Constant indices along a middle axis of a computed tensor (negative one included): row moves.
+TEST(Compiler, GatherWithConstantIndicesMovesRows) {
+  const auto xv = uniform(5 * 3 * 7, -1, 1, 91);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {5, 3, 7});
+  const int idx = gb.ints("idx", {2, 0, -1, 1});
+  gb.output(
+      gb.node("Gather", "g", {x, idx}, "y", DType::kFp32, {5, 4, 7}, {{"axis", int_attr(1)}}));
+  const auto out = simulate(compile(gb.g), {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f32_values(out[0]);
+  const int pick[4] = {2, 0, 2, 1};
+  for (int a = 0; a < 5; ++a)
+    for (int i = 0; i < 4; ++i)
+      for (int c = 0; c < 7; ++c)
+        EXPECT_EQ(got[static_cast<std::size_t>((a * 4 + i) * 7 + c)],
+                  xv[static_cast<std::size_t>((a * 3 + pick[i]) * 7 + c)]);
+}
+
+// An embedding lookup: int32 token ids (an input) into a constant fp16 table [1000, 64]: a
+// one-hot product on the MXM returns the table's rows exactly; an id out of range gives zeros.
+TEST(Compiler, GatherEmbeddingLookupIsExact) {
+  constexpr int kV = 1000, kD = 64, kN = 6;
+  const auto tv = uniform_fp16(kV * kD, -1, 1, 92);
+  Builder gb;
+  const int t = gb.constant("table", DType::kFp16, {kV, kD}, f16_bytes(tv));
+  const int ids = gb.input("ids", DType::kI32, {kN});
+  gb.output(gb.node("Gather", "embed", {t, ids}, "y", DType::kFp16, {kN, kD}));
+  const std::int32_t idv[kN] = {0, 999, 321, 640, 1000, 7};
+  Bytes ib(sizeof(idv));
+  std::memcpy(ib.data(), idv, sizeof(idv));
+  const auto out = simulate(compile(gb.g), {ib});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f16_values(out[0]);
+  for (int i = 0; i < kN; ++i)
+    for (int c = 0; c < kD; ++c)
+      EXPECT_EQ(got[static_cast<std::size_t>(i * kD + c)],
+                idv[i] < kV ? tv[static_cast<std::size_t>(idv[i] * kD + c)] : 0.0f)
+          << "row " << i << " column " << c;
+}
+
+TEST(CompilerErrors, GatherWithInt64IndicesInput) {
+  Builder gb;
+  const int t = gb.constant("table", DType::kFp16, {10, 4}, Bytes(80, 0));
+  const int ids = gb.input("ids", DType::kNone, {3});
+  gb.output(gb.node("Gather", "embed", {t, ids}, "y", DType::kFp16, {3, 4}));
+  expect_mentions(compile_error(gb.g), {"'ids'", "int64"});
+}

@@ -2749,14 +2749,16 @@ class Lowering {
     return it->second > 0 ? it->second / 127.0 : 1.0;
   }
   // x as int8: round(x / scale), saturated (VXM: a product in fp32, then a cast).
+  // (fp16 activations are scaled in fp16: |x / s| <= 127 keeps 4 fraction bits, and the cast
+  // rounds once more; one VXM pass fewer than widening first.)
   int quantize_activations(int x, double scale, const Node& n) {
-    const int xf = widen(x, n);
-    const KTensor kx = meta(xf);
+    const KTensor kx = meta(x);
+    const DType wt = kx.dtype == DType::kFp16 ? DType::kFp16 : DType::kFp32;
+    const int xf = wt == DType::kFp16 ? x : widen(x, n);
     const int xs =
-        vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", DType::kFp32, 1.0 / scale, {kx.cols()}), n,
-           "x_scaled");
+        vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", wt, 1.0 / scale, {kx.cols()}), n, "x_scaled");
     const int q = add_tensor(n.name + "/x_q", DType::kI8, kx.shape, KTensor::Role::kTemp);
-    cast(DType::kFp32, DType::kI8, xs, q, g_.where(n));
+    cast(wt, DType::kI8, xs, q, g_.where(n));
     k_.tensors[static_cast<std::size_t>(q)].clean = k_.tensors[static_cast<std::size_t>(xs)].clean;
     return q;
   }

@@ -1632,7 +1632,7 @@ class Lowering {
       Grid gb = gd;
       int xb = -1;
       if (bands.size() == 1) {
-        xb = cl_tensor(xv, n);
+        xb = clean(cl_tensor(xv, n), n);  // padding lanes meet the MXM
       } else {
         // Padded rows [p0, p1) of the band; the input rows among them.
         const std::int64_t p0 = oh0 * w.sh, p1 = (oh1 - 1) * w.sh + (w.kh - 1) * w.dh + 1;
@@ -1848,7 +1848,8 @@ class Lowering {
     const KTensor kx = meta(x0);
     int y = widen(x0, n);
     std::int64_t count = 1;
-    for (std::size_t ax = kx.shape.size() - 1; ax-- > 1;) {
+    // Outer axes first: each sum then adds blocks of many rows (H + W steps, not N H W).
+    for (std::size_t ax = 1; ax + 1 < kx.shape.size(); ++ax) {
       count *= kx.shape[ax];
       y = sum_leading(y, static_cast<std::int64_t>(ax), n);
     }
@@ -1966,10 +1967,16 @@ class Lowering {
     if (count > k_.lanes)
       throw InputError(g_.where(n), std::to_string(count) + " indices are more than a vector (" +
                                         std::to_string(k_.lanes) + ") holds; not supported yet");
-    // The indices as an fp32 column [N, 1] (exact below 2^24), spread over V lanes.
-    const int f = add_tensor(n.name + "/ids.f", DType::kFp32, {count}, KTensor::Role::kTemp);
-    cast(ki.dtype, DType::kFp32, reshaped(ids, {count}, n, n.name + "/ids"), f, g_.where(n));
-    const int col = reshaped(f, {count, 1}, n, n.name + "/ids.col");
+    // The indices as an fp32 column [N, 1] (exact below 2^24), negative ones counted from the
+    // end, spread over V lanes.
+    const int f0 = add_tensor(n.name + "/ids.f", DType::kFp32, {count}, KTensor::Role::kTemp);
+    cast(ki.dtype, DType::kFp32, reshaped(ids, {count}, n, n.name + "/ids"), f0, g_.where(n));
+    const int wrapped =
+        vx(VxmOp::kAdd, f0, splat(n.name + "/V", DType::kFp32, static_cast<double>(v), {count}), n,
+           "ids.wrapped");
+    const int f = sel(cmp(VxmOp::kCmpLt, f0, row_const(f0, 0.0, n, "zero"), n, "negative"), wrapped,
+                      f0, n, "ids.pos");
+    const int col = reshaped(clean(f, n), {count, 1}, n, n.name + "/ids.col");
     const int spread = fit(col, {count, v}, n);
     std::vector<float> lane(static_cast<std::size_t>(v));
     for (std::int64_t i = 0; i < v; ++i)
@@ -1992,7 +1999,18 @@ class Lowering {
       onehot = add_tensor(n.name + "/onehot", DType::kFp16, {count, v}, KTensor::Role::kTemp);
       cast(DType::kFp32, DType::kFp16, one, onehot, g_.where(n));
     }
-    matmul(n, onehot, table, false, false, 1.0f, -1, 0.0f);
+    matmul(n, onehot, table, false, false, 1.0f, -1, 0.0f, /*may_quantize=*/false);
+    // The product is [N, D]; the node's output has the indices' shape in front of D (a view).
+    const auto o = static_cast<std::size_t>(n.outputs[0]);
+    const int t = tensor_of_[o];
+    std::string name = k_.tensors[static_cast<std::size_t>(t)].name + "/rows";
+    while (used_names_.count(name))
+      name += "#";
+    used_names_.insert(name);
+    k_.tensors[static_cast<std::size_t>(t)].name = name;
+    std::vector<std::int64_t> shape = ki.shape;
+    shape.push_back(kd.cols());
+    tensor_of_[o] = reshaped(t, shape, n, g_.values[o].name);
   }
 
   bool lower_more(const Node& n) {
@@ -2753,7 +2771,8 @@ class Lowering {
   // rounds once more; one VXM pass fewer than widening first.)
   int quantize_activations(int x, double scale, const Node& n) {
     const KTensor kx = meta(x);
-    const DType wt = kx.dtype == DType::kFp16 ? DType::kFp16 : DType::kFp32;
+    const DType wt =
+        kx.dtype == DType::kFp16 && 1.0 / scale < 60000.0 ? DType::kFp16 : DType::kFp32;
     const int xf = wt == DType::kFp16 ? x : widen(x, n);
     const int xs =
         vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", wt, 1.0 / scale, {kx.cols()}), n, "x_scaled");
@@ -2794,7 +2813,10 @@ class Lowering {
   }
 
   // Y = alpha A' B' (+ beta C): MXM passes per block of rows, then VXM steps for the rest.
-  void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta) {
+  // (may_quantize false: never int8, for products that must stay exact, such as a one-hot
+  // lookup.)
+  void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta,
+              bool may_quantize = true) {
     if (ta) a = transposed_constant(a, n);
     if (tb) b = transposed_constant(b, n);
     a = clean(a, n);
@@ -2849,7 +2871,7 @@ class Lowering {
                            std::to_string(k_.mxm_rows) + " x " + std::to_string(k_.mxm_cols) +
                            " planes, " + std::to_string(k_.lanes) + " lanes)");
     // Operands in the MXM's types: int8 for constant weights when asked, else fp16 parts.
-    const bool int8 = kb.role == KTensor::Role::kConstant && quantized(n, a);
+    const bool int8 = may_quantize && kb.role == KTensor::Role::kConstant && quantized(n, a);
     std::vector<std::pair<int, int>> passes;
     std::vector<double> w_scale;  // int8: per (batch of B, column)
     double x_scale = 1;

@@ -314,6 +314,10 @@ class Scheduler {
       const KStep& s = k_.steps[i];
       for (int x : {s.a, s.b, s.mask, s.d})  // written counts too: never free before the writes
         if (x >= 0) last_use[static_cast<std::size_t>(root(x))] = i;
+      for (const auto& [x, unused] : s.deal) {  // dealt into (perhaps never read)
+        (void)unused;
+        last_use[static_cast<std::size_t>(root(x))] = i;
+      }
       for (const KPass& ps : s.passes) {
         last_use[static_cast<std::size_t>(root(ps.x))] = i;
         last_use[static_cast<std::size_t>(root(ps.w))] = i;
@@ -370,6 +374,10 @@ class Scheduler {
       for (const KStep& s : k_.steps) {
         for (int x : {s.a, s.b, s.mask, s.d})
           mark(x);
+        for (const auto& [x, unused] : s.deal) {
+          (void)unused;
+          mark(x);
+        }
         for (const KPass& ps : s.passes) {
           mark(ps.x);
           mark(ps.w);
@@ -465,12 +473,25 @@ class Scheduler {
           for (auto sl : h == 0 ? west_ : east_)
             if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
       for (std::uint64_t i = 0; i < pieces; ++i) {
-        std::stable_sort(all.begin(), all.end(),
-                         [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
+        // Pieces take fresh addresses, so slices are taken by how high they are used (then how
+        // full): 16 at the same height leave no gaps below a common base.
+        std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
+          return high_[a] != high_[b] ? high_[a] < high_[b] : live_[a] < live_[b];
+        });
+        // The 16 lowest slices, or the next ones when their free ranges do not line up.
         std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
-        if (all.size() >= 16)
-          found = find_base(std::vector<std::uint16_t>(all.begin(), all.begin() + 16),
+        std::size_t first = 0;
+        for (std::size_t k = 0; !found && k + 16 <= all.size(); ++k) {
+          found = find_base(std::vector<std::uint16_t>(all.begin() + static_cast<long>(k),
+                                                       all.begin() + static_cast<long>(k) + 16),
                             p.block_addrs, true);
+          first = k;
+        }
+        if (!found && std::getenv("LPU_DEBUG_MEM"))
+          for (auto sl : all)
+            std::fprintf(stderr, "slice %d live %llu high %llu allocs %zu\n", sl,
+                         (unsigned long long)live_[sl], (unsigned long long)high_[sl],
+                         alloc_[sl].size());
         if (!found)
           throw InputError(
               source_,
@@ -479,10 +500,11 @@ class Scheduler {
                   std::to_string(pieces * p.block_addrs * 16 * static_cast<std::uint64_t>(lanes_) >>
                                  20) +
                   " MiB); MEM is full after " + std::to_string(i) + " of them (depth " +
-                  std::to_string(depth) + ")");
+                  std::to_string(depth) + "; live now: " + live_mib() + ")");
         const std::uint64_t base = found->first;
         p.write_after = std::max(p.write_after, found->second);
-        const std::vector<std::uint16_t> pick(all.begin(), all.begin() + 16);
+        const std::vector<std::uint16_t> pick(all.begin() + static_cast<long>(first),
+                                              all.begin() + static_cast<long>(first) + 16);
         allocate(pick, base, p.block_addrs);
         for (auto sl : pick)
           p.piece_slices.push_back(sl);
@@ -537,6 +559,10 @@ class Scheduler {
           const std::uint64_t per = (need + parts - 1) / parts;
           bool ok = true;
           std::vector<std::pair<std::vector<std::uint16_t>, std::uint64_t>> done;
+          // What this attempt may change, to restore on failure (allocate() also splits freed
+          // ranges, whose reuse stamps must survive).
+          const auto saved_alloc = alloc_;
+          const auto saved_live = live_, saved_high = high_;
           for (std::uint64_t first = 0; first < need && ok; first += per) {
             const std::uint64_t rows_here = std::min(per, need - first);
             std::vector<std::uint16_t> cand;
@@ -562,17 +588,9 @@ class Scheduler {
                               static_cast<std::uint32_t>(found->first)});
           }
           if (!ok) {  // give back what this attempt took
-            for (std::size_t i = 0; i < done.size(); ++i)
-              for (auto sl : done[i].first) {
-                auto& v = alloc_[sl];
-                for (auto it = v.begin(); it != v.end(); ++it)
-                  if (it->avail == ~0ull && it->start == done[i].second &&
-                      it->end == done[i].second + static_cast<std::uint64_t>(chunks[i].rows)) {
-                    live_[sl] -= static_cast<std::uint64_t>(chunks[i].rows);
-                    v.erase(it);
-                    break;
-                  }
-              }
+            alloc_ = saved_alloc;
+            live_ = saved_live;
+            high_ = saved_high;
             continue;
           }
           p.chunked = true;
@@ -988,6 +1006,8 @@ class Scheduler {
       const auto L = static_cast<std::uint32_t>(logical_rows(t));
       const auto tiles = static_cast<std::uint32_t>(rows_of(t)) / (broadcast ? L : 1);
       const std::uint32_t per_tile = broadcast ? count / tiles : count;
+      if (broadcast && L > 1 && row0 != 0)
+        throw std::logic_error("scheduler: cyclic read of '" + name(t) + "' from a row offset");
       if (broadcast && L > 1) {  // one read of the L rows (a repeat) per L result rows
         for (std::uint32_t ti = 0; ti < tiles; ++ti)
           for (std::uint32_t k = 0; k < per_tile; k += L) {

@@ -1564,3 +1564,65 @@ TEST(CompilerErrors, GatherWithInt64IndicesInput) {
   gb.output(gb.node("Gather", "embed", {t, ids}, "y", DType::kFp16, {3, 4}));
   expect_mentions(compile_error(gb.g), {"'ids'", "int64"});
 }
+
+// Ids of shape [2, 3] (negative ones counted from the end) give [2, 3, D]; the lookup stays exact
+// at int8 precision (the one-hot product is never quantized).
+TEST(Compiler, GatherEmbeddingKeepsTheIndicesShape) {
+  constexpr int kV = 10, kD = 4;
+  const auto tv = uniform_fp16(kV * kD, -1, 1, 93);
+  Builder gb;
+  const int t = gb.constant("table", DType::kFp16, {kV, kD}, f16_bytes(tv));
+  const int ids = gb.input("ids", DType::kI32, {2, 3});
+  const int g = gb.node("Gather", "embed", {t, ids}, "e", DType::kFp16, {2, 3, kD});
+  gb.output(gb.node("ReduceSum", "sum", {g, gb.ints("axes", {1})}, "y", DType::kFp16, {2, 1, kD},
+                    {{"keepdims", int_attr(1)}}));
+  compiler::LowerOptions o;
+  o.precision = compiler::Precision::kInt8;
+  const Compiled cc = compile_with(gb.g, o);
+  const std::int32_t idv[6] = {0, -1, 3, 9, 2, -10};
+  Bytes ib(sizeof(idv));
+  std::memcpy(ib.data(), idv, sizeof(idv));
+  const auto out = simulate(cc, {ib});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f16_values(out[0]);
+  ASSERT_EQ(got.size(), 2u * kD);
+  for (int b = 0; b < 2; ++b)
+    for (int c = 0; c < kD; ++c) {
+      float sum = 0;  // fp32 sums of three fp16 values, rounded once to fp16
+      for (int i = 0; i < 3; ++i) {
+        const int id = idv[b * 3 + i] < 0 ? idv[b * 3 + i] + kV : idv[b * 3 + i];
+        sum += tv[static_cast<std::size_t>(id * kD + c)];
+      }
+      EXPECT_NEAR(got[static_cast<std::size_t>(b * kD + c)], sum, 2e-3 * (std::fabs(sum) + 1))
+          << b << "," << c;
+    }
+}
+
+// A convolution whose input has dirty padding lanes (Div leaves NaN there: 0 rsqrt(0)^2): the
+// input is cleaned before its phases reach the MXM, so the result is finite and right.
+TEST(Compiler, ConvAfterDivHasCleanPaddingLanes) {
+  const ConvShape s1{1, 3, 6, 6, 8, 1, 1, 0, 0, 0, 0};
+  const ConvShape s2{1, 8, 6, 6, 5, 3, 1, 1, 1, 1, 1};
+  const auto xv = uniform(static_cast<std::size_t>(3 * 36), -1, 1, 95);
+  const auto w1 = uniform(static_cast<std::size_t>(8 * 3), -0.5f, 0.5f, 96);
+  const auto w2 = uniform(static_cast<std::size_t>(5 * 8 * 9), -0.3f, 0.3f, 97);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp32, {1, 3, 6, 6});
+  const int c1 =
+      gb.node("Conv", "c1", {x, gb.constant("w1", DType::kFp32, {8, 3, 1, 1}, f32_bytes(w1))}, "h",
+              DType::kFp32, {1, 8, 6, 6}, conv_attrs(s1));
+  const int d =
+      gb.node("Div", "half", {c1, gb.constant("two", DType::kFp32, {1}, f32_bytes({2.0f}))}, "h2",
+              DType::kFp32, {1, 8, 6, 6});
+  gb.output(gb.node("Conv", "c2", {d, gb.constant("w2", DType::kFp32, {5, 8, 3, 3}, f32_bytes(w2))},
+                    "y", DType::kFp32, {1, 5, 6, 6}, conv_attrs(s2)));
+  const auto out = simulate(compile(gb.g), {f32_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> h, hmag, want, mag;
+  conv_double(s1, xv, w1, {}, h, hmag);
+  std::vector<float> hv(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i)
+    hv[i] = static_cast<float>(h[i] / 2);
+  conv_double(s2, hv, w2, {}, want, mag);
+  expect_close(f32_values(out[0]), want, mag, 1e-5, 1e-6);
+}

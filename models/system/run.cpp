@@ -7,6 +7,7 @@
 #include "arch/queues.h"
 #include "isa/layout.h"
 #include "isa/lpubin.h"
+#include "units/c2c.h"
 #include "units/chip.h"
 
 namespace lpu::system {
@@ -66,8 +67,17 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   const int lanes = arch.chip.lanes();
   const auto vb = static_cast<std::size_t>(lanes);
 
+  // With links between chips, a chip may run ahead of another by less than the shortest time a
+  // vector takes over a link, so that every frame is sent before it is received.
+  units::SimOptions opts = options;
+  const func::LinkTiming link_timing(arch);
+  if (!arch.system.links.empty())
+    opts.quantum_ns =
+        std::min(opts.quantum_ns,
+                 static_cast<double>(link_timing.arrival(0) > 1 ? link_timing.arrival(0) - 1 : 1) *
+                     link_timing.cycle_ns);
   tlm_utils::tlm_quantumkeeper::set_global_quantum(
-      sc_core::sc_time(options.quantum_ns, sc_core::SC_NS));
+      sc_core::sc_time(opts.quantum_ns, sc_core::SC_NS));
   std::vector<std::unique_ptr<units::Chip>> chips;
   for (std::uint32_t id = 0; id < static_cast<std::uint32_t>(arch.system.chips); ++id) {
     const isa::ChipProgram* cp = nullptr;
@@ -75,13 +85,28 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
       if (c.chip == id) cp = &c;
     if (!cp && arch.system.chips > 1) continue;  // chips without code stay idle
     chips.push_back(std::make_unique<units::Chip>(("chip" + std::to_string(id)).c_str(), arch, id,
-                                                  cp, options, &out.errors));
+                                                  cp, opts, &out.errors));
   }
   auto chip_of = [&](std::uint32_t id) -> units::Chip* {
     for (auto& c : chips)
       if (c->context().chip_id == id) return c.get();
     return nullptr;
   };
+  // The links of the system, attached to the ports of the chips that run code.
+  std::vector<std::unique_ptr<units::C2cChannel>> links;
+  for (std::size_t i = 0; i < arch.system.links.size(); ++i) {
+    const arch::Link& l = arch.system.links[i];
+    links.push_back(std::make_unique<units::C2cChannel>(
+        arch, static_cast<int>(i), units::LinkEnd{static_cast<std::uint32_t>(l.a.chip), l.a.port},
+        units::LinkEnd{static_cast<std::uint32_t>(l.b.chip), l.b.port}, opts.link_bit_error_rate,
+        opts.link_seed));
+    for (int side = 0; side < 2; ++side) {
+      const arch::LinkEnd& e = side == 0 ? l.a : l.b;
+      if (units::Chip* c = chip_of(static_cast<std::uint32_t>(e.chip)))
+        for (const auto& port : c->c2c())
+          if (port->link() == e.port) port->attach(links.back().get(), side);
+    }
+  }
 
   // Program load: images, then inputs, through the host DMA path.
   // The program's images are one DMA job per chip (a scatter-gather list).
@@ -139,6 +164,12 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   const auto t0 = std::chrono::steady_clock::now();
   sc_core::sc_start();
   out.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  bool stopped = false;
+  for (auto& c : chips)
+    stopped = stopped || c->icu().stopped();
+  if (!stopped)  // (a run ended at an error leaves frames in flight)
+    for (const auto& l : links)
+      l->report_unreceived(out.errors);
 
   // Outputs.
   for (const auto& t : p.tensors) {
@@ -256,6 +287,21 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
                           {"peak_int8_tops", peak}};
   r["ecc"] = json::object{{"corrected", ecc_c}, {"uncorrectable", ecc_u}};
   r["chips"] = chips_json;
+  json::array links_json;
+  for (const auto& l : links)
+    for (int d = 0; d < 2; ++d) {
+      const auto& dir = l->direction(d);
+      links_json.push_back(json::object{
+          {"link", l->index()},
+          {"from", json::object{{"chip", l->end(d).chip}, {"port", l->end(d).port}}},
+          {"to", json::object{{"chip", l->end(1 - d).chip}, {"port", l->end(1 - d).port}}},
+          {"vectors", dir.vectors},
+          {"bytes", dir.bytes},
+          {"busy_fraction", cycles > 0 ? static_cast<double>(dir.busy_cycles) / cycles : 0.0},
+          {"bits_flipped", dir.bits_flipped},
+          {"crc_errors", dir.crc_errors}});
+    }
+  r["links"] = links_json;
   r["schedule_errors"] = errors;
   r["stopped_at_error"] = out.stopped;
   return out;

@@ -36,21 +36,26 @@ const char* kRunUsage =
     "  --arch NAME|FILE [--set PATH=VALUE ...]  must match the program's architecture\n"
     "  --flip [CHIP:]SLICE:ADDR:BIT  invert a stored bit after loading (SECDED fault injection;\n"
     "                          bits number the word's data bits, then its check bits)\n"
+    "  --link-ber RATE         inject bit errors on every C2C link direction at RATE per bit\n"
+    "                          (0..1); frames whose CRC fails are counted and reported\n"
+    "  --link-seed N           seed of the injected link errors (default 1)\n"
     "  --quiet                 no summary on standard output\n";
 }  // namespace
 
 int cmd_run(const Args& args) {
   std::string prog, output_dir = ".", mode = "functional", report, on_error = "stop", arch_name;
   std::vector<std::string> inputs, sets, flips;
-  std::uint64_t max_cycles = 0;
+  std::uint64_t max_cycles = 0, link_seed = 1;
+  double link_ber = 0;
   bool help = false, quiet = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("input", po::value(&inputs)->composing())(
       "output-dir", po::value(&output_dir))("mode", po::value(&mode))("report", po::value(&report))(
       "max-cycles", po::value(&max_cycles))("on-error", po::value(&on_error))(
       "arch", po::value(&arch_name))("set", po::value(&sets)->composing())(
-      "quiet", po::bool_switch(&quiet))("flip", po::value(&flips)->composing())("program",
-                                                                                po::value(&prog));
+      "quiet", po::bool_switch(&quiet))("link-ber", po::value(&link_ber))(
+      "link-seed", po::value(&link_seed))("flip", po::value(&flips)->composing())("program",
+                                                                                  po::value(&prog));
   po::positional_options_description pos;
   pos.add("program", 1);
   po::variables_map vm;
@@ -62,6 +67,10 @@ int cmd_run(const Args& args) {
   }
   if (prog.empty()) throw UsageError{"missing program\n" + std::string(kRunUsage)};
   units::SimOptions o;
+  if (!(link_ber >= 0 && link_ber <= 1))
+    throw UsageError{"--link-ber must be a rate in 0..1, got " + std::to_string(link_ber)};
+  o.link_bit_error_rate = link_ber;
+  o.link_seed = link_seed;
   if (mode == "functional")
     o.mode = units::Mode::kFunctional;
   else if (mode == "timing")

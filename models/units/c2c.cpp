@@ -2,20 +2,131 @@
 
 namespace lpu::units {
 
+C2cChannel::C2cChannel(const arch::Arch& arch, int index, LinkEnd a, LinkEnd b,
+                       double bit_error_rate, std::uint64_t seed)
+    : index_(index),
+      a_(a),
+      b_(b),
+      timing_(arch),
+      ab_(bit_error_rate, seed * 2654435761u + static_cast<std::uint64_t>(2 * index)),
+      ba_(bit_error_rate, seed * 2654435761u + static_cast<std::uint64_t>(2 * index + 1)) {}
+
+std::string C2cChannel::name(int d) const {
+  const LinkEnd& from = d == 0 ? a_ : b_;
+  const LinkEnd& to = d == 0 ? b_ : a_;
+  return "link " + std::to_string(index_) + " (chip " + std::to_string(from.chip) + " port " +
+         std::to_string(from.port) + " -> chip " + std::to_string(to.chip) + " port " +
+         std::to_string(to.port) + ")";
+}
+
+void C2cChannel::report_unreceived(std::vector<ScheduleError>& errors) const {
+  for (int d = 0; d < 2; ++d)
+    for (const Frame& f : direction(d).frames) {
+      ScheduleError e;
+      e.chip = f.chip;
+      e.unit = "C2C";
+      e.queue = f.queue;
+      e.instruction = f.index;
+      e.cycle = f.sent;
+      e.message = "sends a vector on " + name(d) + " that arrives in cycle " +
+                  std::to_string(f.arrival) + ", but no recv on chip " +
+                  std::to_string(end(1 - d).chip) + " takes it";
+      errors.push_back(std::move(e));
+    }
+}
+
 void C2cPort::execute(const Issue& is) {
   ++stats_.instructions;
   ++stats_.busy_cycles;
   const isa::Instr& in = *is.instr;
-  if (in.opcode == 0x82) return;  // deskew: a single chip is its own time base
-  if (in.opcode == 0x80) {
-    const std::uint8_t* plane = nullptr;
-    if (!read_group(is, in.arg[0], 1, &plane)) return;
+  if (in.opcode == 0x82) return;  // deskew: one time base until drift is modelled
+  if (in.opcode == 0x80)
+    send(is);
+  else
+    receive(is);
+}
+
+void C2cPort::send(const Issue& is) {
+  const std::uint8_t* plane = nullptr;
+  if (!read_group(is, is.instr->arg[0], 1, &plane)) return;
+  if (!channel_) {
     ctx_.error(
         is, "sends on link " + std::to_string(link_) + ", which is not connected to another chip");
     return;
   }
-  ctx_.error(is, "receives on link " + std::to_string(link_) +
-                     ", which is not connected: nothing arrives");
+  C2cChannel::Direction& d = channel_->direction(out_);
+  const func::LinkTiming& t = channel_->timing();
+  if (is.access < d.busy_until) {
+    ctx_.error(is, "sends on " + channel_->name(out_) +
+                       " while its previous frame occupies it "
+                       "until cycle " +
+                       std::to_string(d.busy_until));
+    return;
+  }
+  func::LinkFrame f;
+  f.sequence = d.sequence++;
+  f.src_chip = static_cast<std::uint16_t>(ctx_.chip_id);
+  f.src_port = static_cast<std::uint8_t>(link_);
+  if (plane)
+    f.payload.assign(plane, plane + ctx_.lanes);
+  else
+    f.payload.assign(static_cast<std::size_t>(ctx_.lanes), 0);  // timing mode: no values
+  C2cChannel::Frame fr;
+  fr.wire = func::encode_frame(f);
+  fr.flips = d.errors.corrupt(fr.wire);
+  fr.sent = is.access;
+  fr.arrival = t.arrival(is.access);
+  fr.chip = ctx_.chip_id;
+  fr.queue = is.queue->name;
+  fr.index = is.index;
+  d.busy_until = is.access + t.frame_cycles();
+  ++d.vectors;
+  d.bytes += fr.wire.size();
+  d.busy_cycles += t.frame_cycles();
+  d.bits_flipped += static_cast<std::uint64_t>(fr.flips);
+  d.frames.push_back(std::move(fr));
+}
+
+void C2cPort::receive(const Issue& is) {
+  if (!channel_) {
+    ctx_.error(is, "receives on link " + std::to_string(link_) +
+                       ", which is not connected: nothing arrives");
+    return;
+  }
+  C2cChannel::Direction& d = channel_->direction(1 - out_);
+  const std::string link = channel_->name(1 - out_);
+  // Frames that arrived before this cycle were never taken.
+  while (!d.frames.empty() && d.frames.front().arrival < is.access) {
+    const C2cChannel::Frame& f = d.frames.front();
+    ctx_.error(is, "receives in cycle " + std::to_string(is.access) + " on " + link +
+                       ", but the vector sent by chip " + std::to_string(f.chip) + " " + f.queue +
+                       " instruction " + std::to_string(f.index) + " in cycle " +
+                       std::to_string(f.sent) + " arrived in cycle " + std::to_string(f.arrival) +
+                       " and nothing took it");
+    d.frames.pop_front();
+  }
+  if (d.frames.empty() || d.frames.front().arrival != is.access) {
+    ctx_.error(is, "receives in cycle " + std::to_string(is.access) + " on " + link +
+                       ", but nothing arrives then" +
+                       (d.frames.empty() ? std::string(" (nothing is in flight)")
+                                         : " (the next vector arrives in cycle " +
+                                               std::to_string(d.frames.front().arrival) + ")"));
+    return;
+  }
+  const C2cChannel::Frame f = std::move(d.frames.front());
+  d.frames.pop_front();
+  const auto frame = func::decode_frame(f.wire);
+  if (!frame) {
+    ++d.crc_errors;
+    ctx_.error(is, "CRC error on " + link + ": the vector sent by chip " + std::to_string(f.chip) +
+                       " " + f.queue + " instruction " + std::to_string(f.index) + " in cycle " +
+                       std::to_string(f.sent) + " arrived corrupted and is dropped");
+    return;
+  }
+  std::uint8_t* out = nullptr;
+  if (!reserve_group(is, is.instr->arg[0], 1, &out)) return;
+  if (out && ctx_.functional()) std::copy(frame->payload.begin(), frame->payload.end(), out);
+  finish_group(is, 1, &out);
 }
 
 }  // namespace lpu::units

@@ -1,20 +1,86 @@
-// A chip-to-chip port (brief A3): Send puts a stream's vector on the link, Receive takes the
-// vector arriving from it. On a single chip no link is attached, so both are schedule errors;
-// the multi-chip system attaches link channels here.
+// Chip-to-chip links (brief A3, A4; docs/multichip.md). A C2cChannel is one link between two
+// chip ports, with a direction each way; a C2cPort is the unit behind a chip's c2c.lN queue.
+// `send` frames the vector on its stream and puts it on the link in its access cycle; it arrives
+// at the far port after the frame's serialisation and the link latency (func::LinkTiming).
+// `recv` takes the frame arriving in its own access cycle and puts the payload on its stream.
+// There is no flow control: a frame nobody receives, a receive with nothing arriving, a send on
+// a link still busy with the previous frame and a frame whose CRC fails (injected bit errors)
+// are schedule errors naming both chips, the link, the instructions and the cycles.
 #pragma once
 
+#include <deque>
+#include <string>
+
+#include "func/c2c_link.h"
 #include "units/unit.h"
 
 namespace lpu::units {
+
+struct LinkEnd {
+  std::uint32_t chip = 0;
+  int port = 0;
+};
+
+class C2cChannel {
+ public:
+  /// Link `index` of the system between ends a and b; bit errors at `bit_error_rate` per
+  /// direction, from `seed` (each direction its own generator).
+  C2cChannel(const arch::Arch& arch, int index, LinkEnd a, LinkEnd b, double bit_error_rate,
+             std::uint64_t seed);
+
+  struct Frame {
+    std::vector<std::uint8_t> wire;
+    std::uint64_t sent = 0, arrival = 0;
+    std::uint32_t chip = 0;  ///< sender
+    std::string queue;
+    std::uint32_t index = 0;
+    int flips = 0;
+  };
+  struct Direction {
+    std::deque<Frame> frames;  ///< in flight, oldest first
+    std::uint64_t busy_until = 0;
+    std::uint32_t sequence = 0;
+    func::BitErrorInjector errors;
+    std::uint64_t vectors = 0, bytes = 0, busy_cycles = 0, crc_errors = 0, bits_flipped = 0;
+    explicit Direction(double ber, std::uint64_t seed) : errors(ber, seed) {}
+  };
+
+  int index() const { return index_; }
+  const LinkEnd& end(int i) const { return i == 0 ? a_ : b_; }
+  /// Direction 0 carries frames from end a to end b, direction 1 back.
+  Direction& direction(int d) { return d == 0 ? ab_ : ba_; }
+  const Direction& direction(int d) const { return d == 0 ? ab_ : ba_; }
+  const func::LinkTiming& timing() const { return timing_; }
+  /// "link 3 (chip 0 port 1 -> chip 2 port 0)"
+  std::string name(int d) const;
+  /// Frames still in flight at the end of a run: a schedule error each.
+  void report_unreceived(std::vector<ScheduleError>& errors) const;
+
+ private:
+  int index_;
+  LinkEnd a_, b_;
+  func::LinkTiming timing_;
+  Direction ab_, ba_;
+};
 
 class C2cPort : public Unit {
  public:
   C2cPort(const sc_core::sc_module_name& name, ChipContext& ctx, int link)
       : Unit(name, ctx), link_(link) {}
+  /// Connects this port to a link: it sends on `out`, receives on the other direction.
+  void attach(C2cChannel* channel, int out) {
+    channel_ = channel;
+    out_ = out;
+  }
   void execute(const Issue& is) override;
+  int link() const { return link_; }
 
  private:
+  void send(const Issue& is);
+  void receive(const Issue& is);
   int link_;
+  C2cChannel* channel_ = nullptr;
+  int out_ = 0;
 };
 
 }  // namespace lpu::units

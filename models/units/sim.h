@@ -22,6 +22,9 @@ struct SimOptions {
   OnError on_error = OnError::kStop;
   std::uint64_t max_cycles = 0;  ///< 0: no limit
   double quantum_ns = 1000.0;    ///< temporal-decoupling quantum of the loosely-timed units
+  /// C2C links: bit error rate per link direction (0: none) and the seed of the injection.
+  double link_bit_error_rate = 0;
+  std::uint64_t link_seed = 1;
   /// Bits to invert in MEM after the program is loaded (fault injection for SECDED).
   struct BitFlip {
     std::uint32_t chip = 0;

@@ -1,0 +1,180 @@
+// Vectors between chips over C2C links, through the SystemC model: arrival cycles follow the
+// link's timing (func::LinkTiming) for several link settings, values arrive intact, each
+// multi-chip schedule error is reported with both chips, the link and the cycles, and injected
+// bit errors are caught by the CRC and counted. One system::run per test case (SystemC elaborates
+// once per process; CTest runs each case in its own).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "func/c2c_link.h"
+#include "isa/asm_text.h"
+#include "system/run.h"
+
+using namespace lpu;
+
+namespace {
+
+const char* kX = "00254a6f94b9de03284d7297bce1062b50759abfe4092e53789dc2e70c31567b";
+
+// Chip 0 reads `n` vectors (one per `gap` cycles) from mem.w0 (position 5) westward to its port
+// c2c.l0 (position 1, four hops) and sends each; chip 1 receives each at `recv_at(i)` on its
+// c2c.l0 and writes it eastward to its mem.w0 (four hops). `sets` are extra .set lines.
+struct TwoChips {
+  std::vector<std::string> sets;
+  int n = 1, gap = 8;
+  std::string program(const std::vector<std::uint64_t>& recv) const {
+    std::string s =
+        ".lpuasm 1\n.arch tiny\n.set system.topology=fully_connected\n"
+        ".set system.chips=2\n";
+    for (const auto& x : sets)
+      s += ".set " + x + "\n";
+    s += ".tensor x role=constant chip=0 dtype=i8 shape=[" + std::to_string(n) +
+         ",32] layout=rows at=mem.w0:0x0000+" + std::to_string(n) + "\n";
+    s += ".tensor y role=output chip=1 dtype=i8 shape=[" + std::to_string(n) +
+         ",32] layout=rows at=mem.w0:0x0010+" + std::to_string(n) + "\n";
+    s += ".image chip=0 slice=mem.w0 addr=0x0000\n";
+    for (int i = 0; i < n; ++i)
+      s += "  " + std::string(kX) + "\n";
+    s += ".endimage\n.chip 0\n.queue mem.w0\n";
+    for (int i = 0; i < n; ++i)
+      s += "  @" + std::to_string(i * gap) + " read " + std::to_string(i) + ", s0w\n";
+    s += ".queue c2c.l0\n";
+    for (int i = 0; i < n; ++i)  // the vector passes position 1 four cycles after it leaves
+      s += "  @" + std::to_string(i * gap + 5) + " send s0w\n";
+    s += ".chip 1\n.queue c2c.l0\n";
+    for (std::size_t i = 0; i < recv.size(); ++i)
+      s += "  @" + std::to_string(recv[i]) + " recv s0e\n";
+    s += ".queue mem.w0\n";
+    for (std::size_t i = 0; i < recv.size(); ++i)  // result 2 cycles later, 4 hops, d_skew 1
+      s += "  @" + std::to_string(recv[i] + 5) + " write " + std::to_string(16 + i) + ", s0e\n";
+    return s;
+  }
+  // The arrival cycle of vector i (sent with access cycle i gap + 6).
+  std::uint64_t arrival(int i) const {
+    std::vector<std::string> all = {"system.topology=fully_connected", "system.chips=2"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    return func::LinkTiming(arch::load("tiny", all))
+        .arrival(static_cast<std::uint64_t>(i * gap + 6));
+  }
+};
+
+system::RunOutcome run(const std::string& text, units::SimOptions o = {}) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  return system::run(isa::parse_lpuasm(text, "test.lpuasm"), {}, o);
+}
+
+void expect_delivered(const system::RunOutcome& r, int n) {
+  ASSERT_TRUE(r.errors.empty()) << r.errors.size() << " errors, the first: "
+                                << (r.errors.empty() ? "" : r.errors[0].to_string());
+  ASSERT_EQ(r.outputs.count("y"), 1u);
+  const auto& y = r.outputs.at("y").bytes;
+  ASSERT_EQ(y.size(), static_cast<std::size_t>(32 * n));
+  for (int i = 0; i < n; ++i)
+    for (int b = 0; b < 32; ++b) {
+      unsigned v = 0;
+      std::sscanf(kX + 2 * b, "%2x", &v);
+      EXPECT_EQ(y[static_cast<std::size_t>(32 * i + b)], v) << "vector " << i << " byte " << b;
+    }
+}
+
+}  // namespace
+
+// tiny's link (tsp-v1's C2C: 4 lanes x 30 Gb/s x 0.9697, 200 ns): a 44-byte frame is 3 cycles at
+// 900 MHz and the latency 180, so a vector sent in cycle 6 arrives in cycle 189.
+TEST(MultiChip, VectorArrivesAfterSerialisationAndLatency) {
+  TwoChips t;
+  EXPECT_EQ(t.arrival(0), 189u);
+  const auto r = run(t.program({t.arrival(0)}));
+  expect_delivered(r, 1);
+  EXPECT_EQ(r.cycles, 189u + 9u);  // the write's completion
+  const auto& link = r.report.at("links").as_array().at(0).as_object();
+  EXPECT_EQ(link.at("vectors").as_uint64(), 1u);
+  EXPECT_EQ(link.at("bytes").as_uint64(), 44u);
+  EXPECT_EQ(link.at("crc_errors").as_uint64(), 0u);
+}
+
+// Eight lanes and 20 ns: 2 cycles of serialisation, 18 of latency.
+TEST(MultiChip, WiderFasterLinkArrivesSooner) {
+  TwoChips t;
+  t.sets = {"chip.c2c.lanes_per_link=8", "chip.c2c.latency_ns=20"};
+  EXPECT_EQ(t.arrival(0), 6u + 2u + 18u);
+  expect_delivered(run(t.program({t.arrival(0)})), 1);
+}
+
+// A 450 MHz clock and 1 lane at 10 Gb/s: 44 bytes are 36.3 ns, 17 cycles; 100 ns is 45 cycles.
+// Three vectors 20 cycles apart (the link is free again after 17).
+TEST(MultiChip, SlowLinkCarriesAStreamOfVectors) {
+  TwoChips t;
+  t.sets = {"chip.clock_mhz=450", "chip.c2c.lanes_per_link=1", "chip.c2c.lane_rate_gbps=10",
+            "chip.c2c.latency_ns=100"};
+  t.n = 3;
+  t.gap = 20;
+  EXPECT_EQ(t.arrival(0), 6u + 17u + 45u);
+  expect_delivered(run(t.program({t.arrival(0), t.arrival(1), t.arrival(2)})), 3);
+}
+
+TEST(MultiChipErrors, ReceiveBeforeTheVectorArrives) {
+  TwoChips t;
+  const auto r = run(t.program({t.arrival(0) - 1}));
+  ASSERT_FALSE(r.errors.empty());
+  const auto& e = r.errors[0];
+  EXPECT_EQ(e.chip, 1u);
+  EXPECT_EQ(e.queue, "c2c.l0");
+  EXPECT_EQ(e.cycle, t.arrival(0) - 1);
+  EXPECT_NE(e.message.find("link 0 (chip 0 port 0 -> chip 1 port 0)"), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("arrives in cycle " + std::to_string(t.arrival(0))), std::string::npos)
+      << e.message;
+}
+
+TEST(MultiChipErrors, VectorNobodyReceives) {
+  TwoChips t;
+  t.n = 2;
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  const auto r = run(t.program({t.arrival(0)}), o);  // the second vector is never received
+  ASSERT_EQ(r.errors.size(), 1u) << r.errors[0].to_string();
+  EXPECT_EQ(r.errors[0].chip, 0u);
+  EXPECT_EQ(r.errors[0].instruction, 1);
+  EXPECT_NE(r.errors[0].message.find("no recv on chip 1"), std::string::npos);
+}
+
+TEST(MultiChipErrors, SendWhileTheLinkIsBusy) {
+  TwoChips t;
+  t.n = 2;
+  t.gap = 2;  // the frame takes 3 cycles
+  const auto r = run(t.program({t.arrival(0), t.arrival(1)}));
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(r.errors[0].chip, 0u);
+  EXPECT_EQ(r.errors[0].cycle, 8u);
+  EXPECT_NE(r.errors[0].message.find("previous frame occupies it until cycle 9"), std::string::npos)
+      << r.errors[0].message;
+}
+
+// At 2 errors per 1000 bits a 352-bit frame is hit about half the time: every hit frame fails its
+// CRC, is counted and dropped (its write then reads nothing); clean frames arrive intact.
+TEST(MultiChipErrors, InjectedBitErrorsAreCaughtByTheCrc) {
+  TwoChips t;
+  t.n = 8;
+  std::vector<std::uint64_t> recv;
+  for (int i = 0; i < t.n; ++i)
+    recv.push_back(t.arrival(i));
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  o.link_bit_error_rate = 2e-3;
+  o.link_seed = 5;
+  const auto r = run(t.program(recv), o);
+  const auto& link = r.report.at("links").as_array().at(0).as_object();
+  const auto crc = link.at("crc_errors").as_uint64();
+  EXPECT_GT(crc, 0u);
+  EXPECT_LT(crc, 8u);
+  EXPECT_GE(link.at("bits_flipped").as_uint64(), crc);
+  std::uint64_t crc_reports = 0;
+  for (const auto& e : r.errors)
+    crc_reports += e.message.find("CRC error") != std::string::npos;
+  EXPECT_EQ(crc_reports, crc);
+}

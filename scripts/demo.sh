@@ -47,6 +47,14 @@ echo "== lpu run testbenches/programs/transpose_tsp.lpuasm --report transpose.js
 echo "   report excerpt:"
 grep -E '"(cycles|predicted_cycles|cycles_match_prediction|instructions|host_dma_seconds)"' "$out/transpose.json" | sed 's/^/   /'
 echo
+echo "== lpu run testbenches/programs/two_chips_tiny.lpuasm --report two.json (a vector over a C2C link)"
+"$lpu" run "$root/testbenches/programs/two_chips_tiny.lpuasm" --output-dir "$out/two" --report "$out/two.json"
+echo "   link 0, chip 0 -> chip 1 (report excerpt):"
+sed -n '/"links"/,/"vectors"/p' "$out/two.json" | grep -E '"(bytes|busy_fraction|crc_errors|vectors)"' | sed 's/^ */   /'
+echo
+echo "== lpu arch show rack72 --summary (72 chips: nine nodes of eight in a dragonfly)"
+"$lpu" arch show rack72 --summary | grep -E "^rack72|system"
+echo
 echo "== lpu asm testbenches/programs/every_opcode.lpuasm -o every_opcode.lpubin"
 "$lpu" asm "$root/testbenches/programs/every_opcode.lpuasm" -o "$out/every_opcode.lpubin"
 echo "   $(stat -c %s "$out/every_opcode.lpubin") bytes"

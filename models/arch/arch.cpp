@@ -627,8 +627,10 @@ Chip read_chip(Reader r) {
 
 System read_system(Reader r, const Chip& chip) {
   System s;
-  s.topology = r.string("topology", {"single", "fully_connected", "explicit"});
+  s.topology = r.string("topology", {"single", "fully_connected", "dragonfly", "explicit"});
   s.chips = static_cast<int>(r.integer("chips", 1, 1 << 20));
+  s.node_chips = static_cast<int>(r.integer("node_chips", 1, 1024));
+  s.global_ports = static_cast<int>(r.integer("global_ports", 0, 1024));
   const auto& links = r.array("links");
   if (s.topology == "single" && s.chips != 1)
     r.fail(r.path("chips"), "must be 1 for topology \"single\"");
@@ -674,6 +676,40 @@ System read_system(Reader r, const Chip& chip) {
     for (int i = 0; i < s.chips; ++i)
       for (int j = i + 1; j < s.chips; ++j)
         s.links.push_back({{i, j - i - 1}, {j, s.chips - 1 - (j - i)}});
+  }
+  if (s.topology == "dragonfly") {
+    // Nodes of node_chips chips, fully connected inside over ports 0 .. node_chips - 2; every
+    // pair of nodes joined directly by k links through the global ports (node_chips - 1 ..),
+    // k = node_chips x global_ports / (nodes - 1). A node's global slot t is chip t mod
+    // node_chips, port node_chips - 1 + t / node_chips; its links to the peer with index q
+    // (among its peers, in order) use slots q k .. q k + k - 1.
+    const int n = s.node_chips;
+    if (s.chips % n)
+      r.fail(r.path("chips"), std::to_string(s.chips) + " chips are not whole nodes of " +
+                                  std::to_string(n) + " (system.node_chips)");
+    if (n - 1 + s.global_ports > chip.c2c.links)
+      r.fail(r.path("global_ports"),
+             std::to_string(n - 1) + " local and " + std::to_string(s.global_ports) +
+                 " global ports need more than the " + std::to_string(chip.c2c.links) +
+                 " C2C links of a chip (chip.c2c.links)");
+    const int nodes = s.chips / n;
+    const int k = nodes > 1 ? n * s.global_ports / (nodes - 1) : 0;
+    if (nodes > 1 && k < 1)
+      r.fail(r.path("chips"), std::to_string(nodes) + " nodes cannot all be joined directly: " +
+                                  "a node has " + std::to_string(n * s.global_ports) +
+                                  " global ports (system.node_chips x system.global_ports)");
+    for (int u = 0; u < nodes; ++u)
+      for (int i = 0; i < n; ++i)
+        for (int j = i + 1; j < n; ++j)
+          s.links.push_back({{u * n + i, j - i - 1}, {u * n + j, n - 1 - (j - i)}});
+    auto slot = [&](int node, int peer_index, int link) {
+      const int t = peer_index * k + link;
+      return LinkEnd{node * n + t % n, n - 1 + t / n};
+    };
+    for (int u = 0; u < nodes; ++u)
+      for (int v = u + 1; v < nodes; ++v)
+        for (int l = 0; l < k; ++l)
+          s.links.push_back({slot(u, v - 1, l), slot(v, u, l)});
   }
   r.done();
   return s;

@@ -129,8 +129,10 @@ struct Link {
 };
 
 struct System {
-  std::string topology;  ///< "single", "fully_connected" or "explicit"
+  std::string topology;  ///< "single", "fully_connected", "dragonfly" or "explicit"
   int chips = 1;
+  int node_chips = 8;    ///< dragonfly: chips per node (fully connected inside)
+  int global_ports = 4;  ///< dragonfly: ports per chip that join nodes
   std::vector<Link>
       links;  ///< resolved: explicit ones as given, generated ones for other topologies
 };

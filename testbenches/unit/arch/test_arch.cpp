@@ -70,7 +70,7 @@ const Slice& slice_at(const Chip& c, int position) {
 TEST(Presets, NamesAreTspV1AndTiny) {
   const auto names = preset_names();
   EXPECT_EQ(std::set<std::string>(names.begin(), names.end()),
-            (std::set<std::string>{"tsp-v1", "tiny"}));
+            (std::set<std::string>{"tsp-v1", "tiny", "node8", "rack72"}));
   EXPECT_TRUE(is_preset("tsp-v1"));
   EXPECT_TRUE(is_preset("tiny"));
   EXPECT_FALSE(is_preset("tsp-v2"));
@@ -912,7 +912,7 @@ TEST(ArchErrors, BadEnumString) {
   const std::string text = "{\"base\": \"tiny\",\n  \"system\": {\"topology\": \"ring\"}}";
   expect_file_error(text, "\"topology\"",
                     {"system.topology: must be one of \"single\", \"fully_connected\", "
-                     "\"explicit\"; got \"ring\""});
+                     "\"dragonfly\", \"explicit\"; got \"ring\""});
 }
 
 TEST(ArchErrors, InvalidJsonSyntax) {
@@ -961,7 +961,8 @@ TEST(ArchErrors, UnknownPresetName) {
   const InputError e = input_error([] { load("tsp-v2"); });
   EXPECT_EQ(e.where(), "");  // a command-line name has no location
   EXPECT_EQ(e.message(),
-            "no preset or file named 'tsp-v2'; did you mean 'tsp-v1'? (presets: tsp-v1, tiny)");
+            "no preset or file named 'tsp-v2'; did you mean 'tsp-v1'? (presets: tsp-v1, tiny, "
+            "node8, rack72)");
   EXPECT_EQ(std::string(e.what()), "error: " + e.message());
 }
 
@@ -1099,3 +1100,57 @@ TEST(ArchErrors, FromResolvedNamesTheSource) {
 }
 
 }  // namespace
+
+// node8: 28 links, every chip joined to the 7 others. rack72: 9 nodes of 8, each node fully
+// connected inside (ports 0..6), every pair of nodes joined by 4 links through ports 7..10; no
+// port used twice.
+TEST(Systems, Node8AndRack72Links) {
+  const Arch n8 = load("node8");
+  EXPECT_EQ(n8.system.chips, 8);
+  EXPECT_EQ(n8.system.links.size(), 28u);
+  const Arch r = load("rack72");
+  ASSERT_EQ(r.system.chips, 72);
+  EXPECT_EQ(r.system.links.size(), 9u * 28u + 36u * 4u);
+  std::set<std::pair<int, int>> ports;
+  std::map<std::pair<int, int>, int> between;  // node pair -> links
+  std::map<std::pair<int, int>, int> local;    // chip pair inside a node -> links
+  for (const auto& l : r.system.links) {
+    for (const auto& e : {l.a, l.b}) {
+      EXPECT_TRUE(ports.insert({e.chip, e.port}).second) << e.chip << ":" << e.port;
+      EXPECT_LT(e.port, 11);
+    }
+    const int na = l.a.chip / 8, nb = l.b.chip / 8;
+    if (na == nb) {
+      EXPECT_LT(l.a.port, 7);
+      EXPECT_LT(l.b.port, 7);
+      ++local[{std::min(l.a.chip, l.b.chip), std::max(l.a.chip, l.b.chip)}];
+    } else {
+      EXPECT_GE(l.a.port, 7);
+      EXPECT_GE(l.b.port, 7);
+      ++between[{std::min(na, nb), std::max(na, nb)}];
+    }
+  }
+  EXPECT_EQ(local.size(), 9u * 28u);
+  for (const auto& [pair, n] : local)
+    EXPECT_EQ(n, 1);
+  EXPECT_EQ(between.size(), 36u);
+  for (const auto& [pair, n] : between)
+    EXPECT_EQ(n, 4) << pair.first << "-" << pair.second;
+  EXPECT_EQ(ports.size(), 72u * 11u);
+}
+
+TEST(ArchErrors, DragonflyOfPartialNodes) {
+  try {
+    load("tsp-v1", {"system.topology=dragonfly", "system.chips=12"});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("system.chips"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("whole nodes of 8"), std::string::npos) << e.what();
+  }
+  try {
+    load("tsp-v1", {"system.topology=dragonfly", "system.chips=16", "system.global_ports=10"});
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("system.global_ports"), std::string::npos) << e.what();
+  }
+}

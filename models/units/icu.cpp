@@ -168,6 +168,18 @@ void Icu::execute(Slot& p) {
     superlanes_ = configs_[config_at_++].second;
   is.superlanes = superlanes_;
   if (is.access > skew_lag_) ctx_.fabric->advance(is.access - skew_lag_);
+  // Loosely timed: run ahead of SystemC time by less than a quantum; an issue past the quantum
+  // first brings SystemC time up to its cycle (so that other chips have done everything up to a
+  // quantum before it: a C2C frame is always sent before it is received).
+  if (is.access >= next_sync_) {
+    const sc_core::sc_time t = sc_core::sc_time(1.0 / ctx_.arch->chip.clock_mhz, sc_core::SC_US) *
+                               static_cast<double>(is.access);
+    if (t > sc_core::sc_time_stamp()) {
+      qk_.set(t - sc_core::sc_time_stamp());
+      qk_.sync();
+    }
+    next_sync_ = is.access + quantum_cycles_;
+  }
 
   last_step_ = p.last;
   p.unit->execute(is);
@@ -179,16 +191,6 @@ void Icu::execute(Slot& p) {
     if (is.entry->done && *is.entry->done != done)
       ctx_.error(is, "completes in cycle " + std::to_string(done) +
                          " but the program predicts cycle " + std::to_string(*is.entry->done));
-  }
-  // Loosely timed: run ahead of SystemC time and synchronise once per quantum.
-  if (is.access >= next_sync_) {
-    const sc_core::sc_time t = sc_core::sc_time(1.0 / ctx_.arch->chip.clock_mhz, sc_core::SC_US) *
-                               static_cast<double>(is.access);
-    if (t > sc_core::sc_time_stamp()) {
-      qk_.set(t - sc_core::sc_time_stamp());
-      qk_.sync();
-    }
-    next_sync_ = is.access + quantum_cycles_;
   }
 }
 

@@ -1,0 +1,185 @@
+// Simulation speed of systems of chips in timing mode (no SRAM contents held): one tsp-v1 chip,
+// node8 (8 chips, 28 links) and rack72 (72 chips, 396 links). Every chip runs a local stream
+// (MEM -> VXM add -> MEM) and every link carries vectors both ways (MEM -> send ... recv -> MEM),
+// each at the cycles the link's timing gives (one way, then back). Each case runs in a process of
+// its own (SystemC elaborates once per process), which also gives its peak memory.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "arch/queues.h"
+#include "func/c2c_link.h"
+#include "isa/asm_text.h"
+#include "system/run.h"
+
+using namespace lpu;
+
+namespace {
+
+constexpr int kLocalRows = 4096;   // per chip: vectors through the VXM
+constexpr int kLinkVectors = 256;  // per link direction
+
+// The program text: per chip and queue, entries sorted by cycle.
+std::string program(const arch::Arch& a) {
+  const auto queues = arch::chip_queues(a.chip);
+  auto q = [&](const std::string& name) -> const arch::Queue& {
+    for (const auto& x : queues)
+      if (x.name == name) return x;
+    throw std::runtime_error("no queue " + name);
+  };
+  const func::LinkTiming lt(a);
+  std::map<std::uint32_t, std::map<std::string, std::vector<std::pair<std::uint64_t, std::string>>>>
+      code;
+  auto add = [&](std::uint32_t chip, const std::string& queue, std::uint64_t cycle,
+                 const std::string& text) {
+    code[chip][queue].push_back({cycle, "  @" + std::to_string(cycle) + " " + text});
+  };
+  const int vxm = q("vxm.alu0").position;
+  for (std::uint32_t c = 0; c < static_cast<std::uint32_t>(a.system.chips); ++c) {
+    // Local: mem.w20 -> vxm.alu0 (add) -> mem.e20, a row per cycle.
+    const int pr = q("mem.w20").position, pw = q("mem.e20").position;
+    // One instruction and a repeat each (one vector per cycle).
+    const std::string more = "repeat " + std::to_string(kLocalRows - 1) + ", 1";
+    const std::uint64_t t = 10, at_vxm = t + 2 + static_cast<std::uint64_t>(vxm - pr);
+    const std::uint64_t tw = at_vxm + 2 + static_cast<std::uint64_t>(pw - vxm) - 1;
+    add(c, "mem.w20", t, "read 0, s0e");
+    add(c, "mem.w20", t + 1, more);
+    add(c, "vxm.alu0", at_vxm - 1, "add.i8.sat s0e, s0e, s1e");
+    add(c, "vxm.alu0", at_vxm, more);
+    add(c, "mem.e20", tw, "write 0, s1e");
+    add(c, "mem.e20", tw + 1, more);
+  }
+  // Links, both directions: the sender's slice near its port reads, the port sends one vector
+  // every frame; the receiver's port takes each on arrival and a slice writes it.
+  for (const auto& l : a.system.links)
+    for (int d = 0; d < 2; ++d) {
+      const arch::LinkEnd& s = d == 0 ? l.a : l.b;
+      const arch::LinkEnd& r = d == 0 ? l.b : l.a;
+      auto side = [&](int port) {
+        return q("c2c.l" + std::to_string(port)).hemisphere == arch::Hemisphere::kWest
+                   ? std::string("w")
+                   : std::string("e");
+      };
+      // (slices near the ports: the outermost of each hemisphere are instruction text)
+      const int outer = a.chip.mem.slices_per_hemisphere - a.chip.icu.instruction_slices - 1;
+      const std::string sslice = "mem." + side(s.port) + std::to_string(outer - s.port % 8);
+      const std::string rslice = "mem." + side(r.port) + std::to_string(outer - 8 - r.port % 8);
+      const int sp = q("c2c.l" + std::to_string(s.port)).position, ss = q(sslice).position;
+      const int rp = q("c2c.l" + std::to_string(r.port)).position, rs = q(rslice).position;
+      const int st = 8 + s.port % 8, rt = 16 + r.port % 8;
+      const std::string sdir = sp < ss ? "w" : "e", rdir = rs < rp ? "w" : "e";
+      // A vector every frame: one instruction and a repeat each. A port's queue either sends or
+      // receives at a time: the way back starts once the way out has arrived.
+      const std::uint64_t f = lt.frame_cycles();
+      const std::uint64_t ts =
+          d == 0 ? 100 : lt.arrival(100) + static_cast<std::uint64_t>(kLinkVectors) * f + 2;
+      const std::uint64_t arr = lt.arrival(ts);
+      const std::string more =
+          "repeat " + std::to_string(kLinkVectors - 1) + ", " + std::to_string(f);
+      const std::uint64_t tr = ts - 2 - static_cast<std::uint64_t>(std::abs(sp - ss));
+      const std::uint64_t tw = arr + 2 + static_cast<std::uint64_t>(std::abs(rs - rp)) - 1;
+      const std::string sport = "c2c.l" + std::to_string(s.port);
+      const std::string rport = "c2c.l" + std::to_string(r.port);
+      add(s.chip, sslice, tr, "read 0, s" + std::to_string(st) + sdir);
+      add(s.chip, sslice, tr + f, more);
+      add(s.chip, sport, ts - 1, "send s" + std::to_string(st) + sdir);
+      add(s.chip, sport, ts - 1 + f, more);
+      add(r.chip, rport, arr, "recv s" + std::to_string(rt) + rdir);
+      add(r.chip, rport, arr + f, more);
+      add(r.chip, rslice, tw, "write 0, s" + std::to_string(rt) + rdir);
+      add(r.chip, rslice, tw + f, more);
+    }
+  std::string out = ".lpuasm 1\n.arch tsp-v1\n";
+  if (a.name != "tsp-v1") out = ".lpuasm 1\n.arch " + a.name + "\n";
+  for (auto& [chip, qs] : code) {
+    out += ".chip " + std::to_string(chip) + "\n";
+    for (auto& [name, entries] : qs) {
+      std::stable_sort(entries.begin(), entries.end(),
+                       [](const auto& x, const auto& y) { return x.first < y.first; });
+      out += ".queue " + name + "\n";
+      for (const auto& e : entries)
+        out += e.second + "\n";
+    }
+  }
+  return out;
+}
+
+int run_case(const std::string& preset) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const arch::Arch a = arch::load(preset);
+  if (std::getenv("LPU_BENCH_PRINT")) {  // the program, for inspection
+    std::printf("%s", program(a).c_str());
+    return 0;
+  }
+  const isa::Program p = isa::parse_lpuasm(program(a), preset + ".lpuasm");
+  units::SimOptions o;
+  o.mode = units::Mode::kTiming;
+  const auto r = system::run(p, {}, o);
+  std::uint64_t vectors = 0;
+  for (const auto& l : r.report.at("links").as_array())
+    vectors += l.as_object().at("vectors").as_uint64();
+  std::printf("chips %d links %zu vectors %llu issues %llu cycles %llu wall %.6f errors %zu\n",
+              a.system.chips, a.system.links.size(), static_cast<unsigned long long>(vectors),
+              static_cast<unsigned long long>(r.issues), static_cast<unsigned long long>(r.cycles),
+              r.wall_seconds, r.errors.size());
+  if (!r.errors.empty()) std::printf("first error: %s\n", r.errors[0].to_string().c_str());
+  return r.errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2) return run_case(argv[1]);
+  std::printf(
+      "Systems of tsp-v1 chips in timing mode: %d vectors through each chip's VXM, %d "
+      "vectors each way on every link; one process per case, one thread.\n\n",
+      kLocalRows, kLinkVectors);
+  std::printf("%-8s %5s %6s %9s %10s %9s %9s %12s %10s %9s\n", "system", "chips", "links",
+              "link vec", "issues", "cycles", "wall s", "issues/s", "cycles/s", "peak MiB");
+  for (const char* preset : {"tsp-v1", "node8", "rack72"}) {
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      dup2(fds[1], 1);
+      execl(argv[0], argv[0], preset, static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+      out.append(buf, static_cast<std::size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    struct rusage ru {};
+    wait4(pid, &status, 0, &ru);
+    int chips = 0;
+    std::size_t links = 0, errors = 0;
+    unsigned long long vectors = 0, issues = 0, cycles = 0;
+    double wall = 0;
+    if (std::sscanf(out.c_str(),
+                    "chips %d links %zu vectors %llu issues %llu cycles %llu wall %lf "
+                    "errors %zu",
+                    &chips, &links, &vectors, &issues, &cycles, &wall, &errors) != 7 ||
+        !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::printf("%-8s failed: %s\n", preset, out.c_str());
+      continue;
+    }
+    std::printf("%-8s %5d %6zu %9llu %10llu %9llu %9.3f %10.2f M %8.2f M %9.1f\n", preset, chips,
+                links, vectors, issues, cycles, wall, static_cast<double>(issues) / wall / 1e6,
+                static_cast<double>(cycles) / wall / 1e6,
+                static_cast<double>(ru.ru_maxrss) / 1024.0);
+  }
+  return 0;
+}

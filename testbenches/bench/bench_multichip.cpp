@@ -16,6 +16,7 @@
 
 #include "arch/arch.h"
 #include "arch/queues.h"
+#include "compiler/collectives.h"
 #include "func/c2c_link.h"
 #include "isa/asm_text.h"
 #include "system/run.h"
@@ -112,7 +113,42 @@ std::string program(const arch::Arch& a) {
   return out;
 }
 
+// All-gather on node8 of `rows` int8 vectors per chip (timing mode): its predicted and simulated
+// time and the bandwidth each chip receives.
+int run_all_gather(std::int64_t rows) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const arch::Arch a = arch::load("node8");
+  const isa::Program p = compiler::all_gather(a, rows);
+  units::SimOptions o;
+  o.mode = units::Mode::kTiming;
+  std::map<std::string, system::TensorValue> in;  // (timing mode: the values do not matter)
+  for (const auto& t : p.tensors)
+    if (t.role == isa::TensorRole::kInput) {
+      system::TensorValue v;
+      v.dtype = t.dtype;
+      v.shape = t.shape;
+      v.bytes.assign(static_cast<std::size_t>(rows * a.chip.lanes()), 0);
+      in[t.name] = std::move(v);
+    }
+  const auto r = system::run(p, in, o);
+  const double us = static_cast<double>(r.cycles) / a.chip.clock_mhz;
+  const double total = static_cast<double>(rows) * a.system.chips * a.chip.lanes();
+  const double received = static_cast<double>(rows) * (a.system.chips - 1) * a.chip.lanes();
+  const double link_gbs = 8.0 * a.chip.lanes() / 8.0 / (1000.0 / a.chip.clock_mhz) /
+                          static_cast<double>(func::LinkTiming(a).frame_cycles());
+  std::printf(
+      "all-gather on node8: %lld rows of %d B per chip (%.2f MiB gathered), cycles %llu "
+      "(predicted %llu), %.2f us, %.2f GB/s received per chip (%d links of %.2f GB/s of "
+      "payload each), %zu errors\n",
+      static_cast<long long>(rows), a.chip.lanes(), total / (1 << 20),
+      static_cast<unsigned long long>(r.cycles),
+      static_cast<unsigned long long>(r.predicted.value_or(0)), us, received / us / 1e3,
+      a.system.chips - 1, link_gbs, r.errors.size());
+  return r.errors.empty() && r.predicted && *r.predicted == r.cycles ? 0 : 1;
+}
+
 int run_case(const std::string& preset) {
+  if (preset.rfind("allgather:", 0) == 0) return run_all_gather(std::stoll(preset.substr(10)));
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   const arch::Arch a = arch::load(preset);
   if (std::getenv("LPU_BENCH_PRINT")) {  // the program, for inspection
@@ -180,6 +216,19 @@ int main(int argc, char** argv) {
                 links, vectors, issues, cycles, wall, static_cast<double>(issues) / wall / 1e6,
                 static_cast<double>(cycles) / wall / 1e6,
                 static_cast<double>(ru.ru_maxrss) / 1024.0);
+  }
+  // Collectives: all-gather on node8 (1 MiB and 2.5 MiB gathered; a port's queue holds up to
+  // 1024 rows' sends and receives until instruction fetch is planned here).
+  std::printf("\n");
+  for (const char* rows : {"allgather:410", "allgather:1024"}) {
+    std::fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl(argv[0], argv[0], rows, static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
   }
   return 0;
 }

@@ -5,11 +5,16 @@
 // once per process; CTest runs each case in its own).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "arch/arch.h"
+#include "common/diagnostics.h"
+#include "compiler/collectives.h"
 #include "func/c2c_link.h"
 #include "isa/asm_text.h"
 #include "system/run.h"
@@ -198,4 +203,64 @@ TEST(MultiChip, LongStreamOfVectorsStaysCausal) {
   EXPECT_TRUE(r.errors.empty()) << r.errors[0].to_string();
   // (the report's second entry is link 0's direction from chip 1 to chip 0)
   EXPECT_EQ(r.report.at("links").as_array().at(1).as_object().at("vectors").as_uint64(), 120u);
+}
+
+// --- collectives ------------------------------------------------------------------------------
+
+namespace {
+
+// All-gather on `arch`: random rows per chip in, every chip's output must hold every chip's
+// rows in order; no schedule error and the predicted cycles.
+void check_all_gather(const arch::Arch& a, std::int64_t rows) {
+  const isa::Program p = compiler::all_gather(a, rows);
+  const int n = a.system.chips, lanes = a.chip.lanes();
+  std::map<std::string, system::TensorValue> in;
+  std::vector<std::vector<std::uint8_t>> x(static_cast<std::size_t>(n));
+  std::mt19937 rng(7);
+  for (int c = 0; c < n; ++c) {
+    system::TensorValue v;
+    v.dtype = isa::DType::kI8;
+    v.shape = {static_cast<std::uint64_t>(rows), static_cast<std::uint64_t>(lanes)};
+    v.bytes.resize(static_cast<std::size_t>(rows * lanes));
+    for (auto& b : v.bytes)
+      b = static_cast<std::uint8_t>(rng());
+    x[static_cast<std::size_t>(c)] = v.bytes;
+    in["x" + std::to_string(c)] = v;
+  }
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const auto r = system::run(p, in, units::SimOptions{});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  ASSERT_TRUE(r.predicted.has_value());
+  EXPECT_EQ(r.cycles, *r.predicted);
+  for (int c = 0; c < n; ++c) {
+    const auto& y = r.outputs.at("y" + std::to_string(c)).bytes;
+    ASSERT_EQ(y.size(), static_cast<std::size_t>(n * rows * lanes));
+    for (int j = 0; j < n; ++j)
+      EXPECT_TRUE(std::equal(x[static_cast<std::size_t>(j)].begin(),
+                             x[static_cast<std::size_t>(j)].end(),
+                             y.begin() + static_cast<long>(j * rows * lanes)))
+          << "chip " << c << ", the rows of chip " << j;
+  }
+  // Every link carried `rows` vectors each way.
+  for (const auto& l : r.report.at("links").as_array())
+    EXPECT_EQ(l.as_object().at("vectors").as_uint64(), static_cast<std::uint64_t>(rows));
+}
+
+}  // namespace
+
+TEST(Collectives, AllGatherOnThreeTinyChips) {
+  check_all_gather(arch::load("tiny", {"system.topology=fully_connected", "system.chips=3"}), 40);
+}
+
+TEST(Collectives, AllGatherOnNode8) {
+  check_all_gather(arch::load("node8"), 24);
+}
+
+TEST(Collectives, AllGatherNeedsAFullyConnectedSystem) {
+  try {
+    compiler::all_gather(arch::load("tsp-v1"), 8);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("fully connected"), std::string::npos) << e.what();
+  }
 }

@@ -74,8 +74,7 @@ isa::Program all_gather(const arch::Arch& a, std::int64_t rows) {
   // A write dispatched in cycle d completes in d + d_skew + d_func + superlanes - 1 (the skew
   // across superlanes); the run ends the cycle after.
   const auto& wl = a.chip.latency.at("mem_write");
-  const auto tail =
-      static_cast<std::uint64_t>(wl.d_skew + wl.d_func + a.chip.superlanes - 1 + 1);
+  const auto tail = static_cast<std::uint64_t>(wl.d_skew + wl.d_func + a.chip.superlanes - 1 + 1);
   const auto step = std::to_string(f);
   const std::string more = rows > 1 ? "repeat " + std::to_string(rows - 1) + ", " + step : "";
   const auto [preset, sets] = arch::nearest_preset(a);

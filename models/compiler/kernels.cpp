@@ -2784,7 +2784,7 @@ class Lowering {
   // Constant weights [batches x K, N] as int8, each column of each batch scaled by its largest
   // magnitude / 127 (scales out, batch-major).
   int quantize_weights(int w, std::int64_t batches, std::int64_t kk, std::int64_t nn,
-                       std::vector<double>& scales, const Node& n) {
+                       std::vector<double>& scales) {
     const KTensor kw = meta(w);
     const KTensor& src = k_.tensors[static_cast<std::size_t>(w)];
     scales.assign(static_cast<std::size_t>(batches * nn), 0.0);
@@ -2808,7 +2808,6 @@ class Lowering {
         }
     const int q = add_tensor(kw.name + "/q", DType::kI8, kw.shape, KTensor::Role::kConstant);
     k_.tensors[static_cast<std::size_t>(q)].data = std::move(data);
-    (void)n;
     return q;
   }
 
@@ -2877,7 +2876,7 @@ class Lowering {
     double x_scale = 1;
     if (int8) {
       x_scale = activation_scale(n);
-      const int wq = quantize_weights(b, batch_b, kk, nn, w_scale, n);
+      const int wq = quantize_weights(b, batch_b, kk, nn, w_scale);
       passes = {{quantize_activations(a, x_scale, n), wq}};
     } else {
       passes = product_parts(a, b, dt, n);

@@ -61,8 +61,7 @@ std::uint64_t LinkTiming::serialisation(std::uint64_t bytes) const {
 
 BitErrorInjector::BitErrorInjector(double bit_error_rate, std::uint64_t seed)
     : rate_(std::min(1.0, bit_error_rate)), rng_(seed) {
-  never_ = !(rate_ > 0);
-  if (!never_) draw_gap();
+  if (rate_ > 0) draw_gap();
 }
 
 // The next flipped bit: after a geometric number of good bits (none at rate 1).
@@ -74,7 +73,7 @@ void BitErrorInjector::draw_gap() {
 int BitErrorInjector::corrupt(std::vector<std::uint8_t>& wire) {
   const std::uint64_t end = bits_ + 8 * static_cast<std::uint64_t>(wire.size());
   int flipped = 0;
-  while (!never_ && next_ < end) {
+  while (rate_ > 0 && next_ < end) {
     const std::uint64_t i = next_ - bits_;
     wire[static_cast<std::size_t>(i / 8)] ^= static_cast<std::uint8_t>(1u << (i % 8));
     ++flipped;

@@ -61,7 +61,6 @@ class BitErrorInjector {
   std::mt19937_64 rng_;
   std::uint64_t bits_ = 0;
   std::uint64_t next_ = 0;  ///< index (over all bits seen) of the next flipped bit
-  bool never_ = false;
 };
 
 }  // namespace lpu::func

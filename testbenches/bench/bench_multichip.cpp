@@ -98,8 +98,7 @@ std::string program(const arch::Arch& a) {
       add(r.chip, rslice, tw, "write 0, s" + std::to_string(rt) + rdir);
       add(r.chip, rslice, tw + f, more);
     }
-  std::string out = ".lpuasm 1\n.arch tsp-v1\n";
-  if (a.name != "tsp-v1") out = ".lpuasm 1\n.arch " + a.name + "\n";
+  std::string out = ".lpuasm 1\n.arch " + a.name + "\n";  // (a preset)
   for (auto& [chip, qs] : code) {
     out += ".chip " + std::to_string(chip) + "\n";
     for (auto& [name, entries] : qs) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then compiles built-in workloads (an MLP, a
-# Llama-style decoder layer, a BERT encoder layer, ResNet-50 on a small image) for tsp-v1, simulates them and checks their
-# values against the host reference and their cycles against the compiler's prediction; then
-# shows the architecture, hand-written example programs and the program formats.
+# Llama-style decoder layer on one chip and split over the eight chips of node8, a BERT encoder
+# layer, ResNet-50 on a small image), simulates them and checks their values against the host
+# reference and their cycles against the compiler's prediction; then shows the architecture,
+# hand-written example programs and the program formats.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -24,6 +25,13 @@ echo
 echo "== a Llama-style decoder layer, one decode step over a 64-token KV cache (fp16)"
 "$lpu" workload llama-decoder -o "$out/llama.onnx"
 "$lpu" verify "$out/llama.onnx" --arch tsp-v1
+echo
+echo "== the decoder layer (8 heads) split over node8, eight tsp-v1 chips fully connected by C2C links:"
+echo "   heads, MLP columns and rows over the chips, all-reduces scheduled on the links, int8;"
+echo "   checked bit for bit against the single-chip program, with the per-link figures"
+"$lpu" workload llama-decoder --param preset=custom --param dim=256 --param heads=8 --param ffn=512 \
+  -o "$out/llama8.onnx"
+"$lpu" verify "$out/llama8.onnx" --system node8 --precision int8
 echo
 echo "== a BERT encoder layer (256 wide, 4 heads), sequence 64 (fp16)"
 "$lpu" workload bert-encoder --param preset=small --param seq=64 -o "$out/bert.onnx"

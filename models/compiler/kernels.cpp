@@ -65,6 +65,7 @@ class Lowering {
     k_.mxm_cols = arch_.chip.mxm.cols;
     k_.mxm_accumulators = arch_.chip.mxm.accumulators;
     k_.lanes = arch_.chip.lanes();
+    k_.chips = opt_.chips;
     tensor_of_.assign(g_.values.size(), -1);
     cl_of_.assign(g_.values.size(), -1);
     uses_.assign(g_.values.size(), 0);
@@ -342,7 +343,162 @@ class Lowering {
         if (n.outputs[i] >= 0)
           throw InputError(g_.where(n),
                            "optional output " + std::to_string(i) + " is not supported");
+    if (n.op == kAllReduce || n.op == kAllGather) {
+      lower_collective(n);
+      return;
+    }
     if (!lower_cl(n)) lower_node(n);
+  }
+
+  // ------------------------------------------------------ exchanges between chips
+
+  void lower_collective(const Node& n) {
+    if (opt_.chips < 2)
+      throw InputError(g_.where(n), "exchanges values between chips, in a program for one chip");
+    if (n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0)
+      throw InputError(g_.where(n), "takes one input and gives one output");
+    if (n.op == kAllReduce && reduced_in_product_.count(n.inputs[0])) {
+      tensor_of_[static_cast<std::size_t>(n.outputs[0])] = tensor(n.inputs[0], &n);
+      return;
+    }
+    const int x = tensor(n.inputs[0], &n);
+    const KTensor kx = meta(x);
+    if (n.op == kAllGather) {
+      if (kx.shape.size() < 2)
+        throw InputError(g_.where(n),
+                         "gathers along the leading axis of a value of rank 2 or more");
+      std::vector<std::int64_t> shape = kx.shape;
+      shape[0] *= opt_.chips;
+      const int d = output(n, kx.dtype, shape);
+      exchange(false, x, d, kx.rows(), n);
+      k_.tensors[static_cast<std::size_t>(d)].clean = kx.clean;
+      return;
+    }
+    if (kx.dtype != DType::kFp32 && kx.dtype != DType::kI32 && kx.dtype != DType::kFp16)
+      throw InputError(g_.where(n), std::string("sums ") + isa::to_string(kx.dtype) +
+                                        " over chips (fp32, fp16 or int32)");
+    const int y = all_reduce(widen(x, n), n);
+    const int out = output(n, kx.dtype, kx.shape);
+    if (kx.dtype == DType::kFp16)
+      cast(DType::kFp32, DType::kFp16, y, out, g_.where(n));
+    else
+      step(VxmOp::kMov, kx.dtype, y, -1, out, g_.where(n));
+  }
+
+  // Whether node n's result is read only by an AllReduce (which n then does itself, on its sums
+  // before they are rounded to the node's type).
+  bool read_by_allreduce(const Node& n) const {
+    if (opt_.chips < 2 || n.outputs.size() != 1 || n.outputs[0] < 0 ||
+        uses_[static_cast<std::size_t>(n.outputs[0])] != 1)
+      return false;
+    for (const Node& u : g_.nodes)
+      if (u.op == kAllReduce && u.inputs.size() == 1 && u.inputs[0] == n.outputs[0]) return true;
+    return false;
+  }
+
+  void exchange(bool scatter, int a, int d, std::int64_t rows, const Node& n) {
+    KStep s;
+    s.kind = KStep::Kind::kExchange;
+    s.scatter = scatter;
+    s.a = a;
+    s.d = d;
+    s.exch_rows = rows;
+    s.args.type = k_.tensors[static_cast<std::size_t>(a)].dtype;
+    s.origin = g_.where(n);
+    k_.steps.push_back(std::move(s));
+  }
+
+  // The sum over chips of x (fp32 or int32), the same on every chip: the chips' values summed
+  // by a halving tree in chip order. Fewer rows than chips: every chip gathers all values and
+  // sums them; otherwise each sums one piece of the rows from every chip and the sums are
+  // gathered (reduce-scatter, then all-gather).
+  int all_reduce(int x, const Node& n) {
+    const KTensor kx = meta(x);
+    const int nc = opt_.chips;
+    const std::int64_t r = kx.rows(), c = kx.cols();
+    const int x2 = kx.shape.size() == 2 ? x : reshaped(x, {r, c}, n, n.name + "/rows");
+    int sum = -1;
+    if (r >= nc && r % nc == 0) {
+      const std::int64_t p = r / nc;
+      const int pieces =
+          add_tensor(n.name + "/pieces", kx.dtype, {nc * p, c}, KTensor::Role::kTemp);
+      exchange(true, x2, pieces, p, n);
+      const int red = add_tensor(n.name + "/piece_sum", kx.dtype, {p, c}, KTensor::Role::kTemp);
+      tree_sum(pieces, 0, nc, p, red, 0, n);
+      sum = add_tensor(n.name + "/sum", kx.dtype, {r, c}, KTensor::Role::kTemp);
+      exchange(false, red, sum, p, n);
+    } else {
+      const int all = add_tensor(n.name + "/gathered", kx.dtype, {nc * r, c}, KTensor::Role::kTemp);
+      exchange(false, x2, all, r, n);
+      sum = add_tensor(n.name + "/sum", kx.dtype, {r, c}, KTensor::Role::kTemp);
+      tree_sum(all, 0, nc, r, sum, 0, n);
+    }
+    k_.tensors[static_cast<std::size_t>(sum)].clean = kx.clean;
+    return kx.shape.size() == 2 ? sum : reshaped(sum, kx.shape, n, n.name + "/shaped");
+  }
+
+  // Rows out_row .. out_row + r - 1 of `out` = the sum of m blocks of r rows of x from row `base`,
+  // by a halving tree: each level adds block i + ceil(m / 2) to block i. A step reads its two
+  // operands from different tensors (one read per slice and cycle), so each level keeps its
+  // lower blocks in one tensor and its upper blocks in another (the first level's upper blocks
+  // are a copy).
+  void tree_sum(int x, std::int64_t base, std::int64_t m, std::int64_t r, int out,
+                std::int64_t out_row, const Node& n) {
+    const KTensor kx = meta(x);
+    const DType dt = kx.dtype;
+    auto run = [&](VxmOp op, int a, std::int64_t ar, int b, std::int64_t br, int d, std::int64_t dr,
+                   std::int64_t rows) {
+      if (rows <= 0) return;
+      KStep s;
+      s.args.op = op;
+      s.args.type = dt;
+      s.a = a;
+      s.a_row = ar;
+      s.b = b;
+      s.b_row = br;
+      s.d = d;
+      s.d_row = dr;
+      s.rows = rows;
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+    };
+    if (m == 1) {
+      run(VxmOp::kMov, x, base, -1, 0, out, out_row, r);
+      return;
+    }
+    auto half = [](std::int64_t k) { return (k + 1) / 2; };
+    auto temp = [&](std::int64_t blocks) {
+      return add_tensor(kx.name + "/tree", dt, {blocks * r, kx.cols()}, KTensor::Role::kTemp);
+    };
+    // Blocks [0, lo_n) in lo from row lo_r; blocks [lo_n, m) in hi from row hi_r.
+    int lo = x, hi = temp(m - half(m));
+    std::int64_t lo_r = base, hi_r = 0;
+    run(VxmOp::kMov, x, base + half(m) * r, -1, 0, hi, 0, (m - half(m)) * r);
+    while (m > 1) {
+      const std::int64_t keep = half(m), pairs = m - keep;
+      const bool last = keep == 1;
+      const std::int64_t split = half(keep);  // the next level's lower blocks
+      const int lo2 = last ? out : temp(split);
+      const std::int64_t lo2_r = last ? out_row : 0;
+      const int hi2 = last ? -1 : temp(keep - split);
+      // Block i of the result: lo[i] + hi[i] for i < pairs; lo[i] itself (m odd, i = pairs).
+      const std::int64_t in_lo = std::min(pairs, split);
+      run(VxmOp::kAdd, lo, lo_r, hi, hi_r, lo2, lo2_r, in_lo * r);
+      if (pairs > split)
+        run(VxmOp::kAdd, lo, lo_r + split * r, hi, hi_r + split * r, hi2, 0, (pairs - split) * r);
+      if (keep > pairs) {  // the middle block passes through
+        const std::int64_t i = pairs;
+        if (i < split)
+          run(VxmOp::kMov, lo, lo_r + i * r, -1, 0, lo2, lo2_r + i * r, r);
+        else
+          run(VxmOp::kMov, lo, lo_r + i * r, -1, 0, hi2, (i - split) * r, r);
+      }
+      lo = lo2;
+      lo_r = lo2_r;
+      hi = hi2;
+      hi_r = 0;
+      m = keep;
+    }
   }
 
   void lower_node(const Node& n) {
@@ -1063,30 +1219,10 @@ class Lowering {
     shape[static_cast<std::size_t>(axis)] = 1;
     const int y =
         add_tensor(kx.name + "/sum" + std::to_string(axis), kx.dtype, shape, KTensor::Role::kTemp);
-    for (std::int64_t o = 0; o < outer; ++o) {
-      int acc = -1;
-      for (std::int64_t a = 0; a < along; ++a) {
-        const bool last = a + 1 == along;
-        const int d = last ? y
-                           : add_tensor(kx.name + "/partial", kx.dtype, {inner, kx.cols()},
-                                        KTensor::Role::kTemp);
-        KStep s;
-        s.args.op = acc < 0 ? VxmOp::kMov : VxmOp::kAdd;
-        s.args.type = kx.dtype;
-        s.a = acc < 0 ? x : acc;
-        s.a_row = acc < 0 ? (o * along + a) * inner : 0;
-        if (acc >= 0) {
-          s.b = x;
-          s.b_row = (o * along + a) * inner;
-        }
-        s.d = d;
-        s.rows = inner;
-        s.d_row = last ? o * inner : 0;
-        s.origin = g_.where(n);
-        k_.steps.push_back(std::move(s));
-        acc = d;
-      }
-    }
+    // A halving tree per outer index: the same order as a sum split over chips with the
+    // elements dealt round-robin (docs/multichip.md), and log2 steps instead of a chain.
+    for (std::int64_t o = 0; o < outer; ++o)
+      tree_sum(x, o * along * inner, along, inner, y, o * inner, n);
     k_.tensors[static_cast<std::size_t>(y)].clean = kx.clean;
     return y;
   }
@@ -2506,6 +2642,10 @@ class Lowering {
                            "lanes, which is not supported yet");
         shape = kept;
       }
+      if (read_by_allreduce(n) && !i8) {  // summed over chips before the node's type
+        y = all_reduce(y, n);
+        reduced_in_product_.insert(n.outputs[0]);
+      }
       if (op == "ReduceMean")
         y = vx(VxmOp::kMul, y,
                splat(n.name + "/1_N", DType::kFp32, 1.0 / static_cast<double>(count), {1}), n,
@@ -2783,17 +2923,25 @@ class Lowering {
   }
   // Constant weights [batches x K, N] as int8, each column of each batch scaled by its largest
   // magnitude / 127 (scales out, batch-major).
-  int quantize_weights(int w, std::int64_t batches, std::int64_t kk, std::int64_t nn,
+  int quantize_weights(const Node& n, int w, std::int64_t batches, std::int64_t kk, std::int64_t nn,
                        std::vector<double>& scales) {
     const KTensor kw = meta(w);
     const KTensor& src = k_.tensors[static_cast<std::size_t>(w)];
     scales.assign(static_cast<std::size_t>(batches * nn), 0.0);
-    for (std::int64_t bi = 0; bi < batches; ++bi)
-      for (std::int64_t r = 0; r < kk; ++r)
-        for (std::int64_t c = 0; c < nn; ++c) {
-          double& s = scales[static_cast<std::size_t>(bi * nn + c)];
-          s = std::max(s, std::fabs(element_of(src, (bi * kk + r) * nn + c)));
-        }
+    if (auto it = opt_.weight_max.find(n.name); it != opt_.weight_max.end()) {
+      if (it->second.size() != scales.size())
+        throw std::logic_error("int8 lowering: " + std::to_string(it->second.size()) +
+                               " weight scales given for node '" + n.name + "', which has " +
+                               std::to_string(scales.size()));
+      scales = it->second;
+    } else {
+      for (std::int64_t bi = 0; bi < batches; ++bi)
+        for (std::int64_t r = 0; r < kk; ++r)
+          for (std::int64_t c = 0; c < nn; ++c) {
+            double& s = scales[static_cast<std::size_t>(bi * nn + c)];
+            s = std::max(s, std::fabs(element_of(src, (bi * kk + r) * nn + c)));
+          }
+    }
     for (double& s : scales)
       s = s > 0 ? s / 127.0 : 1.0;
     std::vector<std::uint8_t> data(static_cast<std::size_t>(batches * kk * nn));
@@ -2876,14 +3024,15 @@ class Lowering {
     double x_scale = 1;
     if (int8) {
       x_scale = activation_scale(n);
-      const int wq = quantize_weights(b, batch_b, kk, nn, w_scale);
+      const int wq = quantize_weights(n, b, batch_b, kk, nn, w_scale);
       passes = {{quantize_activations(a, x_scale, n), wq}};
     } else {
       passes = product_parts(a, b, dt, n);
     }
     // The sum in fp32 (int32 for int8, scaled back); the node's type and the alpha/beta terms
     // follow on the VXM.
-    const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0 || int8;
+    const bool summed_over_chips = read_by_allreduce(n);
+    const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0 || int8 || summed_over_chips;
     int y = int8   ? add_tensor(n.name + "/sum", DType::kI32, out_shape, KTensor::Role::kTemp)
             : more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
                    : output(n, DType::kFp32, out_shape);
@@ -2911,6 +3060,12 @@ class Lowering {
           s.origin = g_.where(n);
           k_.steps.push_back(std::move(s));
         }
+    // A product whose only reader sums it over chips: its sums are summed before anything else
+    // (in int8 the int32 sums, exact, then scaled once, as one chip would).
+    if (summed_over_chips) {
+      y = all_reduce(y, n);
+      reduced_in_product_.insert(n.outputs[0]);
+    }
     if (int8) {  // back to fp32: the sums times x_scale w_scale[batch, column]
       std::vector<std::int64_t> sshape = {nn};
       if (batch_b > 1) {
@@ -2989,9 +3144,11 @@ class Lowering {
   const arch::Arch& arch_;
   const LowerOptions& opt_;
   Kernels k_;
-  std::vector<int> tensor_of_;    // graph value -> kernel tensor
-  std::vector<int> cl_of_;        // graph value -> its channels-last kernel tensor, or -1
-  std::vector<int> uses_;         // graph value -> how many node inputs read it
+  std::vector<int> tensor_of_;  // graph value -> kernel tensor
+  std::vector<int> cl_of_;      // graph value -> its channels-last kernel tensor, or -1
+  std::vector<int> uses_;       // graph value -> how many node inputs read it
+  // Graph values whose AllReduce an int8 product already did on its int32 sums.
+  std::set<int> reduced_in_product_;
   std::set<const Node*> folded_;  // normalizations folded into a convolution
   std::set<std::string> used_names_, graph_names_;
   std::map<std::pair<int, bool>, std::pair<int, int>> splits_;  // (tensor, weights) -> (hi, lo)

@@ -65,7 +65,13 @@ struct KPass {
 };
 
 struct KStep {
-  enum class Kind { kVxm, kMatMul, kSxm, kTranspose } kind = Kind::kVxm;
+  enum class Kind { kVxm, kMatMul, kSxm, kTranspose, kExchange } kind = Kind::kVxm;
+  // kExchange (a program split over Kernels::chips chips, docs/multichip.md): rows move between
+  // chips in slots of exch_rows logical rows (every column tile). Gather: a is one slot; chip c's
+  // d holds chip j's a in slot j. Scatter: a holds a slot per chip; chip c sends slot j of its a
+  // to chip j, which keeps it in its d's slot c.
+  bool scatter = false;
+  std::int64_t exch_rows = 0;
   // kTranspose: for every block of 16 rows of a (byte plane by plane), the SXM transposer's
   // 16 x 16 transpose within each superlane: d row 16 bi + j, lane 16 s + i = a row 16 bi + i,
   // lane 16 s + j. a and d are spread over 16 slices (KTensor::spread16).
@@ -107,6 +113,9 @@ struct Kernels {
   /// The activations an int8 lowering quantizes (the float operand of each product with
   /// constant weights), by key (the node's name): what calibration measures.
   std::vector<std::pair<std::string, int>> calibration;
+  /// Chips running this program in step (one shard each, the same steps): exchange steps move
+  /// rows between them. 1 for a single chip.
+  int chips = 1;
 };
 
 /// The arithmetic of matrix products (MatMul, Gemm, Conv). kModel: the model's own (fp32 products
@@ -121,11 +130,23 @@ struct LowerOptions {
   Precision precision = Precision::kModel;
   /// kInt8: the largest magnitude of each quantized activation, by calibration key.
   std::map<std::string, double> activation_max;
+  /// kInt8: the largest magnitude of each column of a product's constant weights (per batch,
+  /// then column), by node name, when the weights are a shard of larger ones whose scales must
+  /// be kept (rows split over chips); otherwise measured on the weights themselves.
+  std::map<std::string, std::vector<double>> weight_max;
+  /// Chips the graph is split over (its AllReduce and AllGather nodes exchange between them).
+  int chips = 1;
 };
 
 /// Lowers every node of `g`. Throws InputError naming the node, its operator and what is not
 /// supported (operator, attribute, type, broadcast), or a tensor wider than the machine can hold.
 Kernels lower(const Graph& g, const arch::Arch& arch, const LowerOptions& options = {});
+
+/// The custom operators of a graph split over chips (compiler/partition.h), in domain "lpu":
+/// AllReduce (the sum over chips of a value each holds a summand of) and AllGather (chip j's
+/// value as block j along the leading axis).
+inline constexpr const char* kAllReduce = "AllReduce";
+inline constexpr const char* kAllGather = "AllGather";
 
 /// Operators lower() accepts (for messages and the ONNX suite's skip reasons).
 const std::vector<std::string>& supported_ops();

@@ -202,10 +202,8 @@ void sxm(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     }
 }
 
-}  // namespace
-
-std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
-                                 std::vector<Bytes>* all, bool approximate) {
+// Every tensor's data at the start: the inputs and the constants.
+std::vector<Bytes> initial(const Kernels& k, const std::vector<Bytes>& inputs) {
   std::vector<Bytes> buf(k.tensors.size());
   auto size_of = [&](int t) {
     const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
@@ -226,16 +224,110 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
   for (std::size_t t = 0; t < k.tensors.size(); ++t)
     if (k.tensors[t].role == KTensor::Role::kConstant)
       buf[t] = k.tensors[t].data;  // constants are never views
+  return buf;
+}
 
-  constexpr int kChunk = 320;
+// Step `i` of every chip's program, all at once: rows move between the chips' tensors
+// (KStep::kExchange).
+void exchange(const std::vector<const Kernels*>& ks, std::size_t i,
+              std::vector<std::vector<Bytes>>& bufs) {
+  const auto n = static_cast<std::int64_t>(ks.size());
+  std::vector<Bytes> out(ks.size());
+  for (std::int64_t c = 0; c < n; ++c) {
+    const Kernels& k = *ks[static_cast<std::size_t>(c)];
+    const KStep& s = k.steps[i];
+    const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
+    const auto row_bytes =
+        static_cast<std::size_t>(d.cols()) * static_cast<std::size_t>(isa::dtype_bytes(d.dtype));
+    Bytes o(static_cast<std::size_t>(d.elements()) *
+            static_cast<std::size_t>(isa::dtype_bytes(d.dtype)));
+    for (std::int64_t j = 0; j < n; ++j) {
+      const Kernels& kj = *ks[static_cast<std::size_t>(j)];
+      const Bytes& a = bufs[static_cast<std::size_t>(j)][root(kj, kj.steps[i].a)];
+      const std::int64_t from = s.scatter ? c * s.exch_rows : 0;
+      std::memcpy(&o[static_cast<std::size_t>(j * s.exch_rows) * row_bytes],
+                  &a[static_cast<std::size_t>(from) * row_bytes],
+                  static_cast<std::size_t>(s.exch_rows) * row_bytes);
+    }
+    out[static_cast<std::size_t>(c)] = std::move(o);
+  }
+  for (std::int64_t c = 0; c < n; ++c) {
+    const Kernels& k = *ks[static_cast<std::size_t>(c)];
+    bufs[static_cast<std::size_t>(c)][root(k, k.steps[i].d)] =
+        std::move(out[static_cast<std::size_t>(c)]);
+  }
+}
+
+void run_step(const Kernels& k, const KStep& s, std::vector<Bytes>& buf, bool approximate);
+
+}  // namespace
+
+std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
+                                 std::vector<Bytes>* all, bool approximate) {
+  std::vector<Bytes> buf = initial(k, inputs);
   for (const KStep& s : k.steps) {
+    if (s.kind == KStep::Kind::kExchange)
+      throw std::invalid_argument("reference: '" + s.origin +
+                                  "' exchanges rows between chips; run the program split over "
+                                  "chips with run_reference_spmd");
+    run_step(k, s, buf, approximate);
+  }
+  if (all) {
+    all->resize(k.tensors.size());
+    for (std::size_t t = 0; t < k.tensors.size(); ++t)
+      (*all)[t] = buf[root(k, static_cast<int>(t))];
+  }
+  std::vector<Bytes> outs;
+  for (int t : k.outputs)
+    outs.push_back(buf[root(k, t)]);
+  return outs;
+}
+
+std::vector<std::vector<Bytes>> run_reference_spmd(const std::vector<Kernels>& chips,
+                                                   const std::vector<std::vector<Bytes>>& inputs) {
+  if (chips.empty() || inputs.size() != chips.size())
+    throw std::invalid_argument("reference: " + std::to_string(inputs.size()) +
+                                " chips' inputs for " + std::to_string(chips.size()) + " chips");
+  std::vector<const Kernels*> ks;
+  std::vector<std::vector<Bytes>> bufs;
+  for (std::size_t c = 0; c < chips.size(); ++c) {
+    if (chips[c].steps.size() != chips[0].steps.size())
+      throw std::invalid_argument("reference: the chips' programs have different steps");
+    ks.push_back(&chips[c]);
+    bufs.push_back(initial(chips[c], inputs[c]));
+  }
+  for (std::size_t i = 0; i < chips[0].steps.size(); ++i) {
+    if (chips[0].steps[i].kind == KStep::Kind::kExchange) {
+      exchange(ks, i, bufs);
+      continue;
+    }
+    for (std::size_t c = 0; c < chips.size(); ++c)
+      run_step(chips[c], chips[c].steps[i], bufs[c], false);
+  }
+  std::vector<std::vector<Bytes>> outs(chips.size());
+  for (std::size_t c = 0; c < chips.size(); ++c)
+    for (int t : chips[c].outputs)
+      outs[c].push_back(bufs[c][root(chips[c], t)]);
+  return outs;
+}
+
+namespace {
+
+void run_step(const Kernels& k, const KStep& s, std::vector<Bytes>& buf, bool approximate) {
+  auto size_of = [&](int t) {
+    const KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
+    return static_cast<std::size_t>(kt.elements()) *
+           static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
+  };
+  constexpr int kChunk = 320;
+  {
     if (s.kind == KStep::Kind::kMatMul) {
       (approximate ? approx_matmul : matmul)(k, s, buf);
-      continue;
+      return;
     }
     if (s.kind == KStep::Kind::kSxm || s.kind == KStep::Kind::kTranspose) {
       sxm(k, s, buf);
-      continue;
+      return;
     }
     const KTensor& d = k.tensors[static_cast<std::size_t>(s.d)];
     const int in_bytes = isa::dtype_bytes(s.args.type);
@@ -290,16 +382,9 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
                 pd[static_cast<std::size_t>(bt)][static_cast<std::size_t>(i)];
       }
   }
-  if (all) {
-    all->resize(k.tensors.size());
-    for (std::size_t t = 0; t < k.tensors.size(); ++t)
-      (*all)[t] = buf[root(k, static_cast<int>(t))];
-  }
-  std::vector<Bytes> outs;
-  for (int t : k.outputs)
-    outs.push_back(buf[root(k, t)]);
-  return outs;
 }
+
+}  // namespace
 
 }  // namespace lpu::compiler
 
@@ -342,12 +427,18 @@ Kernels lower_with_precision(const Graph& g, const arch::Arch& arch, Precision p
                              std::uint32_t calibration_seed) {
   LowerOptions o;
   o.precision = precision;
-  if (precision != Precision::kInt8) return lower(g, arch, o);
-  // Calibration: the model as it is, on random inputs; the largest magnitude of every activation
-  // the int8 lowering will quantize.
+  if (precision == Precision::kInt8) o.activation_max = calibrate(g, arch, calibration_seed);
+  return lower(g, arch, o);
+}
+
+std::map<std::string, double> calibrate(const Graph& g, const arch::Arch& arch,
+                                        std::uint32_t seed) {
+  std::map<std::string, double> out;
+  // The model as it is, on random inputs; the largest magnitude of every activation the int8
+  // lowering will quantize.
   const Kernels f = lower(g, arch);
   std::vector<Bytes> all;
-  run_reference(f, random_inputs(f, calibration_seed), &all, /*approximate=*/true);
+  run_reference(f, random_inputs(f, seed), &all, /*approximate=*/true);
   for (const auto& [key, t] : f.calibration) {
     const KTensor& kt = f.tensors[static_cast<std::size_t>(t)];
     const Bytes& data = all[static_cast<std::size_t>(t)];
@@ -376,10 +467,10 @@ Kernels lower_with_precision(const Graph& g, const arch::Arch& arch, Precision p
       }
       if (std::isfinite(x)) most = std::max(most, std::fabs(x));
     }
-    double& m = o.activation_max[key];
+    double& m = out[key];
     m = std::max(m, most);
   }
-  return lower(g, arch, o);
+  return out;
 }
 
 }  // namespace lpu::compiler

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "compiler/kernels.h"
@@ -20,6 +22,12 @@ using Bytes = std::vector<std::uint8_t>;
 std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inputs,
                                  std::vector<Bytes>* all = nullptr, bool approximate = false);
 
+/// A program split over chips (Kernels::chips of them, the same steps on each, compiler/
+/// partition.h): runs every chip's kernels in step, the exchange steps moving rows between
+/// them. inputs[c] are chip c's (in its k.inputs order); returns each chip's outputs.
+std::vector<std::vector<Bytes>> run_reference_spmd(const std::vector<Kernels>& chips,
+                                                   const std::vector<std::vector<Bytes>>& inputs);
+
 /// Random data for every input of k (in k.inputs order), from `seed`: floats uniform in
 /// [-1, 1], integers uniform over int8's range.
 std::vector<Bytes> random_inputs(const Kernels& k, std::uint32_t seed);
@@ -29,5 +37,10 @@ std::vector<Bytes> random_inputs(const Kernels& k, std::uint32_t seed);
 /// is quantized; the int8 lowering then uses those ranges.
 Kernels lower_with_precision(const Graph& g, const arch::Arch& arch, Precision precision,
                              std::uint32_t calibration_seed = 7);
+
+/// The calibration of lower_with_precision: the largest magnitude of every activation an int8
+/// lowering quantizes, by node name, from the float lowering run on random inputs (`seed`).
+std::map<std::string, double> calibrate(const Graph& g, const arch::Arch& arch,
+                                        std::uint32_t seed = 7);
 
 }  // namespace lpu::compiler

@@ -10,6 +10,7 @@
 
 #include "arch/queues.h"
 #include "common/diagnostics.h"
+#include "func/c2c_link.h"
 #include "func/mxm.h"
 
 namespace lpu::compiler {
@@ -136,6 +137,10 @@ struct Emit {
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
   int tensor = -1;            // MEM reads and writes: the tensor (root) they move
+  // A program split over chips: on chip c, arg 0 grows by ((c + sign round) mod chips) unit
+  // (the slot an exchange reads or writes depends on the chip); sign 0: the same everywhere.
+  int spmd_sign = 0, spmd_round = 0;
+  std::uint32_t spmd_unit = 0;
 };
 
 struct Op {
@@ -156,6 +161,8 @@ struct Block {
   std::uint64_t first_done = 0;
   std::vector<int> expects;  // global block ids
   int tensor = -1;
+  int spmd_sign = 0, spmd_round = 0;  // as Emit
+  std::uint32_t spmd_unit = 0;
 };
 
 std::uint8_t mod_code(isa::ModKind k, const std::string& name) {
@@ -254,6 +261,16 @@ class Scheduler {
 
   void set_reuse(bool on) { reuse_ = on; }
 
+  // A program for `chips` chips in step (one Kernels each, the same steps): in round k of an
+  // exchange every chip sends on queue send[k] to chip c + k and receives on recv[k] from c - k.
+  void set_spmd(const std::vector<Kernels>* all, std::vector<std::uint16_t> send,
+                std::vector<std::uint16_t> recv) {
+    spmd_ = all;
+    chips_ = static_cast<int>(all->size());
+    send_q_ = std::move(send);
+    recv_q_ = std::move(recv);
+  }
+
   Schedule run() {
     place_.resize(k_.tensors.size());
     // Tensors the MXM loads as weights get the interleaved layout; nothing else may read them.
@@ -337,6 +354,8 @@ class Scheduler {
         sxm_step(s);
       else if (s.kind == KStep::Kind::kTranspose)
         transpose_step(s);
+      else if (s.kind == KStep::Kind::kExchange)
+        exchange_step(s);
       else
         matmul_step(s);
       for (int t : release_after[i])
@@ -893,6 +912,9 @@ class Scheduler {
       b.tensor = e.tensor;
       b.self_counted = e.self_counted;
       b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
+      b.spmd_sign = e.spmd_sign;
+      b.spmd_round = e.spmd_round;
+      b.spmd_unit = e.spmd_unit;
       for (int x : e.expects)
         b.expects.push_back(base + x);
       blocks_.push_back(std::move(b));
@@ -1376,6 +1398,160 @@ class Scheduler {
     vxm_busy_ += v;
   }
 
+  // ---------------------------------------------------------------- exchanges between chips
+
+  // Every vector (row, column tile, byte plane) of a slot moves on its own: in round k
+  // (1 .. chips - 1) it is read onto a stream that passes the send port in the send's access
+  // cycle, crosses the link, and the receive at the far end (the same cycle on every chip, as
+  // every chip runs this schedule) puts it on a stream to d's slice; round 0 copies the chip's
+  // own slot. Each transfer is fitted like any other operation; the link's transmit side is
+  // reserved for a frame time as the send queue's port.
+  void exchange_step(const KStep& s) {
+    if (chips_ < 2 || send_q_.size() != static_cast<std::size_t>(chips_))
+      throw std::logic_error("scheduler: an exchange step in a program for one chip");
+    if (!P(s.d).placed) {
+      try {
+        place(s.d, slices_of(s.a));
+      } catch (const InputError&) {
+        place(s.d);
+      }
+    }
+    const TensorPlace& pa = P(s.a);
+    const TensorPlace& pd = P(s.d);
+    if (pa.t16 || pa.weights || pa.chunked || pd.t16 || pd.weights || pd.chunked)
+      throw InputError(source_, s.origin + ": the rows exchanged between chips ('" + name(s.a) +
+                                    "' to '" + name(s.d) +
+                                    "') must each fit one range of MEM addresses (too large)");
+    const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(s.a)].dtype);
+    const std::int64_t p = s.exch_rows;
+    const std::int64_t tiles = k_.tensors[static_cast<std::size_t>(s.a)].tiles(lanes_);
+    const std::int64_t a_rows = logical_rows(s.a), d_rows = logical_rows(s.d);
+    const func::LinkTiming lt(arch_);
+    const auto frame = static_cast<std::uint32_t>(lt.frame_cycles());
+    const auto flight = static_cast<std::int64_t>(lt.arrival(0));
+    const auto& rd = lat("read");
+    const auto& wr = lat("write");
+    const auto& sn = lat("send");
+    const auto& rc = lat("recv");
+    const auto ua = static_cast<std::uint32_t>(p);
+    for (std::int64_t t = 0; t < tiles; ++t)
+      for (std::int64_t r = 0; r < p; ++r)
+        for (int b = 0; b < bytes; ++b)
+          for (int k = 0; k < chips_; ++k) {
+            // Chip 0's rows; other chips' differ by a whole slot (Emit::spmd_*).
+            const auto src = static_cast<std::uint32_t>(t * a_rows + (s.scatter ? k * p : 0) + r);
+            const auto dst =
+                static_cast<std::uint32_t>(t * d_rows + ((chips_ - k) % chips_) * p + r);
+            const arch::Queue& sa = q(pa.slices[static_cast<std::size_t>(b)]);
+            const arch::Queue& sd = q(pd.slices[static_cast<std::size_t>(b)]);
+            std::optional<std::pair<Op, std::uint64_t>> best;
+            for (int st = 0; st < chip_.streams.per_direction; ++st) {
+              Op op;
+              // The read: its value passes position `to` in T + `at`.
+              auto read = [&](int to, std::int64_t at, bool claim) {
+                const bool west = sa.position > to;
+                const std::int64_t written = at - dist(sa.position, to);
+                const std::int64_t access = written - rd.d_func;
+                use_queue(op, sa.id, access - rd.d_skew, 1);
+                use_port(op, sa.id, access, 1);
+                if (claim)
+                  use_stream(op, st, west, written + key_const(west, sa.position), 1, sa.position,
+                             to);
+                Emit e;
+                e.queue = sa.id;
+                e.off = access - rd.d_skew;
+                e.instr = instr("read");
+                e.instr.arg[0] = pa.addr + src;
+                e.instr.arg[1] = isa::stream_arg(st, west);
+                e.tensor = root(s.a);
+                e.done_off = written + sl_ - 1;
+                if (s.scatter) {
+                  e.spmd_sign = 1;
+                  e.spmd_round = k;
+                  e.spmd_unit = ua;
+                }
+                op.emits.push_back(std::move(e));
+                op.reads.push_back({root(s.a), access});
+                op.lo = std::max<std::uint64_t>(
+                    op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                               0, static_cast<std::int64_t>(pa.ready_all) - access)));
+                return static_cast<int>(op.emits.size()) - 1;
+              };
+              // The write of the value passing position `from` in T + `at`.
+              auto write = [&](int from, std::int64_t at, int producer) {
+                const bool west = sd.position < from;
+                const std::int64_t access = at + dist(sd.position, from);
+                use_queue(op, sd.id, access - wr.d_skew, 1);
+                use_port(op, sd.id, access, 1);
+                use_stream(op, st, west, at + key_const(west, from), 1, from, sd.position);
+                Emit e;
+                e.queue = sd.id;
+                e.off = access - wr.d_skew;
+                e.instr = instr("write");
+                e.instr.arg[0] = pd.addr + dst;
+                e.instr.arg[1] = isa::stream_arg(st, west);
+                e.tensor = root(s.d);
+                e.done_off = access + wr.d_func + sl_ - 1;
+                e.expects = {producer};
+                e.spmd_sign = -1;
+                e.spmd_round = k;
+                e.spmd_unit = ua;
+                op.emits.push_back(std::move(e));
+                op.reads.push_back({root(s.d), access});
+                op.lo = std::max<std::uint64_t>(
+                    op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                               0, static_cast<std::int64_t>(pd.write_after) - access)));
+                return access;
+              };
+              if (k == 0) {
+                // The chip's own slot: read and written again (the value leaves a's slice in T).
+                const int id = read(sa.position + (sd.position < sa.position ? -1 : 1), 1, false);
+                write(sa.position, 0, id);
+              } else {
+                const arch::Queue& tx = q(send_q_[static_cast<std::size_t>(k)]);
+                const arch::Queue& rx = q(recv_q_[static_cast<std::size_t>(k)]);
+                const int id = read(tx.position, 0, true);
+                // The send reads the stream in T (its access); the frame occupies the link for
+                // a frame time and arrives in T + flight, when the far chip's receive runs.
+                use_queue(op, tx.id, -sn.d_skew, 1);
+                use_port(op, tx.id, 0, frame);
+                Emit se;
+                se.queue = tx.id;
+                se.off = -sn.d_skew;
+                se.instr = instr("send");
+                se.instr.arg[0] = op.emits[static_cast<std::size_t>(id)].instr.arg[1];
+                se.done_off = sn.d_func + sl_ - 1;
+                se.expects = {id};
+                op.emits.push_back(std::move(se));
+                use_queue(op, rx.id, flight - rc.d_skew, 1);
+                const bool west = sd.position < rx.position;
+                Emit re;
+                re.queue = rx.id;
+                re.off = flight - rc.d_skew;
+                re.instr = instr("recv");
+                re.instr.arg[0] = isa::stream_arg(st, west);
+                re.done_off = flight + rc.d_func + sl_ - 1;
+                op.emits.push_back(std::move(re));
+                write(rx.position, flight + rc.d_func, static_cast<int>(op.emits.size()) - 1);
+              }
+              const auto at = fit(op);
+              if (!at) continue;
+              if (!best || *at < best->second) best = {op, *at};
+              if (best->second == op_lower_bound(best->first)) break;
+            }
+            if (!best)
+              throw std::logic_error("scheduler: no streams fit an exchange of " + s.origin);
+            commit(best->first, best->second);
+            std::int64_t last = 0;
+            for (const Emit& e : best->first.emits)
+              if (e.queue == sd.id) last = e.off + wr.d_skew;
+            TensorPlace& tp = P(s.d);
+            tp.ready_all = std::max<std::uint64_t>(
+                tp.ready_all, best->second + static_cast<std::uint64_t>(last) + 1);
+            tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
+          }
+  }
+
   // ---------------------------------------------------------------- SXM steps
 
   void sxm_step(const KStep& s) {
@@ -1566,6 +1742,19 @@ class Scheduler {
   void matmul_step(const KStep& s);
 
   Schedule emit();
+
+  // Block b's instruction on chip `chip` (Emit::spmd_*: blocks_ hold chip 0's).
+  isa::Instr patched(const Block& b, int chip) const {
+    isa::Instr in = b.instr;
+    if (b.spmd_sign == 0 || chip == 0) return in;
+    auto slot = [&](int c) {
+      return static_cast<std::int64_t>(((c + b.spmd_sign * b.spmd_round) % chips_ + chips_) %
+                                       chips_);
+    };
+    in.arg[0] = static_cast<std::uint32_t>(static_cast<std::int64_t>(in.arg[0]) +
+                                           (slot(chip) - slot(0)) * b.spmd_unit);
+    return in;
+  }
   void check_memory() const;
   void plan_ifetch();
   // The dispatch cycles of a queue's entries, in order (as emit() lays them out).
@@ -1618,6 +1807,11 @@ class Scheduler {
   std::vector<Claims> claims_;
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;
+  // A program split over chips (set_spmd): every chip's kernels, and per exchange round the
+  // queues that send and receive.
+  const std::vector<Kernels>* spmd_ = nullptr;
+  int chips_ = 1;
+  std::vector<std::uint16_t> send_q_, recv_q_;
   int next_side_ = 0;
   mutable std::vector<bool> used_;    // see used()
   std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
@@ -2019,150 +2213,159 @@ Schedule Scheduler::emit() {
                                     "chip.icu.queue_depth = " +
                                     std::to_string(chip_.icu.queue_depth));
   }
-  isa::ChipProgram cp;
-  cp.chip = 0;
-  for (auto& [queue, list] : by_queue) {
-    isa::QueueProgram qp;
-    qp.queue = queue;
-    for (int bi : list) {
-      const Block& b = blocks_[static_cast<std::size_t>(bi)];
-      std::vector<isa::InstrRef> expect;
-      for (int pb : b.expects)
-        for (std::uint32_t idx : entries_of[static_cast<std::size_t>(pb)])
-          expect.push_back({blocks_[static_cast<std::size_t>(pb)].queue, idx});
-      auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
-        isa::Entry e;
-        e.cycle = cycle;
-        e.instr = in;
-        e.done = done;
-        e.expect = expect;
-        end = std::max(end, done + 1);
-        qp.entries.push_back(std::move(e));
-      };
-      add(b.dispatch, b.instr, b.first_done);
-      if (b.count > 1 && !b.self_counted) {
-        if (b.separate) {
-          for (std::uint32_t i = 1; i < b.count; ++i)
-            add(b.dispatch + i * b.stride, b.instr, b.first_done + i * b.stride);
-        } else {
-          isa::Instr r;
-          r.opcode = rep;
-          r.arg[0] = b.count - 1;
-          r.arg[1] = b.stride;
-          add(b.dispatch + b.stride, r,
-              b.first_done + static_cast<std::uint64_t>(b.count - 1) * b.stride);
+  for (int chip = 0; chip < chips_; ++chip) {
+    isa::ChipProgram cp;
+    cp.chip = static_cast<std::uint32_t>(chip);
+    for (auto& [queue, list] : by_queue) {
+      isa::QueueProgram qp;
+      qp.queue = queue;
+      for (int bi : list) {
+        const Block& b = blocks_[static_cast<std::size_t>(bi)];
+        std::vector<isa::InstrRef> expect;
+        for (int pb : b.expects)
+          for (std::uint32_t idx : entries_of[static_cast<std::size_t>(pb)])
+            expect.push_back({blocks_[static_cast<std::size_t>(pb)].queue, idx});
+        auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
+          isa::Entry e;
+          e.cycle = cycle;
+          e.instr = in;
+          e.done = done;
+          e.expect = expect;
+          end = std::max(end, done + 1);
+          qp.entries.push_back(std::move(e));
+        };
+        const isa::Instr in = patched(b, chip);
+        add(b.dispatch, in, b.first_done);
+        if (b.count > 1 && !b.self_counted) {
+          if (b.separate) {
+            for (std::uint32_t i = 1; i < b.count; ++i)
+              add(b.dispatch + i * b.stride, in, b.first_done + i * b.stride);
+          } else {
+            isa::Instr r;
+            r.opcode = rep;
+            r.arg[0] = b.count - 1;
+            r.arg[1] = b.stride;
+            add(b.dispatch + b.stride, r,
+                b.first_done + static_cast<std::uint64_t>(b.count - 1) * b.stride);
+          }
         }
       }
+      cp.queues.push_back(std::move(qp));
     }
-    cp.queues.push_back(std::move(qp));
-  }
-  // The instruction text the ifetches stream: fetch k of a queue carries its entries
-  // D + k * per_fetch onward, as 16-byte slots.
-  for (const Fetch& f : fetches_) {
-    const isa::QueueProgram* qp = nullptr;
-    for (const auto& x : cp.queues)
-      if (x.queue == f.queue) qp = &x;
-    isa::Image im;
-    im.slice = f.slice;
-    im.addr = f.addr;
-    const auto per_fetch = static_cast<std::size_t>(chip_.icu.ifetch_bytes / isa::kSlotBytes);
-    const auto steps = static_cast<std::size_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
-    im.bytes.assign(steps * static_cast<std::size_t>(lanes_), 0);
-    const std::size_t first = static_cast<std::size_t>(chip_.icu.queue_depth) + f.k * per_fetch;
-    for (std::size_t i = 0; i < per_fetch && qp && first + i < qp->entries.size(); ++i) {
-      const isa::Word w = isa::encode(qp->entries[first + i].instr);
-      std::copy(w.begin(), w.end(), im.bytes.begin() + static_cast<std::ptrdiff_t>(i * w.size()));
+    // The instruction text the ifetches stream: fetch k of a queue carries its entries
+    // D + k * per_fetch onward, as 16-byte slots.
+    for (const Fetch& f : fetches_) {
+      const isa::QueueProgram* qp = nullptr;
+      for (const auto& x : cp.queues)
+        if (x.queue == f.queue) qp = &x;
+      isa::Image im;
+      im.chip = static_cast<std::uint32_t>(chip);
+      im.slice = f.slice;
+      im.addr = f.addr;
+      const auto per_fetch = static_cast<std::size_t>(chip_.icu.ifetch_bytes / isa::kSlotBytes);
+      const auto steps = static_cast<std::size_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
+      im.bytes.assign(steps * static_cast<std::size_t>(lanes_), 0);
+      const std::size_t first = static_cast<std::size_t>(chip_.icu.queue_depth) + f.k * per_fetch;
+      for (std::size_t i = 0; i < per_fetch && qp && first + i < qp->entries.size(); ++i) {
+        const isa::Word w = isa::encode(qp->entries[first + i].instr);
+        std::copy(w.begin(), w.end(), im.bytes.begin() + static_cast<std::ptrdiff_t>(i * w.size()));
+      }
+      prog.images.push_back(std::move(im));
     }
-    prog.images.push_back(std::move(im));
+    if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   }
-  if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   prog.predicted_cycles = end;
   if (const char* c = std::getenv("LPU_CHECK_MEM"); c && *c == '1') check_memory();
   out.cycles = end;
 
-  for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
-    if (!used(static_cast<int>(t))) continue;  // e.g. an fp32 constant only split on the host
-    const KTensor& kt = k_.tensors[t];
-    const TensorPlace& tp = P(static_cast<int>(t));
-    const int bytes = isa::dtype_bytes(kt.dtype);
-    isa::Tensor it;
-    it.name = kt.name;
-    it.role = kt.role == KTensor::Role::kInput      ? isa::TensorRole::kInput
-              : kt.role == KTensor::Role::kOutput   ? isa::TensorRole::kOutput
-              : kt.role == KTensor::Role::kConstant ? isa::TensorRole::kConstant
-                                                    : isa::TensorRole::kScratch;
-    it.dtype = kt.dtype;
-    for (auto d : kt.shape)
-      it.shape.push_back(static_cast<std::uint64_t>(d));
-    it.layout = "rows";
-    std::string where;
-    if (!tp.weights && !tp.t16 && !tp.chunked) {
-      for (auto sl : tp.slices) {
-        it.placements.push_back({sl, tp.addr, tp.vectors});
-        where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +
-                 "+" + std::to_string(tp.vectors);
-      }
-    } else {
-      // One placement per vector, in vector-row order (isa/layout.h).
-      const std::int64_t vrows = kt.vector_rows(lanes_);
-      for (std::int64_t vr = 0; vr < vrows; ++vr)
-        for (int b = 0; b < bytes; ++b) {
-          const auto [sl, addr] = at(static_cast<int>(t), vr, b);
-          it.placements.push_back({sl, addr, 1});
-        }
-      where = tp.weights ? "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
-                               std::to_string(tp.block_addrs) +
-                               " vectors on 16 slices each, rows interleaved"
-                         : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
-                               std::to_string(tp.addr);
-    }
-    out.placements.push_back({kt.name, where});
-    if (kt.role == KTensor::Role::kConstant) {
-      const std::int64_t cols = kt.cols();
-      if (!tp.weights) {
-        for (int b = 0; b < bytes; ++b) {
-          isa::Image im;
-          im.slice = tp.slices[static_cast<std::size_t>(b)];
-          im.addr = tp.addr;
-          im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
-                          0);
-          for (std::int64_t r = 0; r < kt.rows(); ++r)
-            for (std::int64_t c = 0; c < cols; ++c) {
-              const std::int64_t vr = (c / lanes_) * kt.rows() + r;
-              im.bytes[static_cast<std::size_t>(vr * lanes_ + c % lanes_)] =
-                  kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
-            }
-          prog.images.push_back(std::move(im));
+  for (int chip = 0; chip < chips_; ++chip)
+    for (std::size_t t = 0; t < k_.tensors.size(); ++t) {
+      if (!used(static_cast<int>(t))) continue;  // e.g. an fp32 constant only split on the host
+      const KTensor& kt =
+          spmd_ ? (*spmd_)[static_cast<std::size_t>(chip)].tensors[t] : k_.tensors[t];
+      const TensorPlace& tp = P(static_cast<int>(t));
+      const int bytes = isa::dtype_bytes(kt.dtype);
+      isa::Tensor it;
+      it.name = chips_ > 1 ? kt.name + "@" + std::to_string(chip) : kt.name;
+      it.chip = static_cast<std::uint32_t>(chip);
+      it.role = kt.role == KTensor::Role::kInput      ? isa::TensorRole::kInput
+                : kt.role == KTensor::Role::kOutput   ? isa::TensorRole::kOutput
+                : kt.role == KTensor::Role::kConstant ? isa::TensorRole::kConstant
+                                                      : isa::TensorRole::kScratch;
+      it.dtype = kt.dtype;
+      for (auto d : kt.shape)
+        it.shape.push_back(static_cast<std::uint64_t>(d));
+      it.layout = "rows";
+      std::string where;
+      if (!tp.weights && !tp.t16 && !tp.chunked) {
+        for (auto sl : tp.slices) {
+          it.placements.push_back({sl, tp.addr, tp.vectors});
+          where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +
+                   "+" + std::to_string(tp.vectors);
         }
       } else {
-        // One image per piece and slice (the rows past K stay zero).
-        std::map<std::pair<std::uint16_t, std::uint32_t>, isa::Image> images;
-        for (std::size_t pc = 0; pc < tp.piece_addr.size(); ++pc)
-          for (int s = 0; s < 16; ++s) {
-            const std::uint16_t sl = tp.piece_slices[16 * pc + static_cast<std::size_t>(s)];
-            isa::Image& im = images[{sl, tp.piece_addr[pc]}];
-            im.slice = sl;
-            im.addr = tp.piece_addr[pc];
-            im.bytes.assign(
-                static_cast<std::size_t>(tp.block_addrs) * static_cast<std::size_t>(lanes_), 0);
+        // One placement per vector, in vector-row order (isa/layout.h).
+        const std::int64_t vrows = kt.vector_rows(lanes_);
+        for (std::int64_t vr = 0; vr < vrows; ++vr)
+          for (int b = 0; b < bytes; ++b) {
+            const auto [sl, addr] = at(static_cast<int>(t), vr, b);
+            it.placements.push_back({sl, addr, 1});
           }
-        for (std::int64_t r = 0; r < kt.rows(); ++r)
-          for (int b = 0; b < bytes; ++b)
-            for (std::int64_t c = 0; c < cols; ++c) {
-              const std::size_t pc = weight_piece(tp, r, c / lanes_);
-              const auto [sl, addr] = weight_at(tp, bytes, r, c / lanes_, b);
-              images[{sl, tp.piece_addr[pc]}]
-                  .bytes[static_cast<std::size_t>(addr - tp.piece_addr[pc]) *
-                             static_cast<std::size_t>(lanes_) +
-                         static_cast<std::size_t>(c % lanes_)] =
-                  kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
-            }
-        for (auto& [key, im] : images)
-          prog.images.push_back(std::move(im));
+        where = tp.weights ? "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
+                                 std::to_string(tp.block_addrs) +
+                                 " vectors on 16 slices each, rows interleaved"
+                           : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
+                                 std::to_string(tp.addr);
       }
+      if (chip == 0) out.placements.push_back({kt.name, where});
+      if (kt.role == KTensor::Role::kConstant) {
+        const std::int64_t cols = kt.cols();
+        if (!tp.weights) {
+          for (int b = 0; b < bytes; ++b) {
+            isa::Image im;
+            im.chip = static_cast<std::uint32_t>(chip);
+            im.slice = tp.slices[static_cast<std::size_t>(b)];
+            im.addr = tp.addr;
+            im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
+                            0);
+            for (std::int64_t r = 0; r < kt.rows(); ++r)
+              for (std::int64_t c = 0; c < cols; ++c) {
+                const std::int64_t vr = (c / lanes_) * kt.rows() + r;
+                im.bytes[static_cast<std::size_t>(vr * lanes_ + c % lanes_)] =
+                    kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+              }
+            prog.images.push_back(std::move(im));
+          }
+        } else {
+          // One image per piece and slice (the rows past K stay zero).
+          std::map<std::pair<std::uint16_t, std::uint32_t>, isa::Image> images;
+          for (std::size_t pc = 0; pc < tp.piece_addr.size(); ++pc)
+            for (int s = 0; s < 16; ++s) {
+              const std::uint16_t sl = tp.piece_slices[16 * pc + static_cast<std::size_t>(s)];
+              isa::Image& im = images[{sl, tp.piece_addr[pc]}];
+              im.chip = static_cast<std::uint32_t>(chip);
+              im.slice = sl;
+              im.addr = tp.piece_addr[pc];
+              im.bytes.assign(
+                  static_cast<std::size_t>(tp.block_addrs) * static_cast<std::size_t>(lanes_), 0);
+            }
+          for (std::int64_t r = 0; r < kt.rows(); ++r)
+            for (int b = 0; b < bytes; ++b)
+              for (std::int64_t c = 0; c < cols; ++c) {
+                const std::size_t pc = weight_piece(tp, r, c / lanes_);
+                const auto [sl, addr] = weight_at(tp, bytes, r, c / lanes_, b);
+                images[{sl, tp.piece_addr[pc]}]
+                    .bytes[static_cast<std::size_t>(addr - tp.piece_addr[pc]) *
+                               static_cast<std::size_t>(lanes_) +
+                           static_cast<std::size_t>(c % lanes_)] =
+                    kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+              }
+          for (auto& [key, im] : images)
+            prog.images.push_back(std::move(im));
+        }
+      }
+      prog.tensors.push_back(std::move(it));
     }
-    prog.tensors.push_back(std::move(it));
-  }
   out.reused.assign(k_.tensors.size(), false);
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     out.reused[t] = place_[static_cast<std::size_t>(root(static_cast<int>(t)))].freed;
@@ -2209,8 +2412,66 @@ Schedule Scheduler::emit() {
 
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
                   bool reuse_memory) {
+  if (k.chips > 1)
+    throw std::logic_error("scheduler: kernels for " + std::to_string(k.chips) +
+                           " chips go to schedule_spmd");
   Scheduler s(k, arch, source);
   s.set_reuse(reuse_memory);
+  return s.run();
+}
+
+Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
+                       const std::string& source) {
+  const int n = static_cast<int>(chips.size());
+  if (n < 2) throw std::logic_error("scheduler: schedule_spmd needs 2 chips or more");
+  for (const Kernels& k : chips) {
+    bool same = k.chips == n && k.steps.size() == chips[0].steps.size() &&
+                k.tensors.size() == chips[0].tensors.size();
+    for (std::size_t t = 0; same && t < k.tensors.size(); ++t)
+      same = k.tensors[t].shape == chips[0].tensors[t].shape &&
+             k.tensors[t].dtype == chips[0].tensors[t].dtype;
+    if (!same) throw std::logic_error("scheduler: the chips' kernels differ in their steps");
+  }
+  const std::string sys =
+      "system \"" + arch.system.topology + "\" (" + std::to_string(arch.system.chips) + " chips)";
+  if (arch.system.chips < n)
+    throw InputError(source, "the program is split over " + std::to_string(n) + " chips; the " +
+                                 sys + " has fewer");
+  // port[c][j]: chip c's port to chip j.
+  std::vector<std::vector<int>> port(static_cast<std::size_t>(n), std::vector<int>(n, -1));
+  for (const auto& l : arch.system.links)
+    if (l.a.chip < n && l.b.chip < n) {
+      port[static_cast<std::size_t>(l.a.chip)][static_cast<std::size_t>(l.b.chip)] = l.a.port;
+      port[static_cast<std::size_t>(l.b.chip)][static_cast<std::size_t>(l.a.chip)] = l.b.port;
+    }
+  const auto queues = arch::chip_queues(arch.chip);
+  std::vector<std::uint16_t> send(static_cast<std::size_t>(n), 0), recv(send);
+  for (int k = 1; k < n; ++k)
+    for (int dir = 0; dir < 2; ++dir) {
+      int p = -1;
+      for (int c = 0; c < n; ++c) {
+        const int peer = ((dir == 0 ? c + k : c - k) % n + n) % n;
+        const int here = port[static_cast<std::size_t>(c)][static_cast<std::size_t>(peer)];
+        if (here < 0)
+          throw InputError(source, "a split over " + std::to_string(n) +
+                                       " chips exchanges between every pair, but in the " + sys +
+                                       " chip " + std::to_string(c) + " has no link to chip " +
+                                       std::to_string(peer));
+        if (p >= 0 && here != p)
+          throw InputError(source, "in the " + sys + " chip 0 reaches chip " +
+                                       std::to_string(k % n) + " on port " + std::to_string(p) +
+                                       " but chip " + std::to_string(c) + " reaches chip " +
+                                       std::to_string(peer) + " on port " + std::to_string(here) +
+                                       ": a split over chips needs every chip to reach chip c + k "
+                                       "on the same port");
+        p = here;
+      }
+      const auto qn = arch::find_queue(queues, "c2c.l" + std::to_string(p));
+      if (!qn) throw std::logic_error("scheduler: no queue for port " + std::to_string(p));
+      (dir == 0 ? send : recv)[static_cast<std::size_t>(k)] = qn->id;
+    }
+  Scheduler s(chips[0], arch, source);
+  s.set_spmd(&chips, send, recv);
   return s.run();
 }
 

@@ -48,4 +48,13 @@ struct Schedule {
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
                   bool reuse_memory = true);
 
+/// A program split over chips (compiler/partition.h, docs/multichip.md): chips[c] are chip c's
+/// kernels (the same steps and tensors, its own constants). One timetable serves every chip;
+/// chip c's program runs on the system's chip c, and its tensors are named "NAME@c". In round
+/// k of an exchange each chip sends to chip c + k and receives from chip c - k (mod n), so
+/// every chip must reach chip c + k on the same port (as a fully connected system does).
+/// Throws InputError naming the system when it does not connect the chips so.
+Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
+                       const std::string& source);
+
 }  // namespace lpu::compiler

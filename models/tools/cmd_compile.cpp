@@ -10,6 +10,7 @@
 #include "arch/json_doc.h"
 #include "compiler/kernels.h"
 #include "compiler/onnx_import.h"
+#include "compiler/partition.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "isa/asm_text.h"
@@ -37,19 +38,28 @@ const char* kCompileUsage =
     "                            fp16 passes), fp16 (one pass) or int8 (constant weights and\n"
     "                            their activations quantized; ranges calibrated on random inputs)\n"
     "  --report FILE.json        write the compile report (placements, cycles, utilisation)\n"
+    "  --system NAME|FILE        compile for a system of chips (a preset such as node8, or an\n"
+    "                            architecture file with a system) instead of one chip: one\n"
+    "                            program per chip in the one output file, tensors named NAME@CHIP\n"
+    "  --parallel tensor         how to split over the system's chips (tensor: every product's\n"
+    "                            weights by columns, rows or heads, with all-reduces between)\n"
+    "  --chips N                 use the system's first N chips (default: all)\n"
     "  --quiet                   no summary on standard output\n";
 }  // namespace
 
 int cmd_compile(const Args& args) {
-  std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model";
+  std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model",
+                                      system_name, parallel = "tensor";
   std::vector<std::string> sets;
   bool help = false, quiet = false;
+  int chips = 0;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
       "asm", po::value(&asm_out))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("report", po::value(&report))(
-      "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))("model",
-                                                                            po::value(&model));
+      "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))(
+      "system", po::value(&system_name))("parallel", po::value(&parallel))(
+      "chips", po::value(&chips))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -64,11 +74,28 @@ int cmd_compile(const Args& args) {
     throw UsageError{"nothing to write: give -o PROG.lpubin and/or --asm PROG.lpuasm"};
 
   const auto t0 = std::chrono::steady_clock::now();
-  const arch::Arch a = arch::load(arch_name, sets);
+  if (!system_name.empty()) {
+    if (parallel != "tensor")
+      throw UsageError{"--parallel must be tensor for now, got '" + parallel + "'"};
+    if (vm.count("arch")) throw UsageError{"give --system or --arch, not both"};
+  }
+  const arch::Arch a = arch::load(system_name.empty() ? arch_name : system_name, sets);
+  if (!system_name.empty() && (chips < 0 || chips == 1 || chips > a.system.chips))
+    throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
+                     system_name};
   const compiler::Graph g = compiler::import_onnx(model);
-  const compiler::Kernels k =
-      compiler::lower_with_precision(g, a, compiler::parse_precision(precision, "--precision"));
-  const compiler::Schedule s = compiler::schedule(k, a, model);
+  const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
+  compiler::SplitKernels sk;
+  compiler::Kernels k;
+  compiler::Schedule s;
+  if (system_name.empty()) {
+    k = compiler::lower_with_precision(g, a, prec);
+    s = compiler::schedule(k, a, model);
+  } else {
+    sk = compiler::lower_split(g, a, prec, chips ? chips : a.system.chips);
+    k = sk.kernels[0];
+    s = compiler::schedule_spmd(sk.kernels, a, model);
+  }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -90,6 +117,13 @@ int cmd_compile(const Args& args) {
     r["predicted_cycles"] = s.cycles;
     r["instructions"] = s.program.instruction_count();
     r["kernel_steps"] = k.steps.size();
+    if (!sk.kernels.empty()) {
+      r["chips"] = sk.kernels.size();
+      boost::json::array d;
+      for (const auto& x : sk.partition.decisions)
+        d.push_back(boost::json::string(x));
+      r["split"] = std::move(d);
+    }
     r["mem_bytes"] = boost::json::object{{"west", s.mem_bytes[0]}, {"east", s.mem_bytes[1]}};
     r["vxm_alu_cycles"] = s.vxm_busy;
     r["vxm_utilisation"] = alu_cycles > 0 ? static_cast<double>(s.vxm_busy) / alu_cycles : 0.0;
@@ -106,6 +140,14 @@ int cmd_compile(const Args& args) {
   if (!quiet) {
     std::printf("lpu compile: %s for %s (%s) in %.3f s\n", model.c_str(), a.name.c_str(),
                 a.hash_hex().c_str(), seconds);
+    if (!sk.kernels.empty()) {
+      std::printf(
+          "  chips             %zu of %s, tensor parallel (instructions: all chips; MEM and "
+          "utilisation: per chip)\n",
+          sk.kernels.size(), a.name.c_str());
+      for (const auto& d : sk.partition.decisions)
+        std::printf("  split             %s\n", d.c_str());
+    }
     std::printf("  nodes             %zu -> %zu kernel steps, %zu instructions\n", g.nodes.size(),
                 k.steps.size(), s.program.instruction_count());
     std::printf("  predicted cycles  %llu (%.3f us at %.0f MHz)\n",

@@ -1,4 +1,5 @@
 // lpu run PROG [--arch ...] [--input NAME=FILE.npy ...] [--output-dir DIR] [--mode ...] ...
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -162,12 +163,58 @@ int cmd_run(const Args& args) {
       std::printf("  ECC               %llu corrected, %llu uncorrectable chunk(s)\n",
                   static_cast<unsigned long long>(ecc.at("corrected").as_uint64()),
                   static_cast<unsigned long long>(ecc.at("uncorrectable").as_uint64()));
+    print_links(r.report);
     std::printf("  schedule errors   %zu%s\n", r.errors.size(),
                 r.stopped ? " (stopped at the first)" : "");
   }
   for (const auto& e : r.errors)
     std::fprintf(stderr, "%s: %s\n", prog.c_str(), e.to_string().c_str());
   return r.errors.empty() ? kOk : kFailed;
+}
+
+void print_links(const boost::json::object& report, std::size_t rows) {
+  const auto* links = report.if_contains("links");
+  if (!links || !links->is_array() || links->as_array().empty()) return;
+  struct Dir {
+    double busy;
+    std::uint64_t bytes, vectors, crc;
+    std::string name;
+  };
+  std::vector<Dir> used;
+  std::uint64_t bytes = 0, crc = 0, flipped = 0;
+  std::size_t total = 0;
+  for (const auto& v : links->as_array()) {
+    const auto& l = v.as_object();
+    ++total;
+    const auto b = l.at("bytes").to_number<std::uint64_t>();
+    bytes += b;
+    crc += l.at("crc_errors").to_number<std::uint64_t>();
+    flipped += l.at("bits_flipped").to_number<std::uint64_t>();
+    if (!b) continue;
+    const auto& from = l.at("from").as_object();
+    const auto& to = l.at("to").as_object();
+    used.push_back({l.at("busy_fraction").to_number<double>(), b,
+                    l.at("vectors").to_number<std::uint64_t>(),
+                    l.at("crc_errors").to_number<std::uint64_t>(),
+                    "link " + std::to_string(l.at("link").to_number<int>()) + " chip " +
+                        std::to_string(from.at("chip").to_number<int>()) + ":" +
+                        std::to_string(from.at("port").to_number<int>()) + " -> chip " +
+                        std::to_string(to.at("chip").to_number<int>()) + ":" +
+                        std::to_string(to.at("port").to_number<int>())});
+  }
+  std::printf(
+      "  links             %zu of %zu directions used, %llu bytes in all, %llu CRC "
+      "error(s), %llu bit(s) flipped\n",
+      used.size(), total, static_cast<unsigned long long>(bytes),
+      static_cast<unsigned long long>(crc), static_cast<unsigned long long>(flipped));
+  std::stable_sort(used.begin(), used.end(),
+                   [](const Dir& a, const Dir& b) { return a.busy > b.busy; });
+  for (std::size_t i = 0; i < used.size() && i < rows; ++i)
+    std::printf("    %-34s %6llu vectors %9llu bytes  busy %5.1f%%  CRC errors %llu\n",
+                used[i].name.c_str(), static_cast<unsigned long long>(used[i].vectors),
+                static_cast<unsigned long long>(used[i].bytes), 100.0 * used[i].busy,
+                static_cast<unsigned long long>(used[i].crc));
+  if (used.size() > rows) std::printf("    (%zu more)\n", used.size() - rows);
 }
 
 }  // namespace lpu::tools

@@ -2,6 +2,7 @@
 // reference and the predicted cycles.
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -9,6 +10,7 @@
 
 #include "compiler/kernels.h"
 #include "compiler/onnx_import.h"
+#include "compiler/partition.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "func/numerics.h"
@@ -33,20 +35,186 @@ const char* kVerifyUsage =
     "  --precision P       model (default), fp32, fp16 or int8, as for lpu compile\n"
     "  --mode functional|timing  timing checks cycles only (default functional)\n"
     "  --probe             also read back every intermediate tensor and name the first (in\n"
-    "                      program order) that differs from the reference\n";
+    "                      program order) that differs from the reference\n"
+    "  --system NAME|FILE  split the model over the chips of a system (a preset such as node8,\n"
+    "                      or an architecture file with a system); the outputs are checked\n"
+    "                      against the split program's reference bit for bit and compared with\n"
+    "                      the single-chip reference\n"
+    "  --parallel tensor   how to split (tensor: every product's weights over all the chips)\n"
+    "  --chips N           use the system's first N chips (default: all)\n";
+
+// The whole of output i from every chip's part.
+std::vector<compiler::Bytes> whole(const compiler::SplitKernels& sk,
+                                   const std::vector<std::vector<compiler::Bytes>>& per_chip,
+                                   const std::vector<compiler::KTensor>& full_outputs) {
+  std::vector<compiler::Bytes> out;
+  for (std::size_t i = 0; i < full_outputs.size(); ++i) {
+    std::vector<compiler::Bytes> parts;
+    for (const auto& c : per_chip)
+      parts.push_back(c[i]);
+    out.push_back(compiler::assemble(parts, full_outputs[i].shape,
+                                     isa::dtype_bytes(full_outputs[i].dtype),
+                                     sk.partition.outputs[i]));
+  }
+  return out;
+}
+
+// The largest difference between two outputs' elements, as floats (0 when bit-identical).
+double max_difference(const compiler::Bytes& a, const compiler::Bytes& b, isa::DType dt) {
+  if (a == b) return 0;
+  if (a.size() != b.size()) return INFINITY;
+  const int n = isa::dtype_bytes(dt);
+  double most = 0;
+  for (std::size_t i = 0; i + static_cast<std::size_t>(n) <= a.size();
+       i += static_cast<std::size_t>(n)) {
+    auto value = [&](const compiler::Bytes& v) -> double {
+      std::uint32_t bits = 0;
+      for (int k = 0; k < n; ++k)
+        bits |= static_cast<std::uint32_t>(v[i + static_cast<std::size_t>(k)]) << (8 * k);
+      switch (dt) {
+        case isa::DType::kFp32: {
+          float f;
+          std::memcpy(&f, &bits, 4);
+          return f;
+        }
+        case isa::DType::kFp16:
+          return func::fp16_to_fp32(static_cast<std::uint16_t>(bits));
+        case isa::DType::kI32:
+          return static_cast<std::int32_t>(bits);
+        default:
+          return static_cast<std::int8_t>(bits);
+      }
+    };
+    most = std::max(most, std::fabs(value(a) - value(b)));
+  }
+  return most;
+}
+
+int verify_split(const std::string& model, const arch::Arch& a, const std::string& precision,
+                 int chips, std::uint32_t seed, bool functional) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const compiler::Graph g = compiler::import_onnx(model);
+  const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
+  if (chips == 0) chips = a.system.chips;
+  const compiler::SplitKernels sk = compiler::lower_split(g, a, prec, chips);
+  const compiler::Schedule s = compiler::schedule_spmd(sk.kernels, a, model);
+  const double compile_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The single-chip lowering: the whole inputs and outputs, and its reference.
+  const compiler::Kernels one = compiler::lower_with_precision(g, a, prec);
+  const std::vector<compiler::Bytes> inputs = compiler::random_inputs(one, seed);
+  std::vector<std::vector<compiler::Bytes>> per_chip(static_cast<std::size_t>(chips));
+  std::map<std::string, system::TensorValue> bound;
+  for (int c = 0; c < chips; ++c)
+    for (std::size_t i = 0; i < one.inputs.size(); ++i) {
+      const compiler::KTensor& full = one.tensors[static_cast<std::size_t>(one.inputs[i])];
+      const compiler::Kernels& kc = sk.kernels[static_cast<std::size_t>(c)];
+      const compiler::KTensor& kt = kc.tensors[static_cast<std::size_t>(kc.inputs[i])];
+      per_chip[static_cast<std::size_t>(c)].push_back(compiler::shard_data(
+          inputs[i], full.shape, isa::dtype_bytes(full.dtype), sk.partition.inputs[i], c, chips));
+      system::TensorValue v;
+      v.dtype = kt.dtype;
+      for (auto d : kt.shape)
+        v.shape.push_back(static_cast<std::uint64_t>(d));
+      v.bytes = per_chip[static_cast<std::size_t>(c)].back();
+      bound[kt.name + "@" + std::to_string(c)] = std::move(v);
+    }
+  std::vector<compiler::KTensor> outs;
+  for (int t : one.outputs)
+    outs.push_back(one.tensors[static_cast<std::size_t>(t)]);
+  const auto t1 = std::chrono::steady_clock::now();
+  std::vector<compiler::Bytes> ref_split, ref_one;
+  if (functional) {
+    ref_split = whole(sk, compiler::run_reference_spmd(sk.kernels, per_chip), outs);
+    ref_one = compiler::run_reference(one, inputs);
+  }
+  const double ref_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+
+  units::SimOptions o;
+  o.mode = functional ? units::Mode::kFunctional : units::Mode::kTiming;
+  o.on_error = units::OnError::kReport;
+  const system::RunOutcome r = system::run(s.program, bound, o);
+
+  bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles;
+  std::size_t differing = 0;
+  double vs_one = 0;
+  if (functional) {
+    std::vector<std::vector<compiler::Bytes>> got(static_cast<std::size_t>(chips));
+    for (int c = 0; c < chips; ++c) {
+      const compiler::Kernels& kc = sk.kernels[static_cast<std::size_t>(c)];
+      for (int t : kc.outputs) {
+        auto it =
+            r.outputs.find(kc.tensors[static_cast<std::size_t>(t)].name + "@" + std::to_string(c));
+        got[static_cast<std::size_t>(c)].push_back(it == r.outputs.end() ? compiler::Bytes{}
+                                                                         : it->second.bytes);
+      }
+    }
+    std::vector<compiler::Bytes> sim;
+    try {
+      sim = whole(sk, got, outs);
+    } catch (const std::exception&) {
+      sim.assign(outs.size(), {});
+    }
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      if (sim[i] != ref_split[i]) ++differing;
+      vs_one = std::max(vs_one, max_difference(ref_split[i], ref_one[i], outs[i].dtype));
+    }
+    ok = ok && differing == 0;
+  }
+  std::printf("lpu verify: %s on %s (%s), split over %d chips (tensor parallel)\n", model.c_str(),
+              a.name.c_str(), a.hash_hex().c_str(), chips);
+  for (const auto& d : sk.partition.decisions)
+    std::printf("  split             %s\n", d.c_str());
+  std::printf(
+      "  compiled          %zu nodes -> %zu kernel steps per chip, %zu instructions in "
+      "%.3f s\n",
+      g.nodes.size(), sk.kernels[0].steps.size(), s.program.instruction_count(), compile_s);
+  std::printf("  cycles            simulated %llu, predicted %llu: %s (one chip: %s)\n",
+              static_cast<unsigned long long>(r.cycles),
+              static_cast<unsigned long long>(r.predicted ? *r.predicted : 0),
+              r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH",
+              "see lpu verify without --system");
+  std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
+              static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
+              r.host_seconds * 1e6);
+  if (functional) {
+    std::printf(
+        "  outputs           %zu compared with the split program's reference (%.3f s): "
+        "%s\n",
+        outs.size(), ref_s, differing ? "DIFFERENT" : "bit-identical");
+    if (vs_one == 0)
+      std::printf("  single chip       bit-identical to the single-chip reference\n");
+    else
+      std::printf(
+          "  single chip       largest difference from the single-chip reference %.3g "
+          "(sums in another order)\n",
+          vs_one);
+  }
+  print_links(r.report);
+  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
+              static_cast<unsigned long long>(r.issues));
+  std::printf("  schedule errors   %zu\n", r.errors.size());
+  for (const auto& e : r.errors)
+    std::fprintf(stderr, "%s: %s\n", model.c_str(), e.to_string().c_str());
+  std::printf("%s\n", ok ? "verified" : "FAILED");
+  return ok ? kOk : kFailed;
+}
 
 }  // namespace
 
 int cmd_verify(const Args& args) {
-  std::string model, arch_name = "tsp-v1", mode = "functional", precision = "model";
+  std::string model, arch_name = "tsp-v1", mode = "functional", precision = "model", system_name,
+                     parallel = "tensor";
   std::vector<std::string> sets;
   std::uint32_t seed = 1;
+  int chips = 0;
   bool help = false, probe = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
-      "probe", po::bool_switch(&probe))("precision", po::value(&precision))("model",
-                                                                            po::value(&model));
+      "probe", po::bool_switch(&probe))("precision", po::value(&precision))(
+      "system", po::value(&system_name))("parallel", po::value(&parallel))(
+      "chips", po::value(&chips))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -60,6 +228,17 @@ int cmd_verify(const Args& args) {
   if (mode != "functional" && mode != "timing")
     throw UsageError{"--mode must be functional or timing, got '" + mode + "'"};
   const bool functional = mode == "functional";
+  if (!system_name.empty()) {
+    if (parallel != "tensor")
+      throw UsageError{"--parallel must be tensor for now, got '" + parallel + "'"};
+    if (probe) throw UsageError{"--probe is for one chip"};
+    if (vm.count("arch")) throw UsageError{"give --system or --arch, not both"};
+    const arch::Arch a = arch::load(system_name, sets);
+    if (chips < 0 || chips == 1 || chips > a.system.chips)
+      throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
+                       system_name};
+    return verify_split(model, a, precision, chips, seed, functional);
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
   const arch::Arch a = arch::load(arch_name, sets);

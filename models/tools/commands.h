@@ -2,6 +2,7 @@
 // returns the process exit code: 0 success, 1 the simulation or check failed, 2 bad usage or input.
 #pragma once
 
+#include <boost/json.hpp>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ constexpr int kBadInput = 2;
 /// parameters first). Nothing happens when `arch` is empty.
 void require_arch(const isa::Program& p, const std::string& arch,
                   const std::vector<std::string>& sets, const std::string& input);
+
+/// Prints the C2C link figures of a run report (system::RunOutcome::report): totals, and a line
+/// per link direction that carried anything (the busiest first, at most `rows`).
+void print_links(const boost::json::object& report, std::size_t rows = 8);
 
 /// Thrown for bad command-line usage; main prints it with the subcommand's usage hint.
 struct UsageError {

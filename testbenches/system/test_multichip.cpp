@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -15,7 +16,13 @@
 #include "arch/arch.h"
 #include "common/diagnostics.h"
 #include "compiler/collectives.h"
+#include "compiler/onnx_import.h"
+#include "compiler/partition.h"
+#include "compiler/reference.h"
+#include "compiler/scheduler.h"
+#include "compiler/workloads.h"
 #include "func/c2c_link.h"
+#include "func/numerics.h"
 #include "isa/asm_text.h"
 #include "system/run.h"
 
@@ -262,5 +269,203 @@ TEST(Collectives, AllGatherNeedsAFullyConnectedSystem) {
     FAIL() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("fully connected"), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- tensor parallel (SPMD)
+
+namespace {
+
+struct SplitRun {
+  std::vector<compiler::Bytes> sim, split_ref, one_ref;  // whole outputs
+  std::vector<compiler::KTensor> outputs;
+  system::RunOutcome outcome;
+  compiler::SplitKernels sk;
+  std::uint64_t predicted = 0;
+};
+
+// Writes workload `name`, splits it over the first `chips` chips of `a`, simulates it with
+// random inputs and gathers every output: from the simulation, from the split program's
+// reference and from the single-chip reference.
+SplitRun run_split(const std::string& name, const std::map<std::string, std::string>& params,
+                   const arch::Arch& a, int chips, compiler::Precision prec) {
+  const std::string path = testing::TempDir() + "/" +
+                           testing::UnitTest::GetInstance()->current_test_info()->name() + ".onnx";
+  compiler::write_workload(name, params, path);
+  const compiler::Graph g = compiler::import_onnx(path);
+  SplitRun out;
+  out.sk = compiler::lower_split(g, a, prec, chips);
+  const compiler::Schedule s = compiler::schedule_spmd(out.sk.kernels, a, path);
+  out.predicted = s.cycles;
+  const compiler::Kernels one = compiler::lower_with_precision(g, a, prec);
+  const auto inputs = compiler::random_inputs(one, 3);
+  std::vector<std::vector<compiler::Bytes>> per_chip(static_cast<std::size_t>(chips));
+  std::map<std::string, system::TensorValue> bound;
+  for (int c = 0; c < chips; ++c) {
+    const compiler::Kernels& kc = out.sk.kernels[static_cast<std::size_t>(c)];
+    for (std::size_t i = 0; i < one.inputs.size(); ++i) {
+      const compiler::KTensor& full = one.tensors[static_cast<std::size_t>(one.inputs[i])];
+      const compiler::KTensor& part = kc.tensors[static_cast<std::size_t>(kc.inputs[i])];
+      auto bytes = compiler::shard_data(inputs[i], full.shape, isa::dtype_bytes(full.dtype),
+                                        out.sk.partition.inputs[i], c, chips);
+      per_chip[static_cast<std::size_t>(c)].push_back(bytes);
+      system::TensorValue v;
+      v.dtype = part.dtype;
+      for (auto d : part.shape)
+        v.shape.push_back(static_cast<std::uint64_t>(d));
+      v.bytes = std::move(bytes);
+      bound[part.name + "@" + std::to_string(c)] = std::move(v);
+    }
+  }
+  for (int t : one.outputs)
+    out.outputs.push_back(one.tensors[static_cast<std::size_t>(t)]);
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  out.outcome = system::run(s.program, bound, o);
+  const auto ref = compiler::run_reference_spmd(out.sk.kernels, per_chip);
+  out.one_ref = compiler::run_reference(one, inputs);
+  for (std::size_t i = 0; i < out.outputs.size(); ++i) {
+    std::vector<compiler::Bytes> sim_parts, ref_parts;
+    for (int c = 0; c < chips; ++c) {
+      const compiler::Kernels& kc = out.sk.kernels[static_cast<std::size_t>(c)];
+      const auto& tname = kc.tensors[static_cast<std::size_t>(kc.outputs[i])].name;
+      auto it = out.outcome.outputs.find(tname + "@" + std::to_string(c));
+      sim_parts.push_back(it == out.outcome.outputs.end() ? compiler::Bytes{} : it->second.bytes);
+      ref_parts.push_back(ref[static_cast<std::size_t>(c)][i]);
+    }
+    const auto& sh = out.sk.partition.outputs[i];
+    const int eb = isa::dtype_bytes(out.outputs[i].dtype);
+    out.split_ref.push_back(compiler::assemble(ref_parts, out.outputs[i].shape, eb, sh));
+    out.sim.push_back(compiler::assemble(sim_parts, out.outputs[i].shape, eb, sh));
+  }
+  return out;
+}
+
+void expect_clean_run(const SplitRun& r) {
+  ASSERT_TRUE(r.outcome.errors.empty())
+      << r.outcome.errors.size() << " errors, the first: " << r.outcome.errors[0].to_string();
+  EXPECT_EQ(r.outcome.cycles, r.predicted);
+  for (std::size_t i = 0; i < r.sim.size(); ++i)
+    EXPECT_EQ(r.sim[i], r.split_ref[i]) << "output " << r.outputs[i].name;
+}
+
+}  // namespace
+
+// The decoder layer split over node8 by heads and by the MLP's columns and rows, int8: every
+// output equals the single-chip program's bit for bit, and each link direction carries the two
+// all-reduces of one fp32 / int32 vector row: 4 byte planes each.
+TEST(TensorParallel, LlamaDecodeStepInt8OnNode8MatchesOneChip) {
+  const SplitRun r = run_split(
+      "llama-decoder", {{"preset", "custom"}, {"dim", "256"}, {"heads", "8"}, {"ffn", "512"}},
+      arch::load("node8"), 8, compiler::Precision::kInt8);
+  expect_clean_run(r);
+  ASSERT_EQ(r.sim.size(), 3u);
+  for (std::size_t i = 0; i < r.sim.size(); ++i)
+    EXPECT_EQ(r.sim[i], r.one_ref[i]) << "output " << r.outputs[i].name;
+  const auto& links = r.outcome.report.at("links").as_array();
+  EXPECT_EQ(links.size(), 56u);
+  for (const auto& l : links) {
+    EXPECT_EQ(l.as_object().at("vectors").as_uint64(), 8u);
+    EXPECT_EQ(l.as_object().at("crc_errors").as_uint64(), 0u);
+  }
+  // The split that gives this: heads round-robin, w1/w3 by columns, w2 by rows.
+  const auto& d = r.sk.partition.decisions;
+  EXPECT_NE(std::find_if(d.begin(), d.end(),
+                         [](const std::string& x) {
+                           return x.find("'w2' [512,256]: split along axis 0 in blocks") !=
+                                  std::string::npos;
+                         }),
+            d.end());
+}
+
+// A prefill of 16 tokens: the all-reduces have more rows than chips, so they are a
+// reduce-scatter and an all-gather; still bit for bit the single chip's in int8.
+TEST(TensorParallel, LlamaPrefillInt8ReduceScatterMatchesOneChip) {
+  const SplitRun r = run_split("llama-decoder",
+                               {{"preset", "custom"},
+                                {"dim", "256"},
+                                {"heads", "8"},
+                                {"ffn", "512"},
+                                {"tokens", "16"},
+                                {"ctx", "32"}},
+                               arch::load("node8"), 8, compiler::Precision::kInt8);
+  expect_clean_run(r);
+  for (std::size_t i = 0; i < r.sim.size(); ++i)
+    EXPECT_EQ(r.sim[i], r.one_ref[i]) << "output " << r.outputs[i].name;
+  // Per all-reduce and link direction: 2 rows of each piece, 4 planes, scattered and gathered.
+  for (const auto& l : r.outcome.report.at("links").as_array())
+    EXPECT_EQ(l.as_object().at("vectors").as_uint64(), 2u * 2u * 4u * 2u);
+}
+
+// fp16 products over 4 chips: the split program's own reference exactly; the single chip's
+// within the rounding of sums taken in another order.
+TEST(TensorParallel, MlpFp16OnFourChips) {
+  const SplitRun r =
+      run_split("mlp", {{"batch", "8"}, {"sizes", "256,512,256"}},
+                arch::load("tsp-v1", {"system.topology=fully_connected", "system.chips=4"}), 4,
+                compiler::Precision::kModel);
+  expect_clean_run(r);
+  ASSERT_EQ(r.sim.size(), 1u);
+  const auto& a = r.split_ref[0];
+  const auto& b = r.one_ref[0];
+  ASSERT_EQ(a.size(), b.size());
+  double most = 0;
+  for (std::size_t i = 0; i + 1 < a.size(); i += 2)
+    most = std::max(
+        most,
+        (double)std::fabs(func::fp16_to_fp32(static_cast<std::uint16_t>(a[i] | (a[i + 1] << 8))) -
+                          func::fp16_to_fp32(static_cast<std::uint16_t>(b[i] | (b[i + 1] << 8)))));
+  EXPECT_LT(most, 1e-2);
+}
+
+TEST(TensorParallel, ShardsRoundTrip) {
+  std::vector<std::uint8_t> full(4 * 6 * 2);
+  for (std::size_t i = 0; i < full.size(); ++i)
+    full[i] = static_cast<std::uint8_t>(i);
+  for (const compiler::Shard s : {compiler::Shard{compiler::Shard::Kind::kSplit, 0, true},
+                                  compiler::Shard{compiler::Shard::Kind::kSplit, 1, false},
+                                  compiler::Shard{compiler::Shard::Kind::kSplit, 1, true}}) {
+    std::vector<std::vector<std::uint8_t>> parts;
+    for (int c = 0; c < 2; ++c)
+      parts.push_back(compiler::shard_data(full, {4, 6}, 2, s, c, 2));
+    EXPECT_EQ(compiler::assemble(parts, {4, 6}, 2, s), full) << s.to_string();
+  }
+  // Round-robin along axis 0: chip 1 holds rows 1 and 3.
+  const auto p = compiler::shard_data(
+      full, {4, 6}, 2, compiler::Shard{compiler::Shard::Kind::kSplit, 0, true}, 1, 2);
+  ASSERT_EQ(p.size(), 24u);
+  EXPECT_EQ(p[0], 12);
+  EXPECT_EQ(p[12], 36);
+}
+
+TEST(TensorParallelErrors, HeadsThatDoNotDivide) {
+  const std::string path = testing::TempDir() + "/llama4.onnx";
+  compiler::write_workload("llama-decoder", {}, path);  // 4 heads
+  try {
+    compiler::lower_split(compiler::import_onnx(path), arch::load("node8"),
+                          compiler::Precision::kModel, 8);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'wq' [4,256,64] have 4 along their leading axis"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Chips 0, 1, 2 of node8 do not reach chip c + 1 on one port: the common timetable cannot serve
+// them, and the error says which chips and ports.
+TEST(TensorParallelErrors, PortsThatDifferBetweenChips) {
+  const std::string path = testing::TempDir() + "/mlp3.onnx";
+  compiler::write_workload("mlp", {{"sizes", "96,192,96"}}, path);
+  const arch::Arch a = arch::load("node8");
+  const auto sk =
+      compiler::lower_split(compiler::import_onnx(path), a, compiler::Precision::kModel, 3);
+  try {
+    compiler::schedule_spmd(sk.kernels, a, path);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("chip 2 reaches chip 0 on port 5"), std::string::npos)
+        << e.what();
   }
 }

@@ -65,7 +65,13 @@ struct KPass {
 };
 
 struct KStep {
-  enum class Kind { kVxm, kMatMul, kSxm, kTranspose, kExchange } kind = Kind::kVxm;
+  enum class Kind { kVxm, kMatMul, kSxm, kTranspose, kExchange, kSend, kRecv } kind = Kind::kVxm;
+  // kSend: every vector of a (vector rows in order, each row's byte planes in order) goes out on
+  // C2C link `port`, a frame each. kRecv: the vectors of d arrive on link `port`, vector j in
+  // cycle arrivals[j] of this chip's program (a pipeline stage receiving its predecessor's
+  // sends, compiler/pipeline.h).
+  int port = -1;
+  std::vector<std::uint64_t> arrivals;
   // kExchange (a program split over Kernels::chips chips, docs/multichip.md): rows move between
   // chips in slots of exch_rows logical rows (every column tile). Gather: a is one slot; chip c's
   // d holds chip j's a in slot j. Scatter: a holds a slot per chip; chip c sends slot j of its a

@@ -573,28 +573,35 @@ class Partitioner {
 
 }  // namespace
 
-Partition partition_tensor(const Graph& g, const arch::Arch& arch, int chips) {
-  // The shapes of intermediate values, from the single-chip lowering (the front end leaves
-  // them to the lowering).
+Graph with_shapes(const Graph& g, const arch::Arch& arch) {
   Graph full = g;
   const Kernels k = lower(g, arch);
   std::map<std::string, const KTensor*> by_name;
   for (const auto& t : k.tensors)
     by_name[t.name] = &t;
   for (auto& v : full.values)
-    if (!v.constant && v.shape.empty())
-      if (auto it = by_name.find(v.name); it != by_name.end()) v.shape = it->second->shape;
-  return Partitioner(full, chips).run();
+    if (!v.constant)
+      if (auto it = by_name.find(v.name); it != by_name.end()) {
+        if (v.shape.empty()) v.shape = it->second->shape;
+        if (v.dtype == isa::DType::kNone) v.dtype = it->second->dtype;
+      }
+  return full;
+}
+
+Partition partition_tensor(const Graph& g, const arch::Arch& arch, int chips) {
+  return Partitioner(with_shapes(g, arch), chips).run();
 }
 
 SplitKernels lower_split(const Graph& g, const arch::Arch& arch, Precision precision, int chips,
-                         std::uint32_t calibration_seed) {
+                         std::uint32_t calibration_seed,
+                         const std::map<std::string, double>* activation_max) {
   SplitKernels out;
   out.partition = partition_tensor(g, arch, chips);
   LowerOptions o;
   o.precision = precision;
   o.chips = chips;
-  if (precision == Precision::kInt8) o.activation_max = calibrate(g, arch, calibration_seed);
+  if (precision == Precision::kInt8)
+    o.activation_max = activation_max ? *activation_max : calibrate(g, arch, calibration_seed);
   for (int c = 0; c < chips; ++c) {
     o.weight_max = out.partition.weight_max[static_cast<std::size_t>(c)];
     out.kernels.push_back(lower(out.partition.graphs[static_cast<std::size_t>(c)], arch, o));

@@ -36,6 +36,10 @@ struct Partition {
   std::vector<std::string> decisions;  ///< a line per weight split and per exchange
 };
 
+/// g with the shapes and types of its intermediate values filled in (the front end leaves them to
+/// the lowering; they come from lowering g for `arch` on one chip).
+Graph with_shapes(const Graph& g, const arch::Arch& arch);
+
 /// Splits `g` over `chips` chips. Throws InputError naming the node when a value split over the
 /// chips meets an operator the partitioner cannot take it through (it never exchanges a split
 /// value implicitly except by an all-reduce of partial sums).
@@ -49,8 +53,11 @@ struct SplitKernels {
   Partition partition;
   std::vector<Kernels> kernels;
 };
+/// (`activation_max`, when given, replaces the calibration: a part of a larger graph quantizes as
+/// the whole graph's calibration says.)
 SplitKernels lower_split(const Graph& g, const arch::Arch& arch, Precision precision, int chips,
-                         std::uint32_t calibration_seed = 7);
+                         std::uint32_t calibration_seed = 7,
+                         const std::map<std::string, double>* activation_max = nullptr);
 
 /// Chip `chip`'s part of a value of `shape` (row-major elements of `bytes` bytes).
 std::vector<std::uint8_t> shard_data(const std::vector<std::uint8_t>& full,

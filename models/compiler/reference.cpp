@@ -266,10 +266,11 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
                                  std::vector<Bytes>* all, bool approximate) {
   std::vector<Bytes> buf = initial(k, inputs);
   for (const KStep& s : k.steps) {
-    if (s.kind == KStep::Kind::kExchange)
+    if (s.kind == KStep::Kind::kExchange || s.kind == KStep::Kind::kRecv)
       throw std::invalid_argument("reference: '" + s.origin +
-                                  "' exchanges rows between chips; run the program split over "
-                                  "chips with run_reference_spmd");
+                                  "' takes rows from other chips; run it with "
+                                  "run_reference_spmd");
+    if (s.kind == KStep::Kind::kSend) continue;
     run_step(k, s, buf, approximate);
   }
   if (all) {
@@ -284,7 +285,8 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
 }
 
 std::vector<std::vector<Bytes>> run_reference_spmd(const std::vector<Kernels>& chips,
-                                                   const std::vector<std::vector<Bytes>>& inputs) {
+                                                   const std::vector<std::vector<Bytes>>& inputs,
+                                                   Transfers* transfers) {
   if (chips.empty() || inputs.size() != chips.size())
     throw std::invalid_argument("reference: " + std::to_string(inputs.size()) +
                                 " chips' inputs for " + std::to_string(chips.size()) + " chips");
@@ -296,9 +298,26 @@ std::vector<std::vector<Bytes>> run_reference_spmd(const std::vector<Kernels>& c
     ks.push_back(&chips[c]);
     bufs.push_back(initial(chips[c], inputs[c]));
   }
+  if (transfers) transfers->sent.assign(chips.size(), {});
+  std::vector<std::size_t> taken(chips.size(), 0);
   for (std::size_t i = 0; i < chips[0].steps.size(); ++i) {
-    if (chips[0].steps[i].kind == KStep::Kind::kExchange) {
+    const KStep::Kind kind = chips[0].steps[i].kind;
+    if (kind == KStep::Kind::kExchange) {
       exchange(ks, i, bufs);
+      continue;
+    }
+    if (kind == KStep::Kind::kSend || kind == KStep::Kind::kRecv) {
+      for (std::size_t c = 0; c < chips.size(); ++c) {
+        const KStep& s = chips[c].steps[i];
+        if (kind == KStep::Kind::kSend) {
+          if (transfers) transfers->sent[c].push_back(bufs[c][root(chips[c], s.a)]);
+          continue;
+        }
+        if (!transfers || c >= transfers->received.size() ||
+            taken[c] >= transfers->received[c].size())
+          throw std::invalid_argument("reference: nothing for the receive of '" + s.origin + "'");
+        bufs[c][root(chips[c], s.d)] = transfers->received[c][taken[c]++];
+      }
       continue;
     }
     for (std::size_t c = 0; c < chips.size(); ++c)

@@ -25,8 +25,14 @@ std::vector<Bytes> run_reference(const Kernels& k, const std::vector<Bytes>& inp
 /// A program split over chips (Kernels::chips of them, the same steps on each, compiler/
 /// partition.h): runs every chip's kernels in step, the exchange steps moving rows between
 /// them. inputs[c] are chip c's (in its k.inputs order); returns each chip's outputs.
+/// With `transfers` (a pipeline stage, compiler/pipeline.h): received[c] are the values chip c's
+/// receive steps take, in order; sent[c] gets the values its send steps give.
+struct Transfers {
+  std::vector<std::vector<Bytes>> received, sent;
+};
 std::vector<std::vector<Bytes>> run_reference_spmd(const std::vector<Kernels>& chips,
-                                                   const std::vector<std::vector<Bytes>>& inputs);
+                                                   const std::vector<std::vector<Bytes>>& inputs,
+                                                   Transfers* transfers = nullptr);
 
 /// Random data for every input of k (in k.inputs order), from `seed`: floats uniform in
 /// [-1, 1], integers uniform over int8's range.

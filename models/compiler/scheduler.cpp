@@ -303,7 +303,7 @@ class Scheduler {
     // cycle): each tensor, when placed, avoids the slices of those it is read with.
     co_.resize(k_.tensors.size());
     for (const KStep& s : k_.steps) {
-      if (s.kind == KStep::Kind::kMatMul) continue;
+      if (s.kind == KStep::Kind::kMatMul || s.d < 0) continue;
       std::vector<int> ins;
       for (int t : {s.a, s.b, s.mask})
         if (t >= 0) ins.push_back(root(t));
@@ -356,6 +356,10 @@ class Scheduler {
         transpose_step(s);
       else if (s.kind == KStep::Kind::kExchange)
         exchange_step(s);
+      else if (s.kind == KStep::Kind::kSend)
+        send_step(s);
+      else if (s.kind == KStep::Kind::kRecv)
+        recv_step(s);
       else
         matmul_step(s);
       for (int t : release_after[i])
@@ -1552,6 +1556,142 @@ class Scheduler {
           }
   }
 
+  // ---------------------------------------------------------------- pipeline transfers
+
+  const arch::Queue& port_queue(const KStep& s) const {
+    const auto qn = arch::find_queue(queues_, "c2c.l" + std::to_string(s.port));
+    if (!qn)
+      throw InputError(source_, s.origin + ": the chip has no C2C link " + std::to_string(s.port));
+    return queues_[qn->id];
+  }
+
+  // Each vector of a, in order: read onto a stream that passes the port in the send's access
+  // cycle T; the link is then busy for a frame time.
+  void send_step(const KStep& s) {
+    const arch::Queue& tx = port_queue(s);
+    const TensorPlace& pa = P(s.a);
+    const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(s.a)].dtype);
+    const auto frame = static_cast<std::uint32_t>(func::LinkTiming(arch_).frame_cycles());
+    const auto& rd = lat("read");
+    const auto& sn = lat("send");
+    std::vector<std::uint64_t> cycles;
+    std::uint64_t after = 0;  // keeps the vectors in order
+    for (std::int64_t vr = 0; vr < static_cast<std::int64_t>(rows_of(s.a)); ++vr)
+      for (int b = 0; b < bytes; ++b) {
+        const auto [slice, addr] = at(s.a, vr, b);
+        const arch::Queue& sq = q(slice);
+        const bool west = sq.position > tx.position;
+        std::optional<std::pair<Op, std::uint64_t>> best;
+        for (int st = 0; st < chip_.streams.per_direction; ++st) {
+          Op op;
+          op.lo = after;
+          const std::int64_t written = -dist(sq.position, tx.position);
+          const std::int64_t access = written - rd.d_func;
+          use_queue(op, sq.id, access - rd.d_skew, 1);
+          use_port(op, sq.id, access, 1);
+          use_stream(op, st, west, written + key_const(west, sq.position), 1, sq.position,
+                     tx.position);
+          Emit e;
+          e.queue = sq.id;
+          e.off = access - rd.d_skew;
+          e.instr = instr("read");
+          e.instr.arg[0] = addr;
+          e.instr.arg[1] = isa::stream_arg(st, west);
+          e.tensor = root(s.a);
+          e.done_off = written + sl_ - 1;
+          op.emits.push_back(std::move(e));
+          op.reads.push_back({root(s.a), access});
+          op.lo = std::max<std::uint64_t>(
+              op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                         0, static_cast<std::int64_t>(pa.ready_all) - access)));
+          use_queue(op, tx.id, -sn.d_skew, 1);
+          use_port(op, tx.id, 0, frame);
+          Emit se;
+          se.queue = tx.id;
+          se.off = -sn.d_skew;
+          se.instr = instr("send");
+          se.instr.arg[0] = isa::stream_arg(st, west);
+          se.done_off = sn.d_func + sl_ - 1;
+          se.expects = {0};
+          op.emits.push_back(std::move(se));
+          const auto t = fit(op);
+          if (!t) continue;
+          if (!best || *t < best->second) best = {op, *t};
+          if (best->second == op_lower_bound(best->first)) break;
+        }
+        if (!best) throw std::logic_error("scheduler: no streams fit a send of " + s.origin);
+        commit(best->first, best->second);
+        cycles.push_back(best->second);
+        after = best->second + 1;
+      }
+    sends_.push_back(std::move(cycles));
+  }
+
+  // Vector j of d arrives in cycle arrivals[j]: the receive runs then (the far chip sent it; it
+  // cannot wait), and a write takes it into d.
+  void recv_step(const KStep& s) {
+    const arch::Queue& rx = port_queue(s);
+    if (!P(s.d).placed) place(s.d);
+    const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(s.d)].dtype);
+    const auto& wr = lat("write");
+    const auto& rc = lat("recv");
+    const std::size_t n = rows_of(s.d) * static_cast<std::size_t>(bytes);
+    if (s.arrivals.size() != n)
+      throw std::logic_error("scheduler: " + std::to_string(s.arrivals.size()) +
+                             " arrival cycles for the " + std::to_string(n) + " vectors of '" +
+                             name(s.d) + "'");
+    std::size_t j = 0;
+    for (std::int64_t vr = 0; vr < static_cast<std::int64_t>(rows_of(s.d)); ++vr)
+      for (int b = 0; b < bytes; ++b, ++j) {
+        const auto [slice, addr] = at(s.d, vr, b);
+        const arch::Queue& sd = q(slice);
+        const bool west = sd.position < rx.position;
+        const std::uint64_t when = s.arrivals[j];
+        std::optional<std::uint64_t> got;
+        for (int st = 0; st < chip_.streams.per_direction && !got; ++st) {
+          Op op;
+          op.lo = when;
+          use_queue(op, rx.id, -rc.d_skew, 1);
+          Emit re;
+          re.queue = rx.id;
+          re.off = -rc.d_skew;
+          re.instr = instr("recv");
+          re.instr.arg[0] = isa::stream_arg(st, west);
+          re.done_off = rc.d_func + sl_ - 1;
+          op.emits.push_back(std::move(re));
+          const std::int64_t from = rc.d_func;  // on the stream at the port
+          const std::int64_t access = from + dist(sd.position, rx.position);
+          use_queue(op, sd.id, access - wr.d_skew, 1);
+          use_port(op, sd.id, access, 1);
+          use_stream(op, st, west, from + key_const(west, rx.position), 1, rx.position,
+                     sd.position);
+          Emit we;
+          we.queue = sd.id;
+          we.off = access - wr.d_skew;
+          we.instr = instr("write");
+          we.instr.arg[0] = addr;
+          we.instr.arg[1] = isa::stream_arg(st, west);
+          we.tensor = root(s.d);
+          we.done_off = access + wr.d_func + sl_ - 1;
+          we.expects = {0};
+          op.emits.push_back(std::move(we));
+          op.reads.push_back({root(s.d), access});
+          if (fit(op) == when) {
+            commit(op, when);
+            got = when + static_cast<std::uint64_t>(access) + 1;
+          }
+        }
+        if (!got)
+          throw InputError(source_, s.origin + ": vector " + std::to_string(j) + " of '" +
+                                        name(s.d) + "' arrives on link " + std::to_string(s.port) +
+                                        " in cycle " + std::to_string(when) +
+                                        ", when its receive or the write after it cannot run");
+        TensorPlace& tp = P(s.d);
+        tp.ready_all = std::max(tp.ready_all, *got);
+        tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
+      }
+  }
+
   // ---------------------------------------------------------------- SXM steps
 
   void sxm_step(const KStep& s) {
@@ -1812,6 +1952,7 @@ class Scheduler {
   const std::vector<Kernels>* spmd_ = nullptr;
   int chips_ = 1;
   std::vector<std::uint16_t> send_q_, recv_q_;
+  std::vector<std::vector<std::uint64_t>> sends_;  // per kSend step: each vector's send cycle
   int next_side_ = 0;
   mutable std::vector<bool> used_;    // see used()
   std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
@@ -2375,6 +2516,7 @@ Schedule Scheduler::emit() {
           high_[q.id] * static_cast<std::uint64_t>(lanes_);
   out.vxm_busy = vxm_busy_;
   out.mxm_busy = mxm_busy_;
+  out.sends = sends_;
   struct Where : isa::SourceMap {
     lpu::Where instruction(std::uint32_t chip, std::uint16_t queue, std::size_t index,
                            int) const override {

@@ -39,6 +39,9 @@ struct Schedule {
   std::uint64_t mxm_busy = 0;           ///< MXM plane-cycles streaming activations
   std::vector<Placed> placements;
   std::vector<bool> reused;  ///< per kernel tensor: its storage went to later tensors
+  /// Per kSend step, in program order: the cycle each vector's send reads its stream (the
+  /// frame's send cycle; it arrives func::LinkTiming::arrival of it later).
+  std::vector<std::vector<std::uint64_t>> sends;
 };
 
 /// Throws InputError (naming the tensor and the sizes involved) when a tensor does not fit.

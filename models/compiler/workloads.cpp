@@ -25,6 +25,10 @@ class Builder {
     m_.mutable_graph()->set_name(name);
   }
 
+  // Names of nodes and initializers made from now on start with `scope` (a layer's prefix).
+  void set_scope(const std::string& scope) { scope_ = scope; }
+  std::string scoped(const std::string& name) const { return scope_ + name; }
+
   void input(const std::string& name, const std::vector<std::int64_t>& dims) {
     set_type(m_.mutable_graph()->add_input(), name, dims);
   }
@@ -58,7 +62,8 @@ class Builder {
   static A attr_f(const std::string& n, float v) { return {n, {}, false, v, true}; }
 
   std::string node(const std::string& op, const std::vector<std::string>& in,
-                   const std::string& out, const std::vector<A>& attrs = {}) {
+                   const std::string& out_name, const std::vector<A>& attrs = {}) {
+    const std::string out = scoped(out_name);
     onnx::NodeProto* n = m_.mutable_graph()->add_node();
     n->set_op_type(op);
     n->set_name(out);
@@ -97,7 +102,8 @@ class Builder {
   }
 
   // An int64 initializer (shapes, axes, slice bounds).
-  std::string ints(const std::string& name, const std::vector<std::int64_t>& v) {
+  std::string ints(const std::string& short_name, const std::vector<std::int64_t>& v) {
+    const std::string name = scoped(short_name);
     onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::INT64);
@@ -108,8 +114,9 @@ class Builder {
   }
 
   // An initializer with the given values (in the model's float type).
-  std::string values(const std::string& name, const std::vector<std::int64_t>& dims,
+  std::string values(const std::string& short_name, const std::vector<std::int64_t>& dims,
                      const std::vector<float>& v) {
+    const std::string name = scoped(short_name);
     onnx::TensorProto* t = m_.mutable_graph()->add_initializer();
     t->set_name(name);
     t->set_data_type(elem_);
@@ -149,6 +156,7 @@ class Builder {
   onnx::ModelProto m_;
   int elem_;
   std::mt19937 rng_;
+  std::string scope_;
 };
 
 // Parameters with their defaults, checked and parsed.
@@ -285,18 +293,19 @@ std::string prefill_attention(Builder& b, const std::string& q, const std::strin
              "scores_new_masked");
   std::string ctxv;
   if (ctx > 0) {
-    const auto sc = b.node("Mul", {b.node("MatMul", {q, "k_cache_t"}, "scores_cache"), scale},
-                           "scores_cache_scaled");
+    const auto sc =
+        b.node("Mul", {b.node("MatMul", {q, b.scoped("k_cache_t")}, "scores_cache"), scale},
+               "scores_cache_scaled");
     const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
     const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
     const auto pc =
         b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
     const auto pn = b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + tokens}), last},
                            "probs_new");
-    ctxv = b.node(
-        "Add",
-        {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("MatMul", {pn, v}, "ctx_new")},
-        "ctx");
+    ctxv = b.node("Add",
+                  {b.node("MatMul", {pc, b.scoped("v_cache")}, "ctx_cache"),
+                   b.node("MatMul", {pn, v}, "ctx_new")},
+                  "ctx");
   } else {
     const auto prob = b.node("Softmax", {sn}, "probs", {Builder::attr_i("axis", -1)});
     ctxv = b.node("MatMul", {prob, v}, "ctx");
@@ -332,89 +341,103 @@ void llama_decoder(const Params& p, const std::string& path) {
   const std::int64_t hd = dim / heads;
   if (hd % 2) throw InputError("--param heads", "the head dimension must be even (rotary)");
   const std::string dt = p.choice("dtype", {"fp16", "fp32"});
+  const std::int64_t layers = p.integer("layers", 1, 1024);
   Builder b("llama_decoder", elem_of(dt),
             static_cast<std::uint32_t>(p.integer("seed", 0, 1LL << 32)));
+  // One layer keeps the plain names; a stack prefixes each layer's with "l<i>.".
+  auto prefix = [&](std::int64_t l) {
+    return layers == 1 ? std::string() : "l" + std::to_string(l) + ".";
+  };
   b.input("x", {tokens, dim});
-  if (ctx > 0) {
-    b.input("k_cache_t", {heads, hd, ctx});
-    b.input("v_cache", {heads, ctx, hd});
+  for (std::int64_t l = 0; l < layers && ctx > 0; ++l) {
+    b.input(prefix(l) + "k_cache_t", {heads, hd, ctx});
+    b.input(prefix(l) + "v_cache", {heads, ctx, hd});
   }
   b.input("cos", {tokens, hd});  // per position: ctx, ctx + 1, ..
   b.input("sin", {tokens, hd});
-  const auto last = b.ints("axis_last", {-1});
-  auto rmsnorm = [&](const std::string& x, const std::string& name) {
-    const auto g = b.weight(name + ".weight", {dim}, 1.0);
-    const auto sq = b.node("Mul", {x, x}, name + ".sq");
-    const auto ms = b.node("ReduceMean", {sq}, name + ".ms",
-                           {Builder::attr_ints("axes", {-1}), Builder::attr_i("keepdims", 1)});
-    const auto eps = b.values(name + ".eps", {1}, {1e-5f});
-    const auto rt = b.node("Sqrt", {b.node("Add", {ms, eps}, name + ".mse")}, name + ".rms");
-    const auto inv = b.node("Reciprocal", {rt}, name + ".inv");
-    return b.node("Mul", {b.node("Mul", {x, inv}, name + ".xn"), g}, name + ".out");
-  };
-  const double s_in = 1.0 / std::sqrt(static_cast<double>(dim));
-  const auto h = rmsnorm("x", "attn_norm");
-  const auto h3 = b.node("Unsqueeze", {h, b.ints("axis0", {0})}, "h3");
-  const auto q = b.node("MatMul", {h3, b.weight("wq", {heads, dim, hd}, s_in)}, "q");
-  const auto k = b.node("MatMul", {h3, b.weight("wk", {heads, dim, hd}, s_in)}, "k");
-  const auto v = b.node("MatMul", {h3, b.weight("wv", {heads, dim, hd}, s_in)}, "v_new");
-  // rotate_half(t) = t . R with R the signed permutation [-t2, t1].
-  std::vector<float> rot(static_cast<std::size_t>(hd * hd), 0.0f);
-  for (std::int64_t j = 0; j < hd / 2; ++j) {
-    rot[static_cast<std::size_t>((j + hd / 2) * hd + j)] = -1.0f;
-    rot[static_cast<std::size_t>(j * hd + j + hd / 2)] = 1.0f;
+  std::string x_in = "x";
+  for (std::int64_t l = 0; l < layers; ++l) {
+    b.set_scope(prefix(l));
+    const auto last = b.ints("axis_last", {-1});
+    auto rmsnorm = [&](const std::string& x, const std::string& name) {
+      const auto g = b.weight(name + ".weight", {dim}, 1.0);
+      const auto sq = b.node("Mul", {x, x}, name + ".sq");
+      const auto ms = b.node("ReduceMean", {sq}, name + ".ms",
+                             {Builder::attr_ints("axes", {-1}), Builder::attr_i("keepdims", 1)});
+      const auto eps = b.values(name + ".eps", {1}, {1e-5f});
+      const auto rt = b.node("Sqrt", {b.node("Add", {ms, eps}, name + ".mse")}, name + ".rms");
+      const auto inv = b.node("Reciprocal", {rt}, name + ".inv");
+      return b.node("Mul", {b.node("Mul", {x, inv}, name + ".xn"), g}, name + ".out");
+    };
+    const double s_in = 1.0 / std::sqrt(static_cast<double>(dim));
+    const auto h = rmsnorm(x_in, "attn_norm");
+    const auto h3 = b.node("Unsqueeze", {h, b.ints("axis0", {0})}, "h3");
+    const auto q = b.node("MatMul", {h3, b.weight("wq", {heads, dim, hd}, s_in)}, "q");
+    const auto k = b.node("MatMul", {h3, b.weight("wk", {heads, dim, hd}, s_in)}, "k");
+    const auto v = b.node("MatMul", {h3, b.weight("wv", {heads, dim, hd}, s_in)}, "v_new");
+    // rotate_half(t) = t . R with R the signed permutation [-t2, t1].
+    std::vector<float> rot(static_cast<std::size_t>(hd * hd), 0.0f);
+    for (std::int64_t j = 0; j < hd / 2; ++j) {
+      rot[static_cast<std::size_t>((j + hd / 2) * hd + j)] = -1.0f;
+      rot[static_cast<std::size_t>(j * hd + j + hd / 2)] = 1.0f;
+    }
+    const auto r = b.values("rotate_half", {hd, hd}, rot);
+    auto rope = [&](const std::string& t, const std::string& out) {
+      const auto a = b.node("Mul", {t, "cos"}, t + ".cos");
+      const auto c = b.node("Mul", {b.node("MatMul", {t, r}, t + ".rot"), "sin"}, t + ".sin");
+      return b.node("Add", {a, c}, out);
+    };
+    const auto qr = rope(q, "q_rot");
+    const auto kr = rope(k, "k_new");
+    const auto scale =
+        b.values("scale", {1}, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
+    std::string attn;
+    if (tokens > 1) {
+      attn = prefill_attention(b, qr, kr, v, scale, last, heads, hd, ctx, tokens);
+    } else {
+      const auto sc =
+          b.node("Mul", {b.node("MatMul", {qr, b.scoped("k_cache_t")}, "scores_cache"), scale},
+                 "scores_cache_scaled");
+      const auto sn = b.node("Mul",
+                             {b.node("ReduceSum", {b.node("Mul", {qr, kr}, "qk_new"), last},
+                                     "score_new", {Builder::attr_i("keepdims", 1)}),
+                              scale},
+                             "score_new_scaled");
+      const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
+      const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
+      const auto pc =
+          b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
+      const auto pn =
+          b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + 1}), last}, "prob_new");
+      const auto ctxv = b.node("Add",
+                               {b.node("MatMul", {pc, b.scoped("v_cache")}, "ctx_cache"),
+                                b.node("Mul", {pn, v}, "ctx_new")},
+                               "ctx");
+      const auto o = b.node(
+          "MatMul",
+          {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
+          "o_heads");
+      // Summed over heads on the VXM ([heads, 1, dim] -> [1, dim]).
+      attn = b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
+                    {Builder::attr_i("keepdims", 0)});
+    }
+    const auto x1 = b.node("Add", {x_in, attn}, "x1");
+    const auto h2 = rmsnorm(x1, "ffn_norm");
+    const auto a1 = b.node("MatMul", {h2, b.weight("w1", {dim, ffn}, s_in)}, "gate");
+    const auto a3 = b.node("MatMul", {h2, b.weight("w3", {dim, ffn}, s_in)}, "up");
+    const auto silu = b.node("Mul", {a1, b.node("Sigmoid", {a1}, "gate_sig")}, "silu");
+    const auto f = b.node("MatMul",
+                          {b.node("Mul", {silu, a3}, "swiglu"),
+                           b.weight("w2", {ffn, dim}, 1.0 / std::sqrt(static_cast<double>(ffn)))},
+                          "down");
+    if (l + 1 == layers) b.set_scope("");
+    x_in = b.node("Add", {x1, f}, "y");
   }
-  const auto r = b.values("rotate_half", {hd, hd}, rot);
-  auto rope = [&](const std::string& t, const std::string& out) {
-    const auto a = b.node("Mul", {t, "cos"}, t + ".cos");
-    const auto c = b.node("Mul", {b.node("MatMul", {t, r}, t + ".rot"), "sin"}, t + ".sin");
-    return b.node("Add", {a, c}, out);
-  };
-  const auto qr = rope(q, "q_rot");
-  const auto kr = rope(k, "k_new");
-  const auto scale =
-      b.values("scale", {1}, {static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))});
-  std::string attn;
-  if (tokens > 1) {
-    attn = prefill_attention(b, qr, kr, v, scale, last, heads, hd, ctx, tokens);
-  } else {
-    const auto sc = b.node("Mul", {b.node("MatMul", {qr, "k_cache_t"}, "scores_cache"), scale},
-                           "scores_cache_scaled");
-    const auto sn = b.node("Mul",
-                           {b.node("ReduceSum", {b.node("Mul", {qr, kr}, "qk_new"), last},
-                                   "score_new", {Builder::attr_i("keepdims", 1)}),
-                            scale},
-                           "score_new_scaled");
-    const auto all = b.node("Concat", {sc, sn}, "scores", {Builder::attr_i("axis", -1)});
-    const auto prob = b.node("Softmax", {all}, "probs", {Builder::attr_i("axis", -1)});
-    const auto pc =
-        b.node("Slice", {prob, b.ints("s0", {0}), b.ints("s1", {ctx}), last}, "probs_cache");
-    const auto pn =
-        b.node("Slice", {prob, b.ints("s2", {ctx}), b.ints("s3", {ctx + 1}), last}, "prob_new");
-    const auto ctxv = b.node(
-        "Add", {b.node("MatMul", {pc, "v_cache"}, "ctx_cache"), b.node("Mul", {pn, v}, "ctx_new")},
-        "ctx");
-    const auto o =
-        b.node("MatMul",
-               {ctxv, b.weight("wo", {heads, hd, dim}, 1.0 / std::sqrt(static_cast<double>(dim)))},
-               "o_heads");
-    // Summed over heads on the VXM ([heads, 1, dim] -> [1, dim]).
-    attn = b.node("ReduceSum", {o, b.ints("axes_heads", {0})}, "attn",
-                  {Builder::attr_i("keepdims", 0)});
-  }
-  const auto x1 = b.node("Add", {"x", attn}, "x1");
-  const auto h2 = rmsnorm(x1, "ffn_norm");
-  const auto a1 = b.node("MatMul", {h2, b.weight("w1", {dim, ffn}, s_in)}, "gate");
-  const auto a3 = b.node("MatMul", {h2, b.weight("w3", {dim, ffn}, s_in)}, "up");
-  const auto silu = b.node("Mul", {a1, b.node("Sigmoid", {a1}, "gate_sig")}, "silu");
-  const auto f = b.node("MatMul",
-                        {b.node("Mul", {silu, a3}, "swiglu"),
-                         b.weight("w2", {ffn, dim}, 1.0 / std::sqrt(static_cast<double>(ffn)))},
-                        "down");
-  b.node("Add", {x1, f}, "y");
   b.output("y", {tokens, dim});
-  b.output("k_new", {heads, tokens, hd});
-  b.output("v_new", {heads, tokens, hd});
+  for (std::int64_t l = 0; l < layers; ++l) {
+    b.output(prefix(l) + "k_new", {heads, tokens, hd});
+    b.output(prefix(l) + "v_new", {heads, tokens, hd});
+  }
   b.save(path);
 }
 
@@ -575,6 +598,7 @@ const std::vector<WorkloadInfo>& workloads() {
         {"ffn", "512", "MLP width (custom)"},
         {"ctx", "64", "tokens already in the KV cache (ctx + tokens <= 320 for now)"},
         {"tokens", "1", "new tokens: 1 is a decode step, more a prefill (causal attention)"},
+        {"layers", "1", "decoder layers stacked (each with its own weights and KV cache)"},
         {"dtype", "fp16", "fp16 | fp32"},
         {"seed", "1", "weights' random seed"}}},
       {"bert-encoder",

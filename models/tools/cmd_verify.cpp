@@ -11,6 +11,7 @@
 #include "compiler/kernels.h"
 #include "compiler/onnx_import.h"
 #include "compiler/partition.h"
+#include "compiler/pipeline.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "func/numerics.h"
@@ -40,8 +41,11 @@ const char* kVerifyUsage =
     "                      or an architecture file with a system); the outputs are checked\n"
     "                      against the split program's reference bit for bit and compared with\n"
     "                      the single-chip reference\n"
-    "  --parallel tensor   how to split (tensor: every product's weights over all the chips)\n"
-    "  --chips N           use the system's first N chips (default: all)\n";
+    "  --parallel tensor|pipeline  how to split: tensor (every product's weights over the\n"
+    "                      chips) or pipeline (consecutive layers on consecutive chips)\n"
+    "  --chips N           tensor: use the system's first N chips (default: all)\n"
+    "  --stages N          pipeline: stages (default: every chip one stage)\n"
+    "  --chips-per-stage G pipeline: each stage split over G chips by tensor parallelism\n";
 
 // The whole of output i from every chip's part.
 std::vector<compiler::Bytes> whole(const compiler::SplitKernels& sk,
@@ -200,6 +204,131 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
   return ok ? kOk : kFailed;
 }
 
+int verify_pipeline(const std::string& model, const arch::Arch& a, const std::string& precision,
+                    int stages, int group, std::uint32_t seed, bool functional) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const compiler::Graph g = compiler::import_onnx(model);
+  const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
+  if (stages == 0) stages = a.system.chips / group;
+  const compiler::PipelineProgram pp = compiler::compile_pipeline(g, a, stages, group, prec);
+  const double compile_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const compiler::Kernels one = compiler::lower_with_precision(g, a, prec);
+  const std::vector<compiler::Bytes> inputs = compiler::random_inputs(one, seed);
+  std::map<std::string, std::size_t> input_of, output_of;
+  for (std::size_t i = 0; i < one.inputs.size(); ++i)
+    input_of[one.tensors[static_cast<std::size_t>(one.inputs[i])].name] = i;
+  for (std::size_t i = 0; i < one.outputs.size(); ++i)
+    output_of[one.tensors[static_cast<std::size_t>(one.outputs[i])].name] = i;
+  std::map<std::string, system::TensorValue> bound;
+  std::vector<std::vector<std::vector<compiler::Bytes>>> stage_inputs;  // [stage][chip][input]
+  for (int s = 0; s < stages; ++s) {
+    const compiler::SplitKernels& sk = pp.kernels[static_cast<std::size_t>(s)];
+    stage_inputs.emplace_back(static_cast<std::size_t>(group));
+    for (int c = 0; c < group; ++c) {
+      const compiler::Kernels& kc = sk.kernels[static_cast<std::size_t>(c)];
+      for (std::size_t i = 0; i < kc.inputs.size(); ++i) {
+        const compiler::KTensor& kt = kc.tensors[static_cast<std::size_t>(kc.inputs[i])];
+        const std::size_t fi = input_of.at(kt.name);
+        const compiler::KTensor& full = one.tensors[static_cast<std::size_t>(one.inputs[fi])];
+        auto bytes = compiler::shard_data(inputs[fi], full.shape, isa::dtype_bytes(full.dtype),
+                                          sk.partition.inputs[i], c, group);
+        stage_inputs.back()[static_cast<std::size_t>(c)].push_back(bytes);
+        system::TensorValue v;
+        v.dtype = kt.dtype;
+        for (auto d : kt.shape)
+          v.shape.push_back(static_cast<std::uint64_t>(d));
+        v.bytes = std::move(bytes);
+        bound[kt.name + "@" + std::to_string(s * group + c)] = std::move(v);
+      }
+    }
+  }
+  units::SimOptions o;
+  o.mode = functional ? units::Mode::kFunctional : units::Mode::kTiming;
+  o.on_error = units::OnError::kReport;
+  const system::RunOutcome r = system::run(pp.program, bound, o);
+  bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles;
+  std::size_t differing = 0, compared = 0;
+  double vs_one = 0;
+  double ref_s = 0;
+  if (functional) {
+    const auto t1 = std::chrono::steady_clock::now();
+    const std::vector<compiler::Bytes> ref_one = compiler::run_reference(one, inputs);
+    compiler::Transfers tr;
+    for (int s = 0; s < stages; ++s) {
+      const compiler::SplitKernels& sk = pp.kernels[static_cast<std::size_t>(s)];
+      tr.received = tr.sent;
+      const auto ref =
+          compiler::run_reference_spmd(sk.kernels, stage_inputs[static_cast<std::size_t>(s)], &tr);
+      const compiler::Kernels& k0 = sk.kernels[0];
+      for (std::size_t i = 0; i < k0.outputs.size(); ++i) {
+        const std::string& name = k0.tensors[static_cast<std::size_t>(k0.outputs[i])].name;
+        const std::size_t fi = output_of.at(name);
+        const compiler::KTensor& full = one.tensors[static_cast<std::size_t>(one.outputs[fi])];
+        std::vector<compiler::Bytes> sim_parts, ref_parts;
+        for (int c = 0; c < group; ++c) {
+          auto it = r.outputs.find(name + "@" + std::to_string(s * group + c));
+          sim_parts.push_back(it == r.outputs.end() ? compiler::Bytes{} : it->second.bytes);
+          ref_parts.push_back(ref[static_cast<std::size_t>(c)][i]);
+        }
+        const int eb = isa::dtype_bytes(full.dtype);
+        const auto want = compiler::assemble(ref_parts, full.shape, eb, sk.partition.outputs[i]);
+        compiler::Bytes got;
+        try {
+          got = compiler::assemble(sim_parts, full.shape, eb, sk.partition.outputs[i]);
+        } catch (const std::exception&) {
+        }
+        ++compared;
+        if (got != want) ++differing;
+        vs_one = std::max(vs_one, max_difference(want, ref_one[fi], full.dtype));
+      }
+    }
+    ref_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    ok = ok && differing == 0 && compared == one.outputs.size();
+  }
+  std::printf("lpu verify: %s on %s (%s), %d pipeline stage(s) of %d chip(s)\n", model.c_str(),
+              a.name.c_str(), a.hash_hex().c_str(), stages, group);
+  for (int s = 0; s < stages; ++s) {
+    const auto& st = pp.stages[static_cast<std::size_t>(s)];
+    const auto& sc = pp.schedules[static_cast<std::size_t>(s)];
+    std::printf(
+        "  stage %-3d         chips %d..%d: nodes %zu..%zu, %.2f MiB of weights, cycles "
+        "%llu..%llu\n",
+        s, s * group, s * group + group - 1, st.first_node, st.first_node + st.nodes - 1,
+        static_cast<double>(st.weight_bytes) / (1024.0 * 1024.0),
+        static_cast<unsigned long long>(pp.offset[static_cast<std::size_t>(s)]),
+        static_cast<unsigned long long>(pp.offset[static_cast<std::size_t>(s)] + sc.cycles));
+  }
+  std::printf("  compiled          %zu instructions in %.3f s\n", pp.program.instruction_count(),
+              compile_s);
+  std::printf("  cycles            simulated %llu, predicted %llu: %s\n",
+              static_cast<unsigned long long>(r.cycles),
+              static_cast<unsigned long long>(r.predicted ? *r.predicted : 0),
+              r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH");
+  std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
+              static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
+              r.host_seconds * 1e6);
+  if (functional) {
+    std::printf("  outputs           %zu compared with the pipeline's reference (%.3f s): %s\n",
+                compared, ref_s, differing ? "DIFFERENT" : "bit-identical");
+    if (vs_one == 0)
+      std::printf("  single chip       bit-identical to the single-chip reference\n");
+    else
+      std::printf(
+          "  single chip       largest difference from the single-chip reference %.3g "
+          "(sums in another order)\n",
+          vs_one);
+  }
+  print_links(r.report);
+  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
+              static_cast<unsigned long long>(r.issues));
+  std::printf("  schedule errors   %zu\n", r.errors.size());
+  for (const auto& e : r.errors)
+    std::fprintf(stderr, "%s: %s\n", model.c_str(), e.to_string().c_str());
+  std::printf("%s\n", ok ? "verified" : "FAILED");
+  return ok ? kOk : kFailed;
+}
+
 }  // namespace
 
 int cmd_verify(const Args& args) {
@@ -207,14 +336,15 @@ int cmd_verify(const Args& args) {
                      parallel = "tensor";
   std::vector<std::string> sets;
   std::uint32_t seed = 1;
-  int chips = 0;
+  int chips = 0, stages = 0, per_stage = 1;
   bool help = false, probe = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
       "probe", po::bool_switch(&probe))("precision", po::value(&precision))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
-      "chips", po::value(&chips))("model", po::value(&model));
+      "chips", po::value(&chips))("stages", po::value(&stages))(
+      "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -229,11 +359,17 @@ int cmd_verify(const Args& args) {
     throw UsageError{"--mode must be functional or timing, got '" + mode + "'"};
   const bool functional = mode == "functional";
   if (!system_name.empty()) {
-    if (parallel != "tensor")
-      throw UsageError{"--parallel must be tensor for now, got '" + parallel + "'"};
+    if (parallel != "tensor" && parallel != "pipeline")
+      throw UsageError{"--parallel must be tensor or pipeline, got '" + parallel + "'"};
     if (probe) throw UsageError{"--probe is for one chip"};
     if (vm.count("arch")) throw UsageError{"give --system or --arch, not both"};
     const arch::Arch a = arch::load(system_name, sets);
+    if (parallel == "pipeline") {
+      if (per_stage < 1 || stages < 0 || stages * per_stage > a.system.chips)
+        throw UsageError{"--stages x --chips-per-stage must be at most the " +
+                         std::to_string(a.system.chips) + " chips of " + system_name};
+      return verify_pipeline(model, a, precision, stages, per_stage, seed, functional);
+    }
     if (chips < 0 || chips == 1 || chips > a.system.chips)
       throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
                        system_name};

@@ -18,6 +18,7 @@
 #include "compiler/collectives.h"
 #include "compiler/onnx_import.h"
 #include "compiler/partition.h"
+#include "compiler/pipeline.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "compiler/workloads.h"
@@ -467,5 +468,83 @@ TEST(TensorParallelErrors, PortsThatDifferBetweenChips) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("chip 2 reaches chip 0 on port 5"), std::string::npos)
         << e.what();
+  }
+}
+
+// ---------------------------------------------------------------- pipeline
+
+// Four decoder layers on four chips, a layer each: the stages are cut between layers (one value
+// crosses), each stage's program starts two cycles before its input's first frame lands, and
+// the outputs equal the single-chip program's bit for bit.
+TEST(Pipeline, FourLayersOnFourChipsMatchOneChip) {
+  const std::string path = testing::TempDir() + "/pipeline4.onnx";
+  compiler::write_workload("llama-decoder", {{"layers", "4"}}, path);
+  const compiler::Graph g = compiler::import_onnx(path);
+  const arch::Arch a = arch::load("node8");
+  const compiler::PipelineProgram pp =
+      compiler::compile_pipeline(g, a, 4, 1, compiler::Precision::kModel);
+  ASSERT_EQ(pp.stages.size(), 4u);
+  const func::LinkTiming lt(a);
+  for (std::size_t s = 0; s < 4; ++s) {
+    EXPECT_EQ(pp.stages[s].nodes, g.nodes.size() / 4) << "stage " << s;
+    if (s == 0) continue;
+    ASSERT_EQ(pp.stages[s].receives.size(), 1u);
+    EXPECT_EQ(g.values[static_cast<std::size_t>(pp.stages[s].receives[0])].name,
+              "l" + std::to_string(s - 1) + ".y");
+    // y is [1, 256] fp16: one vector row, two byte planes, two frames.
+    ASSERT_EQ(pp.schedules[s - 1].sends.size(), 1u);
+    ASSERT_EQ(pp.schedules[s - 1].sends[0].size(), 2u);
+    EXPECT_EQ(pp.offset[s] + 2, pp.offset[s - 1] + lt.arrival(pp.schedules[s - 1].sends[0][0]));
+  }
+  const compiler::Kernels one = compiler::lower(g, a);
+  const auto inputs = compiler::random_inputs(one, 5);
+  std::map<std::string, std::size_t> input_of;
+  for (std::size_t i = 0; i < one.inputs.size(); ++i)
+    input_of[one.tensors[static_cast<std::size_t>(one.inputs[i])].name] = i;
+  std::map<std::string, system::TensorValue> bound;
+  for (std::size_t s = 0; s < 4; ++s) {
+    const compiler::Kernels& k = pp.kernels[s].kernels[0];
+    for (int t : k.inputs) {
+      const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
+      system::TensorValue v;
+      v.dtype = kt.dtype;
+      for (auto d : kt.shape)
+        v.shape.push_back(static_cast<std::uint64_t>(d));
+      v.bytes = inputs[input_of.at(kt.name)];
+      bound[kt.name + "@" + std::to_string(s)] = std::move(v);
+    }
+  }
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  const system::RunOutcome r = system::run(pp.program, bound, o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(r.cycles, *pp.program.predicted_cycles);
+  const auto ref = compiler::run_reference(one, inputs);
+  ASSERT_EQ(one.outputs.size(), 9u);
+  // y comes from the last chip; layer l's new K and V from chip l.
+  for (std::size_t i = 0; i < one.outputs.size(); ++i) {
+    const std::string name = one.tensors[static_cast<std::size_t>(one.outputs[i])].name;
+    const std::string chip = name == "y" ? "3" : name.substr(1, 1);
+    auto it = r.outputs.find(name + "@" + chip);
+    ASSERT_NE(it, r.outputs.end()) << name;
+    EXPECT_EQ(it->second.bytes, ref[i]) << name;
+  }
+  // Each boundary's link carried the two frames of y, the others nothing.
+  std::uint64_t vectors = 0;
+  for (const auto& l : r.report.at("links").as_array())
+    vectors += l.as_object().at("vectors").as_uint64();
+  EXPECT_EQ(vectors, 6u);
+}
+
+TEST(PipelineErrors, MoreStagesThanNodes) {
+  const std::string path = testing::TempDir() + "/pipeline_mlp.onnx";
+  compiler::write_workload("mlp", {}, path);  // two layers, 5 nodes
+  try {
+    compiler::compile_pipeline(compiler::import_onnx(path), arch::load("node8"), 8, 1,
+                               compiler::Precision::kModel);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("8 stages for 5 nodes"), std::string::npos) << e.what();
   }
 }

@@ -137,10 +137,14 @@ class Partitioner {
     }
     for (std::size_t v = 0; v < out_.values.size(); ++v)
       if (v < shape_.size()) out_.values[v].shape = shape_[v];
+    // The whole data of cut constants is not copied into every chip's graph (a 70B-wide layer
+    // has gigabytes of it); each gets its own part, moved in.
+    for (std::size_t v = 0; v < data_.size(); ++v)
+      if (!data_[v].empty()) std::vector<std::uint8_t>().swap(out_.values[v].data);
     for (int c = 0; c < n_; ++c) {
       Graph gc = out_;
       for (std::size_t v = 0; v < data_.size(); ++v)
-        if (!data_[v].empty()) gc.values[v].data = data_[v][static_cast<std::size_t>(c)];
+        if (!data_[v].empty()) gc.values[v].data = std::move(data_[v][static_cast<std::size_t>(c)]);
       p.graphs.push_back(std::move(gc));
     }
     p.weight_max = weight_max_;
@@ -575,7 +579,12 @@ class Partitioner {
 
 Graph with_shapes(const Graph& g, const arch::Arch& arch) {
   Graph full = g;
-  const Kernels k = lower(g, arch);
+  fill_shapes(full, arch);
+  return full;
+}
+
+void fill_shapes(Graph& full, const arch::Arch& arch) {
+  const Kernels k = lower(full, arch);
   std::map<std::string, const KTensor*> by_name;
   for (const auto& t : k.tensors)
     by_name[t.name] = &t;
@@ -585,7 +594,6 @@ Graph with_shapes(const Graph& g, const arch::Arch& arch) {
         if (v.shape.empty()) v.shape = it->second->shape;
         if (v.dtype == isa::DType::kNone) v.dtype = it->second->dtype;
       }
-  return full;
 }
 
 Partition partition_tensor(const Graph& g, const arch::Arch& arch, int chips) {

@@ -39,6 +39,7 @@ struct Partition {
 /// g with the shapes and types of its intermediate values filled in (the front end leaves them to
 /// the lowering; they come from lowering g for `arch` on one chip).
 Graph with_shapes(const Graph& g, const arch::Arch& arch);
+void fill_shapes(Graph& g, const arch::Arch& arch);  ///< in place
 
 /// Splits `g` over `chips` chips. Throws InputError naming the node when a value split over the
 /// chips meets an operator the partitioner cannot take it through (it never exchanges a split

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/diagnostics.h"
 #include "compiler/reference.h"
@@ -133,6 +134,119 @@ int tensor_named(const Kernels& k, const std::string& name) {
   throw std::logic_error("pipeline: no tensor '" + name + "' in a stage's kernels");
 }
 
+// Stage `s`'s receives (first, at `arrivals`, vector by vector) and sends (last) as kernel steps;
+// received values stop being inputs, sent ones outputs (unless the whole graph gives them).
+void add_transfers(Kernels& k, const Graph& g, const std::vector<int>& receives,
+                   const std::vector<int>& sends, int s, int port_in, int port_out,
+                   const std::vector<std::uint64_t>& arrivals,
+                   const std::set<std::string>& graph_outputs) {
+  std::vector<KStep> pre, post;
+  std::size_t next = 0;
+  for (int v : receives) {
+    const std::string& name = g.values[static_cast<std::size_t>(v)].name;
+    const int t = tensor_named(k, name);
+    k.tensors[static_cast<std::size_t>(t)].role = KTensor::Role::kTemp;
+    k.inputs.erase(std::remove(k.inputs.begin(), k.inputs.end(), t), k.inputs.end());
+    KStep r;
+    r.kind = KStep::Kind::kRecv;
+    r.d = t;
+    r.port = port_in;
+    const auto count =
+        static_cast<std::size_t>(k.tensors[static_cast<std::size_t>(t)].vector_rows(k.lanes) *
+                                 isa::dtype_bytes(k.tensors[static_cast<std::size_t>(t)].dtype));
+    if (next + count > arrivals.size())
+      throw std::logic_error("pipeline: fewer vectors sent than received");
+    r.arrivals.assign(arrivals.begin() + static_cast<long>(next),
+                      arrivals.begin() + static_cast<long>(next + count));
+    next += count;
+    r.origin = g.source + ": value '" + name + "' from stage " + std::to_string(s - 1);
+    pre.push_back(std::move(r));
+  }
+  for (int v : sends) {
+    const std::string& name = g.values[static_cast<std::size_t>(v)].name;
+    const int t = tensor_named(k, name);
+    if (!graph_outputs.count(name)) {
+      k.tensors[static_cast<std::size_t>(t)].role = KTensor::Role::kTemp;
+      k.outputs.erase(std::remove(k.outputs.begin(), k.outputs.end(), t), k.outputs.end());
+    }
+    KStep snd;
+    snd.kind = KStep::Kind::kSend;
+    snd.a = t;
+    snd.port = port_out;
+    snd.origin = g.source + ": value '" + name + "' to stage " + std::to_string(s + 1);
+    post.push_back(std::move(snd));
+  }
+  k.steps.insert(k.steps.begin(), pre.begin(), pre.end());
+  k.steps.insert(k.steps.end(), post.begin(), post.end());
+}
+
+// The receive cycles, in the next stage's own program, of the vectors a stage sends, and the
+// system cycle that program starts in: two cycles before the first frame lands.
+std::pair<std::vector<std::uint64_t>, std::uint64_t> next_arrivals(const Schedule& prev,
+                                                                   std::uint64_t base,
+                                                                   const func::LinkTiming& lt) {
+  std::uint64_t first = ~0ull;
+  for (const auto& step : prev.sends)
+    for (auto c : step)
+      first = std::min(first, base + lt.arrival(c));
+  constexpr std::uint64_t kMargin = 2;
+  const std::uint64_t offset = first - kMargin;
+  std::vector<std::uint64_t> arrivals;
+  for (const auto& step : prev.sends)
+    for (auto c : step)
+      arrivals.push_back(base + lt.arrival(c) - offset);
+  return {arrivals, offset};
+}
+
+// Appends stage program `sp` to `p`: its chips from `base`, its cycles from `off`.
+void append_stage(isa::Program& p, const isa::Program& sp, std::uint32_t base, std::uint64_t off,
+                  bool spmd, bool images) {
+  for (isa::ChipProgram cp : sp.chips) {
+    cp.chip += base;
+    for (auto& qp : cp.queues)
+      for (auto& e : qp.entries) {
+        e.cycle += off;
+        if (e.done) e.done = *e.done + off;
+      }
+    p.chips.push_back(std::move(cp));
+  }
+  for (isa::Tensor t : sp.tensors) {
+    if (spmd) t.name = t.name.substr(0, t.name.rfind('@'));
+    t.chip += base;
+    t.name += "@" + std::to_string(t.chip);
+    p.tensors.push_back(std::move(t));
+  }
+  if (images)
+    for (isa::Image im : sp.images) {
+      im.chip += base;
+      p.images.push_back(std::move(im));
+    }
+  const std::uint64_t end = off + (sp.predicted_cycles ? *sp.predicted_cycles : 0);
+  p.predicted_cycles = std::max(p.predicted_cycles.value_or(0), end);
+}
+
+// The two ports of the links between stage s's chips and the next stage's (the same for every
+// chip of the stage).
+std::pair<int, int> boundary_ports(const arch::Arch& sys, const std::string& source, int s,
+                                   int group) {
+  int po = -1, pi = -1;
+  for (int c = 0; c < group; ++c) {
+    const int from = s * group + c, to = from + group;
+    const int o = port_to(sys, from, to), i = port_to(sys, to, from);
+    if (o < 0)
+      throw InputError(source, "pipeline stage " + std::to_string(s) + " on chip " +
+                                   std::to_string(from) + " sends to chip " + std::to_string(to) +
+                                   ", but the system has no link between them");
+    if ((po >= 0 && o != po) || (pi >= 0 && i != pi))
+      throw InputError(source, "the chips of pipeline stage " + std::to_string(s) +
+                                   " reach the next stage on different ports (a stage's chips "
+                                   "share one program)");
+    po = o;
+    pi = i;
+  }
+  return {po, pi};
+}
+
 }  // namespace
 
 PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stages, int group,
@@ -149,25 +263,11 @@ PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stag
   std::map<std::string, double> act;
   if (precision == Precision::kInt8) act = calibrate(g, sys, calibration_seed);
   const func::LinkTiming lt(sys);
-  std::set<int> graph_outputs(g.outputs.begin(), g.outputs.end());
+  std::set<std::string> graph_outputs;
+  for (int v : g.outputs)
+    graph_outputs.insert(g.values[static_cast<std::size_t>(v)].name);
   for (int s = 0; s + 1 < stages; ++s) {
-    int po = -1, pi = -1;
-    for (int c = 0; c < group; ++c) {
-      const int from = s * group + c, to = from + group;
-      const int o = port_to(sys, from, to), i = port_to(sys, to, from);
-      if (o < 0)
-        throw InputError(g.source, "pipeline stage " + std::to_string(s) + " on chip " +
-                                       std::to_string(from) + " sends to chip " +
-                                       std::to_string(to) +
-                                       ", but the system has no link "
-                                       "between them");
-      if ((po >= 0 && o != po) || (pi >= 0 && i != pi))
-        throw InputError(g.source, "the chips of pipeline stage " + std::to_string(s) +
-                                       " reach the next stage on different ports (a stage's "
-                                       "chips share one program)");
-      po = o;
-      pi = i;
-    }
+    const auto [po, pi] = boundary_ports(sys, g.source, s, group);
     out.port_out.push_back(po);
     out.port_in.push_back(pi);
   }
@@ -188,61 +288,13 @@ PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stag
     // Arrival cycles in this stage's program, from the previous stage's sends.
     std::vector<std::uint64_t> arrivals;
     std::uint64_t offset = 0;
-    if (s > 0) {
-      const Schedule& prev = out.schedules.back();
-      const std::uint64_t base = out.offset.back();
-      std::uint64_t first = ~0ull;
-      for (const auto& step : prev.sends)
-        for (auto c : step)
-          first = std::min(first, base + lt.arrival(c));
-      constexpr std::uint64_t kMargin = 2;
-      offset = first - kMargin;
-      for (const auto& step : prev.sends)
-        for (auto c : step)
-          arrivals.push_back(base + lt.arrival(c) - offset);
-    }
-    for (Kernels& k : sk.kernels) {
-      std::vector<KStep> pre, post;
-      std::size_t next = 0;
-      for (int v : st.receives) {
-        const int t = tensor_named(k, st.graph.values[static_cast<std::size_t>(v)].name);
-        k.tensors[static_cast<std::size_t>(t)].role = KTensor::Role::kTemp;
-        k.inputs.erase(std::remove(k.inputs.begin(), k.inputs.end(), t), k.inputs.end());
-        KStep r;
-        r.kind = KStep::Kind::kRecv;
-        r.d = t;
-        r.port = out.port_in[static_cast<std::size_t>(s) - 1];
-        const std::size_t count = static_cast<std::size_t>(
-            k.tensors[static_cast<std::size_t>(t)].vector_rows(k.lanes) *
-            isa::dtype_bytes(k.tensors[static_cast<std::size_t>(t)].dtype));
-        if (next + count > arrivals.size())
-          throw std::logic_error("pipeline: fewer vectors sent than received");
-        r.arrivals.assign(arrivals.begin() + static_cast<long>(next),
-                          arrivals.begin() + static_cast<long>(next + count));
-        next += count;
-        r.origin = st.graph.source + ": value '" +
-                   st.graph.values[static_cast<std::size_t>(v)].name + "' from stage " +
-                   std::to_string(s - 1);
-        pre.push_back(std::move(r));
-      }
-      for (int v : st.sends) {
-        const int t = tensor_named(k, st.graph.values[static_cast<std::size_t>(v)].name);
-        if (!graph_outputs.count(v)) {
-          k.tensors[static_cast<std::size_t>(t)].role = KTensor::Role::kTemp;
-          k.outputs.erase(std::remove(k.outputs.begin(), k.outputs.end(), t), k.outputs.end());
-        }
-        KStep snd;
-        snd.kind = KStep::Kind::kSend;
-        snd.a = t;
-        snd.port = out.port_out[static_cast<std::size_t>(s)];
-        snd.origin = st.graph.source + ": value '" +
-                     st.graph.values[static_cast<std::size_t>(v)].name + "' to stage " +
-                     std::to_string(s + 1);
-        post.push_back(std::move(snd));
-      }
-      k.steps.insert(k.steps.begin(), pre.begin(), pre.end());
-      k.steps.insert(k.steps.end(), post.begin(), post.end());
-    }
+    if (s > 0)
+      std::tie(arrivals, offset) = next_arrivals(out.schedules.back(), out.offset.back(), lt);
+    for (Kernels& k : sk.kernels)
+      add_transfers(k, st.graph, st.receives, st.sends, s,
+                    s > 0 ? out.port_in[static_cast<std::size_t>(s) - 1] : -1,
+                    s + 1 < stages ? out.port_out[static_cast<std::size_t>(s)] : -1, arrivals,
+                    graph_outputs);
     // The partition's input and output lists follow the kernels' (received and sent values that
     // are no longer inputs or outputs drop out).
     sk.partition.inputs.resize(sk.kernels[0].inputs.size());
@@ -254,36 +306,106 @@ PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stag
     out.offset.push_back(offset);
   }
   // One program: stage s's chips shifted to s * group and its cycles by its offset.
-  isa::Program& p = out.program;
-  p.arch = sys;
-  std::uint64_t end = 0;
-  for (int s = 0; s < stages; ++s) {
-    const isa::Program& sp = out.schedules[static_cast<std::size_t>(s)].program;
-    const std::uint64_t off = out.offset[static_cast<std::size_t>(s)];
-    const auto base = static_cast<std::uint32_t>(s * group);
-    for (isa::ChipProgram cp : sp.chips) {
-      cp.chip += base;
-      for (auto& qp : cp.queues)
-        for (auto& e : qp.entries) {
-          e.cycle += off;
-          if (e.done) e.done = *e.done + off;
-        }
-      p.chips.push_back(std::move(cp));
-    }
-    for (isa::Tensor t : sp.tensors) {
-      if (group > 1) t.name = t.name.substr(0, t.name.rfind('@'));
-      t.chip += base;
-      t.name += "@" + std::to_string(t.chip);
-      p.tensors.push_back(std::move(t));
-    }
-    for (isa::Image im : sp.images) {
-      im.chip += base;
-      p.images.push_back(std::move(im));
-    }
-    end = std::max(end, off + (sp.predicted_cycles ? *sp.predicted_cycles : 0));
-  }
-  p.predicted_cycles = end;
+  out.program.arch = sys;
+  for (int s = 0; s < stages; ++s)
+    append_stage(out.program, out.schedules[static_cast<std::size_t>(s)].program,
+                 static_cast<std::uint32_t>(s * group), out.offset[static_cast<std::size_t>(s)],
+                 group > 1, true);
   return out;
+}
+
+LayerStack compile_layer_stack(Graph layer, const std::string& in, const std::string& out,
+                               const arch::Arch& sys, int layers, int group, Precision precision) {
+  if (layers < 2) throw InputError(layer.source, "a stack needs 2 layers or more");
+  if (layers * group > sys.system.chips)
+    throw InputError(layer.source, std::to_string(layers) + " layers of " + std::to_string(group) +
+                                       " chip(s) need " + std::to_string(layers * group) +
+                                       " chips; the system has " +
+                                       std::to_string(sys.system.chips));
+  fill_shapes(layer, sys);
+  const int vin = layer.find(in), vout = layer.find(out);
+  if (vin < 0 || std::find(layer.inputs.begin(), layer.inputs.end(), vin) == layer.inputs.end())
+    throw InputError(layer.source, "the layer has no input '" + in + "'");
+  if (vout < 0 ||
+      std::find(layer.outputs.begin(), layer.outputs.end(), vout) == layer.outputs.end())
+    throw InputError(layer.source, "the layer has no output '" + out + "'");
+  if (layer.values[static_cast<std::size_t>(vin)].shape !=
+      layer.values[static_cast<std::size_t>(vout)].shape)
+    throw InputError(layer.source, "the layer's '" + out + "' is not shaped as its '" + in + "'");
+  LayerStack st;
+  st.layers = layers;
+  st.group = group;
+  // The three kinds of stage: the first (its input from the host), a middle one, the last (its
+  // output to the host). They differ only in the graph's input and output lists (one graph
+  // serves all three: a 70B-wide layer's weights are gigabytes).
+  const std::vector<int> inputs0 = layer.inputs, outputs0 = layer.outputs;
+  auto stage = [&](int kind) {
+    layer.inputs = inputs0;
+    layer.outputs = outputs0;
+    if (kind > 0) {
+      auto& ins = layer.inputs;
+      ins.erase(std::remove(ins.begin(), ins.end(), vin), ins.end());
+      ins.push_back(vin);
+    }
+    if (kind < 2) {
+      auto& outs = layer.outputs;
+      outs.erase(std::remove(outs.begin(), outs.end(), vout), outs.end());
+      outs.push_back(vout);
+    }
+  };
+  std::map<std::string, double> act;
+  if (precision == Precision::kInt8) act = calibrate(layer, sys);
+  const func::LinkTiming lt(sys);
+  std::tie(st.port_out, st.port_in) = boundary_ports(sys, layer.source, 0, group);
+  for (int s = 1; s + 1 < layers; ++s)
+    if (boundary_ports(sys, layer.source, s, group) != std::make_pair(st.port_out, st.port_in))
+      throw InputError(layer.source,
+                       "the stages of the stack reach their successors on "
+                       "different ports; one program serves them all only when "
+                       "they do not");
+  std::vector<std::uint64_t> arrivals;
+  std::uint64_t offset = 0;
+  for (int kind = 0; kind < 3; ++kind) {
+    stage(kind);
+    SplitKernels sk;
+    if (group == 1) {
+      LowerOptions o;
+      o.precision = precision;
+      o.activation_max = act;
+      sk.kernels.push_back(lower(layer, sys, o));
+    } else {
+      sk = lower_split(layer, sys, precision, group, 7, &act);
+    }
+    const std::vector<int> receives = kind > 0 ? std::vector<int>{vin} : std::vector<int>{};
+    const std::vector<int> sends = kind < 2 ? std::vector<int>{vout} : std::vector<int>{};
+    for (Kernels& k : sk.kernels)
+      add_transfers(k, layer, receives, sends, kind, st.port_in, st.port_out, arrivals, {});
+    Schedule sc = group == 1 ? schedule(sk.kernels[0], sys, layer.source)
+                             : schedule_spmd(sk.kernels, sys, layer.source);
+    sc.program.images.clear();  // timing mode: the weights' values do not matter
+    std::vector<std::uint64_t> next;
+    if (kind < 2) {
+      std::tie(next, offset) = next_arrivals(sc, 0, lt);
+      if (kind == 1 && next != arrivals)
+        throw std::logic_error(
+            "layer stack: a middle stage's sends land at other cycles than "
+            "the first stage's");
+      st.step.push_back(offset);  // the next stage starts this many cycles after this one
+    }
+    st.schedules.push_back(std::move(sc));
+    arrivals = std::move(next);
+  }
+  isa::Program& p = st.program;
+  p.arch = sys;
+  std::uint64_t off = 0;
+  for (int l = 0; l < layers; ++l) {
+    const int kind = l == 0 ? 0 : l + 1 == layers ? 2 : 1;
+    append_stage(p, st.schedules[static_cast<std::size_t>(kind)].program,
+                 static_cast<std::uint32_t>(l * group), off, group > 1, false);
+    st.offset.push_back(off);
+    if (kind < 2) off += st.step[static_cast<std::size_t>(kind)];
+  }
+  return st;
 }
 
 }  // namespace lpu::compiler

@@ -49,4 +49,22 @@ struct PipelineProgram {
 PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& system, int stages, int group,
                                  Precision precision, std::uint32_t calibration_seed = 7);
 
+/// A stack of `layers` copies of one layer graph, for timing: `in` (a graph input) and `out` (a
+/// graph output of the same shape) join consecutive layers. The layer is lowered and scheduled
+/// three times, as the first stage (its input from the host), a middle one and the last (its
+/// output to the host); every middle stage runs the one middle program (each receives at the same
+/// cycles of its own program). The program carries no MEM images: the copies' weights are not
+/// modelled, so it is for timing mode only.
+struct LayerStack {
+  isa::Program program;
+  int layers = 0, group = 1;
+  std::vector<Schedule> schedules;    ///< first, middle, last
+  std::vector<std::uint64_t> step;    ///< first and middle: cycles until the next stage starts
+  std::vector<std::uint64_t> offset;  ///< per layer: the cycle its stage starts in
+  int port_out = -1, port_in = -1;
+};
+LayerStack compile_layer_stack(Graph layer, const std::string& in, const std::string& out,
+                               const arch::Arch& system, int layers, int group,
+                               Precision precision);
+
 }  // namespace lpu::compiler

@@ -500,6 +500,7 @@ Chip read_chip(Reader r) {
       s.fail(s.path("ifetch_bytes"), "must be a multiple of the 16-byte instruction slot");
     c.icu.preloaded = s.boolean("preloaded");
     c.icu.instruction_slices = static_cast<int>(s.integer("instruction_slices", 0, 1024));
+    c.icu.epoch_cycles = static_cast<int>(s.integer("epoch_cycles", 2, 1 << 24));
     s.done();
   }
   {

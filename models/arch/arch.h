@@ -60,6 +60,7 @@ struct Chip {
     int ifetch_bytes = 0;
     bool preloaded = false;
     int instruction_slices = 0;  ///< per hemisphere, the outermost MEM slices
+    int epoch_cycles = 0;        ///< period of the hardware-aligned counter (deskew)
   } icu;
   struct Mem {
     int slices_per_hemisphere = 0;

@@ -215,6 +215,9 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     json::object cj;
     cj["chip"] = c->context().chip_id;
     cj["cycles"] = c->icu().end_cycle();
+    const units::ChipClock& clk = c->context().clock;
+    cj["clock"] = json::object{
+        {"drift_ppm", clk.ppm}, {"deskews", clk.deskews}, {"max_skew_cycles", clk.worst}};
     std::uint64_t mem_busy = 0;
     json::array banks;
     for (const auto& m : c->mem()) {

@@ -40,14 +40,17 @@ const char* kRunUsage =
     "  --link-ber RATE         inject bit errors on every C2C link direction at RATE per bit\n"
     "                          (0..1); frames whose CRC fails are counted and reported\n"
     "  --link-seed N           seed of the injected link errors (default 1)\n"
+    "  --clock-drift PPM       each chip's clock runs off the time base by a fixed rate drawn\n"
+    "                          from [-PPM, +PPM] (deskew realigns it; default 0: exact)\n"
+    "  --drift-seed N          seed of the chips' drift rates (default 1)\n"
     "  --quiet                 no summary on standard output\n";
 }  // namespace
 
 int cmd_run(const Args& args) {
   std::string prog, output_dir = ".", mode = "functional", report, on_error = "stop", arch_name;
   std::vector<std::string> inputs, sets, flips;
-  std::uint64_t max_cycles = 0, link_seed = 1;
-  double link_ber = 0;
+  std::uint64_t max_cycles = 0, link_seed = 1, drift_seed = 1;
+  double link_ber = 0, drift = 0;
   bool help = false, quiet = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("input", po::value(&inputs)->composing())(
@@ -55,8 +58,9 @@ int cmd_run(const Args& args) {
       "max-cycles", po::value(&max_cycles))("on-error", po::value(&on_error))(
       "arch", po::value(&arch_name))("set", po::value(&sets)->composing())(
       "quiet", po::bool_switch(&quiet))("link-ber", po::value(&link_ber))(
-      "link-seed", po::value(&link_seed))("flip", po::value(&flips)->composing())("program",
-                                                                                  po::value(&prog));
+      "link-seed", po::value(&link_seed))("clock-drift", po::value(&drift))(
+      "drift-seed", po::value(&drift_seed))("flip", po::value(&flips)->composing())(
+      "program", po::value(&prog));
   po::positional_options_description pos;
   pos.add("program", 1);
   po::variables_map vm;
@@ -72,6 +76,10 @@ int cmd_run(const Args& args) {
     throw UsageError{"--link-ber must be a rate in 0..1, got " + std::to_string(link_ber)};
   o.link_bit_error_rate = link_ber;
   o.link_seed = link_seed;
+  if (!(drift >= 0 && drift <= 1e5))
+    throw UsageError{"--clock-drift must be 0 .. 100000 ppm, got " + std::to_string(drift)};
+  o.clock_drift_ppm = drift;
+  o.drift_seed = drift_seed;
   if (mode == "functional")
     o.mode = units::Mode::kFunctional;
   else if (mode == "timing")

@@ -1,5 +1,8 @@
 #include "units/c2c.h"
 
+#include <cmath>
+#include <cstdio>
+
 namespace lpu::units {
 
 C2cChannel::C2cChannel(const arch::Arch& arch, int index, LinkEnd a, LinkEnd b,
@@ -39,7 +42,22 @@ void C2cPort::execute(const Issue& is) {
   ++stats_.instructions;
   ++stats_.busy_cycles;
   const isa::Instr& in = *is.instr;
-  if (in.opcode == 0x82) return;  // deskew: one time base until drift is modelled
+  if (is.access < hold_until_)
+    ctx_.error(is, "dispatches in cycle " + std::to_string(is.access) +
+                       ", while a deskew holds the queue until cycle " +
+                       std::to_string(hold_until_));
+  if (in.opcode == 0x82) {  // deskew: realign the chip's clock at the next epoch
+    const auto epoch = static_cast<std::uint64_t>(ctx_.arch->chip.icu.epoch_cycles);
+    hold_until_ = ctx_.clock.deskew(is.access, epoch);
+    if (ctx_.clock.s0 != 0)
+      ctx_.error(is, "deskew in cycle " + std::to_string(is.access) +
+                         " came after the aligned counter's epoch boundary (the chip's clock "
+                         "had drifted by " +
+                         std::to_string(ctx_.clock.s0) +
+                         " cycles, more than the time to the boundary): the chip slips an "
+                         "epoch");
+    return;
+  }
   if (in.opcode == 0x80)
     send(is);
   else
@@ -75,7 +93,11 @@ void C2cPort::send(const Issue& is) {
   fr.wire = func::encode_frame(f);
   fr.flips = d.errors.corrupt(fr.wire);
   fr.sent = is.access;
-  fr.arrival = t.arrival(is.access);
+  // In system time: this chip's clock may run off the time base (ChipClock).
+  const double skew = ctx_.clock.skew(is.access);
+  ctx_.clock.worst = std::max(ctx_.clock.worst, std::fabs(skew));
+  fr.arrival_time = static_cast<double>(t.arrival(is.access)) + skew;
+  fr.arrival = static_cast<std::uint64_t>(std::llround(fr.arrival_time));
   fr.chip = ctx_.chip_id;
   fr.queue = is.queue->name;
   fr.index = is.index;
@@ -95,22 +117,35 @@ void C2cPort::receive(const Issue& is) {
   }
   C2cChannel::Direction& d = channel_->direction(1 - out_);
   const std::string link = channel_->name(1 - out_);
+  // Arrivals in system time, against this receive's (the same cycle when no clock drifts).
+  const double now = ctx_.clock.system_time(is.access);
+  ctx_.clock.worst = std::max(ctx_.clock.worst, std::fabs(ctx_.clock.skew(is.access)));
+  auto drift = [&]() -> std::string {
+    if (ctx_.options.clock_drift_ppm <= 0) return "";
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  " (clocks drift: this receive falls at %.2f on the time base, the chip's clock "
+                  "runs %.1f ppm off, %llu deskew(s) so far; arrivals are time-base cycles)",
+                  now, ctx_.clock.ppm, static_cast<unsigned long long>(ctx_.clock.deskews));
+    return buf;
+  };
   // Frames that arrived before this cycle were never taken.
-  while (!d.frames.empty() && d.frames.front().arrival < is.access) {
+  while (!d.frames.empty() && d.frames.front().arrival_time < now - 0.5) {
     const C2cChannel::Frame& f = d.frames.front();
     ctx_.error(is, "receives in cycle " + std::to_string(is.access) + " on " + link +
                        ", but the vector sent by chip " + std::to_string(f.chip) + " " + f.queue +
                        " instruction " + std::to_string(f.index) + " in cycle " +
                        std::to_string(f.sent) + " arrived in cycle " + std::to_string(f.arrival) +
-                       " and nothing took it");
+                       " and nothing took it" + drift());
     d.frames.pop_front();
   }
-  if (d.frames.empty() || d.frames.front().arrival != is.access) {
+  if (d.frames.empty() || d.frames.front().arrival_time >= now + 0.5) {
     ctx_.error(is, "receives in cycle " + std::to_string(is.access) + " on " + link +
                        ", but nothing arrives then" +
                        (d.frames.empty() ? std::string(" (nothing is in flight)")
                                          : " (the next vector arrives in cycle " +
-                                               std::to_string(d.frames.front().arrival) + ")"));
+                                               std::to_string(d.frames.front().arrival) + ")") +
+                       drift());
     return;
   }
   const C2cChannel::Frame f = std::move(d.frames.front());

@@ -31,7 +31,8 @@ class C2cChannel {
   struct Frame {
     std::vector<std::uint8_t> wire;
     std::uint64_t sent = 0, arrival = 0;
-    std::uint32_t chip = 0;  ///< sender
+    double arrival_time = 0;  ///< system time (arrival is it rounded)
+    std::uint32_t chip = 0;   ///< sender
     std::string queue;
     std::uint32_t index = 0;
     int flips = 0;
@@ -79,6 +80,7 @@ class C2cPort : public Unit {
   void send(const Issue& is);
   void receive(const Issue& is);
   int link_;
+  std::uint64_t hold_until_ = 0;  // a deskew holds the queue until then
   C2cChannel* channel_ = nullptr;
   int out_ = 0;
 };

@@ -1,6 +1,7 @@
 #include "units/chip.h"
 
 #include <algorithm>
+#include <random>
 
 namespace lpu::units {
 
@@ -55,6 +56,12 @@ Chip::Chip(const sc_core::sc_module_name& name, const arch::Arch& arch, std::uin
   ctx_.options = options;
   ctx_.errors = errors;
   ctx_.lanes = chip.lanes();
+  if (options.clock_drift_ppm > 0) {
+    // A fixed rate per chip, the same for a seed whatever else runs.
+    std::mt19937_64 rng(options.drift_seed * 0x9E3779B97F4A7C15ull + id);
+    ctx_.clock.ppm = std::uniform_real_distribution<double>(-options.clock_drift_ppm,
+                                                            options.clock_drift_ppm)(rng);
+  }
   int horizon = 0, max_skew = 0;
   for (const auto& [cls, lat] : chip.latency) {
     horizon = std::max(horizon, lat.d_func);

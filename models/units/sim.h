@@ -33,6 +33,39 @@ struct SimOptions {
     int bit = 0;  ///< numbering of func::SramSlice::flip_bit: data bits, then check bits
   };
   std::vector<BitFlip> flips;
+  /// Chip clocks (docs/multichip.md): each chip's runs off by a fixed rate drawn uniformly from
+  /// [-clock_drift_ppm, +clock_drift_ppm] (from drift_seed and the chip's number); 0: every chip
+  /// on one exact time base.
+  double clock_drift_ppm = 0;
+  std::uint64_t drift_seed = 1;
+};
+
+/// A chip's clock against the system's time base: its cycle t falls at system time t + skew(t),
+/// the skew growing at the clock's drift rate from the last realignment. `deskew` realigns it at
+/// the next epoch of the hardware-aligned counter (every chip's counter shows the system's time
+/// base, kept aligned over the links).
+struct ChipClock {
+  double ppm = 0;
+  std::uint64_t t0 = 0;  ///< the cycle of the last realignment
+  double s0 = 0;         ///< the skew then (0, or a whole epoch when the chip slipped one)
+  std::uint64_t deskews = 0;
+  double worst = 0;  ///< the largest |skew| at a send or receive
+  double skew(std::uint64_t t) const {
+    return s0 + (static_cast<double>(t) - static_cast<double>(t0)) * ppm * 1e-6;
+  }
+  double system_time(std::uint64_t t) const { return static_cast<double>(t) + skew(t); }
+  /// A deskew dispatched in cycle t holds its queue until the chip's next epoch boundary L
+  /// (a multiple of `epoch`), which it then makes coincide with the aligned counter's (a chip
+  /// already past that boundary in system time realigns to the next one). Returns L.
+  std::uint64_t deskew(std::uint64_t t, std::uint64_t epoch) {
+    const std::uint64_t k = (t + epoch - 1) / epoch;
+    const double g = system_time(t);
+    const std::uint64_t kg = g <= static_cast<double>(k * epoch) ? k : k + 1;
+    t0 = k * epoch;
+    s0 = static_cast<double>(kg * epoch) - static_cast<double>(t0);
+    ++deskews;
+    return t0;
+  }
 };
 
 /// A bad program found while running it: where and when, never silent.
@@ -88,6 +121,7 @@ struct ChipContext {
   func::StreamFabric* fabric = nullptr;
   std::vector<ScheduleError>* errors = nullptr;
   int lanes = 0;
+  ChipClock clock;
 
   /// Records a schedule error; throws StopRun when the options say stop.
   void error(const Issue& at, const std::string& message, const std::string& stream = "",

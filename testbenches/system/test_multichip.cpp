@@ -39,7 +39,8 @@ const char* kX = "00254a6f94b9de03284d7297bce1062b50759abfe4092e53789dc2e70c3156
 struct TwoChips {
   std::vector<std::string> sets;
   int n = 1, gap = 8;
-  int sender = 0;  // the other chip receives
+  int sender = 0;                      // the other chip receives
+  std::vector<std::uint64_t> deskews;  // on both chips' c2c.l0, merged in cycle order
   std::string program(const std::vector<std::uint64_t>& recv) const {
     std::string s =
         ".lpuasm 1\n.arch tiny\n.set system.topology=fully_connected\n"
@@ -57,12 +58,22 @@ struct TwoChips {
     s += ".endimage\n.chip " + from + "\n.queue mem.w0\n";
     for (int i = 0; i < n; ++i)
       s += "  @" + std::to_string(i * gap) + " read " + std::to_string(i) + ", s0w\n";
-    s += ".queue c2c.l0\n";
+    auto port_queue = [&](std::vector<std::pair<std::uint64_t, std::string>> e) {
+      for (auto d : deskews)
+        e.push_back({d, "deskew"});
+      std::sort(e.begin(), e.end());
+      std::string q = ".queue c2c.l0\n";
+      for (const auto& [at, text] : e)
+        q += "  @" + std::to_string(at) + " " + text + "\n";
+      return q;
+    };
+    std::vector<std::pair<std::uint64_t, std::string>> sends, recvs;
     for (int i = 0; i < n; ++i)  // the vector passes position 1 four cycles after it leaves
-      s += "  @" + std::to_string(i * gap + 5) + " send s0w\n";
-    s += ".chip " + to + "\n.queue c2c.l0\n";
+      sends.push_back({static_cast<std::uint64_t>(i * gap + 5), "send s0w"});
     for (std::size_t i = 0; i < recv.size(); ++i)
-      s += "  @" + std::to_string(recv[i]) + " recv s0e\n";
+      recvs.push_back({recv[i], "recv s0e"});
+    s += port_queue(sends);
+    s += ".chip " + to + "\n" + port_queue(recvs);
     s += ".queue mem.w0\n";
     for (std::size_t i = 0; i < recv.size(); ++i)  // result 2 cycles later, 4 hops, d_skew 1
       s += "  @" + std::to_string(recv[i] + 5) + " write " + std::to_string(16 + i) + ", s0e\n";
@@ -547,4 +558,109 @@ TEST(PipelineErrors, MoreStagesThanNodes) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("8 stages for 5 nodes"), std::string::npos) << e.what();
   }
+}
+
+// ---------------------------------------------------------------- time base
+
+// The realignment: a deskew holds its queue until the next epoch boundary and makes the chip's
+// clock coincide with the aligned counter there; a chip whose drift already took it past that
+// boundary slips a whole epoch.
+TEST(TimeBase, DeskewRealignsAtTheNextEpoch) {
+  units::ChipClock c;
+  c.ppm = 100;
+  EXPECT_DOUBLE_EQ(c.skew(10000), 1.0);
+  EXPECT_EQ(c.deskew(10000, 256), 10240u);  // epoch 40
+  EXPECT_EQ(c.s0, 0.0);
+  EXPECT_DOUBLE_EQ(c.skew(20240), 1.0);  // drifts again from the boundary
+  units::ChipClock fast;
+  fast.ppm = 1e5;  // 10 %: 1000 cycles in, 100 ahead, past the boundary at 1024
+  EXPECT_EQ(fast.deskew(1000, 256), 1024u);
+  EXPECT_EQ(fast.s0, 256.0);
+  EXPECT_EQ(fast.deskews, 1u);
+}
+
+namespace {
+
+// Two tiny chips; a vector every 80 epochs (20480 cycles), each received at its arrival cycle
+// on the time base. With clocks that drift, the receives miss unless deskews realign the chips
+// before each transfer.
+TwoChips drifting(bool deskew) {
+  TwoChips t;
+  t.n = 6;
+  t.gap = 20480;
+  if (deskew)
+    for (int i = 1; i < t.n; ++i)
+      t.deskews.push_back(static_cast<std::uint64_t>(i * t.gap - 20));
+  return t;
+}
+
+std::vector<std::uint64_t> arrivals(const TwoChips& t) {
+  std::vector<std::uint64_t> r;
+  for (int i = 0; i < t.n; ++i)
+    r.push_back(t.arrival(i));
+  return r;
+}
+
+double drift_of(const system::RunOutcome& r, int chip) {
+  return r.report.at("chips")
+      .as_array()[static_cast<std::size_t>(chip)]
+      .as_object()
+      .at("clock")
+      .as_object()
+      .at("drift_ppm")
+      .as_double();
+}
+
+}  // namespace
+
+TEST(TimeBase, DriftWithoutDeskewMissesTheFrames) {
+  const TwoChips t = drifting(false);
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  o.clock_drift_ppm = 1000;
+  o.drift_seed = 4;
+  const auto r = run(t.program(arrivals(t)), o);
+  const double d0 = drift_of(r, 0), d1 = drift_of(r, 1);
+  EXPECT_LE(std::fabs(d0), 1000.0);
+  EXPECT_LE(std::fabs(d1), 1000.0);
+  // Vector i is sent in cycle 6 + i gap of chip 0 and received in its arrival cycle of chip 1:
+  // the two clocks are (d1 - d0) ppm apart by then, and a receive half a cycle off misses.
+  int missed = 0;
+  for (int i = 0; i < t.n; ++i) {
+    const double at = static_cast<double>(t.arrival(i));
+    const double sent = 6.0 + i * t.gap;
+    if (std::fabs(at * d1 * 1e-6 - sent * d0 * 1e-6) >= 0.5) ++missed;
+  }
+  ASSERT_GT(missed, 0) << "the seed gives clocks too close to drift apart: " << d0 << ", " << d1;
+  EXPECT_FALSE(r.errors.empty());
+  bool named = false;
+  for (const auto& e : r.errors)
+    named = named || e.message.find("clocks drift") != std::string::npos;
+  EXPECT_TRUE(named) << r.errors[0].to_string();
+}
+
+TEST(TimeBase, DeskewKeepsDriftingChipsAligned) {
+  const TwoChips t = drifting(true);
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  o.clock_drift_ppm = 1000;
+  o.drift_seed = 4;
+  const auto r = run(t.program(arrivals(t)), o);
+  expect_delivered(r, t.n);
+  const auto& c1 = r.report.at("chips").as_array()[1].as_object().at("clock").as_object();
+  EXPECT_EQ(c1.at("deskews").as_uint64(), 5u);
+  EXPECT_LT(c1.at("max_skew_cycles").as_double(), 0.5);
+}
+
+TEST(TimeBase, WorkDuringTheDeskewHoldIsAnError) {
+  TwoChips t = drifting(true);
+  t.deskews = {20480 + 3};  // holds c2c.l0 until 20736, past the send at 20485
+  units::SimOptions o;
+  o.on_error = units::OnError::kReport;
+  const auto r = run(t.program(arrivals(t)), o);
+  bool held = false;
+  for (const auto& e : r.errors)
+    held = held ||
+           e.message.find("while a deskew holds the queue until cycle 20736") != std::string::npos;
+  EXPECT_TRUE(held) << (r.errors.empty() ? "no errors" : r.errors[0].to_string());
 }

@@ -104,6 +104,28 @@ class Lowering {
       k_.tensors[static_cast<std::size_t>(t)].name = val.name;
       k_.outputs.push_back(t);
     }
+    // Constants no step reads (the float originals of int8 weights, folded ones) drop their
+    // data: a wide model's weights are large.
+    std::vector<bool> read(k_.tensors.size(), false);
+    auto mark = [&](int t) {
+      if (t < 0) return;
+      read[static_cast<std::size_t>(t)] = true;
+      const int v = k_.tensors[static_cast<std::size_t>(t)].view_of;
+      if (v >= 0) read[static_cast<std::size_t>(v)] = true;
+    };
+    for (const KStep& s : k_.steps) {
+      for (int t : {s.a, s.b, s.mask, s.d})
+        mark(t);
+      for (const KPass& p : s.passes) {
+        mark(p.x);
+        mark(p.w);
+      }
+    }
+    for (int t : k_.outputs)
+      mark(t);
+    for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+      if (!read[t] && k_.tensors[t].role == KTensor::Role::kConstant)
+        std::vector<std::uint8_t>().swap(k_.tensors[t].data);
     return std::move(k_);
   }
 

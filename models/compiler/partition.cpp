@@ -108,8 +108,20 @@ class Partitioner {
 
   Partition run() {
     if (n_ < 2) throw InputError(g_.source, "a tensor-parallel split needs 2 chips or more");
-    out_ = g_;
-    out_.nodes.clear();
+    // The chips' graph without constant data (each chip's is filled in at the end: its part of
+    // a cut constant, or a copy of a replicated one).
+    out_.source = g_.source;
+    out_.inputs = g_.inputs;
+    out_.outputs = g_.outputs;
+    for (const Value& v : g_.values) {
+      Value x;
+      x.name = v.name;
+      x.dtype = v.dtype;
+      x.shape = v.shape;
+      x.ints = v.ints;
+      x.constant = v.constant;
+      out_.values.push_back(std::move(x));
+    }
     shard_.assign(g_.values.size(), std::nullopt);
     shape_.clear();
     for (const auto& v : g_.values)
@@ -139,12 +151,13 @@ class Partitioner {
       if (v < shape_.size()) out_.values[v].shape = shape_[v];
     // The whole data of cut constants is not copied into every chip's graph (a 70B-wide layer
     // has gigabytes of it); each gets its own part, moved in.
-    for (std::size_t v = 0; v < data_.size(); ++v)
-      if (!data_[v].empty()) std::vector<std::uint8_t>().swap(out_.values[v].data);
     for (int c = 0; c < n_; ++c) {
       Graph gc = out_;
       for (std::size_t v = 0; v < data_.size(); ++v)
-        if (!data_[v].empty()) gc.values[v].data = std::move(data_[v][static_cast<std::size_t>(c)]);
+        if (!data_[v].empty())
+          gc.values[v].data = std::move(data_[v][static_cast<std::size_t>(c)]);
+        else if (v < g_.values.size())
+          gc.values[v].data = g_.values[v].data;
       p.graphs.push_back(std::move(gc));
     }
     p.weight_max = weight_max_;
@@ -597,6 +610,10 @@ void fill_shapes(Graph& full, const arch::Arch& arch) {
 }
 
 Partition partition_tensor(const Graph& g, const arch::Arch& arch, int chips) {
+  bool known = true;  // shapes and types of every computed value (then no copy is needed)
+  for (const Value& v : g.values)
+    known = known && (v.constant || (!v.shape.empty() && v.dtype != isa::DType::kNone));
+  if (known) return Partitioner(g, chips).run();
   return Partitioner(with_shapes(g, arch), chips).run();
 }
 
@@ -612,7 +629,10 @@ SplitKernels lower_split(const Graph& g, const arch::Arch& arch, Precision preci
     o.activation_max = activation_max ? *activation_max : calibrate(g, arch, calibration_seed);
   for (int c = 0; c < chips; ++c) {
     o.weight_max = out.partition.weight_max[static_cast<std::size_t>(c)];
-    out.kernels.push_back(lower(out.partition.graphs[static_cast<std::size_t>(c)], arch, o));
+    Graph& gc = out.partition.graphs[static_cast<std::size_t>(c)];
+    out.kernels.push_back(lower(gc, arch, o));
+    for (Value& v : gc.values)  // the kernels hold what they need
+      std::vector<std::uint8_t>().swap(v.data);
   }
   return out;
 }

@@ -51,7 +51,7 @@ Partition partition_tensor(const Graph& g, const arch::Arch& arch, int chips);
 /// run_reference_spmd). For int8 the activations are calibrated on the whole graph, so every
 /// chip quantizes exactly as one chip running the whole graph would.
 struct SplitKernels {
-  Partition partition;
+  Partition partition;  ///< (its graphs without their constants' data once lowered)
   std::vector<Kernels> kernels;
 };
 /// (`activation_max`, when given, replaces the calibration: a part of a larger graph quantizes as

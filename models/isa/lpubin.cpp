@@ -122,16 +122,18 @@ void section(Out& payload, const char* tag, Out& body) {
 class BinarySourceMap : public SourceMap {
  public:
   explicit BinarySourceMap(std::string file) : file_(std::move(file)) {}
-  std::map<std::tuple<std::uint32_t, std::uint16_t, std::size_t>, std::size_t> instr;
+  // Per chip and queue, the byte offset of each instruction (a program may have tens of millions).
+  std::map<std::pair<std::uint32_t, std::uint16_t>, std::vector<std::size_t>> instr;
   std::vector<std::size_t> tensors, images;
   std::vector<arch::Queue> queues;
 
   Where instruction(std::uint32_t chip, std::uint16_t queue, std::size_t index,
                     int) const override {
-    auto it = instr.find({chip, queue, index});
+    auto it = instr.find({chip, queue});
+    const std::size_t at = it == instr.end() || index >= it->second.size() ? 0 : it->second[index];
     const std::string q = queue < queues.size() ? queues[queue].name : "#" + std::to_string(queue);
-    return file_ + ":byte " + std::to_string(it == instr.end() ? 0 : it->second) + " (chip " +
-           std::to_string(chip) + ", queue " + q + ", instruction " + std::to_string(index) + ")";
+    return file_ + ":byte " + std::to_string(at) + " (chip " + std::to_string(chip) + ", queue " +
+           q + ", instruction " + std::to_string(index) + ")";
   }
   Where tensor(std::size_t i) const override {
     return file_ + ":byte " + std::to_string(i < tensors.size() ? tensors[i] : 0) + " (tensor " +
@@ -328,8 +330,10 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
         const auto n = b.count(4, 27);
         if (n == 0) b.fail_at(count_at, "empty queue record");
         qp.entries.reserve(static_cast<std::size_t>(n));
+        auto& offsets = src.instr[{cp.chip, qp.queue}];
+        offsets.reserve(static_cast<std::size_t>(n));
         for (std::uint64_t i = 0; i < n; ++i) {
-          src.instr[{cp.chip, qp.queue, static_cast<std::size_t>(i)}] = b.offset();
+          offsets.push_back(b.offset());
           Entry e;
           e.cycle = b.u64();
           Word w;

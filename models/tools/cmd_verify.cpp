@@ -173,11 +173,17 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
       "  compiled          %zu nodes -> %zu kernel steps per chip, %zu instructions in "
       "%.3f s\n",
       g.nodes.size(), sk.kernels[0].steps.size(), s.program.instruction_count(), compile_s);
-  std::printf("  cycles            simulated %llu, predicted %llu: %s (one chip: %s)\n",
+  // The same model on one chip, for comparison (it may not fit).
+  std::string alone;
+  try {
+    alone = "one chip would take " + std::to_string(compiler::schedule(one, a, model).cycles);
+  } catch (const InputError& e) {
+    alone = "it does not fit one chip";
+  }
+  std::printf("  cycles            simulated %llu, predicted %llu: %s (%s)\n",
               static_cast<unsigned long long>(r.cycles),
               static_cast<unsigned long long>(r.predicted ? *r.predicted : 0),
-              r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH",
-              "see lpu verify without --system");
+              r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH", alone.c_str());
   std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
               static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
               r.host_seconds * 1e6);

@@ -6,7 +6,9 @@
 // Environment: LPU_BENCH_LAYERS (default 80), LPU_BENCH_CTX (cached tokens, default 255: the
 // scores of the cache and the new token share one vector for now), LPU_BENCH_PRESET (70b; "tp8"
 // is a small layer with 8 heads, for a quick run).
+#include <malloc.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -30,6 +32,13 @@ namespace {
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double rss_gib() {
+  std::ifstream f("/proc/self/statm");
+  double pages = 0, resident = 0;
+  f >> pages >> resident;
+  return resident * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0 * 1024.0);
 }
 
 double peak_gib() {
@@ -69,6 +78,7 @@ std::string chain_system(int nodes) {
 }  // namespace
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   const int layers = env_int("LPU_BENCH_LAYERS", 80);
   const int ctx = env_int("LPU_BENCH_CTX", 255);
@@ -77,72 +87,82 @@ int main() {
   const auto dir = std::filesystem::temp_directory_path() / "lpu_bench_llama70b";
   std::filesystem::create_directories(dir);
 
-  // The layer, as the model gives it (fp16 weights; quantized to int8 by the compiler).
-  auto t = Clock::now();
-  std::map<std::string, std::string> params = {{"ctx", std::to_string(ctx)}};
-  if (preset == "tp8")
-    params.insert({{"preset", "custom"}, {"dim", "256"}, {"heads", "8"}, {"ffn", "512"}});
-  else
-    params["preset"] = preset;
-  const std::string model = (dir / "layer.onnx").string();
-  compiler::write_workload("llama-decoder", params, model);
-  compiler::Graph g = compiler::import_onnx(model);
-  std::uint64_t weights = 0;  // int8 bytes of the products' weights
-  for (const auto& n : g.nodes)
-    if (n.op == "MatMul" && n.inputs.size() == 2 && n.inputs[1] >= 0 &&
-        g.values[static_cast<std::size_t>(n.inputs[1])].constant)
-      weights +=
-          static_cast<std::uint64_t>(g.values[static_cast<std::size_t>(n.inputs[1])].elements());
-  std::printf("bench_llama70b: %d layers of llama-decoder preset %s, ctx %d, int8\n", layers,
-              preset.c_str(), ctx);
-  std::printf("  layer model       written and read in %.1f s (%.2f GiB peak so far)\n", since(t),
-              peak_gib());
-
-  // The system: a layer's int8 weights do not fit one chip's MEM, so each layer is split over
-  // the largest fully connected group (a node of 8); one layer per node, the nodes chained.
-  const arch::Arch node = arch::load("node8");
-  const double chip_mib = static_cast<double>(node.chip.mem_slices()) * node.chip.mem.depth *
-                          node.chip.lanes() / (1024.0 * 1024.0);
-  const double w_mib = static_cast<double>(weights) / (1024.0 * 1024.0);
-  std::printf(
-      "  choice            a layer's products hold %.1f MiB of int8 weights; a chip has "
-      "%.1f MiB of MEM\n",
-      w_mib, chip_mib);
-  const std::string sys_file = (dir / "system.json").string();
+  const compiler::LayerStack* stack = nullptr;
   {
-    std::ofstream f(sys_file, std::ios::trunc);
-    f << chain_system(layers);
-  }
-  const arch::Arch sys = arch::load(sys_file);
+    // The layer, as the model gives it (fp16 weights; quantized to int8 by the compiler).
+    auto t = Clock::now();
+    std::map<std::string, std::string> params = {{"ctx", std::to_string(ctx)}};
+    if (preset == "tp8")
+      params.insert({{"preset", "custom"}, {"dim", "256"}, {"heads", "8"}, {"ffn", "512"}});
+    else
+      params["preset"] = preset;
+    const std::string model = (dir / "layer.onnx").string();
+    compiler::write_workload("llama-decoder", params, model);
+    compiler::Graph g = compiler::import_onnx(model);
+    std::uint64_t weights = 0;  // int8 bytes of the products' weights
+    for (const auto& n : g.nodes)
+      if (n.op == "MatMul" && n.inputs.size() == 2 && n.inputs[1] >= 0 &&
+          g.values[static_cast<std::size_t>(n.inputs[1])].constant)
+        weights +=
+            static_cast<std::uint64_t>(g.values[static_cast<std::size_t>(n.inputs[1])].elements());
+    std::printf("bench_llama70b: %d layers of llama-decoder preset %s, ctx %d, int8\n", layers,
+                preset.c_str(), ctx);
+    std::printf("  layer model       written and read in %.1f s (%.2f GiB peak so far)\n", since(t),
+                peak_gib());
 
-  t = Clock::now();
-  const compiler::LayerStack st = compiler::compile_layer_stack(std::move(g), "x", "y", sys, layers,
-                                                                8, compiler::Precision::kInt8);
-  const double compile_s = since(t);
-  const compiler::Schedule& mid = st.schedules[1];
-  const double used_mib =
-      static_cast<double>(mid.mem_bytes[0] + mid.mem_bytes[1]) / (1024.0 * 1024.0);
-  std::printf(
-      "                    split by heads and MLP columns/rows over the 8 chips of a node, "
-      "a chip holds %.1f MiB (%.0f%% of its MEM);\n",
-      used_mib, 100.0 * used_mib / chip_mib);
-  std::printf(
-      "                    two layers per node would need %.1f MiB a chip: one layer per "
-      "node, %d nodes chained\n",
-      2 * used_mib, layers);
-  std::printf("  system            %s: %d chips, %zu links (%s)\n", sys.name.c_str(),
-              sys.system.chips, sys.system.links.size(), sys_file.c_str());
-  std::printf(
-      "  compiled          3 stage programs (first, middle, last) in %.1f s; %zu "
-      "instructions in all; %.2f GiB peak so far\n",
-      compile_s, st.program.instruction_count(), peak_gib());
-  std::printf("  per layer         %llu cycles of compute, next layer starts %llu cycles later\n",
-              static_cast<unsigned long long>(mid.cycles),
-              static_cast<unsigned long long>(st.step.size() > 1 ? st.step[1] : 0));
+    // The system: a layer's int8 weights do not fit one chip's MEM, so each layer is split over
+    // the largest fully connected group (a node of 8); one layer per node, the nodes chained.
+    const arch::Arch node = arch::load("node8");
+    const double chip_mib = static_cast<double>(node.chip.mem_slices()) * node.chip.mem.depth *
+                            node.chip.lanes() / (1024.0 * 1024.0);
+    const double w_mib = static_cast<double>(weights) / (1024.0 * 1024.0);
+    std::printf(
+        "  choice            a layer's products hold %.1f MiB of int8 weights; a chip has "
+        "%.1f MiB of MEM\n",
+        w_mib, chip_mib);
+    const std::string sys_file = (dir / "system.json").string();
+    {
+      std::ofstream f(sys_file, std::ios::trunc);
+      f << chain_system(layers);
+    }
+    const arch::Arch sys = arch::load(sys_file);
+
+    t = Clock::now();
+    compiler::LayerStack st = compiler::compile_layer_stack(std::move(g), "x", "y", sys, layers, 8,
+                                                            compiler::Precision::kInt8);
+    const double compile_s = since(t);
+    const compiler::Schedule& mid = st.schedules[1];
+    const double used_mib =
+        static_cast<double>(mid.mem_bytes[0] + mid.mem_bytes[1]) / (1024.0 * 1024.0);
+    std::printf(
+        "                    split by heads and MLP columns/rows over the 8 chips of a node, "
+        "a chip holds %.1f MiB (%.0f%% of its MEM);\n",
+        used_mib, 100.0 * used_mib / chip_mib);
+    std::printf(
+        "                    two layers per node would need %.1f MiB a chip: one layer per "
+        "node, %d nodes chained\n",
+        2 * used_mib, layers);
+    std::printf("  system            %s: %d chips, %zu links (%s)\n", sys.name.c_str(),
+                sys.system.chips, sys.system.links.size(), sys_file.c_str());
+    std::printf(
+        "  compiled          3 stage programs (first, middle, last) in %.1f s; %zu "
+        "instructions in all; %.2f GiB peak so far\n",
+        compile_s, st.program.instruction_count(), peak_gib());
+    std::printf("  per layer         %llu cycles of compute, next layer starts %llu cycles later\n",
+                static_cast<unsigned long long>(mid.cycles),
+                static_cast<unsigned long long>(st.step.size() > 1 ? st.step[1] : 0));
+    static compiler::LayerStack kept;  // the program outlives the compiler's working memory
+    kept = std::move(st);
+    stack = &kept;
+  }
+  malloc_trim(0);  // what the compiler freed goes back to the system before the simulation
+  const isa::Program& program = stack->program;
+  const arch::Arch& sys = program.arch;
+  std::printf("  memory            %.2f GiB in use before the simulation\n", rss_gib());
 
   // Zero inputs of the right sizes (timing mode computes no values).
   std::map<std::string, system::TensorValue> inputs;
-  for (const auto& tensor : st.program.tensors)
+  for (const auto& tensor : program.tensors)
     if (tensor.role == isa::TensorRole::kInput) {
       system::TensorValue v;
       v.dtype = tensor.dtype;
@@ -156,8 +176,8 @@ int main() {
   units::SimOptions o;
   o.mode = units::Mode::kTiming;
   o.on_error = units::OnError::kReport;
-  t = Clock::now();
-  const system::RunOutcome r = system::run(st.program, inputs, o);
+  const auto t = Clock::now();
+  const system::RunOutcome r = system::run(program, inputs, o);
   const double sim_s = since(t);
   const double us = static_cast<double>(r.cycles) / sys.chip.clock_mhz;
   std::printf("  cycles            simulated %llu, predicted %llu: %s\n",

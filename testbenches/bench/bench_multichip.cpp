@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -17,6 +18,8 @@
 #include "arch/arch.h"
 #include "arch/queues.h"
 #include "compiler/collectives.h"
+#include "compiler/kernels.h"
+#include "compiler/scheduler.h"
 #include "func/c2c_link.h"
 #include "isa/asm_text.h"
 #include "system/run.h"
@@ -146,8 +149,86 @@ int run_all_gather(std::int64_t rows) {
   return r.errors.empty() && r.predicted && *r.predicted == r.cycles ? 0 : 1;
 }
 
+// All-reduce (sum, fp32) on node8 of `buckets` tensors of `rows` x 320 per chip, compiled from a
+// graph of AllReduce nodes (reduce-scatter, then all-gather; compiler/kernels): predicted and
+// simulated time, the data each chip contributes per second ("algorithm bandwidth") and what
+// each chip's links carry per second ("bus bandwidth", 2 (n - 1) / n of it).
+int run_all_reduce(std::int64_t rows, int buckets, int text_slices) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  std::vector<std::string> sets;
+  if (text_slices > 0) sets.push_back("chip.icu.instruction_slices=" + std::to_string(text_slices));
+  const arch::Arch a = arch::load("node8", sets);
+  const int n = a.system.chips;
+  compiler::Graph g;
+  g.source = "allreduce";
+  for (int b = 0; b < buckets; ++b) {
+    compiler::Value x, y;
+    x.name = "x" + std::to_string(b);
+    y.name = "y" + std::to_string(b);
+    x.dtype = y.dtype = isa::DType::kFp32;
+    x.shape = y.shape = {rows, a.chip.lanes()};
+    g.values.push_back(x);
+    g.values.push_back(y);
+    g.inputs.push_back(2 * b);
+    g.outputs.push_back(2 * b + 1);
+    compiler::Node nd;
+    nd.name = "allreduce" + std::to_string(b);
+    nd.op = compiler::kAllReduce;
+    nd.inputs = {2 * b};
+    nd.outputs = {2 * b + 1};
+    g.nodes.push_back(nd);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  compiler::LowerOptions lo;
+  lo.chips = n;
+  std::vector<compiler::Kernels> ks(static_cast<std::size_t>(n), compiler::lower(g, a, lo));
+  compiler::Schedule s;
+  try {
+    s = compiler::schedule_spmd(ks, a, "allreduce");
+  } catch (const std::exception& e) {
+    std::printf("all-reduce on node8: %d x %lld rows: does not compile: %s\n", buckets,
+                static_cast<long long>(rows), e.what());
+    return 1;
+  }
+  const double compile_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  units::SimOptions o;
+  o.mode = units::Mode::kTiming;
+  std::map<std::string, system::TensorValue> in;
+  for (const auto& t : s.program.tensors)
+    if (t.role == isa::TensorRole::kInput) {
+      system::TensorValue v;
+      v.dtype = t.dtype;
+      v.shape = t.shape;
+      v.bytes.assign(static_cast<std::size_t>(rows * a.chip.lanes() * 4), 0);
+      in[t.name] = std::move(v);
+    }
+  const auto r = system::run(s.program, in, o);
+  const double us = static_cast<double>(r.cycles) / a.chip.clock_mhz;
+  const double bytes = static_cast<double>(rows) * a.chip.lanes() * 4.0 * buckets;
+  std::printf(
+      "all-reduce on node8%s: %.2f MiB fp32 per chip (%d x [%lld, %d]), cycles %llu (predicted "
+      "%llu), %.1f us; per chip %.2f GB/s algorithm, %.2f GB/s bus; %zu instructions, compiled "
+      "in %.1f s, simulated in %.1f s; %zu errors\n",
+      text_slices > 0
+          ? (" with " + std::to_string(text_slices) + " instruction slices per hemisphere").c_str()
+          : "",
+      bytes / (1 << 20), buckets, static_cast<long long>(rows), a.chip.lanes(),
+      static_cast<unsigned long long>(r.cycles),
+      static_cast<unsigned long long>(r.predicted.value_or(0)), us, bytes / us / 1e3,
+      bytes * 2.0 * (n - 1) / n / us / 1e3, s.program.instruction_count(), compile_s,
+      r.wall_seconds, r.errors.size());
+  return r.errors.empty() && r.predicted && *r.predicted == r.cycles ? 0 : 1;
+}
+
 int run_case(const std::string& preset) {
   if (preset.rfind("allgather:", 0) == 0) return run_all_gather(std::stoll(preset.substr(10)));
+  if (preset.rfind("allreduce:", 0) == 0) {  // allreduce:ROWS:BUCKETS[:TEXT_SLICES]
+    const auto c1 = preset.find(':', 10), c2 = preset.find(':', c1 + 1);
+    return run_all_reduce(std::stoll(preset.substr(10, c1 - 10)),
+                          std::stoi(preset.substr(c1 + 1, c2 - c1 - 1)),
+                          c2 == std::string::npos ? 0 : std::stoi(preset.substr(c2 + 1)));
+  }
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   const arch::Arch a = arch::load(preset);
   if (std::getenv("LPU_BENCH_PRINT")) {  // the program, for inspection
@@ -219,7 +300,11 @@ int main(int argc, char** argv) {
   // Collectives: all-gather on node8 (1 MiB and 2.5 MiB gathered; a port's queue holds up to
   // 1024 rows' sends and receives until instruction fetch is planned here).
   std::printf("\n");
-  for (const char* rows : {"allgather:410", "allgather:1024"}) {
+  // All-reduce: 1 MiB (824 rows of 320 fp32, a multiple of 8 for the reduce-scatter), and more
+  // in buckets of that size. Every vector is its own send and receive, so 64 MiB needs more
+  // instruction text than tsp-v1's 2 instruction slices per hemisphere hold: it runs with 12.
+  for (const char* rows : {"allgather:410", "allgather:1024", "allreduce:824:1", "allreduce:824:4",
+                           "allreduce:824:16", "allreduce:824:64", "allreduce:824:64:12"}) {
     std::fflush(stdout);
     const pid_t pid = fork();
     if (pid == 0) {

@@ -111,7 +111,8 @@ TEST(Presets, TspV1Figures) {
   EXPECT_EQ(a.system.topology, "single");
   EXPECT_EQ(a.system.chips, 1);
   EXPECT_TRUE(a.system.links.empty());
-  EXPECT_EQ(a.assumptions.size(), 12u);
+  EXPECT_EQ(a.assumptions.size(), 13u);
+  EXPECT_EQ(c.icu.epoch_cycles, 256);
   EXPECT_TRUE(a.assumptions.count("chip.mem.bank_mapping"));
 
   const Derived d = derive(a);
@@ -154,7 +155,7 @@ TEST(Presets, TinyFigures) {
   // Inherited from tsp-v1.
   EXPECT_DOUBLE_EQ(c.clock_mhz, 900.0);
   EXPECT_EQ(c.vxm.alus(), 16);
-  EXPECT_EQ(a.assumptions.size(), 14u);
+  EXPECT_EQ(a.assumptions.size(), 15u);
   EXPECT_TRUE(a.assumptions.count("chip.superlanes"));
   EXPECT_TRUE(a.assumptions.count("chip.mxm.fp16_rate"));
 

@@ -314,6 +314,69 @@ PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stag
   return out;
 }
 
+ParallelChoice choose_parallel(const Graph& g0, const arch::Arch& sys) {
+  const int n = sys.system.chips;
+  if (n < 2) throw InputError(g0.source, "the system has one chip: nothing to split over");
+  const Graph g = with_shapes(g0, sys);
+  const int group = sys.system.topology == "fully_connected" ? n
+                    : sys.system.topology == "dragonfly"     ? sys.system.node_chips
+                                                             : 1;
+  ParallelChoice c;
+  std::string tensor_no;
+  if (group > 1) {
+    try {
+      partition_tensor(g, sys, group);
+    } catch (const InputError& e) {
+      tensor_no = e.what();
+    }
+  }
+  const bool tensor = group > 1 && tensor_no.empty();
+  auto cuttable = [&](int stages) {
+    try {
+      partition_pipeline(g, sys, stages);
+      return true;
+    } catch (const InputError&) {
+      return false;
+    }
+  };
+  if (tensor && n == group) {
+    c.chips = group;
+    c.why = "tensor parallel over the " + std::to_string(group) +
+            " fully connected chips (every product's weights split over them)";
+    return c;
+  }
+  if (tensor && cuttable(n / group)) {
+    c.pipeline = true;
+    c.stages = n / group;
+    c.group = group;
+    c.why = "a pipeline of " + std::to_string(c.stages) + " stages, each tensor parallel over a " +
+            "fully connected group of " + std::to_string(group);
+    return c;
+  }
+  if (tensor) {
+    c.chips = group;
+    c.why = "tensor parallel over the first " + std::to_string(group) +
+            " chips (a fully connected group); the graph has too few places to cut for a "
+            "pipeline over the rest";
+    return c;
+  }
+  int stages = n;
+  while (stages > 1 && !cuttable(stages))
+    --stages;
+  if (stages < 2)
+    throw InputError(
+        g.source, "cannot be split: " +
+                      (tensor_no.empty() ? "the system has no fully connected group" : tensor_no) +
+                      ", and the graph has no place to cut into pipeline stages");
+  c.pipeline = true;
+  c.stages = stages;
+  c.why = "a pipeline of " + std::to_string(stages) + " single-chip stages (" +
+          (tensor_no.empty() ? std::string("the system has no fully connected group")
+                             : "tensor parallelism cannot split it: " + tensor_no) +
+          ")";
+  return c;
+}
+
 LayerStack compile_layer_stack(Graph layer, const std::string& in, const std::string& out,
                                const arch::Arch& sys, int layers, int group, Precision precision) {
   if (layers < 2) throw InputError(layer.source, "a stack needs 2 layers or more");

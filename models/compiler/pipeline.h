@@ -49,6 +49,20 @@ struct PipelineProgram {
 PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& system, int stages, int group,
                                  Precision precision, std::uint32_t calibration_seed = 7);
 
+/// `--parallel auto`: how to split g over the system. Tensor parallelism needs a fully connected
+/// group (the whole system when fully connected, a node of a dragonfly); a system of several
+/// groups runs a pipeline of tensor-parallel stages when the graph has enough places to cut; a
+/// graph that tensor parallelism cannot split runs a pipeline of single chips. `why` says which
+/// and why.
+struct ParallelChoice {
+  bool pipeline = false;
+  int chips = 0;   ///< tensor: chips in the group
+  int stages = 0;  ///< pipeline
+  int group = 1;   ///< pipeline: chips per stage
+  std::string why;
+};
+ParallelChoice choose_parallel(const Graph& g, const arch::Arch& system);
+
 /// A stack of `layers` copies of one layer graph, for timing: `in` (a graph input) and `out` (a
 /// graph output of the same shape) join consecutive layers. The layer is lowered and scheduled
 /// three times, as the first stage (its input from the host), a middle one and the last (its

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "arch/json_doc.h"
 #include "compiler/kernels.h"
 #include "compiler/onnx_import.h"
 #include "compiler/partition.h"
+#include "compiler/pipeline.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
 #include "isa/asm_text.h"
@@ -41,9 +43,12 @@ const char* kCompileUsage =
     "  --system NAME|FILE        compile for a system of chips (a preset such as node8, or an\n"
     "                            architecture file with a system) instead of one chip: one\n"
     "                            program per chip in the one output file, tensors named NAME@CHIP\n"
-    "  --parallel tensor         how to split over the system's chips (tensor: every product's\n"
-    "                            weights by columns, rows or heads, with all-reduces between)\n"
-    "  --chips N                 use the system's first N chips (default: all)\n"
+    "  --parallel P              how to split over the system's chips: tensor (every product's\n"
+    "                            weights by columns, rows or heads, with all-reduces between),\n"
+    "                            pipeline (consecutive layers on consecutive chips) or auto\n"
+    "  --chips N                 tensor: use the system's first N chips (default: all)\n"
+    "  --stages N                pipeline: stages (default: every chip, or group, one stage)\n"
+    "  --chips-per-stage G       pipeline: each stage tensor parallel over G chips\n"
     "  --quiet                   no summary on standard output\n";
 }  // namespace
 
@@ -52,14 +57,15 @@ int cmd_compile(const Args& args) {
                                       system_name, parallel = "tensor";
   std::vector<std::string> sets;
   bool help = false, quiet = false;
-  int chips = 0;
+  int chips = 0, stages = 0, per_stage = 1;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
       "asm", po::value(&asm_out))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("report", po::value(&report))(
       "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
-      "chips", po::value(&chips))("model", po::value(&model));
+      "chips", po::value(&chips))("stages", po::value(&stages))(
+      "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -75,8 +81,8 @@ int cmd_compile(const Args& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   if (!system_name.empty()) {
-    if (parallel != "tensor")
-      throw UsageError{"--parallel must be tensor for now, got '" + parallel + "'"};
+    if (parallel != "tensor" && parallel != "pipeline" && parallel != "auto")
+      throw UsageError{"--parallel must be tensor, pipeline or auto, got '" + parallel + "'"};
     if (vm.count("arch")) throw UsageError{"give --system or --arch, not both"};
   }
   const arch::Arch a = arch::load(system_name.empty() ? arch_name : system_name, sets);
@@ -88,7 +94,28 @@ int cmd_compile(const Args& args) {
   compiler::SplitKernels sk;
   compiler::Kernels k;
   compiler::Schedule s;
-  if (system_name.empty()) {
+  std::string choice;
+  if (parallel == "auto" && !system_name.empty()) {
+    const compiler::ParallelChoice c = compiler::choose_parallel(g, a);
+    choice = c.why;
+    parallel = c.pipeline ? "pipeline" : "tensor";
+    chips = c.chips;
+    stages = c.stages;
+    per_stage = c.group;
+  }
+  std::optional<compiler::PipelineProgram> pp;
+  if (!system_name.empty() && parallel == "pipeline") {
+    if (per_stage < 1 || stages < 0 || stages * per_stage > a.system.chips)
+      throw UsageError{"--stages x --chips-per-stage must be at most the " +
+                       std::to_string(a.system.chips) + " chips of " + system_name};
+    pp = compiler::compile_pipeline(g, a, stages ? stages : a.system.chips / per_stage, per_stage,
+                                    prec);
+    sk = pp->kernels[0];
+    k = sk.kernels[0];
+    s = pp->schedules[0];
+    s.program = pp->program;
+    s.cycles = *pp->program.predicted_cycles;
+  } else if (system_name.empty()) {
     k = compiler::lower_with_precision(g, a, prec);
     s = compiler::schedule(k, a, model);
   } else {
@@ -140,7 +167,16 @@ int cmd_compile(const Args& args) {
   if (!quiet) {
     std::printf("lpu compile: %s for %s (%s) in %.3f s\n", model.c_str(), a.name.c_str(),
                 a.hash_hex().c_str(), seconds);
-    if (!sk.kernels.empty()) {
+    if (!choice.empty()) std::printf("  parallel auto     %s\n", choice.c_str());
+    if (pp) {
+      for (std::size_t i = 0; i < pp->stages.size(); ++i)
+        std::printf("  stage %-3zu         chips %zu..%zu: nodes %zu..%zu, cycles %llu..%llu\n", i,
+                    i * static_cast<std::size_t>(pp->group),
+                    (i + 1) * static_cast<std::size_t>(pp->group) - 1, pp->stages[i].first_node,
+                    pp->stages[i].first_node + pp->stages[i].nodes - 1,
+                    static_cast<unsigned long long>(pp->offset[i]),
+                    static_cast<unsigned long long>(pp->offset[i] + pp->schedules[i].cycles));
+    } else if (!sk.kernels.empty()) {
       std::printf(
           "  chips             %zu of %s, tensor parallel (instructions: all chips; MEM and "
           "utilisation: per chip)\n",

@@ -41,8 +41,9 @@ const char* kVerifyUsage =
     "                      or an architecture file with a system); the outputs are checked\n"
     "                      against the split program's reference bit for bit and compared with\n"
     "                      the single-chip reference\n"
-    "  --parallel tensor|pipeline  how to split: tensor (every product's weights over the\n"
-    "                      chips) or pipeline (consecutive layers on consecutive chips)\n"
+    "  --parallel tensor|pipeline|auto  how to split: tensor (every product's weights over\n"
+    "                      the chips), pipeline (consecutive layers on consecutive chips), or\n"
+    "                      auto (the compiler chooses and says why)\n"
     "  --chips N           tensor: use the system's first N chips (default: all)\n"
     "  --stages N          pipeline: stages (default: every chip one stage)\n"
     "  --chips-per-stage G pipeline: each stage split over G chips by tensor parallelism\n";
@@ -365,11 +366,23 @@ int cmd_verify(const Args& args) {
     throw UsageError{"--mode must be functional or timing, got '" + mode + "'"};
   const bool functional = mode == "functional";
   if (!system_name.empty()) {
-    if (parallel != "tensor" && parallel != "pipeline")
-      throw UsageError{"--parallel must be tensor or pipeline, got '" + parallel + "'"};
+    if (parallel != "tensor" && parallel != "pipeline" && parallel != "auto")
+      throw UsageError{"--parallel must be tensor, pipeline or auto, got '" + parallel + "'"};
     if (probe) throw UsageError{"--probe is for one chip"};
     if (vm.count("arch")) throw UsageError{"give --system or --arch, not both"};
     const arch::Arch a = arch::load(system_name, sets);
+    if (parallel == "auto") {
+      const compiler::ParallelChoice c = compiler::choose_parallel(compiler::import_onnx(model), a);
+      std::printf("lpu verify: --parallel auto chose %s\n", c.why.c_str());
+      if (c.pipeline) {
+        parallel = "pipeline";
+        stages = c.stages;
+        per_stage = c.group;
+      } else {
+        parallel = "tensor";
+        chips = c.chips;
+      }
+    }
     if (parallel == "pipeline") {
       if (per_stage < 1 || stages < 0 || stages * per_stage > a.system.chips)
         throw UsageError{"--stages x --chips-per-stage must be at most the " +

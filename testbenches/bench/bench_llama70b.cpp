@@ -94,6 +94,8 @@ int main() {
     std::map<std::string, std::string> params = {{"ctx", std::to_string(ctx)}};
     if (preset == "tp8")
       params.insert({{"preset", "custom"}, {"dim", "256"}, {"heads", "8"}, {"ffn", "512"}});
+    else if (preset == "mid")  // 2048 wide: for measuring the simulator on bigger programs
+      params.insert({{"preset", "custom"}, {"dim", "2048"}, {"heads", "16"}, {"ffn", "4096"}});
     else
       params["preset"] = preset;
     const std::string model = (dir / "layer.onnx").string();
@@ -194,6 +196,7 @@ int main() {
   std::printf("  simulation        %.1f s wall, %llu issues (%.2f M issues/s), %.2f GiB peak\n",
               sim_s, static_cast<unsigned long long>(r.issues),
               sim_s > 0 ? static_cast<double>(r.issues) / sim_s / 1e6 : 0.0, peak_gib());
+  std::printf("  memory            %.2f GiB in use after the simulation\n", rss_gib());
   std::printf("  schedule errors   %zu\n", r.errors.size());
   for (std::size_t i = 0; i < r.errors.size() && i < 5; ++i)
     std::fprintf(stderr, "%s\n", r.errors[i].to_string().c_str());

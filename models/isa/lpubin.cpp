@@ -436,15 +436,47 @@ void save_lpubin(const Program& p, const std::string& path) {
 }
 
 std::uint64_t content_hash(const Program& p) {
-  // The binary form without the images, then the images chained in place: no copy of the
-  // (possibly large) image bytes.
-  Program q;
-  q.arch = p.arch;
-  q.predicted_cycles = p.predicted_cycles;
-  q.chips = p.chips;
-  q.tensors = p.tensors;
-  const auto bytes = to_lpubin(q);
-  std::uint64_t h = arch::fnv1a64(bytes.data(), bytes.size());
+  // Every field in a fixed order, hashed in place: no copy of the program or of its binary form
+  // (a system's program may hold tens of millions of instructions).
+  std::uint64_t h = arch::fnv1a64(p.arch.canonical.data(), p.arch.canonical.size());
+  auto mix = [&h](std::uint64_t v) { h = arch::fnv1a64(&v, sizeof v, h); };
+  auto mix_str = [&](const std::string& s) {
+    mix(s.size());
+    h = arch::fnv1a64(s.data(), s.size(), h);
+  };
+  mix(p.predicted_cycles ? *p.predicted_cycles + 1 : 0);
+  for (const auto& cp : p.chips) {
+    mix(cp.chip);
+    for (const auto& qp : cp.queues) {
+      mix(qp.queue);
+      mix(qp.entries.size());
+      for (const auto& e : qp.entries) {
+        mix(e.cycle);
+        const Word w = encode(e.instr);
+        h = arch::fnv1a64(w.data(), w.size(), h);
+        mix(e.done ? *e.done + 1 : 0);
+        mix(e.expect.size());
+        for (const auto& r : e.expect)
+          mix((static_cast<std::uint64_t>(r.queue) << 32) | r.index);
+      }
+    }
+  }
+  for (const auto& t : p.tensors) {
+    mix_str(t.name);
+    mix(static_cast<std::uint64_t>(t.role));
+    mix(t.chip);
+    mix(static_cast<std::uint64_t>(t.dtype));
+    mix(t.shape.size());
+    for (auto d : t.shape)
+      mix(d);
+    mix_str(t.layout);
+    mix(t.placements.size());
+    for (const auto& pl : t.placements) {
+      mix(pl.slice);
+      mix(pl.addr);
+      mix(pl.vectors);
+    }
+  }
   for (const auto& im : p.images) {
     const std::uint64_t where[3] = {im.chip, im.slice, im.addr};
     h = arch::fnv1a64(where, sizeof where, h);

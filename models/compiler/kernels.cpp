@@ -365,7 +365,7 @@ class Lowering {
         if (n.outputs[i] >= 0)
           throw InputError(g_.where(n),
                            "optional output " + std::to_string(i) + " is not supported");
-    if (n.op == kAllReduce || n.op == kAllGather) {
+    if (n.op == kAllReduce || n.op == kAllGather || n.op == kBroadcast) {
       lower_collective(n);
       return;
     }
@@ -385,6 +385,32 @@ class Lowering {
     }
     const int x = tensor(n.inputs[0], &n);
     const KTensor kx = meta(x);
+    if (n.op == kBroadcast) {
+      // Every chip sends its value to every other at once and keeps the root's: the time of
+      // a direct broadcast from the root (each link carries the rows once each way).
+      const Attr* r = n.attr("root");
+      const std::int64_t root = r ? r->i : 0;
+      if (root < 0 || root >= opt_.chips)
+        throw InputError(g_.where(n), "root " + std::to_string(root) + " is not one of the " +
+                                          std::to_string(opt_.chips) + " chips");
+      const std::int64_t rows = kx.rows(), cols = kx.cols();
+      const int x2 = kx.shape.size() == 2 ? x : reshaped(x, {rows, cols}, n, n.name + "/rows");
+      const int all = add_tensor(n.name + "/gathered", kx.dtype, {opt_.chips * rows, cols},
+                                 KTensor::Role::kTemp);
+      exchange(false, x2, all, rows, n);
+      const int out = output(n, kx.dtype, kx.shape);
+      KStep s;
+      s.args.op = VxmOp::kMov;
+      s.args.type = kx.dtype;
+      s.a = all;
+      s.a_row = root * rows;
+      s.d = out;
+      s.rows = rows;
+      s.origin = g_.where(n);
+      k_.steps.push_back(std::move(s));
+      k_.tensors[static_cast<std::size_t>(out)].clean = kx.clean;
+      return;
+    }
     if (n.op == kAllGather) {
       if (kx.shape.size() < 2)
         throw InputError(g_.where(n),
@@ -399,7 +425,7 @@ class Lowering {
     if (kx.dtype != DType::kFp32 && kx.dtype != DType::kI32 && kx.dtype != DType::kFp16)
       throw InputError(g_.where(n), std::string("sums ") + isa::to_string(kx.dtype) +
                                         " over chips (fp32, fp16 or int32)");
-    const int y = all_reduce(widen(x, n), n);
+    const int y = all_reduce(kx.dtype == DType::kFp16 ? widen(x, n) : x, n);
     const int out = output(n, kx.dtype, kx.shape);
     if (kx.dtype == DType::kFp16)
       cast(DType::kFp32, DType::kFp16, y, out, g_.where(n));

@@ -149,10 +149,12 @@ struct LowerOptions {
 Kernels lower(const Graph& g, const arch::Arch& arch, const LowerOptions& options = {});
 
 /// The custom operators of a graph split over chips (compiler/partition.h), in domain "lpu":
-/// AllReduce (the sum over chips of a value each holds a summand of) and AllGather (chip j's
-/// value as block j along the leading axis).
+/// AllReduce (the sum over chips of a value each holds a summand of), AllGather (chip j's value
+/// as block j along the leading axis) and Broadcast (attribute `root`: that chip's value on
+/// every chip).
 inline constexpr const char* kAllReduce = "AllReduce";
 inline constexpr const char* kAllGather = "AllGather";
+inline constexpr const char* kBroadcast = "Broadcast";
 
 /// Operators lower() accepts (for messages and the ONNX suite's skip reasons).
 const std::vector<std::string>& supported_ops();

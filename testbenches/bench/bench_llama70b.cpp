@@ -87,7 +87,7 @@ int main() {
   const auto dir = std::filesystem::temp_directory_path() / "lpu_bench_llama70b";
   std::filesystem::create_directories(dir);
 
-  const compiler::LayerStack* stack = nullptr;
+  compiler::LayerStack stack;  // the program outlives the compiler's working memory
   {
     // The layer, as the model gives it (fp16 weights; quantized to int8 by the compiler).
     auto t = Clock::now();
@@ -153,12 +153,10 @@ int main() {
     std::printf("  per layer         %llu cycles of compute, next layer starts %llu cycles later\n",
                 static_cast<unsigned long long>(mid.cycles),
                 static_cast<unsigned long long>(st.step.size() > 1 ? st.step[1] : 0));
-    static compiler::LayerStack kept;  // the program outlives the compiler's working memory
-    kept = std::move(st);
-    stack = &kept;
+    stack = std::move(st);
   }
   malloc_trim(0);  // what the compiler freed goes back to the system before the simulation
-  const isa::Program& program = stack->program;
+  const isa::Program& program = stack.program;
   const arch::Arch& sys = program.arch;
   std::printf("  memory            %.2f GiB in use before the simulation\n", rss_gib());
 

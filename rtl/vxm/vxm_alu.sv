@@ -1,0 +1,111 @@
+// One VXM ALU for one superlane: LANES lanes of 32-bit elements, one superlane per cycle (a full
+// vector takes as many cycles as there are superlanes, like the machine's skew). Integer
+// operations so far (i8, i16, i32 by `width`), bit-exact with the model's functional core
+// (models/func/vxm.h): add/sub/mul saturating or wrapping, max, min, and/or/xor, shl/shr,
+// compares, select, neg/abs (saturating), relu, mov. The result is registered: it appears one
+// cycle after the operands, with `out_valid`.
+//
+// op codes follow func::VxmOp; width: 0 = 8, 1 = 16, 2 = 32 bits. An element's value is its low
+// `width` bits (sign-extended); the bits above it in `d` are zero.
+module vxm_alu #(
+    parameter int LANES = 16
+) (
+    input  logic                   clk,
+    input  logic                   rst_n,
+    input  logic                   in_valid,
+    input  logic [4:0]             op,
+    input  logic [1:0]             width,
+    input  logic                   saturate,
+    input  logic [4:0]             shamt,
+    input  logic [LANES*32-1:0]    a,
+    input  logic [LANES*32-1:0]    b,
+    input  logic [LANES*32-1:0]    mask,
+    output logic                   out_valid,
+    output logic [LANES*32-1:0]    d
+);
+  localparam logic [4:0] OP_ADD = 5'd0, OP_SUB = 5'd1, OP_MUL = 5'd2, OP_MAX = 5'd3,
+      OP_MIN = 5'd4, OP_AND = 5'd5, OP_OR = 5'd6, OP_XOR = 5'd7, OP_SHL = 5'd8, OP_SHR = 5'd9,
+      OP_EQ = 5'd10, OP_NE = 5'd11, OP_LT = 5'd12, OP_LE = 5'd13, OP_GT = 5'd14, OP_GE = 5'd15,
+      OP_SEL = 5'd16, OP_NEG = 5'd17, OP_ABS = 5'd18, OP_RELU = 5'd19, OP_MOV = 5'd24;
+
+  // The element's bits sign-extended from `width` to 64.
+  function automatic logic signed [63:0] sext(input logic [31:0] x, input logic [1:0] w);
+    case (w)
+      2'd0: sext = {{56{x[7]}}, x[7:0]};
+      2'd1: sext = {{48{x[15]}}, x[15:0]};
+      default: sext = {{32{x[31]}}, x};
+    endcase
+  endfunction
+
+  // The low `width` bits of x (upper bits zero).
+  function automatic logic [31:0] trunc(input logic [63:0] x, input logic [1:0] w);
+    case (w)
+      2'd0: trunc = {24'd0, x[7:0]};
+      2'd1: trunc = {16'd0, x[15:0]};
+      default: trunc = x[31:0];
+    endcase
+  endfunction
+
+  // x clamped to the range of a signed `width`-bit integer.
+  function automatic logic [31:0] clamp(input logic signed [63:0] x, input logic [1:0] w);
+    logic signed [63:0] hi, lo;
+    case (w)
+      2'd0: begin hi = 64'sd127; lo = -64'sd128; end
+      2'd1: begin hi = 64'sd32767; lo = -64'sd32768; end
+      default: begin hi = 64'sd2147483647; lo = -64'sd2147483648; end
+    endcase
+    clamp = trunc(x > hi ? hi : x < lo ? lo : x, w);
+  endfunction
+
+  function automatic logic [31:0] ones(input logic [1:0] w);
+    ones = trunc(64'hFFFF_FFFF_FFFF_FFFF, w);
+  endfunction
+
+  function automatic logic [31:0] lane(input logic [4:0] o, input logic [1:0] w, input logic sat,
+                                       input logic [4:0] sh, input logic [31:0] ra,
+                                       input logic [31:0] rb, input logic [31:0] rm);
+    logic signed [63:0] x, y, r;
+    x = sext(ra, w);
+    y = sext(rb, w);
+    case (o)
+      OP_ADD: begin r = x + y; lane = sat ? clamp(r, w) : trunc(r, w); end
+      OP_SUB: begin r = x - y; lane = sat ? clamp(r, w) : trunc(r, w); end
+      OP_MUL: begin r = x * y; lane = sat ? clamp(r, w) : trunc(r, w); end
+      OP_MAX: lane = trunc(x > y ? x : y, w);
+      OP_MIN: lane = trunc(x < y ? x : y, w);
+      OP_AND: lane = trunc(x & y, w);
+      OP_OR: lane = trunc(x | y, w);
+      OP_XOR: lane = trunc(x ^ y, w);
+      OP_SHL: lane = trunc(x << sh, w);
+      OP_SHR: lane = trunc(x >>> sh, w);
+      OP_EQ: lane = x == y ? ones(w) : 32'd0;
+      OP_NE: lane = x != y ? ones(w) : 32'd0;
+      OP_LT: lane = x < y ? ones(w) : 32'd0;
+      OP_LE: lane = x <= y ? ones(w) : 32'd0;
+      OP_GT: lane = x > y ? ones(w) : 32'd0;
+      OP_GE: lane = x >= y ? ones(w) : 32'd0;
+      OP_SEL: lane = trunc({32'd0, rm}, w) != 32'd0 ? trunc({32'd0, ra}, w) : trunc({32'd0, rb}, w);
+      OP_NEG: lane = clamp(-x, w);
+      OP_ABS: lane = clamp(x < 0 ? -x : x, w);
+      OP_RELU: lane = trunc(x > 0 ? x : 64'sd0, w);
+      OP_MOV: lane = trunc({32'd0, ra}, w);
+      default: lane = 32'd0;
+    endcase
+  endfunction
+
+  logic [LANES*32-1:0] next;
+  always_comb begin
+    for (int i = 0; i < LANES; i++)
+      next[i*32+:32] = lane(op, width, saturate, shamt, a[i*32+:32], b[i*32+:32], mask[i*32+:32]);
+  end
+
+  always_ff @(posedge clk) begin
+    if (!rst_n) begin
+      out_valid <= 1'b0;
+      d <= '0;
+    end else begin
+      out_valid <= in_valid;
+      if (in_valid) d <= next;
+    end
+  end
+endmodule

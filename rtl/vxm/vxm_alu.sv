@@ -1,12 +1,14 @@
 // One VXM ALU for one superlane: LANES lanes of 32-bit elements, one superlane per cycle (a full
-// vector takes as many cycles as there are superlanes, like the machine's skew). Integer
-// operations so far (i8, i16, i32 by `width`), bit-exact with the model's functional core
-// (models/func/vxm.h): add/sub/mul saturating or wrapping, max, min, and/or/xor, shl/shr,
-// compares, select, neg/abs (saturating), relu, mov. The result is registered: it appears one
-// cycle after the operands, with `out_valid`.
+// vector takes as many cycles as there are superlanes, like the machine's skew). Bit-exact with
+// the model's functional core (models/func/vxm.h):
+// * integers (i8, i16, i32): add/sub/mul saturating or wrapping, max, min, and/or/xor, shl/shr,
+//   compares, select, neg/abs (saturating), relu, mov;
+// * fp32 so far: max, min, the compares, neg, abs, relu, select, mov (every NaN result the
+//   canonical quiet NaN; -0 and +0 equal; max(-0, +0) = +0, min = -0).
+// The result is registered: it appears one cycle after the operands, with `out_valid`.
 //
-// op codes follow func::VxmOp; width: 0 = 8, 1 = 16, 2 = 32 bits. An element's value is its low
-// `width` bits (sign-extended); the bits above it in `d` are zero.
+// op codes follow func::VxmOp; width: 0 = i8, 1 = i16, 2 = i32, 3 = fp32. An integer element's
+// value is its low bits (sign-extended); the bits above it in `d` are zero.
 module vxm_alu #(
     parameter int LANES = 16
 ) (
@@ -61,12 +63,55 @@ module vxm_alu #(
     ones = trunc(64'hFFFF_FFFF_FFFF_FFFF, w);
   endfunction
 
+  localparam logic [31:0] QNAN = 32'h7FC0_0000;  // the canonical quiet NaN
+
+  // Of an fp32 value without its sign bit.
+  function automatic logic is_nan(input logic [30:0] m);
+    is_nan = m[30:23] == 8'hFF && m[22:0] != 23'd0;
+  endfunction
+  function automatic logic is_zero(input logic [30:0] m);
+    is_zero = m == 31'd0;
+  endfunction
+  // x < y for two numbers that are not NaN (IEEE: -0 == +0).
+  function automatic logic f_lt(input logic [31:0] x, input logic [31:0] y);
+    if (is_zero(x[30:0]) && is_zero(y[30:0])) f_lt = 1'b0;
+    else if (x[31] != y[31]) f_lt = x[31];
+    else if (!x[31]) f_lt = x[30:0] < y[30:0];
+    else f_lt = x[30:0] > y[30:0];
+  endfunction
+  function automatic logic f_eq(input logic [31:0] x, input logic [31:0] y);
+    f_eq = x == y || (is_zero(x[30:0]) && is_zero(y[30:0]));
+  endfunction
+
+  function automatic logic [31:0] fp32(input logic [4:0] o, input logic [31:0] x,
+                                       input logic [31:0] y, input logic [31:0] m);
+    logic nan2;
+    nan2 = is_nan(x[30:0]) || is_nan(y[30:0]);
+    case (o)
+      OP_MAX: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x & y) : f_lt(y, x) ? x : y;
+      OP_MIN: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x | y) : f_lt(x, y) ? x : y;
+      OP_EQ: fp32 = !nan2 && f_eq(x, y) ? 32'hFFFF_FFFF : 32'd0;
+      OP_NE: fp32 = nan2 || !f_eq(x, y) ? 32'hFFFF_FFFF : 32'd0;
+      OP_LT: fp32 = !nan2 && f_lt(x, y) ? 32'hFFFF_FFFF : 32'd0;
+      OP_LE: fp32 = !nan2 && (f_lt(x, y) || f_eq(x, y)) ? 32'hFFFF_FFFF : 32'd0;
+      OP_GT: fp32 = !nan2 && f_lt(y, x) ? 32'hFFFF_FFFF : 32'd0;
+      OP_GE: fp32 = !nan2 && (f_lt(y, x) || f_eq(x, y)) ? 32'hFFFF_FFFF : 32'd0;
+      OP_SEL: fp32 = m != 32'd0 ? x : y;
+      OP_NEG: fp32 = is_nan(x[30:0]) ? QNAN : {~x[31], x[30:0]};
+      OP_ABS: fp32 = is_nan(x[30:0]) ? QNAN : {1'b0, x[30:0]};
+      OP_RELU: fp32 = is_nan(x[30:0]) ? QNAN : (!x[31] && !is_zero(x[30:0])) ? x : 32'd0;
+      OP_MOV: fp32 = x;
+      default: fp32 = 32'd0;
+    endcase
+  endfunction
+
   function automatic logic [31:0] lane(input logic [4:0] o, input logic [1:0] w, input logic sat,
                                        input logic [4:0] sh, input logic [31:0] ra,
                                        input logic [31:0] rb, input logic [31:0] rm);
     logic signed [63:0] x, y, r;
     x = sext(ra, w);
     y = sext(rb, w);
+    if (w == 2'd3) return fp32(o, ra, rb, rm);
     case (o)
       OP_ADD: begin r = x + y; lane = sat ? clamp(r, w) : trunc(r, w); end
       OP_SUB: begin r = x - y; lane = sat ? clamp(r, w) : trunc(r, w); end

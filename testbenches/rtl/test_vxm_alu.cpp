@@ -165,3 +165,42 @@ TEST(VxmAluRtl, RandomSuperlanes) {
         }
   EXPECT_EQ(checked, 3u * 21u * 2u * 2000u * kLanes);
 }
+
+// fp32 without arithmetic: max, min, the compares, neg, abs, relu, select, mov. Pairs from the
+// values where IEEE rules bite (signed zeros, infinities, quiet and signalling NaNs of both
+// signs, subnormals, the largest finite) and random bit patterns, a third of them equal pairs.
+TEST(VxmAluRtl, Fp32CompareSignSelect) {
+  Alu alu;
+  const Type fp32{isa::DType::kFp32, 3, 32};
+  const VxmOp ops[] = {VxmOp::kMax,   VxmOp::kMin,   VxmOp::kCmpEq, VxmOp::kCmpNe, VxmOp::kCmpLt,
+                       VxmOp::kCmpLe, VxmOp::kCmpGt, VxmOp::kCmpGe, VxmOp::kSel,   VxmOp::kNeg,
+                       VxmOp::kAbs,   VxmOp::kRelu,  VxmOp::kMov};
+  const std::uint32_t special[] = {0x00000000, 0x80000000, 0x3F800000, 0xBF800000, 0x7F800000,
+                                   0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00001, 0x00000001,
+                                   0x807FFFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0x00800000};
+  const int ns = static_cast<int>(sizeof special / sizeof special[0]);
+  std::mt19937 rng(7);
+  for (VxmOp op : ops) {
+    for (int start = 0; start < ns * ns; start += kLanes) {
+      std::array<std::uint32_t, kLanes> a{}, b{}, m{};
+      for (int i = 0; i < kLanes; ++i) {
+        const int k = (start + i) % (ns * ns);
+        a[static_cast<std::size_t>(i)] = special[k / ns];
+        b[static_cast<std::size_t>(i)] = special[k % ns];
+        m[static_cast<std::size_t>(i)] = special[(k + 3) % ns];
+      }
+      check(alu, op, fp32, false, 0, a, b, m, "fp32 edges");
+      if (HasFatalFailure()) return;
+    }
+    for (int rep = 0; rep < 2000; ++rep) {
+      std::array<std::uint32_t, kLanes> a{}, b{}, m{};
+      for (int i = 0; i < kLanes; ++i) {
+        a[static_cast<std::size_t>(i)] = rng();
+        b[static_cast<std::size_t>(i)] = rng() % 3 == 0 ? a[static_cast<std::size_t>(i)] : rng();
+        m[static_cast<std::size_t>(i)] = rng() % 3 == 0 ? 0 : rng();
+      }
+      check(alu, op, fp32, false, 0, a, b, m, "fp32 random");
+      if (HasFatalFailure()) return;
+    }
+  }
+}

@@ -3,8 +3,9 @@
 // the model's functional core (models/func/vxm.h):
 // * integers (i8, i16, i32): add/sub/mul saturating or wrapping, max, min, and/or/xor, shl/shr,
 //   compares, select, neg/abs (saturating), relu, mov;
-// * fp32 so far: max, min, the compares, neg, abs, relu, select, mov (every NaN result the
-//   canonical quiet NaN; -0 and +0 equal; max(-0, +0) = +0, min = -0).
+// * fp32 so far: add and sub (round to nearest even, subnormals kept), max, min, the compares,
+//   neg, abs, relu, select, mov (every NaN result the canonical quiet NaN; -0 and +0 equal;
+//   max(-0, +0) = +0, min = -0).
 // The result is registered: it appears one cycle after the operands, with `out_valid`.
 //
 // op codes follow func::VxmOp; width: 0 = i8, 1 = i16, 2 = i32, 3 = fp32. An integer element's
@@ -83,11 +84,73 @@ module vxm_alu #(
     f_eq = x == y || (is_zero(x[30:0]) && is_zero(y[30:0]));
   endfunction
 
+  // x + y in fp32, rounded to nearest even, subnormals kept, every NaN canonical.
+  function automatic logic [31:0] f_add(input logic [31:0] x0, input logic [31:0] y0);
+    logic [31:0] x, y;
+    logic [8:0] ex, e;
+    logic [7:0] ey;
+    logic [23:0] mx, my;
+    logic [26:0] ax, ay, s;
+    logic [27:0] sum;
+    logic [24:0] mr;
+    logic [7:0] shift_by;
+    logic sticky, up;
+    sticky = 1'b0;
+    if (is_nan(x0[30:0]) || is_nan(y0[30:0])) return QNAN;
+    if (x0[30:0] == 31'h7F80_0000 && y0[30:0] == 31'h7F80_0000)
+      return x0[31] == y0[31] ? x0 : QNAN;
+    if (x0[30:0] == 31'h7F80_0000) return x0;
+    if (y0[30:0] == 31'h7F80_0000) return y0;
+    // x the larger magnitude
+    if (x0[30:0] >= y0[30:0]) begin x = x0; y = y0; end
+    else begin x = y0; y = x0; end
+    ex = x[30:23] == 8'd0 ? 9'd1 : {1'b0, x[30:23]};
+    ey = y[30:23] == 8'd0 ? 8'd1 : y[30:23];
+    mx = {x[30:23] != 8'd0, x[22:0]};
+    my = {y[30:23] != 8'd0, y[22:0]};
+    ax = {mx, 3'b000};
+    shift_by = ex[7:0] - ey;
+    if (shift_by >= 8'd27) begin
+      ay = {26'd0, my != 24'd0};
+    end else begin
+      ay = {my, 3'b000} >> shift_by;
+      sticky = ({my, 3'b000} & ((27'd1 << shift_by) - 27'd1)) != 27'd0;
+      ay[0] = ay[0] | sticky;
+    end
+    e = ex;
+    if (x[31] == y[31]) begin
+      sum = {1'b0, ax} + {1'b0, ay};
+      if (sum[27]) begin
+        s = sum[27:1];
+        s[0] = s[0] | sum[0];
+        e = e + 9'd1;
+      end else s = sum[26:0];
+    end else begin
+      s = ax - ay;
+      if (s == 27'd0) return 32'd0;  // x - x is +0
+      for (int i = 0; i < 27; i++)
+        if (!s[26] && e > 9'd1) begin
+          s = s << 1;
+          e = e - 9'd1;
+        end
+    end
+    up = s[2] && (s[1] || s[0] || s[3]);
+    mr = {1'b0, s[26:3]} + {24'd0, up};
+    if (mr[24]) begin
+      mr = mr >> 1;
+      e = e + 9'd1;
+    end
+    if (e >= 9'd255) return {x[31], 31'h7F80_0000};
+    return {x[31], mr[23] ? e[7:0] : 8'd0, mr[22:0]};
+  endfunction
+
   function automatic logic [31:0] fp32(input logic [4:0] o, input logic [31:0] x,
                                        input logic [31:0] y, input logic [31:0] m);
     logic nan2;
     nan2 = is_nan(x[30:0]) || is_nan(y[30:0]);
     case (o)
+      OP_ADD: fp32 = f_add(x, y);
+      OP_SUB: fp32 = f_add(x, {~y[31], y[30:0]});
       OP_MAX: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x & y) : f_lt(y, x) ? x : y;
       OP_MIN: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x | y) : f_lt(x, y) ? x : y;
       OP_EQ: fp32 = !nan2 && f_eq(x, y) ? 32'hFFFF_FFFF : 32'd0;

@@ -96,7 +96,7 @@ void check(Alu& alu, VxmOp op, const Type& t, bool sat, int shift,
     for (int k = 0; k < bytes; ++k)
       want |= static_cast<std::uint32_t>(pd[k][i]) << (8 * k);
     const std::uint32_t got = top.d[static_cast<std::size_t>(i)];
-    ASSERT_EQ(got, want) << what << ": " << func::to_string(op) << " i" << t.bits
+    ASSERT_EQ(got, want) << what << ": " << func::to_string(op) << " " << isa::to_string(t.dt)
                          << (sat ? " sat" : " mod") << " shift " << shift << ", lane " << i
                          << ": a " << std::hex << a[static_cast<std::size_t>(i)] << " b "
                          << b[static_cast<std::size_t>(i)] << " mask "
@@ -166,15 +166,16 @@ TEST(VxmAluRtl, RandomSuperlanes) {
   EXPECT_EQ(checked, 3u * 21u * 2u * 2000u * kLanes);
 }
 
-// fp32 without arithmetic: max, min, the compares, neg, abs, relu, select, mov. Pairs from the
+// fp32 add and sub (rounding to nearest even, subnormals, infinities), max, min, the compares,
+// neg, abs, relu, select, mov. Pairs from the
 // values where IEEE rules bite (signed zeros, infinities, quiet and signalling NaNs of both
 // signs, subnormals, the largest finite) and random bit patterns, a third of them equal pairs.
-TEST(VxmAluRtl, Fp32CompareSignSelect) {
+TEST(VxmAluRtl, Fp32AddCompareSignSelect) {
   Alu alu;
   const Type fp32{isa::DType::kFp32, 3, 32};
-  const VxmOp ops[] = {VxmOp::kMax,   VxmOp::kMin,   VxmOp::kCmpEq, VxmOp::kCmpNe, VxmOp::kCmpLt,
-                       VxmOp::kCmpLe, VxmOp::kCmpGt, VxmOp::kCmpGe, VxmOp::kSel,   VxmOp::kNeg,
-                       VxmOp::kAbs,   VxmOp::kRelu,  VxmOp::kMov};
+  const VxmOp ops[] = {VxmOp::kAdd,   VxmOp::kSub,   VxmOp::kMax,   VxmOp::kMin,   VxmOp::kCmpEq,
+                       VxmOp::kCmpNe, VxmOp::kCmpLt, VxmOp::kCmpLe, VxmOp::kCmpGt, VxmOp::kCmpGe,
+                       VxmOp::kSel,   VxmOp::kNeg,   VxmOp::kAbs,   VxmOp::kRelu,  VxmOp::kMov};
   const std::uint32_t special[] = {0x00000000, 0x80000000, 0x3F800000, 0xBF800000, 0x7F800000,
                                    0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00001, 0x00000001,
                                    0x807FFFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0x00800000};
@@ -203,4 +204,34 @@ TEST(VxmAluRtl, Fp32CompareSignSelect) {
       if (HasFatalFailure()) return;
     }
   }
+}
+
+// fp32 add and sub where rounding and cancellation are hard: operands within a few exponents of
+// each other (most random pairs are not), tiny values around the subnormal range, and values
+// near overflow; 20,000 superlanes each.
+TEST(VxmAluRtl, Fp32AddCloseOperands) {
+  Alu alu;
+  const Type fp32{isa::DType::kFp32, 3, 32};
+  std::mt19937 rng(11);
+  for (VxmOp op : {VxmOp::kAdd, VxmOp::kSub})
+    for (int rep = 0; rep < 20000; ++rep) {
+      std::array<std::uint32_t, kLanes> a{}, b{}, m{};
+      for (int i = 0; i < kLanes; ++i) {
+        const int kind = static_cast<int>(rng() % 4);
+        std::uint32_t x = rng();
+        if (kind == 1) x &= 0x80FFFFFFu;  // exponents 0 or 1: subnormals and the smallest normals
+        if (kind == 2) x = (x & 0x80FFFFFFu) | 0x7E000000u;  // near the largest finite
+        std::uint32_t y = x;
+        const std::uint32_t e = (x >> 23) & 0xFF;
+        const std::uint32_t de = rng() % 4;  // a few exponents apart
+        if (e >= de) y = (y & ~(0xFFu << 23)) | ((e - de) << 23);
+        y ^= rng() & ((1u << (rng() % 24)) - 1);  // low mantissa bits differ
+        if (rng() % 2) y ^= 0x80000000u;
+        if (kind == 3) y = x ^ 0x80000000u;  // exact cancellation
+        a[static_cast<std::size_t>(i)] = x;
+        b[static_cast<std::size_t>(i)] = y;
+      }
+      check(alu, op, fp32, false, 0, a, b, m, "fp32 close");
+      if (HasFatalFailure()) return;
+    }
 }

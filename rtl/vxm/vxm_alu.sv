@@ -3,7 +3,7 @@
 // the model's functional core (models/func/vxm.h):
 // * integers (i8, i16, i32): add/sub/mul saturating or wrapping, max, min, and/or/xor, shl/shr,
 //   compares, select, neg/abs (saturating), relu, mov;
-// * fp32 so far: add and sub (round to nearest even, subnormals kept), max, min, the compares,
+// * fp32 so far: add, sub and mul (round to nearest even, subnormals kept), max, min, compares,
 //   neg, abs, relu, select, mov (every NaN result the canonical quiet NaN; -0 and +0 equal;
 //   max(-0, +0) = +0, min = -0).
 // The result is registered: it appears one cycle after the operands, with `out_valid`.
@@ -144,6 +144,54 @@ module vxm_alu #(
     return {x[31], mr[23] ? e[7:0] : 8'd0, mr[22:0]};
   endfunction
 
+  // x * y in fp32, rounded to nearest even, subnormals kept, every NaN canonical.
+  function automatic logic [31:0] f_mul(input logic [31:0] x, input logic [31:0] y);
+    logic sign, sticky, up;
+    logic [23:0] mx, my;
+    logic [47:0] p;
+    logic signed [11:0] e;  // the product's exponent for a binary point after p[46]
+    logic [26:0] s;  // 24 bits of mantissa, then guard, round, sticky
+    logic [24:0] mr;
+    sign = x[31] ^ y[31];
+    if (is_nan(x[30:0]) || is_nan(y[30:0])) return QNAN;
+    if (x[30:0] == 31'h7F80_0000 || y[30:0] == 31'h7F80_0000)
+      return is_zero(x[30:0]) || is_zero(y[30:0]) ? QNAN : {sign, 31'h7F80_0000};
+    if (is_zero(x[30:0]) || is_zero(y[30:0])) return {sign, 31'd0};
+    mx = {x[30:23] != 8'd0, x[22:0]};
+    my = {y[30:23] != 8'd0, y[22:0]};
+    e = 12'(signed'({4'd0, x[30:23] == 8'd0 ? 8'd1 : x[30:23]})) +
+        12'(signed'({4'd0, y[30:23] == 8'd0 ? 8'd1 : y[30:23]})) - 12'sd127;
+    p = mx * my;  // 1.xxx * 1.yyy: the leading one at bit 46 or 47 (lower for subnormals)
+    if (p[47]) e = e + 12'sd1;
+    else
+      for (int i = 0; i < 47; i++)
+        if (!p[46]) begin
+          p = p << 1;
+          e = e - 12'sd1;
+        end
+    if (!p[47]) p = p << 1;  // the leading one now at bit 47
+    // 24 bits from bit 47 down, then guard, round and sticky from the rest.
+    s = {p[47:24], p[23], p[22], p[21:0] != 22'd0};
+    // Below the smallest normal exponent: shift right into the subnormal range.
+    if (e < 12'sd1) begin
+      for (int i = 0; i < 30; i++)
+        if (e < 12'sd1) begin
+          sticky = s[0] | s[1];
+          s = {1'b0, s[26:2], sticky};
+          e = e + 12'sd1;
+        end
+      if (e < 12'sd1) return {sign, 31'd0};
+    end
+    up = s[2] && (s[1] || s[0] || s[3]);
+    mr = {1'b0, s[26:3]} + {24'd0, up};
+    if (mr[24]) begin
+      mr = mr >> 1;
+      e = e + 12'sd1;
+    end
+    if (e >= 12'sd255) return {sign, 31'h7F80_0000};
+    return {sign, mr[23] ? e[7:0] : 8'd0, mr[22:0]};
+  endfunction
+
   function automatic logic [31:0] fp32(input logic [4:0] o, input logic [31:0] x,
                                        input logic [31:0] y, input logic [31:0] m);
     logic nan2;
@@ -151,6 +199,7 @@ module vxm_alu #(
     case (o)
       OP_ADD: fp32 = f_add(x, y);
       OP_SUB: fp32 = f_add(x, {~y[31], y[30:0]});
+      OP_MUL: fp32 = f_mul(x, y);
       OP_MAX: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x & y) : f_lt(y, x) ? x : y;
       OP_MIN: fp32 = nan2 ? QNAN : f_eq(x, y) ? (x | y) : f_lt(x, y) ? x : y;
       OP_EQ: fp32 = !nan2 && f_eq(x, y) ? 32'hFFFF_FFFF : 32'd0;

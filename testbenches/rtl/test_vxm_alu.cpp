@@ -4,6 +4,7 @@
 // operands.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <random>
@@ -166,11 +167,11 @@ TEST(VxmAluRtl, RandomSuperlanes) {
   EXPECT_EQ(checked, 3u * 21u * 2u * 2000u * kLanes);
 }
 
-// fp32 add and sub (rounding to nearest even, subnormals, infinities), max, min, the compares,
+// fp32 add, sub and mul (rounding to nearest even, subnormals, infinities), max, min, the compares,
 // neg, abs, relu, select, mov. Pairs from the
 // values where IEEE rules bite (signed zeros, infinities, quiet and signalling NaNs of both
 // signs, subnormals, the largest finite) and random bit patterns, a third of them equal pairs.
-TEST(VxmAluRtl, Fp32AddCompareSignSelect) {
+TEST(VxmAluRtl, Fp32ArithmeticCompareSignSelect) {
   Alu alu;
   const Type fp32{isa::DType::kFp32, 3, 32};
   const VxmOp ops[] = {VxmOp::kAdd,   VxmOp::kSub,   VxmOp::kMax,   VxmOp::kMin,   VxmOp::kCmpEq,
@@ -234,4 +235,38 @@ TEST(VxmAluRtl, Fp32AddCloseOperands) {
       check(alu, op, fp32, false, 0, a, b, m, "fp32 close");
       if (HasFatalFailure()) return;
     }
+}
+
+// fp32 products whose exponents land near the ends of the range: into the subnormals (and
+// below the smallest one), and just under and over the largest finite; 20,000 superlanes.
+TEST(VxmAluRtl, Fp32MulNearTheRangeEnds) {
+  Alu alu;
+  const Type fp32{isa::DType::kFp32, 3, 32};
+  std::mt19937 rng(13);
+  for (int rep = 0; rep < 20000; ++rep) {
+    std::array<std::uint32_t, kLanes> a{}, b{}, m{};
+    for (int i = 0; i < kLanes; ++i) {
+      const bool low = rng() % 2 == 0;
+      // Biased exponents summing to about 127 - 126 - k (low) or 127 + 127 + k (high).
+      const int sum =
+          low ? 1 - static_cast<int>(rng() % 30) : 254 + static_cast<int>(rng() % 4) - 2;
+      int ea = 1 + static_cast<int>(rng() % 253);
+      int eb = sum + 127 - ea;
+      if (eb < 0) {
+        ea += eb;
+        eb = 0;
+      }
+      if (eb > 254) {
+        ea += eb - 254;
+        eb = 254;
+      }
+      ea = std::clamp(ea, 0, 254);
+      a[static_cast<std::size_t>(i)] =
+          (rng() & 0x807FFFFFu) | (static_cast<std::uint32_t>(ea) << 23);
+      b[static_cast<std::size_t>(i)] =
+          (rng() & 0x807FFFFFu) | (static_cast<std::uint32_t>(eb) << 23);
+    }
+    check(alu, VxmOp::kMul, fp32, false, 0, a, b, m, "fp32 mul range ends");
+    if (HasFatalFailure()) return;
+  }
 }

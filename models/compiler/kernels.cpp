@@ -399,15 +399,7 @@ class Lowering {
                                  KTensor::Role::kTemp);
       exchange(false, x2, all, rows, n);
       const int out = output(n, kx.dtype, kx.shape);
-      KStep s;
-      s.args.op = VxmOp::kMov;
-      s.args.type = kx.dtype;
-      s.a = all;
-      s.a_row = root * rows;
-      s.d = out;
-      s.rows = rows;
-      s.origin = g_.where(n);
-      k_.steps.push_back(std::move(s));
+      copy_rows(kx.dtype, all, root * rows, out, 0, rows, n);
       k_.tensors[static_cast<std::size_t>(out)].clean = kx.clean;
       return;
     }
@@ -494,11 +486,12 @@ class Lowering {
                 std::int64_t out_row, const Node& n) {
     const KTensor kx = meta(x);
     const DType dt = kx.dtype;
-    auto run = [&](VxmOp op, int a, std::int64_t ar, int b, std::int64_t br, int d, std::int64_t dr,
+    // Rows dr.. of d = rows ar.. of a + rows br.. of b.
+    auto add = [&](int a, std::int64_t ar, int b, std::int64_t br, int d, std::int64_t dr,
                    std::int64_t rows) {
       if (rows <= 0) return;
       KStep s;
-      s.args.op = op;
+      s.args.op = VxmOp::kAdd;
       s.args.type = dt;
       s.a = a;
       s.a_row = ar;
@@ -511,7 +504,7 @@ class Lowering {
       k_.steps.push_back(std::move(s));
     };
     if (m == 1) {
-      run(VxmOp::kMov, x, base, -1, 0, out, out_row, r);
+      copy_rows(dt, x, base, out, out_row, r, n);
       return;
     }
     auto half = [](std::int64_t k) { return (k + 1) / 2; };
@@ -521,7 +514,7 @@ class Lowering {
     // Blocks [0, lo_n) in lo from row lo_r; blocks [lo_n, m) in hi from row hi_r.
     int lo = x, hi = temp(m - half(m));
     std::int64_t lo_r = base, hi_r = 0;
-    run(VxmOp::kMov, x, base + half(m) * r, -1, 0, hi, 0, (m - half(m)) * r);
+    copy_rows(dt, x, base + half(m) * r, hi, 0, (m - half(m)) * r, n);
     while (m > 1) {
       const std::int64_t keep = half(m), pairs = m - keep;
       const bool last = keep == 1;
@@ -531,15 +524,15 @@ class Lowering {
       const int hi2 = last ? -1 : temp(keep - split);
       // Block i of the result: lo[i] + hi[i] for i < pairs; lo[i] itself (m odd, i = pairs).
       const std::int64_t in_lo = std::min(pairs, split);
-      run(VxmOp::kAdd, lo, lo_r, hi, hi_r, lo2, lo2_r, in_lo * r);
+      add(lo, lo_r, hi, hi_r, lo2, lo2_r, in_lo * r);
       if (pairs > split)
-        run(VxmOp::kAdd, lo, lo_r + split * r, hi, hi_r + split * r, hi2, 0, (pairs - split) * r);
+        add(lo, lo_r + split * r, hi, hi_r + split * r, hi2, 0, (pairs - split) * r);
       if (keep > pairs) {  // the middle block passes through
         const std::int64_t i = pairs;
         if (i < split)
-          run(VxmOp::kMov, lo, lo_r + i * r, -1, 0, lo2, lo2_r + i * r, r);
+          copy_rows(dt, lo, lo_r + i * r, lo2, lo2_r + i * r, r, n);
         else
-          run(VxmOp::kMov, lo, lo_r + i * r, -1, 0, hi2, (i - split) * r, r);
+          copy_rows(dt, lo, lo_r + i * r, hi2, (i - split) * r, r, n);
       }
       lo = lo2;
       lo_r = lo2_r;

@@ -1430,12 +1430,8 @@ class Scheduler {
     const std::int64_t p = s.exch_rows;
     const std::int64_t tiles = k_.tensors[static_cast<std::size_t>(s.a)].tiles(lanes_);
     const std::int64_t a_rows = logical_rows(s.a), d_rows = logical_rows(s.d);
-    const func::LinkTiming lt(arch_);
-    const auto frame = static_cast<std::uint32_t>(lt.frame_cycles());
-    const auto flight = static_cast<std::int64_t>(lt.arrival(0));
-    const auto& rd = lat("read");
+    const auto flight = static_cast<std::int64_t>(func::LinkTiming(arch_).arrival(0));
     const auto& wr = lat("write");
-    const auto& sn = lat("send");
     const auto& rc = lat("recv");
     const auto ua = static_cast<std::uint32_t>(p);
     for (std::int64_t t = 0; t < tiles; ++t)
@@ -1451,93 +1447,33 @@ class Scheduler {
             std::optional<std::pair<Op, std::uint64_t>> best;
             for (int st = 0; st < chip_.streams.per_direction; ++st) {
               Op op;
-              // The read: its value passes position `to` in T + `at`.
-              auto read = [&](int to, std::int64_t at, bool claim) {
-                const bool west = sa.position > to;
-                const std::int64_t written = at - dist(sa.position, to);
-                const std::int64_t access = written - rd.d_func;
-                use_queue(op, sa.id, access - rd.d_skew, 1);
-                use_port(op, sa.id, access, 1);
-                if (claim)
-                  use_stream(op, st, west, written + key_const(west, sa.position), 1, sa.position,
-                             to);
-                Emit e;
-                e.queue = sa.id;
-                e.off = access - rd.d_skew;
-                e.instr = instr("read");
-                e.instr.arg[0] = pa.addr + src;
-                e.instr.arg[1] = isa::stream_arg(st, west);
-                e.tensor = root(s.a);
-                e.done_off = written + sl_ - 1;
-                if (s.scatter) {
-                  e.spmd_sign = 1;
-                  e.spmd_round = k;
-                  e.spmd_unit = ua;
-                }
-                op.emits.push_back(std::move(e));
-                op.reads.push_back({root(s.a), access});
-                op.lo = std::max<std::uint64_t>(
-                    op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
-                               0, static_cast<std::int64_t>(pa.ready_all) - access)));
-                return static_cast<int>(op.emits.size()) - 1;
-              };
-              // The write of the value passing position `from` in T + `at`.
-              auto write = [&](int from, std::int64_t at, int producer) {
-                const bool west = sd.position < from;
-                const std::int64_t access = at + dist(sd.position, from);
-                use_queue(op, sd.id, access - wr.d_skew, 1);
-                use_port(op, sd.id, access, 1);
-                use_stream(op, st, west, at + key_const(west, from), 1, from, sd.position);
-                Emit e;
-                e.queue = sd.id;
-                e.off = access - wr.d_skew;
-                e.instr = instr("write");
-                e.instr.arg[0] = pd.addr + dst;
-                e.instr.arg[1] = isa::stream_arg(st, west);
-                e.tensor = root(s.d);
-                e.done_off = access + wr.d_func + sl_ - 1;
-                e.expects = {producer};
-                e.spmd_sign = -1;
+              auto slot = [&](Emit& e, int sign) {  // the chip-dependent slot (Emit::spmd_*)
+                e.spmd_sign = sign;
                 e.spmd_round = k;
                 e.spmd_unit = ua;
-                op.emits.push_back(std::move(e));
-                op.reads.push_back({root(s.d), access});
-                op.lo = std::max<std::uint64_t>(
-                    op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
-                               0, static_cast<std::int64_t>(pd.write_after) - access)));
-                return access;
               };
               if (k == 0) {
-                // The chip's own slot: read and written again (the value leaves a's slice in T).
-                const int id = read(sa.position + (sd.position < sa.position ? -1 : 1), 1, false);
-                write(sa.position, 0, id);
+                // The chip's own slot: read and written again (the value leaves a's slice in T;
+                // the write claims the whole stream path).
+                const int id =
+                    read_vector(op, s.a, sa.id, pa.addr + src, st,
+                                sa.position + (sd.position < sa.position ? -1 : 1), 1, false);
+                if (s.scatter) slot(op.emits[static_cast<std::size_t>(id)], 1);
+                write_vector(op, s.d, sd.id, pd.addr + dst, st, sa.position, 0, id);
               } else {
                 const arch::Queue& tx = q(send_q_[static_cast<std::size_t>(k)]);
                 const arch::Queue& rx = q(recv_q_[static_cast<std::size_t>(k)]);
-                const int id = read(tx.position, 0, true);
-                // The send reads the stream in T (its access); the frame occupies the link for
-                // a frame time and arrives in T + flight, when the far chip's receive runs.
-                use_queue(op, tx.id, -sn.d_skew, 1);
-                use_port(op, tx.id, 0, frame);
-                Emit se;
-                se.queue = tx.id;
-                se.off = -sn.d_skew;
-                se.instr = instr("send");
-                se.instr.arg[0] = op.emits[static_cast<std::size_t>(id)].instr.arg[1];
-                se.done_off = sn.d_func + sl_ - 1;
-                se.expects = {id};
-                op.emits.push_back(std::move(se));
-                use_queue(op, rx.id, flight - rc.d_skew, 1);
-                const bool west = sd.position < rx.position;
-                Emit re;
-                re.queue = rx.id;
-                re.off = flight - rc.d_skew;
-                re.instr = instr("recv");
-                re.instr.arg[0] = isa::stream_arg(st, west);
-                re.done_off = flight + rc.d_func + sl_ - 1;
-                op.emits.push_back(std::move(re));
-                write(rx.position, flight + rc.d_func, static_cast<int>(op.emits.size()) - 1);
+                const int id = read_vector(op, s.a, sa.id, pa.addr + src, st, tx.position, 0);
+                if (s.scatter) slot(op.emits[static_cast<std::size_t>(id)], 1);
+                // The frame leaves in T and arrives in T + flight, when the far chip's receive
+                // runs (every chip runs this timetable).
+                send_vector(op, tx, 0, id);
+                const int got =
+                    recv_vector(op, rx, flight, isa::stream_arg(st, sd.position < rx.position));
+                write_vector(op, s.d, sd.id, pd.addr + dst, st, rx.position, flight + rc.d_func,
+                             got);
               }
+              slot(op.emits.back(), -1);  // the write
               const auto at = fit(op);
               if (!at) continue;
               if (!best || *at < best->second) best = {op, *at};
@@ -1546,13 +1482,8 @@ class Scheduler {
             if (!best)
               throw std::logic_error("scheduler: no streams fit an exchange of " + s.origin);
             commit(best->first, best->second);
-            std::int64_t last = 0;
-            for (const Emit& e : best->first.emits)
-              if (e.queue == sd.id) last = e.off + wr.d_skew;
-            TensorPlace& tp = P(s.d);
-            tp.ready_all = std::max<std::uint64_t>(
-                tp.ready_all, best->second + static_cast<std::uint64_t>(last) + 1);
-            tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
+            written_at(s.d, best->second + static_cast<std::uint64_t>(best->first.emits.back().off +
+                                                                      wr.d_skew));
           }
   }
 
@@ -1569,51 +1500,17 @@ class Scheduler {
   // cycle T; the link is then busy for a frame time.
   void send_step(const KStep& s) {
     const arch::Queue& tx = port_queue(s);
-    const TensorPlace& pa = P(s.a);
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(s.a)].dtype);
-    const auto frame = static_cast<std::uint32_t>(func::LinkTiming(arch_).frame_cycles());
-    const auto& rd = lat("read");
-    const auto& sn = lat("send");
     std::vector<std::uint64_t> cycles;
     std::uint64_t after = 0;  // keeps the vectors in order
     for (std::int64_t vr = 0; vr < static_cast<std::int64_t>(rows_of(s.a)); ++vr)
       for (int b = 0; b < bytes; ++b) {
         const auto [slice, addr] = at(s.a, vr, b);
-        const arch::Queue& sq = q(slice);
-        const bool west = sq.position > tx.position;
         std::optional<std::pair<Op, std::uint64_t>> best;
         for (int st = 0; st < chip_.streams.per_direction; ++st) {
           Op op;
           op.lo = after;
-          const std::int64_t written = -dist(sq.position, tx.position);
-          const std::int64_t access = written - rd.d_func;
-          use_queue(op, sq.id, access - rd.d_skew, 1);
-          use_port(op, sq.id, access, 1);
-          use_stream(op, st, west, written + key_const(west, sq.position), 1, sq.position,
-                     tx.position);
-          Emit e;
-          e.queue = sq.id;
-          e.off = access - rd.d_skew;
-          e.instr = instr("read");
-          e.instr.arg[0] = addr;
-          e.instr.arg[1] = isa::stream_arg(st, west);
-          e.tensor = root(s.a);
-          e.done_off = written + sl_ - 1;
-          op.emits.push_back(std::move(e));
-          op.reads.push_back({root(s.a), access});
-          op.lo = std::max<std::uint64_t>(
-              op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
-                         0, static_cast<std::int64_t>(pa.ready_all) - access)));
-          use_queue(op, tx.id, -sn.d_skew, 1);
-          use_port(op, tx.id, 0, frame);
-          Emit se;
-          se.queue = tx.id;
-          se.off = -sn.d_skew;
-          se.instr = instr("send");
-          se.instr.arg[0] = isa::stream_arg(st, west);
-          se.done_off = sn.d_func + sl_ - 1;
-          se.expects = {0};
-          op.emits.push_back(std::move(se));
+          send_vector(op, tx, 0, read_vector(op, s.a, slice, addr, st, tx.position, 0));
           const auto t = fit(op);
           if (!t) continue;
           if (!best || *t < best->second) best = {op, *t};
@@ -1633,7 +1530,6 @@ class Scheduler {
     const arch::Queue& rx = port_queue(s);
     if (!P(s.d).placed) place(s.d);
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(s.d)].dtype);
-    const auto& wr = lat("write");
     const auto& rc = lat("recv");
     const std::size_t n = rows_of(s.d) * static_cast<std::size_t>(bytes);
     if (s.arrivals.size() != n)
@@ -1644,52 +1540,124 @@ class Scheduler {
     for (std::int64_t vr = 0; vr < static_cast<std::int64_t>(rows_of(s.d)); ++vr)
       for (int b = 0; b < bytes; ++b, ++j) {
         const auto [slice, addr] = at(s.d, vr, b);
-        const arch::Queue& sd = q(slice);
-        const bool west = sd.position < rx.position;
+        const bool west = q(slice).position < rx.position;
         const std::uint64_t when = s.arrivals[j];
-        std::optional<std::uint64_t> got;
-        for (int st = 0; st < chip_.streams.per_direction && !got; ++st) {
+        bool done = false;
+        for (int st = 0; st < chip_.streams.per_direction && !done; ++st) {
           Op op;
           op.lo = when;
-          use_queue(op, rx.id, -rc.d_skew, 1);
-          Emit re;
-          re.queue = rx.id;
-          re.off = -rc.d_skew;
-          re.instr = instr("recv");
-          re.instr.arg[0] = isa::stream_arg(st, west);
-          re.done_off = rc.d_func + sl_ - 1;
-          op.emits.push_back(std::move(re));
-          const std::int64_t from = rc.d_func;  // on the stream at the port
-          const std::int64_t access = from + dist(sd.position, rx.position);
-          use_queue(op, sd.id, access - wr.d_skew, 1);
-          use_port(op, sd.id, access, 1);
-          use_stream(op, st, west, from + key_const(west, rx.position), 1, rx.position,
-                     sd.position);
-          Emit we;
-          we.queue = sd.id;
-          we.off = access - wr.d_skew;
-          we.instr = instr("write");
-          we.instr.arg[0] = addr;
-          we.instr.arg[1] = isa::stream_arg(st, west);
-          we.tensor = root(s.d);
-          we.done_off = access + wr.d_func + sl_ - 1;
-          we.expects = {0};
-          op.emits.push_back(std::move(we));
-          op.reads.push_back({root(s.d), access});
+          const int got = recv_vector(op, rx, 0, isa::stream_arg(st, west));
+          const std::int64_t access =
+              write_vector(op, s.d, slice, addr, st, rx.position, rc.d_func, got);
           if (fit(op) == when) {
             commit(op, when);
-            got = when + static_cast<std::uint64_t>(access) + 1;
+            written_at(s.d, when + static_cast<std::uint64_t>(access));
+            done = true;
           }
         }
-        if (!got)
+        if (!done)
           throw InputError(source_, s.origin + ": vector " + std::to_string(j) + " of '" +
                                         name(s.d) + "' arrives on link " + std::to_string(s.port) +
                                         " in cycle " + std::to_string(when) +
                                         ", when its receive or the write after it cannot run");
-        TensorPlace& tp = P(s.d);
-        tp.ready_all = std::max(tp.ready_all, *got);
-        tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
       }
+  }
+
+  // --- single vectors between MEM and the C2C ports (exchanges and pipeline transfers)
+
+  // A read of one vector of tensor t (slice, addr) onto stream st, timed so that the value
+  // passes position `to` in T + at. `claim`: reserve its stream path (false when a write of the
+  // same value claims the whole path). Returns the emit's index.
+  int read_vector(Op& op, int t, std::uint16_t slice, std::uint32_t addr, int st, int to,
+                  std::int64_t at_off, bool claim = true) {
+    const auto& rd = lat("read");
+    const arch::Queue& sq = q(slice);
+    const bool west = sq.position > to;
+    const std::int64_t written = at_off - dist(sq.position, to);
+    const std::int64_t access = written - rd.d_func;
+    use_queue(op, sq.id, access - rd.d_skew, 1);
+    use_port(op, sq.id, access, 1);
+    if (claim) use_stream(op, st, west, written + key_const(west, sq.position), 1, sq.position, to);
+    Emit e;
+    e.queue = sq.id;
+    e.off = access - rd.d_skew;
+    e.instr = instr("read");
+    e.instr.arg[0] = addr;
+    e.instr.arg[1] = isa::stream_arg(st, west);
+    e.tensor = root(t);
+    e.done_off = written + sl_ - 1;
+    op.emits.push_back(std::move(e));
+    op.reads.push_back({root(t), access});
+    op.lo =
+        std::max<std::uint64_t>(op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                           0, static_cast<std::int64_t>(P(t).ready_all) - access)));
+    return static_cast<int>(op.emits.size()) - 1;
+  }
+
+  // The write into tensor t (slice, addr) of the value on stream st passing position `from` in
+  // T + at, made by emit `producer`. Returns its access offset.
+  std::int64_t write_vector(Op& op, int t, std::uint16_t slice, std::uint32_t addr, int st,
+                            int from, std::int64_t at_off, int producer) {
+    const auto& wr = lat("write");
+    const arch::Queue& sq = q(slice);
+    const bool west = sq.position < from;
+    const std::int64_t access = at_off + dist(sq.position, from);
+    use_queue(op, sq.id, access - wr.d_skew, 1);
+    use_port(op, sq.id, access, 1);
+    use_stream(op, st, west, at_off + key_const(west, from), 1, from, sq.position);
+    Emit e;
+    e.queue = sq.id;
+    e.off = access - wr.d_skew;
+    e.instr = instr("write");
+    e.instr.arg[0] = addr;
+    e.instr.arg[1] = isa::stream_arg(st, west);
+    e.tensor = root(t);
+    e.done_off = access + wr.d_func + sl_ - 1;
+    e.expects = {producer};
+    op.emits.push_back(std::move(e));
+    op.reads.push_back({root(t), access});
+    op.lo = std::max<std::uint64_t>(op.lo,
+                                    static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                        0, static_cast<std::int64_t>(P(t).write_after) - access)));
+    return access;
+  }
+
+  // A send on port tx whose access (the frame's departure) is T + at, reading the stream emit
+  // `producer` writes; the link's transmit side is busy for a frame time.
+  void send_vector(Op& op, const arch::Queue& tx, std::int64_t at_off, int producer) {
+    const auto& sn = lat("send");
+    use_queue(op, tx.id, at_off - sn.d_skew, 1);
+    use_port(op, tx.id, at_off, static_cast<std::uint32_t>(func::LinkTiming(arch_).frame_cycles()));
+    Emit e;
+    e.queue = tx.id;
+    e.off = at_off - sn.d_skew;
+    e.instr = instr("send");
+    e.instr.arg[0] = op.emits[static_cast<std::size_t>(producer)].instr.arg[1];
+    e.done_off = at_off + sn.d_func + sl_ - 1;
+    e.expects = {producer};
+    op.emits.push_back(std::move(e));
+  }
+
+  // A receive on port rx whose access (the frame's arrival) is T + at, putting the vector on
+  // stream `stream`. Returns the emit's index.
+  int recv_vector(Op& op, const arch::Queue& rx, std::int64_t at_off, std::uint32_t stream) {
+    const auto& rc = lat("recv");
+    use_queue(op, rx.id, at_off - rc.d_skew, 1);
+    Emit e;
+    e.queue = rx.id;
+    e.off = at_off - rc.d_skew;
+    e.instr = instr("recv");
+    e.instr.arg[0] = stream;
+    e.done_off = at_off + rc.d_func + sl_ - 1;
+    op.emits.push_back(std::move(e));
+    return static_cast<int>(op.emits.size()) - 1;
+  }
+
+  // Tensor t's rows are all written by cycle `last`: readable from the next.
+  void written_at(int t, std::uint64_t last) {
+    TensorPlace& tp = P(t);
+    tp.ready_all = std::max(tp.ready_all, last + 1);
+    tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
   }
 
   // ---------------------------------------------------------------- SXM steps

@@ -48,6 +48,44 @@ const char* kVerifyUsage =
     "  --stages N          pipeline: stages (default: every chip one stage)\n"
     "  --chips-per-stage G pipeline: each stage split over G chips by tensor parallelism\n";
 
+// A kernel tensor's value for the simulator.
+system::TensorValue value_of(const compiler::KTensor& kt, compiler::Bytes bytes) {
+  system::TensorValue v;
+  v.dtype = kt.dtype;
+  for (auto d : kt.shape)
+    v.shape.push_back(static_cast<std::uint64_t>(d));
+  v.bytes = std::move(bytes);
+  return v;
+}
+
+// The lines a split or pipelined verify ends with, from the on-chip time on; the exit code.
+int finish_system_verify(const std::string& model, const arch::Arch& a, const system::RunOutcome& r,
+                         bool functional, std::size_t compared, const char* reference, double ref_s,
+                         std::size_t differing, double vs_one, bool ok) {
+  std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
+              static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
+              r.host_seconds * 1e6);
+  if (functional) {
+    std::printf("  outputs           %zu compared with the %s reference (%.3f s): %s\n", compared,
+                reference, ref_s, differing ? "DIFFERENT" : "bit-identical");
+    if (vs_one == 0)
+      std::printf("  single chip       bit-identical to the single-chip reference\n");
+    else
+      std::printf(
+          "  single chip       largest difference from the single-chip reference %.3g "
+          "(sums in another order)\n",
+          vs_one);
+  }
+  print_links(r.report);
+  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
+              static_cast<unsigned long long>(r.issues));
+  std::printf("  schedule errors   %zu\n", r.errors.size());
+  for (const auto& e : r.errors)
+    std::fprintf(stderr, "%s: %s\n", model.c_str(), e.to_string().c_str());
+  std::printf("%s\n", ok ? "verified" : "FAILED");
+  return ok ? kOk : kFailed;
+}
+
 // The whole of output i from every chip's part.
 std::vector<compiler::Bytes> whole(const compiler::SplitKernels& sk,
                                    const std::vector<std::vector<compiler::Bytes>>& per_chip,
@@ -117,12 +155,8 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
       const compiler::KTensor& kt = kc.tensors[static_cast<std::size_t>(kc.inputs[i])];
       per_chip[static_cast<std::size_t>(c)].push_back(compiler::shard_data(
           inputs[i], full.shape, isa::dtype_bytes(full.dtype), sk.partition.inputs[i], c, chips));
-      system::TensorValue v;
-      v.dtype = kt.dtype;
-      for (auto d : kt.shape)
-        v.shape.push_back(static_cast<std::uint64_t>(d));
-      v.bytes = per_chip[static_cast<std::size_t>(c)].back();
-      bound[kt.name + "@" + std::to_string(c)] = std::move(v);
+      bound[kt.name + "@" + std::to_string(c)] =
+          value_of(kt, per_chip[static_cast<std::size_t>(c)].back());
     }
   std::vector<compiler::KTensor> outs;
   for (int t : one.outputs)
@@ -185,30 +219,8 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
               static_cast<unsigned long long>(r.cycles),
               static_cast<unsigned long long>(r.predicted ? *r.predicted : 0),
               r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH", alone.c_str());
-  std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
-              static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
-              r.host_seconds * 1e6);
-  if (functional) {
-    std::printf(
-        "  outputs           %zu compared with the split program's reference (%.3f s): "
-        "%s\n",
-        outs.size(), ref_s, differing ? "DIFFERENT" : "bit-identical");
-    if (vs_one == 0)
-      std::printf("  single chip       bit-identical to the single-chip reference\n");
-    else
-      std::printf(
-          "  single chip       largest difference from the single-chip reference %.3g "
-          "(sums in another order)\n",
-          vs_one);
-  }
-  print_links(r.report);
-  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
-              static_cast<unsigned long long>(r.issues));
-  std::printf("  schedule errors   %zu\n", r.errors.size());
-  for (const auto& e : r.errors)
-    std::fprintf(stderr, "%s: %s\n", model.c_str(), e.to_string().c_str());
-  std::printf("%s\n", ok ? "verified" : "FAILED");
-  return ok ? kOk : kFailed;
+  return finish_system_verify(model, a, r, functional, outs.size(), "split program's", ref_s,
+                              differing, vs_one, ok);
 }
 
 int verify_pipeline(const std::string& model, const arch::Arch& a, const std::string& precision,
@@ -241,12 +253,7 @@ int verify_pipeline(const std::string& model, const arch::Arch& a, const std::st
         auto bytes = compiler::shard_data(inputs[fi], full.shape, isa::dtype_bytes(full.dtype),
                                           sk.partition.inputs[i], c, group);
         stage_inputs.back()[static_cast<std::size_t>(c)].push_back(bytes);
-        system::TensorValue v;
-        v.dtype = kt.dtype;
-        for (auto d : kt.shape)
-          v.shape.push_back(static_cast<std::uint64_t>(d));
-        v.bytes = std::move(bytes);
-        bound[kt.name + "@" + std::to_string(s * group + c)] = std::move(v);
+        bound[kt.name + "@" + std::to_string(s * group + c)] = value_of(kt, std::move(bytes));
       }
     }
   }
@@ -312,28 +319,8 @@ int verify_pipeline(const std::string& model, const arch::Arch& a, const std::st
               static_cast<unsigned long long>(r.cycles),
               static_cast<unsigned long long>(r.predicted ? *r.predicted : 0),
               r.predicted && *r.predicted == r.cycles ? "match" : "MISMATCH");
-  std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
-              static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
-              r.host_seconds * 1e6);
-  if (functional) {
-    std::printf("  outputs           %zu compared with the pipeline's reference (%.3f s): %s\n",
-                compared, ref_s, differing ? "DIFFERENT" : "bit-identical");
-    if (vs_one == 0)
-      std::printf("  single chip       bit-identical to the single-chip reference\n");
-    else
-      std::printf(
-          "  single chip       largest difference from the single-chip reference %.3g "
-          "(sums in another order)\n",
-          vs_one);
-  }
-  print_links(r.report);
-  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
-              static_cast<unsigned long long>(r.issues));
-  std::printf("  schedule errors   %zu\n", r.errors.size());
-  for (const auto& e : r.errors)
-    std::fprintf(stderr, "%s: %s\n", model.c_str(), e.to_string().c_str());
-  std::printf("%s\n", ok ? "verified" : "FAILED");
-  return ok ? kOk : kFailed;
+  return finish_system_verify(model, a, r, functional, compared, "pipeline's", ref_s, differing,
+                              vs_one, ok);
 }
 
 }  // namespace
@@ -411,12 +398,7 @@ int cmd_verify(const Args& args) {
   std::map<std::string, system::TensorValue> bound;
   for (std::size_t i = 0; i < k.inputs.size(); ++i) {
     const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(k.inputs[i])];
-    system::TensorValue v;
-    v.dtype = kt.dtype;
-    for (auto d : kt.shape)
-      v.shape.push_back(static_cast<std::uint64_t>(d));
-    v.bytes = inputs[i];
-    bound[kt.name] = std::move(v);
+    bound[kt.name] = value_of(kt, inputs[i]);
   }
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<compiler::Bytes> all;

@@ -84,6 +84,23 @@ module vxm_alu #(
     f_eq = x == y || (is_zero(x[30:0]) && is_zero(y[30:0]));
   endfunction
 
+  // The fp32 value with sign `sign`, biased exponent e (1 or more; its hidden bit s[26], clear
+  // for a subnormal at e = 1) and 24 mantissa bits s[26:3] followed by guard, round and sticky:
+  // rounded to nearest even, overflowing to infinity.
+  function automatic logic [31:0] round_pack(input logic sign, input logic [11:0] e0,
+                                             input logic [26:0] s);
+    logic [24:0] mr;
+    logic [11:0] e;
+    e = e0;
+    mr = {1'b0, s[26:3]} + {24'd0, s[2] && (s[1] || s[0] || s[3])};
+    if (mr[24]) begin
+      mr = mr >> 1;
+      e = e + 12'd1;
+    end
+    if (e >= 12'd255) return {sign, 31'h7F80_0000};
+    return {sign, mr[23] ? e[7:0] : 8'd0, mr[22:0]};
+  endfunction
+
   // x + y in fp32, rounded to nearest even, subnormals kept, every NaN canonical.
   function automatic logic [31:0] f_add(input logic [31:0] x0, input logic [31:0] y0);
     logic [31:0] x, y;
@@ -92,9 +109,8 @@ module vxm_alu #(
     logic [23:0] mx, my;
     logic [26:0] ax, ay, s;
     logic [27:0] sum;
-    logic [24:0] mr;
     logic [7:0] shift_by;
-    logic sticky, up;
+    logic sticky;
     sticky = 1'b0;
     if (is_nan(x0[30:0]) || is_nan(y0[30:0])) return QNAN;
     if (x0[30:0] == 31'h7F80_0000 && y0[30:0] == 31'h7F80_0000)
@@ -134,24 +150,16 @@ module vxm_alu #(
           e = e - 9'd1;
         end
     end
-    up = s[2] && (s[1] || s[0] || s[3]);
-    mr = {1'b0, s[26:3]} + {24'd0, up};
-    if (mr[24]) begin
-      mr = mr >> 1;
-      e = e + 9'd1;
-    end
-    if (e >= 9'd255) return {x[31], 31'h7F80_0000};
-    return {x[31], mr[23] ? e[7:0] : 8'd0, mr[22:0]};
+    return round_pack(x[31], {3'd0, e}, s);
   endfunction
 
   // x * y in fp32, rounded to nearest even, subnormals kept, every NaN canonical.
   function automatic logic [31:0] f_mul(input logic [31:0] x, input logic [31:0] y);
-    logic sign, sticky, up;
+    logic sign, sticky;
     logic [23:0] mx, my;
     logic [47:0] p;
     logic signed [11:0] e;  // the product's exponent for a binary point after p[46]
     logic [26:0] s;  // 24 bits of mantissa, then guard, round, sticky
-    logic [24:0] mr;
     sign = x[31] ^ y[31];
     if (is_nan(x[30:0]) || is_nan(y[30:0])) return QNAN;
     if (x[30:0] == 31'h7F80_0000 || y[30:0] == 31'h7F80_0000)
@@ -182,14 +190,7 @@ module vxm_alu #(
         end
       if (e < 12'sd1) return {sign, 31'd0};
     end
-    up = s[2] && (s[1] || s[0] || s[3]);
-    mr = {1'b0, s[26:3]} + {24'd0, up};
-    if (mr[24]) begin
-      mr = mr >> 1;
-      e = e + 12'sd1;
-    end
-    if (e >= 12'sd255) return {sign, 31'h7F80_0000};
-    return {sign, mr[23] ? e[7:0] : 8'd0, mr[22:0]};
+    return round_pack(sign, unsigned'(e), s);
   endfunction
 
   function automatic logic [31:0] fp32(input logic [4:0] o, input logic [31:0] x,

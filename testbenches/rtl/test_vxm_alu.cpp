@@ -148,7 +148,6 @@ TEST(VxmAluRtl, DirectedEdges) {
 TEST(VxmAluRtl, RandomSuperlanes) {
   Alu alu;
   std::mt19937 rng(2026);
-  std::uint64_t checked = 0;
   for (const Type& t : kTypes)
     for (VxmOp op : kOps)
       for (int sat = 0; sat < 2; ++sat)
@@ -162,9 +161,7 @@ TEST(VxmAluRtl, RandomSuperlanes) {
           const int shift = static_cast<int>(rng() % static_cast<unsigned>(t.bits));
           check(alu, op, t, sat != 0, shift, a, b, m, "random");
           if (HasFatalFailure()) return;
-          checked += kLanes;
         }
-  EXPECT_EQ(checked, 3u * 21u * 2u * 2000u * kLanes);
 }
 
 // fp32 add, sub and mul (rounding to nearest even, subnormals, infinities), max, min, the compares,

@@ -289,6 +289,16 @@ TEST(Collectives, AllGatherNeedsAFullyConnectedSystem) {
 
 namespace {
 
+// A kernel tensor's value for the simulator.
+system::TensorValue value_of(const compiler::KTensor& kt, compiler::Bytes bytes) {
+  system::TensorValue v;
+  v.dtype = kt.dtype;
+  for (auto d : kt.shape)
+    v.shape.push_back(static_cast<std::uint64_t>(d));
+  v.bytes = std::move(bytes);
+  return v;
+}
+
 struct SplitRun {
   std::vector<compiler::Bytes> sim, split_ref, one_ref;  // whole outputs
   std::vector<compiler::KTensor> outputs;
@@ -322,12 +332,7 @@ SplitRun run_split(const std::string& name, const std::map<std::string, std::str
       auto bytes = compiler::shard_data(inputs[i], full.shape, isa::dtype_bytes(full.dtype),
                                         out.sk.partition.inputs[i], c, chips);
       per_chip[static_cast<std::size_t>(c)].push_back(bytes);
-      system::TensorValue v;
-      v.dtype = part.dtype;
-      for (auto d : part.shape)
-        v.shape.push_back(static_cast<std::uint64_t>(d));
-      v.bytes = std::move(bytes);
-      bound[part.name + "@" + std::to_string(c)] = std::move(v);
+      bound[part.name + "@" + std::to_string(c)] = value_of(part, std::move(bytes));
     }
   }
   for (int t : one.outputs)
@@ -518,12 +523,7 @@ TEST(Pipeline, FourLayersOnFourChipsMatchOneChip) {
     const compiler::Kernels& k = pp.kernels[s].kernels[0];
     for (int t : k.inputs) {
       const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(t)];
-      system::TensorValue v;
-      v.dtype = kt.dtype;
-      for (auto d : kt.shape)
-        v.shape.push_back(static_cast<std::uint64_t>(d));
-      v.bytes = inputs[input_of.at(kt.name)];
-      bound[kt.name + "@" + std::to_string(s)] = std::move(v);
+      bound[kt.name + "@" + std::to_string(s)] = value_of(kt, inputs[input_of.at(kt.name)]);
     }
   }
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
@@ -724,12 +724,7 @@ TEST(Collectives, GraphNodesOnNode8) {
     in.push_back(compiler::random_inputs(k, static_cast<std::uint32_t>(100 + c)));
     for (std::size_t i = 0; i < k.inputs.size(); ++i) {
       const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(k.inputs[i])];
-      system::TensorValue v;
-      v.dtype = kt.dtype;
-      for (auto d : kt.shape)
-        v.shape.push_back(static_cast<std::uint64_t>(d));
-      v.bytes = in.back()[i];
-      bound[kt.name + "@" + std::to_string(c)] = std::move(v);
+      bound[kt.name + "@" + std::to_string(c)] = value_of(kt, in.back()[i]);
     }
   }
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);

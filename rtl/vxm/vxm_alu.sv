@@ -5,7 +5,9 @@
 //   compares, select, neg/abs (saturating), relu, mov;
 // * fp32 so far: add, sub and mul (round to nearest even, subnormals kept), max, min, compares,
 //   neg, abs, relu, select, mov (every NaN result the canonical quiet NaN; -0 and +0 equal;
-//   max(-0, +0) = +0, min = -0).
+//   max(-0, +0) = +0, min = -0);
+// * casts (op cast, source `width`, target `to`): integer to integer saturating, integer to fp32
+//   rounded to nearest even, fp32 to integer rounded to nearest even and saturating (NaN to 0).
 // The result is registered: it appears one cycle after the operands, with `out_valid`.
 //
 // op codes follow func::VxmOp; width: 0 = i8, 1 = i16, 2 = i32, 3 = fp32. An integer element's
@@ -18,6 +20,7 @@ module vxm_alu #(
     input  logic                   in_valid,
     input  logic [4:0]             op,
     input  logic [1:0]             width,
+    input  logic [1:0]             to,
     input  logic                   saturate,
     input  logic [4:0]             shamt,
     input  logic [LANES*32-1:0]    a,
@@ -29,7 +32,8 @@ module vxm_alu #(
   localparam logic [4:0] OP_ADD = 5'd0, OP_SUB = 5'd1, OP_MUL = 5'd2, OP_MAX = 5'd3,
       OP_MIN = 5'd4, OP_AND = 5'd5, OP_OR = 5'd6, OP_XOR = 5'd7, OP_SHL = 5'd8, OP_SHR = 5'd9,
       OP_EQ = 5'd10, OP_NE = 5'd11, OP_LT = 5'd12, OP_LE = 5'd13, OP_GT = 5'd14, OP_GE = 5'd15,
-      OP_SEL = 5'd16, OP_NEG = 5'd17, OP_ABS = 5'd18, OP_RELU = 5'd19, OP_MOV = 5'd24;
+      OP_SEL = 5'd16, OP_NEG = 5'd17, OP_ABS = 5'd18, OP_RELU = 5'd19, OP_CAST = 5'd23,
+      OP_MOV = 5'd24;
 
   // The element's bits sign-extended from `width` to 64.
   function automatic logic signed [63:0] sext(input logic [31:0] x, input logic [1:0] w);
@@ -193,6 +197,53 @@ module vxm_alu #(
     return round_pack(sign, unsigned'(e), s);
   endfunction
 
+  // A signed integer (|x| <= 2^31) in fp32, rounded to nearest even.
+  function automatic logic [31:0] i2f(input logic signed [63:0] x);
+    logic sign;
+    logic [31:0] m;
+    logic [11:0] e;
+    sign = x < 0;
+    m = sign ? 32'(-x) : x[31:0];  // 2^31 still fits unsigned
+    if (m == 32'd0) return 32'd0;
+    e = 12'd158;  // 127 + 31: the leading one at bit 31
+    for (int i = 0; i < 31; i++)
+      if (!m[31]) begin
+        m = m << 1;
+        e = e - 12'd1;
+      end
+    return round_pack(sign, e, {m[31:8], m[7], m[6], m[5:0] != 6'd0});
+  endfunction
+
+  // An fp32 value as a signed integer of `w`, rounded to nearest even and saturated; NaN is 0.
+  function automatic logic [31:0] f2i(input logic [31:0] x, input logic [1:0] w);
+    logic [7:0] ex, k;
+    logic [23:0] m;
+    logic [31:0] q;
+    logic g, st;
+    if (is_nan(x[30:0])) return 32'd0;
+    ex = x[30:23] == 8'd0 ? 8'd1 : x[30:23];
+    if (ex >= 8'd158) return clamp(x[31] ? -64'sd4294967296 : 64'sd4294967296, w);  // |x| >= 2^31
+    m = {x[30:23] != 8'd0, x[22:0]};
+    if (ex >= 8'd150) begin
+      q = {8'd0, m} << (ex - 8'd150);
+    end else begin
+      k = 8'd150 - ex;  // the value is m / 2^k
+      if (k >= 8'd25) return 32'd0;  // below a half
+      q = {8'd0, m >> k};
+      g = m[5'(k - 8'd1)];
+      st = (m & ((24'd1 << (k - 8'd1)) - 24'd1)) != 24'd0;
+      q = q + {31'd0, g && (st || q[0])};
+    end
+    return clamp(x[31] ? -signed'({32'd0, q}) : signed'({32'd0, q}), w);
+  endfunction
+
+  function automatic logic [31:0] cast(input logic [1:0] w, input logic [1:0] t,
+                                       input logic [31:0] x);
+    if (w == 2'd3) cast = t == 2'd3 ? x : f2i(x, t);
+    else if (t == 2'd3) cast = i2f(sext(x, w));
+    else cast = clamp(sext(x, w), t);
+  endfunction
+
   function automatic logic [31:0] fp32(input logic [4:0] o, input logic [31:0] x,
                                        input logic [31:0] y, input logic [31:0] m);
     logic nan2;
@@ -218,12 +269,14 @@ module vxm_alu #(
     endcase
   endfunction
 
-  function automatic logic [31:0] lane(input logic [4:0] o, input logic [1:0] w, input logic sat,
-                                       input logic [4:0] sh, input logic [31:0] ra,
-                                       input logic [31:0] rb, input logic [31:0] rm);
+  function automatic logic [31:0] lane(input logic [4:0] o, input logic [1:0] w, input logic [1:0] t,
+                                       input logic sat, input logic [4:0] sh,
+                                       input logic [31:0] ra, input logic [31:0] rb,
+                                       input logic [31:0] rm);
     logic signed [63:0] x, y, r;
     x = sext(ra, w);
     y = sext(rb, w);
+    if (o == OP_CAST) return cast(w, t, ra);
     if (w == 2'd3) return fp32(o, ra, rb, rm);
     case (o)
       OP_ADD: begin r = x + y; lane = sat ? clamp(r, w) : trunc(r, w); end
@@ -254,7 +307,7 @@ module vxm_alu #(
   logic [LANES*32-1:0] next;
   always_comb begin
     for (int i = 0; i < LANES; i++)
-      next[i*32+:32] = lane(op, width, saturate, shamt, a[i*32+:32], b[i*32+:32], mask[i*32+:32]);
+      next[i*32+:32] = lane(op, width, to, saturate, shamt, a[i*32+:32], b[i*32+:32], mask[i*32+:32]);
   end
 
   always_ff @(posedge clk) begin

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -53,8 +54,9 @@ const Type kTypes[] = {
 // Runs one superlane through the RTL and the functional core and compares the lanes.
 void check(Alu& alu, VxmOp op, const Type& t, bool sat, int shift,
            const std::array<std::uint32_t, kLanes>& a, const std::array<std::uint32_t, kLanes>& b,
-           const std::array<std::uint32_t, kLanes>& m, const char* what) {
+           const std::array<std::uint32_t, kLanes>& m, const char* what, const Type* to = nullptr) {
   auto& top = alu.top;
+  top.to = static_cast<std::uint8_t>(to ? to->code : 0);
   top.in_valid = 1;
   top.op = static_cast<std::uint8_t>(op);
   top.width = static_cast<std::uint8_t>(t.code);
@@ -68,7 +70,7 @@ void check(Alu& alu, VxmOp op, const Type& t, bool sat, int shift,
   alu.tick();
   ASSERT_TRUE(top.out_valid);
   // The model: byte planes of the same elements.
-  const int bytes = t.bits / 8;
+  const int bytes = (to ? to->bits : t.bits) / 8;
   std::vector<std::vector<std::uint8_t>> pa(4, std::vector<std::uint8_t>(kLanes)), pb(pa), pm(pa),
       pd(pa);
   const std::uint8_t* ap[4];
@@ -91,6 +93,7 @@ void check(Alu& alu, VxmOp op, const Type& t, bool sat, int shift,
   args.type = t.dt;
   args.saturate = sat;
   args.shift = shift;
+  if (to) args.to = to->dt;
   func::vxm_apply(args, kLanes, ap, bp, mp, dp);
   for (int i = 0; i < kLanes; ++i) {
     std::uint32_t want = 0;
@@ -98,6 +101,7 @@ void check(Alu& alu, VxmOp op, const Type& t, bool sat, int shift,
       want |= static_cast<std::uint32_t>(pd[k][i]) << (8 * k);
     const std::uint32_t got = top.d[static_cast<std::size_t>(i)];
     ASSERT_EQ(got, want) << what << ": " << func::to_string(op) << " " << isa::to_string(t.dt)
+                         << (to ? std::string(" to ") + isa::to_string(to->dt) : "")
                          << (sat ? " sat" : " mod") << " shift " << shift << ", lane " << i
                          << ": a " << std::hex << a[static_cast<std::size_t>(i)] << " b "
                          << b[static_cast<std::size_t>(i)] << " mask "
@@ -266,4 +270,58 @@ TEST(VxmAluRtl, Fp32MulNearTheRangeEnds) {
     check(alu, VxmOp::kMul, fp32, false, 0, a, b, m, "fp32 mul range ends");
     if (HasFatalFailure()) return;
   }
+}
+
+// Casts between every pair of i8, i16, i32 and fp32: integers at their extremes and random,
+// floats at the special values, halfway cases (x.5 for even and odd x), the edges of each
+// integer range, and random values with exponents from 2^-3 to 2^33; 2,000 superlanes per pair.
+TEST(VxmAluRtl, Casts) {
+  Alu alu;
+  const Type types[] = {{isa::DType::kI8, 0, 8},
+                        {isa::DType::kI16, 1, 16},
+                        {isa::DType::kI32, 2, 32},
+                        {isa::DType::kFp32, 3, 32}};
+  std::mt19937 rng(17);
+  auto f = [](float x) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, 4);
+    return u;
+  };
+  const std::uint32_t fspecial[] = {
+      0x00000000,      0x80000000,       0x7F800000,       0xFF800000,    0x7FC00000,
+      0xFF800001,      0x00000001,       f(0.5f),          f(-0.5f),      f(1.5f),
+      f(2.5f),         f(-2.5f),         f(0.49999997f),   f(127.5f),     f(128.5f),
+      f(-128.5f),      f(-129.f),        f(32767.5f),      f(-32768.5f),  f(2147483520.f),
+      f(2147483648.f), f(-2147483648.f), f(-2147483904.f), f(8388607.5f), f(16777215.f),
+      0x7F7FFFFF};
+  const int ns = static_cast<int>(sizeof fspecial / sizeof fspecial[0]);
+  for (const Type& from : types)
+    for (const Type& to : types) {
+      if (from.code == to.code) continue;
+      const std::int64_t mx = (std::int64_t{1} << (from.bits - 1)) - 1, mn = -mx - 1;
+      for (int rep = 0; rep < 2000; ++rep) {
+        std::array<std::uint32_t, kLanes> a{}, none{};
+        for (int i = 0; i < kLanes; ++i) {
+          std::uint32_t x;
+          if (from.code == 3) {
+            if (rep == 0) {
+              x = fspecial[i % ns];
+            } else if (rep == 1) {
+              x = fspecial[(i + kLanes) % ns];
+            } else {
+              // exponents 124..160 (0.125 up to 2^33), random mantissa and sign
+              x = (rng() & 0x807FFFFFu) | ((124u + rng() % 37) << 23);
+              if (rng() % 4 == 0) x &= 0xFFFFF000u;  // fewer fraction bits: ties appear
+            }
+          } else {
+            const std::int64_t edge[] = {mn, mn + 1, -1, 0, 1, mx - 1, mx, 16777217, -16777217};
+            x = rep == 0 ? low(edge[i % 9], from.bits)
+                         : low(static_cast<std::int64_t>(rng()) >> (rng() % 32), from.bits);
+          }
+          a[static_cast<std::size_t>(i)] = x;
+        }
+        check(alu, VxmOp::kCast, from, false, 0, a, none, none, "cast", &to);
+        if (HasFatalFailure()) return;
+      }
+    }
 }

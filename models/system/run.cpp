@@ -5,6 +5,7 @@
 
 #include "arch/arch.h"
 #include "arch/queues.h"
+#include "cosim/cosim.h"
 #include "isa/layout.h"
 #include "isa/lpubin.h"
 #include "units/c2c.h"
@@ -56,6 +57,25 @@ void check_inputs(const isa::Program& p, const std::map<std::string, TensorValue
   }
 }
 
+// A unit's co-simulation figures in the report.
+json::object cosim_json(units::UnitMode mode, const units::CosimStats& s) {
+  json::object nc;
+  for (const auto& [op, n] : s.not_covered)
+    nc[op] = n;
+  return json::object{{"mode", units::to_string(mode)}, {"rtl_vectors", s.rtl_vectors},
+                      {"rtl_cycles", s.rtl_cycles},     {"matched", s.matched},
+                      {"mismatched", s.mismatched},     {"not_covered", nc}};
+}
+
+void add(units::CosimStats* total, const units::CosimStats& s) {
+  total->rtl_vectors += s.rtl_vectors;
+  total->rtl_cycles += s.rtl_cycles;
+  total->matched += s.matched;
+  total->mismatched += s.mismatched;
+  for (const auto& [op, n] : s.not_covered)
+    total->not_covered[op] += n;
+}
+
 }  // namespace
 
 RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& inputs,
@@ -76,6 +96,18 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
         std::min(opts.quantum_ns,
                  static_cast<double>(link_timing.arrival(0) > 1 ? link_timing.arrival(0) - 1 : 1) *
                      link_timing.cycle_ns);
+  // Co-simulation: the RTL blocks' transactors run in SystemC time, so the chips synchronise
+  // every cycle (an RTL result is ready before the cycle after its issue; docs/cosim.md).
+  if (opts.cosim.any()) {
+    if (opts.mode != units::Mode::kFunctional)
+      throw InputError("--unit", "RTL co-simulation needs functional mode (values)");
+    cosim::check_arch(arch, opts.cosim, "--unit");
+    opts.cosim.factory = cosim::make_factory(arch, opts.cosim);
+    opts.quantum_ns = std::min(opts.quantum_ns, 1000.0 / arch.chip.clock_mhz);
+  } else if (!opts.cosim.waves.empty()) {
+    throw InputError("--waves " + opts.cosim.waves,
+                     "waveforms are of RTL blocks: run a unit as rtl or lockstep (--unit vxm=rtl)");
+  }
   tlm_utils::tlm_quantumkeeper::set_global_quantum(
       sc_core::sc_time(opts.quantum_ns, sc_core::SC_NS));
   std::vector<std::unique_ptr<units::Chip>> chips;
@@ -167,6 +199,9 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   bool stopped = false;
   for (auto& c : chips)
     stopped = stopped || c->icu().stopped();
+  std::string waves_error;
+  if (opts.cosim.factory && !opts.cosim.factory->finish(&waves_error))
+    throw InputError("--waves " + opts.cosim.waves, waves_error);
   if (!stopped)  // (a run ended at an error leaves frames in flight)
     for (const auto& l : links)
       l->report_unreceived(out.errors);
@@ -201,6 +236,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
+  units::CosimStats vxm_total;
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -253,13 +289,18 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     cj["mem_banks"] = banks;
     cj["mxm_macs"] = chip_macs;
     cj["vxm_elements"] = c->vxm().elements;
+    if (const units::CosimStats* s = c->vxm().cosim()) {
+      cj["cosim"] = json::object{{"vxm", cosim_json(c->vxm().mode(), *s)}};
+      add(&vxm_total, *s);
+    }
     chips_json.push_back(cj);
   }
   const double seconds = cycles / (ch.clock_mhz * 1e6);
   const double peak = arch::derive(arch).peak_int8_tops * static_cast<double>(chips.size());
   json::array errors;
   for (const auto& e : out.errors) {
-    errors.push_back(json::object{{"chip", e.chip},
+    errors.push_back(json::object{{"kind", e.kind},
+                                  {"chip", e.chip},
                                   {"unit", e.unit},
                                   {"queue", e.queue},
                                   {"instruction", e.instruction},
@@ -306,6 +347,9 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     }
   r["links"] = links_json;
   r["schedule_errors"] = errors;
+  if (opts.cosim.any()) r["cosim"] = json::object{{"vxm", cosim_json(opts.cosim.vxm, vxm_total)}};
+  if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())
+    r["waves"] = opts.cosim.factory->waves_written();
   r["stopped_at_error"] = out.stopped;
   return out;
 }

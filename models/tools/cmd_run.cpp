@@ -43,12 +43,116 @@ const char* kRunUsage =
     "  --clock-drift PPM       each chip's clock runs off the time base by a fixed rate drawn\n"
     "                          from [-PPM, +PPM] (deskew realigns it; default 0: exact)\n"
     "  --drift-seed N          seed of the chips' drift rates (default 1)\n"
+    "  --unit UNIT=MODE        how a unit computes: tlm (the SystemC model, default), rtl (its\n"
+    "                          Verilated RTL behind a transactor) or lockstep (both, every\n"
+    "                          output vector compared; the first mismatch is reported with\n"
+    "                          instruction, cycle and lane). Units with RTL so far: vxm\n"
+    "  --waves FILE.fst|FILE.vcd  dump the RTL blocks' signals (a bare name goes under\n"
+    "                          waveforms/), with FILE's name .gtkw: a GTKWave layout of them\n"
+    "  --waves-window FROM:TO  only cycles FROM..TO-1 (TO may be empty: to the end)\n"
+    "  --plant-fault           use the RTL built with its planted fault (proves the checker)\n"
     "  --quiet                 no summary on standard output\n";
 }  // namespace
 
+void parse_cosim(const std::vector<std::string>& units, const std::string& waves,
+                 const std::string& window, bool plant_fault, units::CosimOptions* c) {
+  for (const auto& u : units) {
+    const auto eq = u.find('=');
+    const std::string name = u.substr(0, eq),
+                      mode = eq == std::string::npos ? "" : u.substr(eq + 1);
+    units::UnitMode m;
+    if (mode == "tlm")
+      m = units::UnitMode::kTlm;
+    else if (mode == "rtl")
+      m = units::UnitMode::kRtl;
+    else if (mode == "lockstep")
+      m = units::UnitMode::kLockstep;
+    else
+      throw UsageError{"--unit takes UNIT=tlm|rtl|lockstep, e.g. vxm=lockstep; got '" + u + "'"};
+    if (name == "vxm")
+      c->vxm = m;
+    else if ((name == "mxm" || name == "sxm" || name == "mem" || name == "c2c") &&
+             m != units::UnitMode::kTlm)
+      throw UsageError{"--unit " + u + ": the " + name +
+                       " has no RTL block yet (docs/cosim.md); units with RTL: vxm"};
+    else if (name != "mxm" && name != "sxm" && name != "mem" && name != "c2c")
+      throw UsageError{"--unit " + u + ": no unit '" + name + "' (vxm, mxm, sxm, mem, c2c)"};
+  }
+  c->plant_fault = plant_fault;
+  if (plant_fault && !c->any())
+    throw UsageError{"--plant-fault needs a unit run as rtl or lockstep (--unit vxm=lockstep)"};
+  if (!window.empty()) {
+    const auto colon = window.find(':');
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("colon");
+      std::size_t used = 0;
+      const std::string from = window.substr(0, colon), to = window.substr(colon + 1);
+      c->waves_from = std::stoull(from, &used);
+      if (used != from.size()) throw std::invalid_argument("from");
+      if (!to.empty()) {
+        c->waves_to = std::stoull(to, &used);
+        if (used != to.size()) throw std::invalid_argument("to");
+      }
+    } catch (const std::exception&) {
+      throw UsageError{"--waves-window takes FROM:TO in cycles (TO may be empty); got '" + window +
+                       "'"};
+    }
+    if (c->waves_to <= c->waves_from)
+      throw UsageError{"--waves-window " + window + ": TO must be after FROM"};
+    if (waves.empty()) throw UsageError{"--waves-window needs --waves FILE"};
+  }
+  if (!waves.empty()) {
+    std::filesystem::path w(waves);
+    if (!w.has_parent_path()) w = std::filesystem::path("waveforms") / w;
+    c->waves = w.string();
+  }
+}
+
+void print_cosim(const boost::json::object& report) {
+  const auto* cosim = report.if_contains("cosim");
+  if (!cosim) return;
+  for (const auto& [unit, v] : cosim->as_object()) {
+    const auto& s = v.as_object();
+    const std::string mode(s.at("mode").as_string());
+    const auto n = [&](const char* k) {
+      return static_cast<unsigned long long>(s.at(k).to_number<std::uint64_t>());
+    };
+    std::string label = std::string(unit) + " (" + mode + ")";
+    if (mode == "lockstep")
+      std::printf("  %-17s matched %llu vectors, %llu mismatched (%llu RTL cycles)\n",
+                  label.c_str(), n("matched"), n("mismatched"), n("rtl_cycles"));
+    else
+      std::printf("  %-17s %llu vectors by the RTL (%llu RTL cycles)\n", label.c_str(),
+                  n("rtl_vectors"), n("rtl_cycles"));
+    const auto& nc = s.at("not_covered").as_object();
+    if (!nc.empty()) {
+      std::string list;
+      for (const auto& [op, k] : nc)
+        list += (list.empty() ? "" : ", ") + std::string(op) + " x" +
+                std::to_string(k.to_number<std::uint64_t>());
+      std::printf("  %-17s by the model (the RTL lacks them): %s\n", "", list.c_str());
+    }
+  }
+  if (const auto* w = report.if_contains("waves")) {
+    const std::string path(w->as_string());
+    std::printf("  waves             %s, GTKWave layout %s\n", path.c_str(),
+                std::filesystem::path(path).replace_extension(".gtkw").string().c_str());
+  }
+}
+
+bool cosim_ok(const boost::json::object& report) {
+  const auto* cosim = report.if_contains("cosim");
+  if (!cosim) return true;
+  for (const auto& [unit, v] : cosim->as_object())
+    if (v.as_object().at("mismatched").to_number<std::uint64_t>()) return false;
+  return true;
+}
+
 int cmd_run(const Args& args) {
   std::string prog, output_dir = ".", mode = "functional", report, on_error = "stop", arch_name;
-  std::vector<std::string> inputs, sets, flips;
+  std::vector<std::string> inputs, sets, flips, unit_modes;
+  std::string waves, waves_window;
+  bool plant_fault = false;
   std::uint64_t max_cycles = 0, link_seed = 1, drift_seed = 1;
   double link_ber = 0, drift = 0;
   bool help = false, quiet = false;
@@ -60,6 +164,8 @@ int cmd_run(const Args& args) {
       "quiet", po::bool_switch(&quiet))("link-ber", po::value(&link_ber))(
       "link-seed", po::value(&link_seed))("clock-drift", po::value(&drift))(
       "drift-seed", po::value(&drift_seed))("flip", po::value(&flips)->composing())(
+      "unit", po::value(&unit_modes)->composing())("waves", po::value(&waves))(
+      "waves-window", po::value(&waves_window))("plant-fault", po::bool_switch(&plant_fault))(
       "program", po::value(&prog));
   po::positional_options_description pos;
   pos.add("program", 1);
@@ -119,6 +225,7 @@ int cmd_run(const Args& args) {
     o.flips.push_back(b);
   }
   if (!sets.empty() && arch_name.empty()) throw UsageError{"--set needs --arch"};
+  parse_cosim(unit_modes, waves, waves_window, plant_fault, &o.cosim);
 
   const bool text = prog.size() > 7 && prog.compare(prog.size() - 7, 7, ".lpuasm") == 0;
   const isa::Program p = text ? isa::load_lpuasm(prog) : isa::load_lpubin(prog);
@@ -172,6 +279,7 @@ int cmd_run(const Args& args) {
                   static_cast<unsigned long long>(ecc.at("corrected").as_uint64()),
                   static_cast<unsigned long long>(ecc.at("uncorrectable").as_uint64()));
     print_links(r.report);
+    print_cosim(r.report);
     std::printf("  schedule errors   %zu%s\n", r.errors.size(),
                 r.stopped ? " (stopped at the first)" : "");
   }

@@ -46,7 +46,11 @@ const char* kVerifyUsage =
     "                      auto (the compiler chooses and says why)\n"
     "  --chips N           tensor: use the system's first N chips (default: all)\n"
     "  --stages N          pipeline: stages (default: every chip one stage)\n"
-    "  --chips-per-stage G pipeline: each stage split over G chips by tensor parallelism\n";
+    "  --chips-per-stage G pipeline: each stage split over G chips by tensor parallelism\n"
+    "  --unit UNIT=MODE    run a unit as tlm, rtl or lockstep (as for lpu run); lockstep also\n"
+    "                      needs every output vector of the unit's RTL to match the model\n"
+    "  --waves FILE        RTL waveform (.fst or .vcd), as for lpu run\n"
+    "  --plant-fault       the RTL with its planted fault, as for lpu run\n";
 
 // A kernel tensor's value for the simulator.
 system::TensorValue value_of(const compiler::KTensor& kt, compiler::Bytes bytes) {
@@ -62,6 +66,7 @@ system::TensorValue value_of(const compiler::KTensor& kt, compiler::Bytes bytes)
 int finish_system_verify(const std::string& model, const arch::Arch& a, const system::RunOutcome& r,
                          bool functional, std::size_t compared, const char* reference, double ref_s,
                          std::size_t differing, double vs_one, bool ok) {
+  ok = ok && cosim_ok(r.report);
   std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
               static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
               r.host_seconds * 1e6);
@@ -77,6 +82,7 @@ int finish_system_verify(const std::string& model, const arch::Arch& a, const sy
           vs_one);
   }
   print_links(r.report);
+  print_cosim(r.report);
   std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
               static_cast<unsigned long long>(r.issues));
   std::printf("  schedule errors   %zu\n", r.errors.size());
@@ -134,7 +140,7 @@ double max_difference(const compiler::Bytes& a, const compiler::Bytes& b, isa::D
 }
 
 int verify_split(const std::string& model, const arch::Arch& a, const std::string& precision,
-                 int chips, std::uint32_t seed, bool functional) {
+                 int chips, std::uint32_t seed, bool functional, const units::CosimOptions& cosim) {
   const auto t0 = std::chrono::steady_clock::now();
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
@@ -172,6 +178,7 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
   units::SimOptions o;
   o.mode = functional ? units::Mode::kFunctional : units::Mode::kTiming;
   o.on_error = units::OnError::kReport;
+  o.cosim = cosim;
   const system::RunOutcome r = system::run(s.program, bound, o);
 
   bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles;
@@ -224,7 +231,8 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
 }
 
 int verify_pipeline(const std::string& model, const arch::Arch& a, const std::string& precision,
-                    int stages, int group, std::uint32_t seed, bool functional) {
+                    int stages, int group, std::uint32_t seed, bool functional,
+                    const units::CosimOptions& cosim) {
   const auto t0 = std::chrono::steady_clock::now();
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
@@ -260,6 +268,7 @@ int verify_pipeline(const std::string& model, const arch::Arch& a, const std::st
   units::SimOptions o;
   o.mode = functional ? units::Mode::kFunctional : units::Mode::kTiming;
   o.on_error = units::OnError::kReport;
+  o.cosim = cosim;
   const system::RunOutcome r = system::run(pp.program, bound, o);
   bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles;
   std::size_t differing = 0, compared = 0;
@@ -328,17 +337,20 @@ int verify_pipeline(const std::string& model, const arch::Arch& a, const std::st
 int cmd_verify(const Args& args) {
   std::string model, arch_name = "tsp-v1", mode = "functional", precision = "model", system_name,
                      parallel = "tensor";
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, unit_modes;
+  std::string waves;
   std::uint32_t seed = 1;
   int chips = 0, stages = 0, per_stage = 1;
-  bool help = false, probe = false;
+  bool help = false, probe = false, plant_fault = false;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
       "probe", po::bool_switch(&probe))("precision", po::value(&precision))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
       "chips", po::value(&chips))("stages", po::value(&stages))(
-      "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
+      "chips-per-stage", po::value(&per_stage))("unit", po::value(&unit_modes)->composing())(
+      "waves", po::value(&waves))("plant-fault", po::bool_switch(&plant_fault))("model",
+                                                                                po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -352,6 +364,8 @@ int cmd_verify(const Args& args) {
   if (mode != "functional" && mode != "timing")
     throw UsageError{"--mode must be functional or timing, got '" + mode + "'"};
   const bool functional = mode == "functional";
+  units::CosimOptions cosim;
+  parse_cosim(unit_modes, waves, "", plant_fault, &cosim);
   if (!system_name.empty()) {
     if (parallel != "tensor" && parallel != "pipeline" && parallel != "auto")
       throw UsageError{"--parallel must be tensor, pipeline or auto, got '" + parallel + "'"};
@@ -374,12 +388,12 @@ int cmd_verify(const Args& args) {
       if (per_stage < 1 || stages < 0 || stages * per_stage > a.system.chips)
         throw UsageError{"--stages x --chips-per-stage must be at most the " +
                          std::to_string(a.system.chips) + " chips of " + system_name};
-      return verify_pipeline(model, a, precision, stages, per_stage, seed, functional);
+      return verify_pipeline(model, a, precision, stages, per_stage, seed, functional, cosim);
     }
     if (chips < 0 || chips == 1 || chips > a.system.chips)
       throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
                        system_name};
-    return verify_split(model, a, precision, chips, seed, functional);
+    return verify_split(model, a, precision, chips, seed, functional, cosim);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -410,9 +424,10 @@ int cmd_verify(const Args& args) {
   units::SimOptions o;
   o.mode = functional ? units::Mode::kFunctional : units::Mode::kTiming;
   o.on_error = units::OnError::kReport;
+  o.cosim = cosim;
   const system::RunOutcome r = system::run(s.program, bound, o);
 
-  bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles;
+  bool ok = r.errors.empty() && r.predicted && *r.predicted == r.cycles && cosim_ok(r.report);
   std::size_t compared = 0, differing = 0;
   if (functional)
     for (std::size_t i = 0; i < k.outputs.size(); ++i) {
@@ -461,6 +476,7 @@ int cmd_verify(const Args& args) {
   if (functional)
     std::printf("  outputs           %zu compared with the host reference (%.3f s): %s\n", compared,
                 ref_s, differing ? "DIFFERENT" : "bit-identical");
+  print_cosim(r.report);
   std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
               static_cast<unsigned long long>(r.issues));
   std::printf("  schedule errors   %zu\n", r.errors.size());

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "isa/program.h"
+#include "units/sim.h"
 
 namespace lpu::tools {
 
@@ -35,6 +36,16 @@ void require_arch(const isa::Program& p, const std::string& arch,
 /// Prints the C2C link figures of a run report (system::RunOutcome::report): totals, and a line
 /// per link direction that carried anything (the busiest first, at most `rows`).
 void print_links(const boost::json::object& report, std::size_t rows = 8);
+
+/// --unit UNIT=MODE (repeatable), --waves FILE, --waves-window FROM:TO and --plant-fault into the
+/// co-simulation options; throws UsageError for a bad value or a unit without RTL.
+void parse_cosim(const std::vector<std::string>& units, const std::string& waves,
+                 const std::string& window, bool plant_fault, units::CosimOptions* c);
+/// Prints the co-simulation lines of a run report: per unit, the vectors the RTL computed or
+/// matched, the operations the RTL lacks, and the waveform written.
+void print_cosim(const boost::json::object& report);
+/// No lockstep mismatch in the run report (true when nothing ran in lockstep).
+bool cosim_ok(const boost::json::object& report);
 
 /// Thrown for bad command-line usage; main prints it with the subcommand's usage hint.
 struct UsageError {

@@ -179,6 +179,8 @@ void Icu::execute(Slot& p) {
       qk_.sync();
     }
     next_sync_ = is.access + quantum_cycles_;
+    // A transactor that found a mismatch while SystemC time ran asks the run to stop here.
+    if (ctx_.stop_requested) throw StopRun{};
   }
 
   last_step_ = p.last;

@@ -3,7 +3,7 @@
 namespace lpu::units {
 
 std::string ScheduleError::to_string() const {
-  std::string s = "schedule error: chip " + std::to_string(chip) + ", " + unit + " queue " + queue;
+  std::string s = kind + ": chip " + std::to_string(chip) + ", " + unit + " queue " + queue;
   if (instruction >= 0) s += ", instruction " + std::to_string(instruction);
   if (repetition) s += " (step " + std::to_string(repetition) + ")";
   s += ", cycle " + std::to_string(cycle);
@@ -34,8 +34,26 @@ const char* unit_name(arch::QueueUnit u) {
   return "?";
 }
 
+const char* to_string(UnitMode m) {
+  switch (m) {
+    case UnitMode::kTlm:
+      return "tlm";
+    case UnitMode::kRtl:
+      return "rtl";
+    case UnitMode::kLockstep:
+      return "lockstep";
+  }
+  return "?";
+}
+
 void ChipContext::error(const Issue& at, const std::string& message, const std::string& stream,
                         int position) {
+  record(at, message, stream, position);
+  if (options.on_error == OnError::kStop) throw StopRun{};
+}
+
+void ChipContext::record(const Issue& at, const std::string& message, const std::string& stream,
+                         int position) {
   ScheduleError e;
   e.chip = chip_id;
   e.unit = at.queue ? unit_name(at.queue->unit) : "ICU";
@@ -47,7 +65,7 @@ void ChipContext::error(const Issue& at, const std::string& message, const std::
   e.position = position;
   e.message = message;
   errors->push_back(std::move(e));
-  if (options.on_error == OnError::kStop) throw StopRun{};
+  if (options.on_error == OnError::kStop) stop_requested = true;
 }
 
 }  // namespace lpu::units

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,24 @@ namespace lpu::units {
 
 enum class Mode { kFunctional, kTiming };
 enum class OnError { kStop, kReport };
+
+/// How a unit computes in a run (docs/cosim.md): its SystemC model alone, its Verilated RTL
+/// behind a transactor, or both with every output vector compared.
+enum class UnitMode { kTlm, kRtl, kLockstep };
+const char* to_string(UnitMode m);
+
+class CosimFactory;  // units/cosim.h; implemented by models/cosim
+
+/// Co-simulation with the RTL blocks (rtl/). Only the VXM has its RTL so far.
+struct CosimOptions {
+  UnitMode vxm = UnitMode::kTlm;
+  bool plant_fault = false;  ///< use the blocks Verilated with their planted fault
+  std::string waves;         ///< "": none; else an .fst or .vcd file of the RTL signals
+  std::uint64_t waves_from = 0, waves_to = ~0ull;  ///< cycles [from, to) dumped
+  /// Builds the RTL side of each chip (set by system::run when a unit is not kTlm).
+  std::shared_ptr<CosimFactory> factory;
+  bool any() const { return vxm != UnitMode::kTlm; }
+};
 
 struct SimOptions {
   Mode mode = Mode::kFunctional;
@@ -38,6 +57,7 @@ struct SimOptions {
   /// on one exact time base.
   double clock_drift_ppm = 0;
   std::uint64_t drift_seed = 1;
+  CosimOptions cosim;
 };
 
 /// A chip's clock against the system's time base: its cycle t falls at system time t + skew(t),
@@ -70,6 +90,8 @@ struct ChipClock {
 
 /// A bad program found while running it: where and when, never silent.
 struct ScheduleError {
+  /// "schedule error" (the program), or "lockstep mismatch" (the RTL differs from the model)
+  std::string kind = "schedule error";
   std::uint32_t chip = 0;
   std::string unit;               ///< "MEM", "VXM", ...
   std::string queue;              ///< "mem.w0"
@@ -126,6 +148,11 @@ struct ChipContext {
   /// Records a schedule error; throws StopRun when the options say stop.
   void error(const Issue& at, const std::string& message, const std::string& stream = "",
              int position = -1);
+  /// Records an error found outside the ICU's thread (a transactor's): the ICU stops the run at
+  /// its next step when the options say stop.
+  void record(const Issue& at, const std::string& message, const std::string& stream = "",
+              int position = -1);
+  bool stop_requested = false;
   bool functional() const { return options.mode == Mode::kFunctional; }
 };
 

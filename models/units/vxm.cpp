@@ -7,7 +7,13 @@ namespace lpu::units {
 using func::VxmOp;
 using isa::DType;
 
-Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx) {}
+Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx) {
+  const CosimOptions& co = ctx.options.cosim;
+  if (co.vxm != UnitMode::kTlm && co.factory && ctx.functional()) {
+    mode_ = co.vxm;
+    rtl_ = co.factory->vxm(ctx);
+  }
+}
 
 namespace {
 VxmOp op_of(const isa::Instr& in) {
@@ -109,9 +115,20 @@ void Vxm::execute(const Issue& is) {
   std::uint8_t* d[4] = {};
   if (!reserve_group(is, d_arg, gd, d)) return;
   if (!ctx_.functional()) return;
+  const bool rtl = rtl_ && rtl_->covers(args);
+  if (rtl_ && !rtl)
+    ++rtl_->stats()
+          .not_covered[std::string(func::to_string(args.op)) + "." + isa::to_string(type) +
+                       (args.op == VxmOp::kCast ? std::string(".") + isa::to_string(args.to) : "")];
+  if (rtl && mode_ == UnitMode::kRtl) {  // the RTL fills the result before the next cycle
+    rtl_->submit(is, args, a, has_b ? b : nullptr, has_m ? m : nullptr, d, false);
+    finish_group(is, gd, d);
+    return;
+  }
   // The result goes straight into the stream values (they never alias the operands).
   func::vxm_apply(args, ctx_.lanes, a, has_b ? b : nullptr, has_m ? m : nullptr, d);
   finish_group(is, gd, d);
+  if (rtl) rtl_->submit(is, args, a, has_b ? b : nullptr, has_m ? m : nullptr, d, true);
 }
 
 }  // namespace lpu::units

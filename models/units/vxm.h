@@ -5,8 +5,10 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <vector>
 
+#include "units/cosim.h"
 #include "units/unit.h"
 
 namespace lpu::units {
@@ -16,6 +18,13 @@ class Vxm : public Unit {
   Vxm(const sc_core::sc_module_name& name, ChipContext& ctx);
   void execute(const Issue& is) override;
   std::uint64_t elements = 0;  ///< element operations done (lanes x issues)
+  UnitMode mode() const { return mode_; }
+  /// Co-simulation figures (null in tlm mode).
+  const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }
+
+ private:
+  UnitMode mode_ = UnitMode::kTlm;
+  std::unique_ptr<VxmRtlPort> rtl_;  // the ALUs' RTL, in rtl and lockstep modes
 };
 
 }  // namespace lpu::units

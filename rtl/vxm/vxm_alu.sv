@@ -308,6 +308,11 @@ module vxm_alu #(
   always_comb begin
     for (int i = 0; i < LANES; i++)
       next[i*32+:32] = lane(op, width, to, saturate, shamt, a[i*32+:32], b[i*32+:32], mask[i*32+:32]);
+`ifdef LPU_PLANT_FAULT
+    // The planted fault that proves the lockstep checker (docs/cosim.md): fp32 mul gets bit 0 of
+    // lane 5's result inverted.
+    if (op == 5'd2 && width == 2'd3) next[5*32] = ~next[5*32];
+`endif
   end
 
   always_ff @(posedge clk) begin

@@ -1,0 +1,58 @@
+// What a SystemC unit sees of its RTL in co-simulation (docs/cosim.md, brief B7): a port that
+// takes the unit's vector operations and runs them on a Verilated block behind a transactor
+// (models/cosim). The units stay free of Verilator: the system builds the ports through a
+// CosimFactory and the units only hold them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <systemc>
+
+#include "func/vxm.h"
+#include "units/sim.h"
+
+namespace lpu::units {
+
+/// A unit's co-simulation figures, for the report and the closing "matched N vectors".
+struct CosimStats {
+  std::uint64_t rtl_vectors = 0;  ///< vectors the RTL computed (or checked)
+  std::uint64_t matched = 0;      ///< lockstep: vectors equal in every lane
+  std::uint64_t mismatched = 0;   ///< lockstep: vectors that differ in some lane
+  std::uint64_t rtl_cycles = 0;   ///< clock cycles of the RTL (superlane beats)
+  /// Vectors the model computed because the RTL lacks the operation, by operation ("exp.fp32").
+  std::map<std::string, std::uint64_t> not_covered;
+};
+
+/// The VXM's ALUs in RTL.
+class VxmRtlPort {
+ public:
+  virtual ~VxmRtlPort() = default;
+  /// Whether the RTL implements this operation (else the model computes it and counts it as not
+  /// covered).
+  virtual bool covers(const func::VxmArgs& args) const = 0;
+  /// Runs one vector operation of the issue on the ALU of its queue, a superlane per RTL cycle,
+  /// within the issue's access cycle; the operands are copied. With `compare` the results are
+  /// checked against `d` (the model's, already there), else written into `d` (dtype-byte planes
+  /// of the result, filled before the next cycle). `superlanes`: live superlanes.
+  virtual void submit(const Issue& is, const func::VxmArgs& args, const std::uint8_t* const* a,
+                      const std::uint8_t* const* b, const std::uint8_t* const* m,
+                      std::uint8_t* const* d, bool compare) = 0;
+  virtual CosimStats& stats() = 0;
+};
+
+/// Builds the RTL side of each chip's units (one per run, shared by its chips).
+class CosimFactory {
+ public:
+  virtual ~CosimFactory() = default;
+  /// The VXM's RTL port of one chip, a child module of the calling (chip) module.
+  virtual std::unique_ptr<VxmRtlPort> vxm(ChipContext& ctx) = 0;
+  /// After the simulation: closes the waveform. Returns false with `error` set when it could not
+  /// be written.
+  virtual bool finish(std::string* error) = 0;
+  /// The waveform written ("" when none was asked for, or nothing fell in its window).
+  virtual std::string waves_written() const = 0;
+};
+
+}  // namespace lpu::units

@@ -124,15 +124,26 @@ class VxmRtl final : public sc_core::sc_module, public units::VxmRtlPort {
         const std::string title = std::string(u->model->name());
         waves->add(trace, [alu, scope, title] {
           if (!alu->used) return std::string();
+          // The operands and the result a lane per signal (the block's lane views), then the
+          // buses as the pins carry them.
+          auto lanes = [](const std::string& v) {
+            std::vector<std::string> s;
+            for (int l = 0; l < kLanes; ++l)
+              s.push_back(v + "[" + std::to_string(l) + "][31:0]");
+            return s;
+          };
+          std::vector<std::string> result = {"out_valid"};
+          for (const auto& s : lanes("d_lane"))
+            result.push_back(s);
+          const std::string bus = "[" + std::to_string(kLanes * 32 - 1) + ":0]";
           return gtkw_group(title + " control", scope,
                             {"clk", "rst_n", "in_valid", "op[4:0]", "width[1:0]", "to[1:0]",
                              "saturate", "shamt[4:0]"}) +
-                 gtkw_group(title + " operands", scope,
-                            {"a[" + std::to_string(kLanes * 32 - 1) + ":0]",
-                             "b[" + std::to_string(kLanes * 32 - 1) + ":0]",
-                             "mask[" + std::to_string(kLanes * 32 - 1) + ":0]"}) +
-                 gtkw_group(title + " result", scope,
-                            {"out_valid", "d[" + std::to_string(kLanes * 32 - 1) + ":0]"});
+                 gtkw_group(title + " result", scope, result) +
+                 gtkw_group(title + " operand a", scope, lanes("a_lane")) +
+                 gtkw_group(title + " operand b", scope, lanes("b_lane")) +
+                 gtkw_group(title + " buses", scope,
+                            {"a" + bus, "b" + bus, "mask" + bus, "d" + bus});
         });
       }
       alus_.push_back(std::move(u));

@@ -304,16 +304,27 @@ module vxm_alu #(
     endcase
   endfunction
 
-  logic [LANES*32-1:0] next;
-  always_comb begin
+  // Every lane's result. Evaluated at the clock edge only (inside the register's process), so a
+  // simulator does not recompute it at every change of the operands.
+  function automatic logic [LANES*32-1:0] results();
     for (int i = 0; i < LANES; i++)
-      next[i*32+:32] = lane(op, width, to, saturate, shamt, a[i*32+:32], b[i*32+:32], mask[i*32+:32]);
+      results[i*32+:32] = lane(op, width, to, saturate, shamt, a[i*32+:32], b[i*32+:32],
+                               mask[i*32+:32]);
 `ifdef LPU_PLANT_FAULT
     // The planted fault that proves the lockstep checker (docs/cosim.md): fp32 mul gets bit 0 of
     // lane 5's result inverted.
-    if (op == 5'd2 && width == 2'd3) next[5*32] = ~next[5*32];
+    if (op == 5'd2 && width == 2'd3) results[5*32] = ~results[5*32];
 `endif
-  end
+  endfunction
+
+  // Per-lane views of the operand and result buses, for waveforms only (a lane per signal).
+  logic [31:0] a_lane[LANES], b_lane[LANES], d_lane[LANES];
+  always_comb
+    for (int i = 0; i < LANES; i++) begin
+      a_lane[i] = a[i*32+:32];
+      b_lane[i] = b[i*32+:32];
+      d_lane[i] = d[i*32+:32];
+    end
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -321,7 +332,7 @@ module vxm_alu #(
       d <= '0;
     end else begin
       out_valid <= in_valid;
-      if (in_valid) d <= next;
+      if (in_valid) d <= results();
     end
   end
 endmodule

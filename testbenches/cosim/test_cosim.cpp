@@ -266,11 +266,12 @@ TEST(Cosim, WavesFstWithLayout) {
   std::vector<std::uint64_t> times;
   read_vcd("cosim_waves/check.vcd", &names, &times);
   const std::vector<std::string> shown = gtkw_signals("cosim_waves/mlp.gtkw");
-  ASSERT_EQ(shown.size() % 13, 0u);  // 13 signals per ALU
+  ASSERT_EQ(shown.size() % 61, 0u);  // per ALU: 8 control, 17 result, 2 x 16 operand lanes, 4 buses
   ASSERT_FALSE(shown.empty());
   for (const auto& s : shown)
     EXPECT_TRUE(names.count(s)) << s << " is in the layout but not in the waveform";
   EXPECT_TRUE(names.count("chip0.vxm.rtl.alu0.vxm_alu.d[511:0]"));
+  EXPECT_TRUE(names.count("chip0.vxm.rtl.alu0.vxm_alu.d_lane[15][31:0]"));
   // Time is the simulated time: the run's last cycle ends within the dump.
   ASSERT_FALSE(times.empty());
   // Cycle c starts at c clock periods, the period in whole picoseconds (SystemC's resolution).

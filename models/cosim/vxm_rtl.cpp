@@ -1,5 +1,5 @@
-// The VXM's ALUs in RTL (rtl/vxm/vxm_alu.sv, Verilated in SystemC mode) behind a transactor,
-// and the co-simulation factory (docs/cosim.md).
+// The VXM's ALUs in RTL (rtl/vxm/vxm_alu.sv, Verilated in SystemC mode) behind a transactor
+// (docs/cosim.md).
 //
 // Timing: one Verilated ALU per VXM ALU queue, a superlane of 16 lanes per RTL clock. An issue's
 // operands are known at its access cycle t, when the ICU (synchronised every cycle in
@@ -12,13 +12,12 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <vector>
 
 #include "Vvxm_alu_fault_sc.h"
 #include "Vvxm_alu_sc.h"
 #include "common/diagnostics.h"
-#include "cosim/cosim.h"
+#include "cosim/blocks.h"
 #include "cosim/waves.h"
 #include "verilated.h"
 
@@ -26,10 +25,6 @@ namespace lpu::cosim {
 
 using units::CosimStats;
 using units::Issue;
-
-int rtl_lanes() {
-  return LPU_RTL_LANES;
-}
 
 namespace {
 
@@ -50,12 +45,6 @@ int width_code(isa::DType t) {
     default:
       return -1;
   }
-}
-
-std::string hex(std::uint32_t v) {
-  std::ostringstream s;
-  s << "0x" << std::hex << v;
-  return s.str();
 }
 
 // The pins of one ALU as the signals the transactor drives and reads.
@@ -316,50 +305,10 @@ class VxmRtl final : public sc_core::sc_module, public units::VxmRtlPort {
   CosimStats stats_;
 };
 
-class Factory final : public units::CosimFactory {
- public:
-  Factory(const arch::Arch& arch, const units::CosimOptions& o) : options_(o) {
-    if (!o.waves.empty()) {
-      Verilated::traceEverOn(true);
-      const sc_core::sc_time period(1.0 / arch.chip.clock_mhz, sc_core::SC_US);
-      const double to = static_cast<double>(o.waves_to);
-      waves_ = std::make_unique<Waves>(o.waves, period * static_cast<double>(o.waves_from),
-                                       o.waves_to == ~0ull ? sc_core::sc_max_time() : period * to);
-    }
-  }
-  std::unique_ptr<units::VxmRtlPort> vxm(units::ChipContext& ctx) override {
-    return std::make_unique<VxmRtl>("rtl", ctx, options_.plant_fault, waves_.get());
-  }
-  bool finish(std::string* error) override { return !waves_ || waves_->finish(error); }
-  std::string waves_written() const override {
-    return waves_ && waves_->dumps() ? waves_->path() : "";
-  }
-
- private:
-  units::CosimOptions options_;
-  std::unique_ptr<Waves> waves_;
-};
-
 }  // namespace
 
-void check_arch(const arch::Arch& arch, const units::CosimOptions& o, const std::string& where) {
-  if (o.vxm == units::UnitMode::kTlm) return;
-  if (arch.chip.lanes_per_superlane != kLanes)
-    throw InputError(where, "the VXM ALU's RTL was Verilated for chip.lanes_per_superlane = " +
-                                std::to_string(kLanes) + "; architecture '" + arch.name + "' has " +
-                                std::to_string(arch.chip.lanes_per_superlane) +
-                                " (rebuild with -DLPU_RTL_LANES=" +
-                                std::to_string(arch.chip.lanes_per_superlane) + ")");
-}
-
-std::shared_ptr<units::CosimFactory> make_factory(const arch::Arch& arch,
-                                                  const units::CosimOptions& o) {
-  if (!o.waves.empty()) {
-    const auto ext = std::filesystem::path(o.waves).extension();
-    if (ext != ".fst" && ext != ".vcd")
-      throw InputError("--waves " + o.waves, "the waveform file must end in .fst or .vcd");
-  }
-  return std::make_shared<Factory>(arch, o);
+std::unique_ptr<units::VxmRtlPort> make_vxm_rtl(units::ChipContext& ctx, bool fault, Waves* waves) {
+  return std::make_unique<VxmRtl>("rtl", ctx, fault, waves);
 }
 
 }  // namespace lpu::cosim

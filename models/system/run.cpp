@@ -184,13 +184,14 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     const auto q = arch::find_queue(arch::chip_queues(arch.chip), f.slice);
     if (!c || !q || q->unit != arch::QueueUnit::kMem)
       throw InputError(where, "no MEM slice '" + f.slice + "' on chip " + std::to_string(f.chip));
-    auto& sram = c->mem_slice(q->id)->sram();
+    units::MemSlice* slice = c->mem_slice(q->id);
+    auto& sram = slice->sram();
     if (f.addr >= static_cast<std::uint32_t>(sram.depth()) || f.bit < 0 ||
         f.bit >= sram.word_bits())
       throw InputError(where, "address or bit out of range (depth " + std::to_string(sram.depth()) +
                                   ", " + std::to_string(sram.word_bits()) +
                                   " bits per word with check bits)");
-    sram.flip_bit(f.addr, f.bit);
+    slice->flip_bit(f.addr, f.bit);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -236,7 +237,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
-  units::CosimStats vxm_total;
+  units::CosimStats vxm_total, mem_total;
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -289,10 +290,19 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     cj["mem_banks"] = banks;
     cj["mxm_macs"] = chip_macs;
     cj["vxm_elements"] = c->vxm().elements;
+    json::object cosim_chip;
     if (const units::CosimStats* s = c->vxm().cosim()) {
-      cj["cosim"] = json::object{{"vxm", cosim_json(c->vxm().mode(), *s)}};
+      cosim_chip["vxm"] = cosim_json(c->vxm().mode(), *s);
       add(&vxm_total, *s);
     }
+    if (opts.cosim.mem != units::UnitMode::kTlm) {
+      units::CosimStats chip_mem;
+      for (const auto& m : c->mem())
+        if (const units::CosimStats* s = m->cosim()) add(&chip_mem, *s);
+      cosim_chip["mem"] = cosim_json(opts.cosim.mem, chip_mem);
+      add(&mem_total, chip_mem);
+    }
+    if (!cosim_chip.empty()) cj["cosim"] = cosim_chip;
     chips_json.push_back(cj);
   }
   const double seconds = cycles / (ch.clock_mhz * 1e6);
@@ -347,7 +357,12 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     }
   r["links"] = links_json;
   r["schedule_errors"] = errors;
-  if (opts.cosim.any()) r["cosim"] = json::object{{"vxm", cosim_json(opts.cosim.vxm, vxm_total)}};
+  if (opts.cosim.any()) {
+    json::object c;
+    if (opts.cosim.vxm != units::UnitMode::kTlm) c["vxm"] = cosim_json(opts.cosim.vxm, vxm_total);
+    if (opts.cosim.mem != units::UnitMode::kTlm) c["mem"] = cosim_json(opts.cosim.mem, mem_total);
+    r["cosim"] = c;
+  }
   if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())
     r["waves"] = opts.cosim.factory->waves_written();
   r["stopped_at_error"] = out.stopped;

@@ -10,6 +10,7 @@
 #include <string>
 #include <systemc>
 
+#include "func/sram.h"
 #include "func/vxm.h"
 #include "units/sim.h"
 
@@ -42,12 +43,39 @@ class VxmRtlPort {
   virtual CosimStats& stats() = 0;
 };
 
+/// A MEM slice's storage in RTL: one SECDED bank (rtl/mem/mem_bank.sv) holding every superlane's
+/// chunk of every word, a superlane per RTL clock. The model's array is kept as well (the host
+/// reads outputs from it); in rtl mode the program's reads take the RTL's data and ECC events.
+class MemRtlPort {
+ public:
+  virtual ~MemRtlPort() = default;
+  /// Before the run: the word the host left at `addr` (stored through the write port at time 0).
+  virtual void preload(std::uint32_t addr, const std::uint8_t* word) = 0;
+  /// Inverts stored bit `bit` of word `addr` (func::SramSlice::flip_bit numbering).
+  virtual void flip(std::uint32_t addr, int bit) = 0;
+  virtual void write(const Issue& is, std::uint32_t addr, const std::uint8_t* word) = 0;
+  /// A word read. rtl: fills `word` before the next cycle, counts the RTL's ECC events and
+  /// reports an uncorrectable one; lockstep: compares with `word` and the model's events.
+  virtual void read(const Issue& is, std::uint32_t addr, std::uint8_t* word, bool compare,
+                    func::ReadResult model) = 0;
+  /// Gather (lane l reads byte l of word addrs[l] into bytes[l]; rtl fills, lockstep compares)
+  /// and scatter (lane l writes bytes[l] there, a read-modify-write of its chunk).
+  virtual void gather(const Issue& is, const std::uint32_t* addrs, std::uint8_t* bytes,
+                      bool compare, func::ReadResult model) = 0;
+  virtual void scatter(const Issue& is, const std::uint32_t* addrs, const std::uint8_t* bytes,
+                       bool compare, func::ReadResult model) = 0;
+  virtual CosimStats& stats() = 0;
+};
+
 /// Builds the RTL side of each chip's units (one per run, shared by its chips).
 class CosimFactory {
  public:
   virtual ~CosimFactory() = default;
   /// The VXM's RTL port of one chip, a child module of the calling (chip) module.
   virtual std::unique_ptr<VxmRtlPort> vxm(ChipContext& ctx) = 0;
+  /// A MEM slice's bank; the slice's ECC counters, which the RTL's events go to in rtl mode.
+  virtual std::unique_ptr<MemRtlPort> mem(ChipContext& ctx, std::uint64_t* corrected,
+                                          std::uint64_t* uncorrectable) = 0;
   /// After the simulation: closes the waveform. Returns false with `error` set when it could not
   /// be written.
   virtual bool finish(std::string* error) = 0;

@@ -18,6 +18,12 @@ MemSlice::MemSlice(const sc_core::sc_module_name& name, ChipContext& ctx, const 
   } else if (pow2(depth_ / banks) && depth_ % banks == 0) {
     bank_shift_ = __builtin_ctz(depth_ / banks);
   }
+  const CosimOptions& co = ctx.options.cosim;
+  if (co.mem != UnitMode::kTlm && co.factory && ctx.functional()) {
+    mode_ = co.mem;
+    rtl_ = co.factory->mem(ctx, &ecc_corrected, &ecc_uncorrectable);
+    addrs_.resize(static_cast<std::size_t>(ctx.lanes));
+  }
   host.register_b_transport(this, &MemSlice::b_transport);
   host.register_get_direct_mem_ptr(this, &MemSlice::get_direct_mem_ptr);
   host.register_transport_dbg(this, &MemSlice::transport_dbg);
@@ -72,12 +78,20 @@ void MemSlice::execute(const Issue& is) {
         const std::uint8_t* plane = nullptr;
         if (!read_group(is, in.arg[1], 1, &plane)) return;
         if (plane) sram_.write(addr, plane);
+        if (rtl_ && plane) rtl_->write(is, addr, plane);
       } else {
         std::uint8_t* plane = nullptr;
         if (!reserve_group(is, in.arg[1], 1, &plane)) return;
         if (ctx_.functional()) {
-          count_ecc(is, sram_.read(addr, plane));  // straight into the stream value
+          if (mode_ == UnitMode::kRtl) {  // the RTL fills the value before the next cycle
+            rtl_->read(is, addr, plane, false, {});
+            finish_group(is, 1, &plane);
+            return;
+          }
+          const func::ReadResult r = sram_.read(addr, plane);  // straight into the stream value
           finish_group(is, 1, &plane);
+          if (rtl_) rtl_->read(is, addr, plane, true, r);
+          count_ecc(is, r);
         }
       }
       return;
@@ -94,6 +108,7 @@ void MemSlice::execute(const Issue& is) {
       // cycle.
       if (!claim(is, !gather, 0)) return;
       if (ctx_.functional()) {
+        func::ReadResult total;
         for (int lane = 0; lane < ctx_.lanes; ++lane) {
           const std::uint32_t addr = static_cast<std::uint32_t>(map[0][lane] | (map[1][lane] << 8));
           if (addr >= depth) {
@@ -101,10 +116,29 @@ void MemSlice::execute(const Issue& is) {
                                ", beyond the slice (depth " + std::to_string(depth) + ")");
             return;
           }
-          if (gather)
-            count_ecc(is, sram_.read_byte(addr, lane, &buf_[static_cast<std::size_t>(lane)]));
-          else
-            count_ecc(is, sram_.write_byte(addr, lane, data[lane]));
+          if (rtl_) addrs_[static_cast<std::size_t>(lane)] = addr;
+          if (gather && mode_ == UnitMode::kRtl) continue;  // the RTL reads
+          const func::ReadResult r =
+              gather ? sram_.read_byte(addr, lane, &buf_[static_cast<std::size_t>(lane)])
+                     : sram_.write_byte(addr, lane, data[lane]);
+          total.corrected += r.corrected;
+          total.uncorrectable += r.uncorrectable;
+          if (!rtl_) count_ecc(is, r);
+        }
+        if (rtl_) {
+          const bool compare = mode_ == UnitMode::kLockstep;
+          if (!gather) {
+            rtl_->scatter(is, addrs_.data(), data, compare, total);
+          } else if (!compare) {  // the RTL's bytes go straight into the stream value
+            std::uint8_t* plane = nullptr;
+            if (!reserve_group(is, in.arg[1], 1, &plane)) return;
+            rtl_->gather(is, addrs_.data(), plane, false, {});
+            finish_group(is, 1, &plane);
+            return;
+          } else {
+            rtl_->gather(is, addrs_.data(), buf_.data(), true, total);
+          }
+          if (compare) count_ecc(is, total);  // (in rtl mode the RTL's events are counted)
         }
       }
       if (gather) {
@@ -144,12 +178,26 @@ unsigned int MemSlice::transport_dbg(tlm::tlm_generic_payload& gp) {
     gp.set_response_status(tlm::TLM_OK_RESPONSE);  // timing mode: nothing is stored
     return gp.get_data_length();
   }
-  if (gp.is_write())
+  if (gp.is_write()) {
     sram_.poke(gp.get_address(), gp.get_data_ptr(), gp.get_data_length());
-  else if (gp.is_read())
+    if (rtl_) {  // every word touched, as the model now holds it
+      const auto vb = static_cast<std::uint64_t>(sram_.vector_bytes());
+      std::vector<std::uint8_t> word(static_cast<std::size_t>(vb));
+      for (std::uint64_t w = gp.get_address() / vb;
+           w * vb < gp.get_address() + gp.get_data_length(); ++w) {
+        sram_.peek(w * vb, word.data(), word.size());
+        rtl_->preload(static_cast<std::uint32_t>(w), word.data());
+      }
+    }
+  } else if (gp.is_read())
     sram_.peek(gp.get_address(), gp.get_data_ptr(), gp.get_data_length());
   gp.set_response_status(tlm::TLM_OK_RESPONSE);
   return gp.get_data_length();
+}
+
+void MemSlice::flip_bit(std::uint32_t addr, int bit) {
+  sram_.flip_bit(addr, bit);
+  if (rtl_) rtl_->flip(addr, bit);
 }
 
 bool MemSlice::get_direct_mem_ptr(tlm::tlm_generic_payload& /*gp*/, tlm::tlm_dmi& dmi) {

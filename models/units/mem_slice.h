@@ -10,7 +10,10 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm>
 
+#include <memory>
+
 #include "func/sram.h"
+#include "units/cosim.h"
 #include "units/unit.h"
 
 namespace lpu::units {
@@ -23,6 +26,11 @@ class MemSlice : public Unit {
   void execute(const Issue& is) override;
 
   func::SramSlice& sram() { return sram_; }
+  /// Inverts a stored bit (func::SramSlice::flip_bit numbering), in the RTL's bank as well.
+  void flip_bit(std::uint32_t addr, int bit);
+  UnitMode mode() const { return mode_; }
+  /// Co-simulation figures (null in tlm mode).
+  const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }
   std::array<std::uint64_t, 2> reads{}, writes{};  ///< per bank (bank 0, bank 1 and above)
   std::uint64_t ecc_corrected = 0, ecc_uncorrectable = 0;
 
@@ -51,6 +59,9 @@ class MemSlice : public Unit {
   std::uint64_t last_read_ = ~0ull, last_write_ = ~0ull;
   int last_read_bank_ = -1, last_write_bank_ = -1;
   std::vector<std::uint8_t> buf_;
+  std::vector<std::uint32_t> addrs_;  // gather/scatter lane addresses for the RTL
+  UnitMode mode_ = UnitMode::kTlm;
+  std::unique_ptr<MemRtlPort> rtl_;  // the bank's RTL, in rtl and lockstep modes
 };
 
 }  // namespace lpu::units

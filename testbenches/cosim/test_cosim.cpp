@@ -96,6 +96,26 @@ std::uint64_t vxm_vectors(const isa::Program& p) {
   return n;
 }
 
+// The issues of the program's MEM queues that read a word or gather (each a vector the RTL bank
+// returns), and those that write or scatter.
+void mem_vectors(const isa::Program& p, std::uint64_t* reads, std::uint64_t* writes) {
+  const auto queues = arch::chip_queues(p.arch.chip);
+  *reads = *writes = 0;
+  for (const auto& cp : p.chips)
+    for (const auto& q : cp.queues) {
+      if (queues[q.queue].unit != arch::QueueUnit::kMem) continue;
+      std::uint8_t last = 0;
+      for (const auto& e : q.entries) {
+        const bool repeat = e.instr.opcode == 0x05;
+        const std::uint8_t op = repeat ? last : e.instr.opcode;
+        if (!repeat) last = op;
+        const std::uint64_t n = repeat ? e.instr.arg[0] : 1;
+        if (op == 0x10 || op == 0x12) *reads += n;
+        if (op == 0x11 || op == 0x13) *writes += n;
+      }
+    }
+}
+
 units::SimOptions options(units::UnitMode vxm) {
   units::SimOptions o;
   o.cosim.vxm = vxm;
@@ -303,26 +323,88 @@ TEST(Cosim, WavesVcdWindow) {
   EXPECT_GT(times.size(), 100u);
 }
 
-// The Verilated blocks have 16 lanes per superlane; another architecture is refused by name.
-// (Descriptions fix 16 today, so the architecture is changed after loading.)
+// The Verilated blocks' parameters: another architecture is refused, each parameter named.
+// (Descriptions fix 16 lanes per superlane today, so the architecture is changed after loading.)
 TEST(Cosim, ArchitectureTheRtlWasNotBuiltForIsRefused) {
   arch::Arch a = arch::load("tiny");
   a.chip.lanes_per_superlane = 32;
+  a.chip.mem.ecc_check_bits = 10;
   units::CosimOptions o;
   o.vxm = units::UnitMode::kLockstep;
-  try {
-    cosim::check_arch(a, o, "--unit");
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("--unit: error: the VXM ALU's RTL was Verilated for "
-                     "chip.lanes_per_superlane = 16; architecture 'tiny' has 32"),
-              std::string::npos)
-        << m;
-  }
+  auto message = [&] {
+    try {
+      cosim::check_arch(a, o, "--unit");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(message(),
+            "--unit: error: the RTL blocks were Verilated for chip.lanes_per_superlane = 16 (the "
+            "architecture has 32); architecture 'tiny' differs (rebuild with the LPU_RTL_* CMake "
+            "variables)");
+  o.vxm = units::UnitMode::kTlm;
+  o.mem = units::UnitMode::kRtl;
+  EXPECT_EQ(message(),
+            "--unit: error: the RTL blocks were Verilated for chip.lanes_per_superlane = 16 (the "
+            "architecture has 32); chip.mem.ecc.check_bits = 9 (the architecture has 10); "
+            "architecture 'tiny' differs (rebuild with the LPU_RTL_* CMake variables)");
   // Both shipped presets are what the blocks were built for.
+  o.vxm = units::UnitMode::kLockstep;
   for (const char* preset : {"tiny", "tsp-v1"})
     EXPECT_NO_THROW(cosim::check_arch(arch::load(preset), o, "--unit")) << preset;
-  o.vxm = units::UnitMode::kTlm;
+  o.vxm = o.mem = units::UnitMode::kTlm;
   EXPECT_NO_THROW(cosim::check_arch(a, o, "--unit"));
+}
+
+// The MEM slices' banks in lockstep (and the VXM's ALUs): every word read matches, with three
+// stored bits inverted before the run (two data bits, one check bit, in words the program
+// reads): corrected alike in the model and the RTL.
+TEST(Cosim, MemLockstepCorrectsFlippedBitsAsTheModel) {
+  const Compiled c = mlp();
+  std::uint64_t reads = 0, writes = 0;
+  mem_vectors(c.s.program, &reads, &writes);
+  ASSERT_GT(reads, 10u);
+  units::SimOptions o = options(units::UnitMode::kLockstep);
+  o.cosim.mem = units::UnitMode::kLockstep;
+  // x is at mem.w0:0 (and the next slices); 256 data bits per tiny word, then 2 x 9 check bits.
+  o.flips = {{0, "mem.w0", 0, 3}, {0, "mem.w0", 0, 200}, {0, "mem.w1", 1, 256 + 9 + 4}};
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  expect_clean_run(c, r);
+  const auto& m = r.report.at("cosim").as_object().at("mem").as_object();
+  EXPECT_EQ(field(m, "matched"), reads);
+  EXPECT_EQ(field(m, "mismatched"), 0u);
+  EXPECT_EQ(field(m, "rtl_vectors"), reads + writes);
+  EXPECT_EQ(field(r.report.at("ecc").as_object(), "corrected"), 3u);
+  EXPECT_EQ(field(vxm_report(r), "matched"), vxm_vectors(c.s.program));
+}
+
+// The banks alone serve every read (two bits inverted in one chunk: uncorrectable, reported at
+// the read as the model would).
+TEST(Cosim, MemRtlReportsAnUncorrectableWord) {
+  const Compiled c = mlp();
+  units::SimOptions o = options(units::UnitMode::kTlm);
+  o.cosim.mem = units::UnitMode::kRtl;
+  o.flips = {{0, "mem.w0", 0, 3}, {0, "mem.w0", 0, 5}};
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].kind, "schedule error");
+  EXPECT_EQ(r.errors[0].queue, "mem.w0");
+  EXPECT_NE(r.errors[0].message.find("uncorrectable ECC error (1 chunk(s)) in the word read"),
+            std::string::npos)
+      << r.errors[0].message;
+  EXPECT_EQ(field(r.report.at("ecc").as_object(), "uncorrectable"), 1u);
+}
+
+// Without flips, the banks alone give the reference's outputs.
+TEST(Cosim, MlpInt8MemAndVxmRtlGiveTheReference) {
+  const Compiled c = mlp();
+  units::SimOptions o = options(units::UnitMode::kRtl);
+  o.cosim.mem = units::UnitMode::kRtl;
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  expect_clean_run(c, r);
+  std::uint64_t reads = 0, writes = 0;
+  mem_vectors(c.s.program, &reads, &writes);
+  EXPECT_EQ(field(r.report.at("cosim").as_object().at("mem").as_object(), "rtl_vectors"),
+            reads + writes);
 }

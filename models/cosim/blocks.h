@@ -1,0 +1,23 @@
+// The transactors of the RTL blocks, as the factory builds them (models/cosim only).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "units/cosim.h"
+
+namespace lpu::cosim {
+
+class Waves;
+
+/// The VXM's ALUs of one chip (vxm_rtl.cpp); `fault`: the build with the planted fault.
+std::unique_ptr<units::VxmRtlPort> make_vxm_rtl(units::ChipContext& ctx, bool fault, Waves* waves);
+/// One MEM slice's bank (mem_rtl.cpp), a child of the calling slice module.
+std::unique_ptr<units::MemRtlPort> make_mem_rtl(units::ChipContext& ctx, std::uint64_t* corrected,
+                                                std::uint64_t* uncorrectable, Waves* waves);
+
+/// "0x1f"
+std::string hex(std::uint32_t v);
+
+}  // namespace lpu::cosim

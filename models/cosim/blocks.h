@@ -17,6 +17,10 @@ std::unique_ptr<units::VxmRtlPort> make_vxm_rtl(units::ChipContext& ctx, bool fa
 std::unique_ptr<units::MemRtlPort> make_mem_rtl(units::ChipContext& ctx, std::uint64_t* corrected,
                                                 std::uint64_t* uncorrectable, Waves* waves);
 
+/// One SXM's networks (sxm_rtl.cpp); `shift`: its shift/select queue.
+std::unique_ptr<units::SxmRtlPort> make_sxm_rtl(units::ChipContext& ctx, const arch::Queue& shift,
+                                                Waves* waves);
+
 /// "0x1f"
 std::string hex(std::uint32_t v);
 

@@ -43,6 +43,10 @@ class Factory final : public units::CosimFactory {
                                          std::uint64_t* uncorrectable) override {
     return make_mem_rtl(ctx, corrected, uncorrectable, waves_.get());
   }
+  std::unique_ptr<units::SxmRtlPort> sxm(units::ChipContext& ctx,
+                                         const arch::Queue& shift_queue) override {
+    return make_sxm_rtl(ctx, shift_queue, waves_.get());
+  }
   bool finish(std::string* error) override { return !waves_ || waves_->finish(error); }
   std::string waves_written() const override {
     return waves_ && waves_->dumps() ? waves_->path() : "";
@@ -63,8 +67,12 @@ void check_arch(const arch::Arch& arch, const units::CosimOptions& o, const std:
       differ += std::string(differ.empty() ? "" : "; ") + key + " = " + std::to_string(built) +
                 " (the architecture has " + std::to_string(has) + ")";
   };
-  if (o.vxm != units::UnitMode::kTlm || o.mem != units::UnitMode::kTlm)
-    need("chip.lanes_per_superlane", LPU_RTL_LANES, chip.lanes_per_superlane);
+  if (o.any()) need("chip.lanes_per_superlane", LPU_RTL_LANES, chip.lanes_per_superlane);
+  if (o.sxm != units::UnitMode::kTlm && chip.lanes() != 32 && chip.lanes() != 320)
+    differ += std::string(differ.empty() ? "" : "; ") +
+              "chip.superlanes = 2 or 20 (the SXM lane network's 32 or 320 lanes; the "
+              "architecture has " +
+              std::to_string(chip.superlanes) + ")";
   if (o.mem != units::UnitMode::kTlm) {
     need("chip.mem.ecc.enabled", 1, chip.mem.ecc_enabled ? 1 : 0);
     need("chip.mem.ecc.data_bits", 8 * LPU_RTL_LANES, chip.mem.ecc_data_bits);

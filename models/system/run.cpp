@@ -237,7 +237,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
-  units::CosimStats vxm_total, mem_total;
+  units::CosimStats vxm_total, mem_total, sxm_total;
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -302,6 +302,13 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
       cosim_chip["mem"] = cosim_json(opts.cosim.mem, chip_mem);
       add(&mem_total, chip_mem);
     }
+    if (opts.cosim.sxm != units::UnitMode::kTlm) {
+      units::CosimStats chip_sxm;
+      for (const auto& s : c->sxm())
+        if (const units::CosimStats* st = s->cosim()) add(&chip_sxm, *st);
+      cosim_chip["sxm"] = cosim_json(opts.cosim.sxm, chip_sxm);
+      add(&sxm_total, chip_sxm);
+    }
     if (!cosim_chip.empty()) cj["cosim"] = cosim_chip;
     chips_json.push_back(cj);
   }
@@ -361,6 +368,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     json::object c;
     if (opts.cosim.vxm != units::UnitMode::kTlm) c["vxm"] = cosim_json(opts.cosim.vxm, vxm_total);
     if (opts.cosim.mem != units::UnitMode::kTlm) c["mem"] = cosim_json(opts.cosim.mem, mem_total);
+    if (opts.cosim.sxm != units::UnitMode::kTlm) c["sxm"] = cosim_json(opts.cosim.sxm, sxm_total);
     r["cosim"] = c;
   }
   if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())

@@ -110,7 +110,8 @@ Chip::Chip(const sc_core::sc_module_name& name, const arch::Arch& arch, std::uin
         unit_of[q.id] = mxm_[static_cast<std::size_t>(q.instance)].get();
         break;
       case arch::QueueUnit::kSxmShift:
-        sxm_.push_back(std::make_unique<Sxm>(("sxm" + std::to_string(q.instance)).c_str(), ctx_));
+        sxm_.push_back(
+            std::make_unique<Sxm>(("sxm" + std::to_string(q.instance)).c_str(), ctx_, q));
         [[fallthrough]];
       case arch::QueueUnit::kSxmPermute:
       case arch::QueueUnit::kSxmDistribute:

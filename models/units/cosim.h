@@ -67,6 +67,34 @@ class MemRtlPort {
   virtual CosimStats& stats() = 0;
 };
 
+/// An SXM's networks in RTL: the lane network (rtl/sxm/sxm_lanes.sv) of its shift/select queue and
+/// of its permute queue, and a 16 x 16 transposer (rtl/sxm/sxm_transpose.sv) per transpose
+/// queue. Distribute and rotate have no RTL (the model computes them, counted as not covered).
+class SxmRtlPort {
+ public:
+  virtual ~SxmRtlPort() = default;
+  virtual bool covers(std::uint8_t opcode) const = 0;
+  /// One operation of the issue on its queue's block: `planes` planes of a (and b for select),
+  /// `map` (two planes) for permute; 16 planes for transpose. rtl: fills `d` before the next
+  /// cycle, and reports a bad permute map as the model does (at `map_stream`, `position`);
+  /// lockstep: compares with `d` and with the model's verdict on the map (`model_error`, "" when
+  /// it took the map).
+  struct Op {
+    std::uint8_t opcode = 0;
+    int planes = 1, amount = 0;
+    bool north = false;
+    const std::uint8_t* const* a = nullptr;
+    const std::uint8_t* const* b = nullptr;
+    const std::uint8_t* const* map = nullptr;
+    std::uint8_t* const* d = nullptr;
+    bool compare = false;
+    std::string model_error, map_stream;
+    int position = -1;
+  };
+  virtual void submit(const Issue& is, const Op& op) = 0;
+  virtual CosimStats& stats() = 0;
+};
+
 /// Builds the RTL side of each chip's units (one per run, shared by its chips).
 class CosimFactory {
  public:
@@ -76,6 +104,9 @@ class CosimFactory {
   /// A MEM slice's bank; the slice's ECC counters, which the RTL's events go to in rtl mode.
   virtual std::unique_ptr<MemRtlPort> mem(ChipContext& ctx, std::uint64_t* corrected,
                                           std::uint64_t* uncorrectable) = 0;
+  /// An SXM's networks; `shift_queue` is its shift/select queue (its other queues share the
+  /// name up to ".shift").
+  virtual std::unique_ptr<SxmRtlPort> sxm(ChipContext& ctx, const arch::Queue& shift_queue) = 0;
   /// After the simulation: closes the waveform. Returns false with `error` set when it could not
   /// be written.
   virtual bool finish(std::string* error) = 0;

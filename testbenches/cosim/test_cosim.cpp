@@ -51,17 +51,13 @@ struct Compiled {
   std::map<std::string, system::TensorValue> bound;
 };
 
-// A built-in workload (fp32) compiled for tiny in int8, with random inputs bound.
-Compiled compile(const std::string& workload, const std::map<std::string, std::string>& params) {
+// An ONNX model compiled for tiny (with `sets`) in `precision`, with random inputs bound.
+Compiled compile_onnx(const std::string& path, const std::vector<std::string>& sets,
+                      compiler::Precision precision) {
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
-  // One file per test case: CTest runs the cases in parallel in one directory.
-  const std::string path = std::string("cosim_") +
-                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                           ".onnx";
-  compiler::write_workload(workload, params, path);
-  const arch::Arch a = arch::load("tiny", kTinySets);
+  const arch::Arch a = arch::load("tiny", sets);
   Compiled c;
-  c.k = compiler::lower_with_precision(compiler::import_onnx(path), a, compiler::Precision::kInt8);
+  c.k = compiler::lower_with_precision(compiler::import_onnx(path), a, precision);
   c.s = compiler::schedule(c.k, a, path);
   c.inputs = compiler::random_inputs(c.k, 3);
   for (std::size_t i = 0; i < c.k.inputs.size(); ++i) {
@@ -74,6 +70,15 @@ Compiled compile(const std::string& workload, const std::map<std::string, std::s
     c.bound[kt.name] = std::move(v);
   }
   return c;
+}
+
+// A built-in workload (fp32) compiled for tiny in int8, with random inputs bound.
+Compiled compile(const std::string& workload, const std::map<std::string, std::string>& params) {
+  const std::string path = std::string("cosim_") +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                           ".onnx";  // one per test case: CTest runs them in parallel
+  compiler::write_workload(workload, params, path);
+  return compile_onnx(path, kTinySets, compiler::Precision::kInt8);
 }
 
 Compiled gemm() {
@@ -407,4 +412,38 @@ TEST(Cosim, MlpInt8MemAndVxmRtlGiveTheReference) {
   mem_vectors(c.s.program, &reads, &writes);
   EXPECT_EQ(field(r.report.at("cosim").as_object().at("mem").as_object(), "rtl_vectors"),
             reads + writes);
+}
+
+namespace {
+
+// An ONNX backend test's model (the operators' own test data) on tiny with `mem_slices` MEM
+// slices per hemisphere, with the SXM, VXM and MEM in lockstep: everything matches, the outputs
+// are the reference's, and the SXM matched `sxm_vectors` output vectors.
+void sxm_lockstep(const std::string& test, int mem_slices, std::uint64_t sxm_vectors) {
+  const std::string n = std::to_string(mem_slices);
+  const Compiled c = compile_onnx(
+      "/usr/share/libonnx-testdata/data/node/" + test + "/model.onnx",
+      {"chip.mem.slices_per_hemisphere=" + n,
+       R"(chip.slice_order=["MXM","SXM","MEM*)" + n + R"(","VXM","MEM*)" + n + R"(","SXM","MXM"])"},
+      compiler::Precision::kModel);
+  units::SimOptions o = options(units::UnitMode::kLockstep);
+  o.cosim.mem = o.cosim.sxm = units::UnitMode::kLockstep;
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  expect_clean_run(c, r);
+  const auto& s = r.report.at("cosim").as_object().at("sxm").as_object();
+  EXPECT_EQ(field(s, "matched"), sxm_vectors);
+  EXPECT_EQ(field(s, "mismatched"), 0u);
+  EXPECT_TRUE(s.at("not_covered").as_object().empty());
+}
+
+}  // namespace
+
+// Concat along the last axis: shifts north and selects on the SXM's lane network.
+TEST(Cosim, SxmShiftSelectLockstep) {
+  sxm_lockstep("test_concat_2d_axis_1", 9, 16);
+}
+
+// A transpose of [3, 4, 5] fp32: the 16 x 16 transposer (its data in 16 MEM slices).
+TEST(Cosim, SxmTransposeLockstep) {
+  sxm_lockstep("test_transpose_default", 17, 384);
 }

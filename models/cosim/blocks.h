@@ -21,6 +21,9 @@ std::unique_ptr<units::MemRtlPort> make_mem_rtl(units::ChipContext& ctx, std::ui
 std::unique_ptr<units::SxmRtlPort> make_sxm_rtl(units::ChipContext& ctx, const arch::Queue& shift,
                                                 Waves* waves);
 
+/// One C2C port's link layer (c2c_rtl.cpp).
+std::unique_ptr<units::C2cRtlPort> make_c2c_rtl(units::ChipContext& ctx, int link, Waves* waves);
+
 /// "0x1f"
 std::string hex(std::uint32_t v);
 

@@ -47,6 +47,9 @@ class Factory final : public units::CosimFactory {
                                          const arch::Queue& shift_queue) override {
     return make_sxm_rtl(ctx, shift_queue, waves_.get());
   }
+  std::unique_ptr<units::C2cRtlPort> c2c(units::ChipContext& ctx, int link) override {
+    return make_c2c_rtl(ctx, link, waves_.get());
+  }
   bool finish(std::string* error) override { return !waves_ || waves_->finish(error); }
   std::string waves_written() const override {
     return waves_ && waves_->dumps() ? waves_->path() : "";
@@ -68,6 +71,11 @@ void check_arch(const arch::Arch& arch, const units::CosimOptions& o, const std:
                 " (the architecture has " + std::to_string(has) + ")";
   };
   if (o.any()) need("chip.lanes_per_superlane", LPU_RTL_LANES, chip.lanes_per_superlane);
+  if (o.c2c != units::UnitMode::kTlm && chip.lanes() != 32 && chip.lanes() != 320)
+    differ += std::string(differ.empty() ? "" : "; ") +
+              "chip.superlanes = 2 or 20 (the C2C link layer's 32 or 320-byte payload; the "
+              "architecture has " +
+              std::to_string(chip.superlanes) + ")";
   if (o.sxm != units::UnitMode::kTlm && chip.lanes() != 32 && chip.lanes() != 320)
     differ += std::string(differ.empty() ? "" : "; ") +
               "chip.superlanes = 2 or 20 (the SXM lane network's 32 or 320 lanes; the "

@@ -101,6 +101,9 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   if (opts.cosim.any()) {
     if (opts.mode != units::Mode::kFunctional)
       throw InputError("--unit", "RTL co-simulation needs functional mode (values)");
+    if (opts.cosim.c2c != units::UnitMode::kTlm && opts.clock_drift_ppm > 0)
+      throw InputError("--unit c2c", "the C2C link layer's co-simulation runs on one time base: "
+                                     "--clock-drift must be 0");
     cosim::check_arch(arch, opts.cosim, "--unit");
     opts.cosim.factory = cosim::make_factory(arch, opts.cosim);
     opts.quantum_ns = std::min(opts.quantum_ns, 1000.0 / arch.chip.clock_mhz);
@@ -237,7 +240,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
-  units::CosimStats vxm_total, mem_total, sxm_total;
+  units::CosimStats vxm_total, mem_total, sxm_total, c2c_total;
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -309,6 +312,13 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
       cosim_chip["sxm"] = cosim_json(opts.cosim.sxm, chip_sxm);
       add(&sxm_total, chip_sxm);
     }
+    if (opts.cosim.c2c != units::UnitMode::kTlm) {
+      units::CosimStats chip_c2c;
+      for (const auto& l : c->c2c())
+        if (const units::CosimStats* st = l->cosim()) add(&chip_c2c, *st);
+      cosim_chip["c2c"] = cosim_json(opts.cosim.c2c, chip_c2c);
+      add(&c2c_total, chip_c2c);
+    }
     if (!cosim_chip.empty()) cj["cosim"] = cosim_chip;
     chips_json.push_back(cj);
   }
@@ -369,6 +379,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     if (opts.cosim.vxm != units::UnitMode::kTlm) c["vxm"] = cosim_json(opts.cosim.vxm, vxm_total);
     if (opts.cosim.mem != units::UnitMode::kTlm) c["mem"] = cosim_json(opts.cosim.mem, mem_total);
     if (opts.cosim.sxm != units::UnitMode::kTlm) c["sxm"] = cosim_json(opts.cosim.sxm, sxm_total);
+    if (opts.cosim.c2c != units::UnitMode::kTlm) c["c2c"] = cosim_json(opts.cosim.c2c, c2c_total);
     r["cosim"] = c;
   }
   if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())

@@ -1,5 +1,6 @@
 #include "units/c2c.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -36,6 +37,15 @@ void C2cChannel::report_unreceived(std::vector<ScheduleError>& errors) const {
                   std::to_string(end(1 - d).chip) + " takes it";
       errors.push_back(std::move(e));
     }
+}
+
+C2cPort::C2cPort(const sc_core::sc_module_name& name, ChipContext& ctx, int link)
+    : Unit(name, ctx), link_(link) {
+  const CosimOptions& co = ctx.options.cosim;
+  if (co.c2c != UnitMode::kTlm && co.factory && ctx.functional()) {
+    mode_ = co.c2c;
+    rtl_ = co.factory->c2c(ctx, link);
+  }
 }
 
 void C2cPort::execute(const Issue& is) {
@@ -90,8 +100,10 @@ void C2cPort::send(const Issue& is) {
   else
     f.payload.assign(static_cast<std::size_t>(ctx_.lanes), 0);  // timing mode: no values
   C2cChannel::Frame fr;
-  fr.wire = func::encode_frame(f);
-  fr.flips = d.errors.corrupt(fr.wire);
+  if (mode_ != UnitMode::kRtl) {
+    fr.wire = func::encode_frame(f);
+    fr.flips = d.errors.corrupt(fr.wire);
+  }
   fr.sent = is.access;
   // In system time: this chip's clock may run off the time base (ChipClock).
   const double skew = ctx_.clock.skew(is.access);
@@ -103,10 +115,32 @@ void C2cPort::send(const Issue& is) {
   fr.index = is.index;
   d.busy_until = is.access + t.frame_cycles();
   ++d.vectors;
-  d.bytes += fr.wire.size();
+  d.bytes += t.frame_bytes;
   d.busy_cycles += t.frame_cycles();
   d.bits_flipped += static_cast<std::uint64_t>(fr.flips);
   d.frames.push_back(std::move(fr));
+  if (!rtl_) return;
+  // The link layer's RTL serialises the frame over its window; then (the wire's bits known, as
+  // the lanes carried them) the far port's RTL deserialises them before the arrival cycle.
+  C2cChannel::Frame* fp = &d.frames.back();  // (deque: stays put until received)
+  const std::uint64_t arrival = fp->arrival, start = is.access + t.frame_cycles();
+  const std::uint64_t from =
+      std::max(start, arrival > t.frame_cycles() + 1 ? arrival - 1 - t.frame_cycles() : 0);
+  const std::uint64_t to = std::max(from + 1, arrival > 0 ? arrival - 1 : 0);
+  std::vector<std::uint8_t> model;
+  if (mode_ == UnitMode::kLockstep) model = func::encode_frame(f);
+  const bool rtl_wire = mode_ == UnitMode::kRtl;
+  rtl_->send(
+      is, f, t.frame_cycles(),
+      [fp, &d, rtl_wire, from, to](const std::vector<std::uint8_t>& wire) {
+        if (rtl_wire) {  // the RTL's bytes travel, bit errors injected on them
+          fp->wire = wire;
+          fp->flips = d.errors.corrupt(fp->wire);
+          d.bits_flipped += static_cast<std::uint64_t>(fp->flips);
+        }
+        if (d.receiver_rtl) d.receiver_rtl->incoming(fp->wire, from, to);
+      },
+      mode_ == UnitMode::kLockstep ? &model : nullptr);
 }
 
 void C2cPort::receive(const Issue& is) {
@@ -132,6 +166,7 @@ void C2cPort::receive(const Issue& is) {
   // Frames that arrived before this cycle were never taken.
   while (!d.frames.empty() && d.frames.front().arrival_time < now - 0.5) {
     const C2cChannel::Frame& f = d.frames.front();
+    take_rtl();
     ctx_.error(is, "receives in cycle " + std::to_string(is.access) + " on " + link +
                        ", but the vector sent by chip " + std::to_string(f.chip) + " " + f.queue +
                        " instruction " + std::to_string(f.index) + " in cycle " +
@@ -150,7 +185,14 @@ void C2cPort::receive(const Issue& is) {
   }
   const C2cChannel::Frame f = std::move(d.frames.front());
   d.frames.pop_front();
-  const auto frame = func::decode_frame(f.wire);
+  std::optional<func::LinkFrame> frame;
+  if (mode_ == UnitMode::kRtl) {  // the RTL's receive side decided
+    C2cRtlPort::Received r = take_rtl();
+    if (r.crc_ok) frame = std::move(r.frame);
+  } else {
+    frame = func::decode_frame(f.wire);
+    if (rtl_) rtl_->compare(is, take_rtl(), frame);
+  }
   if (!frame) {
     ++d.crc_errors;
     ctx_.error(is, "CRC error on " + link + ": the vector sent by chip " + std::to_string(f.chip) +

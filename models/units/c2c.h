@@ -9,9 +9,11 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "func/c2c_link.h"
+#include "units/cosim.h"
 #include "units/unit.h"
 
 namespace lpu::units {
@@ -43,6 +45,8 @@ class C2cChannel {
     std::uint32_t sequence = 0;
     func::BitErrorInjector errors;
     std::uint64_t vectors = 0, bytes = 0, busy_cycles = 0, crc_errors = 0, bits_flipped = 0;
+    /// The receiving port's link layer in co-simulation (null otherwise).
+    C2cRtlPort* receiver_rtl = nullptr;
     explicit Direction(double ber, std::uint64_t seed) : errors(ber, seed) {}
   };
 
@@ -66,21 +70,28 @@ class C2cChannel {
 
 class C2cPort : public Unit {
  public:
-  C2cPort(const sc_core::sc_module_name& name, ChipContext& ctx, int link)
-      : Unit(name, ctx), link_(link) {}
+  C2cPort(const sc_core::sc_module_name& name, ChipContext& ctx, int link);
   /// Connects this port to a link: it sends on `out`, receives on the other direction.
   void attach(C2cChannel* channel, int out) {
     channel_ = channel;
     out_ = out;
+    channel->direction(1 - out).receiver_rtl = rtl_.get();
   }
   void execute(const Issue& is) override;
   int link() const { return link_; }
+  UnitMode mode() const { return mode_; }
+  /// Co-simulation figures (null in tlm mode).
+  const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }
 
  private:
   void send(const Issue& is);
   void receive(const Issue& is);
+  // The RTL's verdict on a frame popped from the link (co-simulation), in step with the frames.
+  C2cRtlPort::Received take_rtl() { return rtl_ ? rtl_->take() : C2cRtlPort::Received{}; }
   int link_;
-  std::uint64_t hold_until_ = 0;  // a deskew holds the queue until then
+  UnitMode mode_ = UnitMode::kTlm;
+  std::unique_ptr<C2cRtlPort> rtl_;  // the link layer's RTL, in rtl and lockstep modes
+  std::uint64_t hold_until_ = 0;     // a deskew holds the queue until then
   C2cChannel* channel_ = nullptr;
   int out_ = 0;
 };

@@ -5,11 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <systemc>
 
+#include "func/c2c_link.h"
 #include "func/sram.h"
 #include "func/vxm.h"
 #include "units/sim.h"
@@ -95,6 +99,34 @@ class SxmRtlPort {
   virtual CosimStats& stats() = 0;
 };
 
+/// A C2C port's link layer in RTL (rtl/c2c/c2c_link.sv): one block frames and serialises what the
+/// port sends, over the frame's serialisation window from its send cycle; another deserialises
+/// and checks each frame coming to the port, over the window its bits arrive in (ending the
+/// cycle before its arrival). The serial clock is the window over the bits on a lane.
+class C2cRtlPort {
+ public:
+  virtual ~C2cRtlPort() = default;
+  /// A send in the issue's cycle; the frame occupies the link `cycles` cycles. `done` gets the
+  /// frame's bytes as the lanes carried them; lockstep: first compared with `model_wire`.
+  virtual void send(const Issue& is, const func::LinkFrame& f, std::uint64_t cycles,
+                    std::function<void(const std::vector<std::uint8_t>&)> done,
+                    const std::vector<std::uint8_t>* model_wire) = 0;
+  /// A frame for this port: `wire` (as the link delivered it, bit errors included) on the
+  /// receive lanes over cycles [from, to).
+  virtual void incoming(const std::vector<std::uint8_t>& wire, std::uint64_t from,
+                        std::uint64_t to) = 0;
+  /// The receive side's verdict on the oldest frame not yet taken (ready by its arrival cycle).
+  struct Received {
+    bool crc_ok = false;
+    func::LinkFrame frame;
+  };
+  virtual Received take() = 0;
+  /// Lockstep: compares a taken verdict with the model's decode (nullopt: CRC failed).
+  virtual void compare(const Issue& is, const Received& rtl,
+                       const std::optional<func::LinkFrame>& model) = 0;
+  virtual CosimStats& stats() = 0;
+};
+
 /// Builds the RTL side of each chip's units (one per run, shared by its chips).
 class CosimFactory {
  public:
@@ -107,6 +139,8 @@ class CosimFactory {
   /// An SXM's networks; `shift_queue` is its shift/select queue (its other queues share the
   /// name up to ".shift").
   virtual std::unique_ptr<SxmRtlPort> sxm(ChipContext& ctx, const arch::Queue& shift_queue) = 0;
+  /// A C2C port's link layer (`link`: its port number).
+  virtual std::unique_ptr<C2cRtlPort> c2c(ChipContext& ctx, int link) = 0;
   /// After the simulation: closes the waveform. Returns false with `error` set when it could not
   /// be written.
   virtual bool finish(std::string* error) = 0;

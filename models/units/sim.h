@@ -25,19 +25,21 @@ const char* to_string(UnitMode m);
 
 class CosimFactory;  // units/cosim.h; implemented by models/cosim
 
-/// Co-simulation with the RTL blocks (rtl/): so far the VXM's ALUs, the MEM slices' banks and the
-/// SXMs' lane networks and transposers.
+/// Co-simulation with the RTL blocks (rtl/): so far the VXM's ALUs, the MEM slices' banks, the
+/// SXMs' lane networks and transposers, and the C2C ports' link layers.
 struct CosimOptions {
   UnitMode vxm = UnitMode::kTlm;
   UnitMode mem = UnitMode::kTlm;
   UnitMode sxm = UnitMode::kTlm;
+  UnitMode c2c = UnitMode::kTlm;
   bool plant_fault = false;  ///< use the blocks Verilated with their planted fault
   std::string waves;         ///< "": none; else an .fst or .vcd file of the RTL signals
   std::uint64_t waves_from = 0, waves_to = ~0ull;  ///< cycles [from, to) dumped
   /// Builds the RTL side of each chip (set by system::run when a unit is not kTlm).
   std::shared_ptr<CosimFactory> factory;
   bool any() const {
-    return vxm != UnitMode::kTlm || mem != UnitMode::kTlm || sxm != UnitMode::kTlm;
+    return vxm != UnitMode::kTlm || mem != UnitMode::kTlm || sxm != UnitMode::kTlm ||
+           c2c != UnitMode::kTlm;
   }
 };
 

@@ -34,6 +34,7 @@
 #include "compiler/scheduler.h"
 #include "compiler/workloads.h"
 #include "cosim/cosim.h"
+#include "isa/asm_text.h"
 #include "system/run.h"
 
 using namespace lpu;
@@ -280,6 +281,7 @@ TEST(Cosim, WavesFstWithLayout) {
   const Compiled c = mlp();
   std::filesystem::remove_all("cosim_waves");
   units::SimOptions o = options(units::UnitMode::kLockstep);
+  o.cosim.mem = units::UnitMode::kLockstep;
   o.cosim.waves = "cosim_waves/mlp.fst";
   const system::RunOutcome r = system::run(c.s.program, c.bound, o);
   expect_clean_run(c, r);
@@ -291,7 +293,15 @@ TEST(Cosim, WavesFstWithLayout) {
   std::vector<std::uint64_t> times;
   read_vcd("cosim_waves/check.vcd", &names, &times);
   const std::vector<std::string> shown = gtkw_signals("cosim_waves/mlp.gtkw");
-  ASSERT_EQ(shown.size() % 61, 0u);  // per ALU: 8 control, 17 result, 2 x 16 operand lanes, 4 buses
+  // Per used ALU 8 control, 17 result, 2 x 16 operand lanes and 4 buses; per MEM bank 9 + 1 + 5.
+  std::size_t alus = 0, banks = 0;
+  for (const auto& sig : shown) {
+    alus += sig.find("vxm_alu.clk") != std::string::npos;
+    banks += sig.find("mem_bank.clk") != std::string::npos;
+  }
+  EXPECT_GT(alus, 0u);
+  EXPECT_EQ(banks, 16u);  // the slices the program or its load touches (of 18)
+  EXPECT_EQ(shown.size(), 61 * alus + 15 * banks);
   ASSERT_FALSE(shown.empty());
   for (const auto& s : shown)
     EXPECT_TRUE(names.count(s)) << s << " is in the layout but not in the waveform";
@@ -446,4 +456,81 @@ TEST(Cosim, SxmShiftSelectLockstep) {
 // A transpose of [3, 4, 5] fp32: the 16 x 16 transposer (its data in 16 MEM slices).
 TEST(Cosim, SxmTransposeLockstep) {
   sxm_lockstep("test_transpose_default", 17, 384);
+}
+
+namespace {
+
+// testbenches/programs/two_chips_tiny.lpuasm: chip 0 sends a vector to chip 1 over link 0.
+system::RunOutcome two_chips(units::UnitMode c2c, double ber, const std::string& waves = "") {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+  const isa::Program p =
+      isa::load_lpuasm(std::string(LPU_SOURCE_DIR) + "/testbenches/programs/two_chips_tiny.lpuasm");
+  units::SimOptions o;
+  o.cosim.c2c = c2c;
+  o.cosim.waves = waves;
+  o.link_bit_error_rate = ber;
+  o.link_seed = 3;
+  o.on_error = units::OnError::kReport;
+  return system::run(p, {}, o);
+}
+
+}  // namespace
+
+// The link layer in lockstep: the frame's bits on the transmit lanes are the model's frame, and
+// the receive side's verdict and payload are the model's decode (2 vectors: sent, received).
+TEST(Cosim, C2cLockstepMatchesTheFrame) {
+  const system::RunOutcome r = two_chips(units::UnitMode::kLockstep, 0);
+  EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+  EXPECT_EQ(r.cycles, *r.predicted);
+  const auto& c = r.report.at("cosim").as_object().at("c2c").as_object();
+  EXPECT_EQ(field(c, "matched"), 2u);
+  EXPECT_EQ(field(c, "mismatched"), 0u);
+  // A 44-byte frame: 88 serial clocks plus the start to send, 88 to receive.
+  EXPECT_EQ(field(c, "rtl_cycles"), 177u);
+}
+
+// Bit errors on the link (the same seed): the RTL's receive side rejects the frame exactly as the
+// model does, in lockstep and alone; the run reports what a model-only run reports: the CRC
+// error, then chip 1's read of the vector that never came.
+TEST(Cosim, C2cRtlRejectsACorruptedFrameAsTheModel) {
+  const system::RunOutcome r = two_chips(units::UnitMode::kRtl, 0.01);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_NE(r.errors[1].message.find("reads a stream slot nobody wrote"), std::string::npos);
+  EXPECT_NE(r.errors[0].message.find("CRC error on link 0 (chip 0 port 0 -> chip 1 port 0): the "
+                                     "vector sent by chip 0 c2c.l0 instruction 0 in cycle 6 "
+                                     "arrived corrupted and is dropped"),
+            std::string::npos)
+      << r.errors[0].message;
+  const auto& link = r.report.at("links").as_array()[0].as_object();
+  EXPECT_EQ(field(link, "crc_errors"), 1u);
+  EXPECT_EQ(field(link, "bits_flipped"), 6u);
+}
+
+TEST(Cosim, C2cLockstepAgreesOnACorruptedFrame) {
+  const system::RunOutcome r = two_chips(units::UnitMode::kLockstep, 0.01);
+  ASSERT_EQ(r.errors.size(), 2u);  // the CRC error and the read it starves, no mismatch
+  EXPECT_EQ(r.errors[0].kind, "schedule error");
+  EXPECT_EQ(r.errors[1].kind, "schedule error");
+  EXPECT_NE(r.errors[0].message.find("CRC error on link 0"), std::string::npos);
+  EXPECT_EQ(field(r.report.at("cosim").as_object().at("c2c").as_object(), "matched"), 2u);
+}
+
+// Waves of the link layer: its serial clock runs over the frame's serialisation window (chip 0,
+// from the send's cycle) and the window its bits arrive in (chip 1, before the arrival cycle);
+// the layout's signals are all in the dump.
+TEST(Cosim, C2cWavesWithLayout) {
+  std::filesystem::remove_all("cosim_c2c");
+  const system::RunOutcome r = two_chips(units::UnitMode::kRtl, 0, "cosim_c2c/link.fst");
+  EXPECT_TRUE(r.errors.empty());
+  std::string error;
+  ASSERT_TRUE(cosim::fst_to_vcd("cosim_c2c/link.fst", "cosim_c2c/check.vcd", &error)) << error;
+  std::set<std::string> names;
+  std::vector<std::uint64_t> times;
+  read_vcd("cosim_c2c/check.vcd", &names, &times);
+  const std::vector<std::string> shown = gtkw_signals("cosim_c2c/link.gtkw");
+  EXPECT_EQ(shown.size(), 11u + 12u);  // transmit on chip 0, receive on chip 1
+  for (const auto& s : shown)
+    EXPECT_TRUE(names.count(s)) << s << " is in the layout but not in the waveform";
+  EXPECT_TRUE(names.count("chip0.c2c_l0.rtl.tx.link.c2c_link.tx_lanes[3:0]"));
+  EXPECT_TRUE(names.count("chip1.c2c_l0.rtl.rx.link.c2c_link.rx_crc_ok"));
 }

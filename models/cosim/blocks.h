@@ -24,6 +24,9 @@ std::unique_ptr<units::SxmRtlPort> make_sxm_rtl(units::ChipContext& ctx, const a
 /// One C2C port's link layer (c2c_rtl.cpp).
 std::unique_ptr<units::C2cRtlPort> make_c2c_rtl(units::ChipContext& ctx, int link, Waves* waves);
 
+/// One MXM plane (mxm_rtl.cpp).
+std::unique_ptr<units::MxmRtlPort> make_mxm_rtl(units::ChipContext& ctx, int plane, Waves* waves);
+
 /// "0x1f"
 std::string hex(std::uint32_t v);
 

@@ -50,6 +50,9 @@ class Factory final : public units::CosimFactory {
   std::unique_ptr<units::C2cRtlPort> c2c(units::ChipContext& ctx, int link) override {
     return make_c2c_rtl(ctx, link, waves_.get());
   }
+  std::unique_ptr<units::MxmRtlPort> mxm(units::ChipContext& ctx, int plane) override {
+    return make_mxm_rtl(ctx, plane, waves_.get());
+  }
   bool finish(std::string* error) override { return !waves_ || waves_->finish(error); }
   std::string waves_written() const override {
     return waves_ && waves_->dumps() ? waves_->path() : "";
@@ -71,6 +74,11 @@ void check_arch(const arch::Arch& arch, const units::CosimOptions& o, const std:
                 " (the architecture has " + std::to_string(has) + ")";
   };
   if (o.any()) need("chip.lanes_per_superlane", LPU_RTL_LANES, chip.lanes_per_superlane);
+  if (o.mxm != units::UnitMode::kTlm) {
+    need("chip.mxm.rows", LPU_RTL_MXM_ROWS, chip.mxm.rows);
+    need("chip.mxm.cols", LPU_RTL_MXM_COLS, chip.mxm.cols);
+    need("chip.mxm.accumulators", LPU_RTL_MXM_SLOTS, chip.mxm.accumulators);
+  }
   if (o.c2c != units::UnitMode::kTlm && chip.lanes() != 32 && chip.lanes() != 320)
     differ += std::string(differ.empty() ? "" : "; ") +
               "chip.superlanes = 2 or 20 (the C2C link layer's 32 or 320-byte payload; the "

@@ -240,7 +240,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
-  units::CosimStats vxm_total, mem_total, sxm_total, c2c_total;
+  units::CosimStats vxm_total, mem_total, sxm_total, c2c_total, mxm_total;
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -319,6 +319,13 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
       cosim_chip["c2c"] = cosim_json(opts.cosim.c2c, chip_c2c);
       add(&c2c_total, chip_c2c);
     }
+    if (opts.cosim.mxm != units::UnitMode::kTlm) {
+      units::CosimStats chip_mxm;
+      for (const auto& m : c->mxm())
+        if (const units::CosimStats* st = m->cosim()) add(&chip_mxm, *st);
+      cosim_chip["mxm"] = cosim_json(opts.cosim.mxm, chip_mxm);
+      add(&mxm_total, chip_mxm);
+    }
     if (!cosim_chip.empty()) cj["cosim"] = cosim_chip;
     chips_json.push_back(cj);
   }
@@ -380,6 +387,7 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     if (opts.cosim.mem != units::UnitMode::kTlm) c["mem"] = cosim_json(opts.cosim.mem, mem_total);
     if (opts.cosim.sxm != units::UnitMode::kTlm) c["sxm"] = cosim_json(opts.cosim.sxm, sxm_total);
     if (opts.cosim.c2c != units::UnitMode::kTlm) c["c2c"] = cosim_json(opts.cosim.c2c, c2c_total);
+    if (opts.cosim.mxm != units::UnitMode::kTlm) c["mxm"] = cosim_json(opts.cosim.mxm, mxm_total);
     r["cosim"] = c;
   }
   if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())

@@ -47,7 +47,7 @@ const char* kRunUsage =
     "                          Verilated RTL behind a transactor) or lockstep (both, every\n"
     "                          output vector compared; the first mismatch is reported with\n"
     "                          instruction, cycle and lane). Units with RTL so far: vxm,\n"
-    "                          mem, sxm, c2c (repeat the option for each)\n"
+    "                          mem, sxm, c2c, mxm (repeat the option for each)\n"
     "  --waves FILE.fst|FILE.vcd  dump the RTL blocks' signals (a bare name goes under\n"
     "                          waveforms/), with FILE's name .gtkw: a GTKWave layout of them\n"
     "  --waves-window FROM:TO  only cycles FROM..TO-1 (TO may be empty: to the end)\n"
@@ -78,11 +78,9 @@ void parse_cosim(const std::vector<std::string>& units, const std::string& waves
       c->sxm = m;
     else if (name == "c2c")
       c->c2c = m;
-    else if (name == "mxm" && m != units::UnitMode::kTlm)
-      throw UsageError{"--unit " + u +
-                       ": the mxm has no RTL block yet (docs/cosim.md); units with RTL: vxm, mem, "
-                       "sxm, c2c"};
-    else if (name != "mxm")
+    else if (name == "mxm")
+      c->mxm = m;
+    else
       throw UsageError{"--unit " + u + ": no unit '" + name + "' (vxm, mxm, sxm, mem, c2c)"};
   }
   c->plant_fault = plant_fault;

@@ -127,6 +127,27 @@ class C2cRtlPort {
   virtual CosimStats& stats() = 0;
 };
 
+/// An MXM plane in RTL (rtl/mxm/mxm_plane.sv: 16 x 16 int8 supercells and the int32
+/// accumulators): int8 weights, activations and int32 accumulations. fp16 work stays with the
+/// model (counted as not covered); the model always computes too, keeping the plane's state.
+class MxmRtlPort {
+ public:
+  virtual ~MxmRtlPort() = default;
+  /// LW (`direct` false) or IW from streams (true): 16 int8 rows from `row`, one plane each;
+  /// `fresh`: the model started a new set of weights there (cleared first).
+  virtual void weights(const Issue& is, bool direct, int row, const std::uint8_t* const* planes,
+                       bool fresh) = 0;
+  virtual void install(const Issue& is) = 0;  ///< IW from the staging buffer
+  /// ABC of an int8 vector (`x` null: a product the RTL does not compute, fp16).
+  virtual void activate(const Issue& is, const std::uint8_t* x) = 0;
+  /// ACC of the oldest product into `slot` (func::MxmPlane::AccMode `mode`). When it emits: rtl
+  /// fills `out` (4 planes) before the next cycle; lockstep compares with `out`. Returns false
+  /// when the RTL does not take it (an fp16 product).
+  virtual bool accumulate(const Issue& is, int mode, int slot, std::uint8_t* const* out,
+                          bool compare) = 0;
+  virtual CosimStats& stats() = 0;
+};
+
 /// Builds the RTL side of each chip's units (one per run, shared by its chips).
 class CosimFactory {
  public:
@@ -141,6 +162,8 @@ class CosimFactory {
   virtual std::unique_ptr<SxmRtlPort> sxm(ChipContext& ctx, const arch::Queue& shift_queue) = 0;
   /// A C2C port's link layer (`link`: its port number).
   virtual std::unique_ptr<C2cRtlPort> c2c(ChipContext& ctx, int link) = 0;
+  /// An MXM plane (`plane`: its number).
+  virtual std::unique_ptr<MxmRtlPort> mxm(ChipContext& ctx, int plane) = 0;
   /// After the simulation: closes the waveform. Returns false with `error` set when it could not
   /// be written.
   virtual bool finish(std::string* error) = 0;

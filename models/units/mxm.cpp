@@ -11,6 +11,11 @@ Mxm::Mxm(const sc_core::sc_module_name& name, ChipContext& ctx, int plane)
       index_(plane) {
   for (auto& o : out_)
     o.resize(static_cast<std::size_t>(ctx.lanes));
+  const CosimOptions& co = ctx.options.cosim;
+  if (co.mxm != UnitMode::kTlm && co.factory && ctx.functional()) {
+    mode_ = co.mxm;
+    rtl_ = co.factory->mxm(ctx, plane);
+  }
 }
 
 void Mxm::execute(const Issue& is) {
@@ -30,6 +35,15 @@ void Mxm::execute(const Issue& is) {
       const std::string err = in.opcode == 0x60 ? plane_.load(type, row, planes)
                                                 : plane_.install_rows(type, row, planes);
       if (!err.empty()) ctx_.error(is, err);
+      isa::DType& held = in.opcode == 0x60 ? staged_type_ : active_type_;
+      const bool fresh = held != type;
+      held = type;
+      if (rtl_ && err.empty()) {
+        if (type == DType::kI8)
+          rtl_->weights(is, in.opcode == 0x62, row, planes, fresh);
+        else
+          ++rtl_->stats().not_covered[std::string(in.info().mnemonic) + "." + isa::to_string(type)];
+      }
       if (in.opcode == 0x62) {
         installing_until_ = is.result;
         installed_ = true;
@@ -38,6 +52,8 @@ void Mxm::execute(const Issue& is) {
     }
     case 0x61:  // iw.buf
       plane_.install_from_buffer();
+      active_type_ = staged_type_;
+      if (rtl_) rtl_->install(is);
       installing_until_ = is.result;
       installed_ = true;
       return;
@@ -58,6 +74,11 @@ void Mxm::execute(const Issue& is) {
       }
       ready_.push_back(is.result);
       last_abc_ = is;
+      if (rtl_) {
+        const bool covered = type == DType::kI8;
+        if (!covered) ++rtl_->stats().not_covered[std::string("abc.") + isa::to_string(type)];
+        rtl_->activate(is, covered ? planes[0] : nullptr);
+      }
       return;
     }
     case 0x64: {  // acc.T.mode s, n (one step per vector, into accumulator `step`)
@@ -80,7 +101,26 @@ void Mxm::execute(const Issue& is) {
         ctx_.error(is, err);
         return;
       }
-      if (func::MxmPlane::emits(mode)) {
+      const bool emits = func::MxmPlane::emits(mode);
+      if (rtl_) {
+        if (mode_ == UnitMode::kRtl && emits) {  // the RTL's sums fill the reserved values
+          std::uint8_t* r[4] = {};
+          if (!reserve_group(is, in.arg[0], 4, r)) return;
+          if (rtl_->accumulate(is, static_cast<int>(mode), static_cast<int>(is.step), r, false)) {
+            finish_group(is, 4, r);
+            return;
+          }
+          ++rtl_->stats().not_covered[std::string("acc.") + isa::to_string(type)];
+          for (int b = 0; b < 4; ++b)  // (not covered: the model's sums)
+            std::copy(d[b], d[b] + ctx_.lanes, r[b]);
+          finish_group(is, 4, r);
+          return;
+        }
+        if (!rtl_->accumulate(is, static_cast<int>(mode), static_cast<int>(is.step), d,
+                              mode_ == UnitMode::kLockstep))
+          ++rtl_->stats().not_covered[std::string("acc.") + isa::to_string(type)];
+      }
+      if (emits) {
         const std::uint8_t* res[4] = {d[0], d[1], d[2], d[3]};
         write_group(is, in.arg[0], 4, ctx_.functional() ? res : nullptr);
       }

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "func/mxm.h"
+#include "units/cosim.h"
 #include "units/unit.h"
 
 namespace lpu::units {
@@ -19,6 +21,9 @@ class Mxm : public Unit {
   void execute(const Issue& is) override;
   void finish(std::uint64_t end_cycle) override;
   std::uint64_t macs() const { return plane_.macs(); }
+  UnitMode mode() const { return mode_; }
+  /// Co-simulation figures (null in tlm mode).
+  const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }
 
  private:
   func::MxmPlane plane_;
@@ -28,6 +33,11 @@ class Mxm : public Unit {
   std::deque<std::uint64_t> ready_;  ///< ready cycle of each waiting product
   Issue last_abc_;                   ///< for reporting products left over
   std::array<std::vector<std::uint8_t>, 4> out_;
+  // The weights' type in the staging buffer and the active set, as the model holds them (a new
+  // type starts a fresh, zeroed set), for the RTL.
+  isa::DType staged_type_ = isa::DType::kNone, active_type_ = isa::DType::kNone;
+  UnitMode mode_ = UnitMode::kTlm;
+  std::unique_ptr<MxmRtlPort> rtl_;  // the plane's RTL, in rtl and lockstep modes
 };
 
 }  // namespace lpu::units

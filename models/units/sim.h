@@ -25,13 +25,14 @@ const char* to_string(UnitMode m);
 
 class CosimFactory;  // units/cosim.h; implemented by models/cosim
 
-/// Co-simulation with the RTL blocks (rtl/): so far the VXM's ALUs, the MEM slices' banks, the
-/// SXMs' lane networks and transposers, and the C2C ports' link layers.
+/// Co-simulation with the RTL blocks (rtl/): the VXM's ALUs, the MEM slices' banks, the SXMs' lane
+/// networks and transposers, the C2C ports' link layers and the MXM planes.
 struct CosimOptions {
   UnitMode vxm = UnitMode::kTlm;
   UnitMode mem = UnitMode::kTlm;
   UnitMode sxm = UnitMode::kTlm;
   UnitMode c2c = UnitMode::kTlm;
+  UnitMode mxm = UnitMode::kTlm;
   bool plant_fault = false;  ///< use the blocks Verilated with their planted fault
   std::string waves;         ///< "": none; else an .fst or .vcd file of the RTL signals
   std::uint64_t waves_from = 0, waves_to = ~0ull;  ///< cycles [from, to) dumped
@@ -39,7 +40,7 @@ struct CosimOptions {
   std::shared_ptr<CosimFactory> factory;
   bool any() const {
     return vxm != UnitMode::kTlm || mem != UnitMode::kTlm || sxm != UnitMode::kTlm ||
-           c2c != UnitMode::kTlm;
+           c2c != UnitMode::kTlm || mxm != UnitMode::kTlm;
   }
 };
 

@@ -368,7 +368,19 @@ TEST(Cosim, ArchitectureTheRtlWasNotBuiltForIsRefused) {
   o.vxm = units::UnitMode::kLockstep;
   for (const char* preset : {"tiny", "tsp-v1"})
     EXPECT_NO_THROW(cosim::check_arch(arch::load(preset), o, "--unit")) << preset;
-  o.vxm = o.mem = units::UnitMode::kTlm;
+  // The MXM plane is built for tiny's: tsp-v1's 320 x 320 planes are refused by name.
+  o.mxm = units::UnitMode::kLockstep;
+  EXPECT_NO_THROW(cosim::check_arch(arch::load("tiny"), o, "--unit"));
+  try {
+    cosim::check_arch(arch::load("tsp-v1"), o, "--unit");
+    ADD_FAILURE() << "tsp-v1's MXM taken";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("chip.mxm.rows = 32 (the architecture has 320); "
+                                         "chip.mxm.cols = 32 (the architecture has 320)"),
+              std::string::npos)
+        << e.what();
+  }
+  o.vxm = o.mem = o.mxm = units::UnitMode::kTlm;
   EXPECT_NO_THROW(cosim::check_arch(a, o, "--unit"));
 }
 
@@ -533,4 +545,66 @@ TEST(Cosim, C2cWavesWithLayout) {
     EXPECT_TRUE(names.count(s)) << s << " is in the layout but not in the waveform";
   EXPECT_TRUE(names.count("chip0.c2c_l0.rtl.tx.link.c2c_link.tx_lanes[3:0]"));
   EXPECT_TRUE(names.count("chip1.c2c_l0.rtl.rx.link.c2c_link.rx_crc_ok"));
+}
+
+namespace {
+
+// The ACC vectors of the program's MXM queues that emit a sum (modes only and last), and all.
+void acc_vectors(const isa::Program& p, std::uint64_t* emitting, std::uint64_t* all) {
+  *emitting = *all = 0;
+  for (const auto& cp : p.chips)
+    for (const auto& q : cp.queues) {
+      const isa::Instr* last = nullptr;
+      for (const auto& e : q.entries) {
+        const bool repeat = e.instr.opcode == 0x05;
+        const isa::Instr* in = repeat ? last : &e.instr;
+        if (!repeat) last = in;
+        if (!in || in->opcode != 0x64) continue;
+        const std::uint64_t n = repeat ? e.instr.arg[0] : in->arg[1];
+        *all += n;
+        if (in->mod[1] == 1 || in->mod[1] == 2) *emitting += n;
+      }
+    }
+}
+
+// Every unit with RTL in lockstep at once on a compiled int8 program: the outputs are the
+// reference's, the cycles the prediction's, and every unit matched all it compared.
+void all_units_lockstep(const Compiled& c) {
+  units::SimOptions o = options(units::UnitMode::kLockstep);
+  o.cosim.mem = o.cosim.sxm = o.cosim.mxm = o.cosim.c2c = units::UnitMode::kLockstep;
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  expect_clean_run(c, r);
+  const auto& cosim = r.report.at("cosim").as_object();
+  for (const char* unit : {"vxm", "mem", "sxm", "mxm", "c2c"})
+    EXPECT_EQ(field(cosim.at(unit).as_object(), "mismatched"), 0u) << unit;
+  std::uint64_t emitting = 0, all = 0;
+  acc_vectors(c.s.program, &emitting, &all);
+  ASSERT_GT(emitting, 0u);
+  EXPECT_EQ(field(cosim.at("mxm").as_object(), "matched"), emitting);
+  EXPECT_EQ(field(cosim.at("mxm").as_object(), "rtl_vectors"), all);
+  EXPECT_EQ(field(cosim.at("vxm").as_object(), "matched"), vxm_vectors(c.s.program));
+}
+
+}  // namespace
+
+// The GEMM's int8 products on the MXM plane's RTL (2 x 2 supercells, 320 accumulators), with the
+// VXM, MEM and SXM in lockstep too.
+TEST(Cosim, GemmInt8AllUnitsLockstep) {
+  all_units_lockstep(gemm());
+}
+
+TEST(Cosim, MlpInt8AllUnitsLockstep) {
+  all_units_lockstep(mlp());
+}
+
+// The plane's RTL alone gives the sums: still the reference's outputs.
+TEST(Cosim, GemmInt8MxmRtlGivesTheReference) {
+  const Compiled c = gemm();
+  units::SimOptions o = options(units::UnitMode::kTlm);
+  o.cosim.mxm = units::UnitMode::kRtl;
+  const system::RunOutcome r = system::run(c.s.program, c.bound, o);
+  expect_clean_run(c, r);
+  std::uint64_t emitting = 0, all = 0;
+  acc_vectors(c.s.program, &emitting, &all);
+  EXPECT_EQ(field(r.report.at("cosim").as_object().at("mxm").as_object(), "rtl_vectors"), all);
 }

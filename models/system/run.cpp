@@ -102,8 +102,9 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     if (opts.mode != units::Mode::kFunctional)
       throw InputError("--unit", "RTL co-simulation needs functional mode (values)");
     if (opts.cosim.c2c != units::UnitMode::kTlm && opts.clock_drift_ppm > 0)
-      throw InputError("--unit c2c", "the C2C link layer's co-simulation runs on one time base: "
-                                     "--clock-drift must be 0");
+      throw InputError("--unit c2c",
+                       "the C2C link layer's co-simulation runs on one time base: "
+                       "--clock-drift must be 0");
     cosim::check_arch(arch, opts.cosim, "--unit");
     opts.cosim.factory = cosim::make_factory(arch, opts.cosim);
     opts.quantum_ns = std::min(opts.quantum_ns, 1000.0 / arch.chip.clock_mhz);

@@ -83,7 +83,7 @@ int finish_system_verify(const std::string& model, const arch::Arch& a, const sy
   }
   print_links(r.report);
   print_cosim(r.report);
-  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
+  std::printf("  simulation        %.4f s wall, %llu issues\n", r.wall_seconds,
               static_cast<unsigned long long>(r.issues));
   std::printf("  schedule errors   %zu\n", r.errors.size());
   for (const auto& e : r.errors)
@@ -477,7 +477,7 @@ int cmd_verify(const Args& args) {
     std::printf("  outputs           %zu compared with the host reference (%.3f s): %s\n", compared,
                 ref_s, differing ? "DIFFERENT" : "bit-identical");
   print_cosim(r.report);
-  std::printf("  simulation        %.3f s wall, %llu issues\n", r.wall_seconds,
+  std::printf("  simulation        %.4f s wall, %llu issues\n", r.wall_seconds,
               static_cast<unsigned long long>(r.issues));
   std::printf("  schedule errors   %zu\n", r.errors.size());
   for (const auto& e : r.errors)

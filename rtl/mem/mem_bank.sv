@@ -63,36 +63,41 @@ module mem_bank #(
   logic [DATA_BITS-1:0] data_q[ROWS];
   logic [CHECK_BITS-1:0] check_q[ROWS];
 
-  // The decode of the addressed word.
-  logic [DATA_BITS-1:0] rd_data, fixed_data;
-  logic [CHECK_BITS-1:0] rd_check, fixed_check;
-  logic [R-1:0] syndrome;
-  logic odd, single, double_err, no_position;
-  always_comb begin
-    rd_data = data_q[raddr];
-    rd_check = check_q[raddr];
-    syndrome = hamming(rd_data) ^ rd_check[R-1:0];
-    odd = ^rd_data ^ ^rd_check;
-    fixed_data = rd_data;
-    fixed_check = rd_check;
+  // The decode of a stored word: the data and check bits as they should be, and the verdict.
+  // Called at the clock edge only (inside the register's process), so a simulator does not
+  // decode at every change of the address.
+  typedef struct packed {
+    logic [DATA_BITS-1:0] data;
+    logic [CHECK_BITS-1:0] check;
+    logic single, double_err;
+  } decoded_t;
+
+  function automatic decoded_t decode(input logic [DATA_BITS-1:0] d,
+                                      input logic [CHECK_BITS-1:0] c);
+    logic [R-1:0] syndrome;
+    logic odd, no_position;
+    decode.data = d;
+    decode.check = c;
+    syndrome = hamming(d) ^ c[R-1:0];
+    odd = ^d ^ ^c;
     no_position = 1'b1;
     if (syndrome == '0) begin
-      fixed_check[R] = ~rd_check[R];  // (odd parity: the overall parity bit itself)
+      decode.check[R] = ~c[R];  // (odd parity: the overall parity bit itself)
       no_position = 1'b0;
     end
     for (int j = 0; j < R; j++)
       if (syndrome == R'(1 << j)) begin
-        fixed_check[j] = ~rd_check[j];
+        decode.check[j] = ~c[j];
         no_position = 1'b0;
       end
     for (int k = 0; k < DATA_BITS; k++)
       if ({{(16 - R) {1'b0}}, syndrome} == POS[k]) begin
-        fixed_data[k] = ~rd_data[k];
+        decode.data[k] = ~d[k];
         no_position = 1'b0;
       end
-    single = odd && !no_position;
-    double_err = (odd && no_position) || (!odd && syndrome != '0);
-  end
+    decode.single = odd && !no_position;
+    decode.double_err = (odd && no_position) || (!odd && syndrome != '0);
+  endfunction
 
   always_ff @(posedge clk) begin
     if (!rst_n) begin
@@ -104,13 +109,14 @@ module mem_bank #(
     end else begin
       rvalid <= re;
       if (re) begin
-        rdata <= single ? fixed_data : rd_data;
-        rcheck <= single ? fixed_check : rd_check;
-        corrected <= single;
-        uncorrectable <= double_err;
-        if (single) begin
-          data_q[raddr] <= fixed_data;
-          check_q[raddr] <= fixed_check;
+        automatic decoded_t r = decode(data_q[raddr], check_q[raddr]);
+        rdata <= r.single ? r.data : data_q[raddr];
+        rcheck <= r.single ? r.check : check_q[raddr];
+        corrected <= r.single;
+        uncorrectable <= r.double_err;
+        if (r.single) begin
+          data_q[raddr] <= r.data;
+          check_q[raddr] <= r.check;
         end
       end
       if (we) begin

@@ -1,127 +1,138 @@
-// Cost of co-simulation on a whole program: an int8 MLP (fp32 model, widths 32-128x6-32, batch
-// 64) compiled for tiny with 9 MEM slices per hemisphere (as in test_cosim) of 2048 vectors each
-// (tiny's 256 hold too little of the batch), run with the VXM as tlm, rtl and lockstep. Prints,
-// per mode, the simulation's wall time, issues per second, the RTL vectors and cycles, and the
-// time against tlm. Each mode runs in a process of its own (SystemC elaborates once per
-// process), `reps` times, the fastest kept.
-//   bench_cosim [REPS]   (default 3)
-#include <sys/wait.h>
-#include <unistd.h>
-
+// Cost of co-simulation on whole tiny programs, per unit with RTL: each program is verified with
+// `lpu verify` (bit-exact outputs, cycles as predicted) with the unit as tlm, rtl and lockstep,
+// the fastest of `reps` runs kept. Prints the simulation's wall time per mode, the time against
+// tlm, the RTL cycles the unit's blocks ran, and those cycles per second of the time co-simulation
+// added (the blocks inside SystemC, their transactors included).
+//   bench_cosim [REPS]   (default 5)
+// The programs (tiny with 9 MEM slices per hemisphere of 2048 vectors, as the co-simulation tests
+// use tiny with more MEM):
+//   vxm, mem, mxm: an int8 MLP 32-128x6-32, batch 128;
+//   sxm: a Transpose of [32, 32, 32] fp32 (the last two axes) written here (the transposer,
+//        shifts and selects; 17 MEM slices a hemisphere);
+//   c2c: an int8 MLP 32-128-128-32, batch 64, split over two tiny chips (its all-reduce on the
+//        link).
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
-#include "arch/arch.h"
-#include "compiler/kernels.h"
-#include "compiler/onnx_import.h"
-#include "compiler/reference.h"
-#include "compiler/scheduler.h"
-#include "compiler/workloads.h"
-#include "system/run.h"
+#include <onnx/onnx_pb.h>
 
-using namespace lpu;
+#include <fstream>
+
+#include "compiler/workloads.h"
 
 namespace {
 
 struct Figures {
   double wall = 0;
-  std::uint64_t cycles = 0, issues = 0, rtl_vectors = 0, rtl_cycles = 0, errors = 0;
+  unsigned long long rtl_cycles = 0;
+  bool ok = false;
 };
 
-// Runs the program once in this process with the VXM in `mode`.
-Figures run_once(const std::string& onnx, units::UnitMode mode) {
-  const arch::Arch a =
-      arch::load("tiny", {"chip.mem.slices_per_hemisphere=9", "chip.mem.depth=2048",
-                          R"(chip.slice_order=["MXM","SXM","MEM*9","VXM","MEM*9","SXM","MXM"])"});
-  const compiler::Kernels k =
-      compiler::lower_with_precision(compiler::import_onnx(onnx), a, compiler::Precision::kInt8);
-  const compiler::Schedule s = compiler::schedule(k, a, onnx);
-  const std::vector<compiler::Bytes> in = compiler::random_inputs(k, 1);
-  std::map<std::string, system::TensorValue> bound;
-  for (std::size_t i = 0; i < k.inputs.size(); ++i) {
-    const compiler::KTensor& kt = k.tensors[static_cast<std::size_t>(k.inputs[i])];
-    system::TensorValue v;
-    v.dtype = kt.dtype;
-    for (auto d : kt.shape)
-      v.shape.push_back(static_cast<std::uint64_t>(d));
-    v.bytes = in[i];
-    bound[kt.name] = std::move(v);
-  }
-  units::SimOptions o;
-  o.cosim.vxm = mode;
-  const system::RunOutcome r = system::run(s.program, bound, o);
+std::string tiny_sets(int slices) {
+  const std::string n = std::to_string(slices);
+  return "--set 'chip.slice_order=[\"MXM\",\"SXM\",\"MEM*" + n + "\",\"VXM\",\"MEM*" + n +
+         "\",\"SXM\",\"MXM\"]' --set chip.mem.slices_per_hemisphere=" + n +
+         " --set chip.mem.depth=2048";
+}
+
+// One `lpu verify` run: its wall time, the unit's RTL cycles, and whether it verified.
+Figures run(const std::string& command, const std::string& unit) {
   Figures f;
-  f.wall = r.wall_seconds;
-  f.cycles = r.cycles;
-  f.issues = r.issues;
-  f.errors = r.errors.size();
-  if (const auto* c = r.report.if_contains("cosim")) {
-    const auto& v = c->as_object().at("vxm").as_object();
-    f.rtl_vectors = v.at("rtl_vectors").to_number<std::uint64_t>();
-    f.rtl_cycles = v.at("rtl_cycles").to_number<std::uint64_t>();
+  std::unique_ptr<FILE, int (*)(FILE*)> p(popen((command + " 2>&1").c_str(), "r"), pclose);
+  if (!p) return f;
+  char line[4096];
+  const std::regex wall(R"(^  simulation +([0-9.]+) s wall)");
+  const std::regex cycles("^  " + unit + R"( \((rtl|lockstep)\).*\(([0-9]+) RTL cycles\))");
+  std::cmatch m;
+  while (std::fgets(line, sizeof line, p.get())) {
+    if (std::regex_search(line, m, wall)) f.wall = std::stod(m[1].str());
+    if (std::regex_search(line, m, cycles)) f.rtl_cycles = std::stoull(m[2].str());
+    if (std::string(line) == "verified\n") f.ok = true;
   }
   return f;
 }
 
-// run_once in a child process; its figures come back through a pipe.
-Figures run_child(const std::string& onnx, units::UnitMode mode) {
-  int fd[2];
-  if (pipe(fd) != 0) std::exit(1);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fd[0]);
-    const Figures f = run_once(onnx, mode);
-    if (write(fd[1], &f, sizeof f) != static_cast<ssize_t>(sizeof f)) _exit(1);
-    _exit(0);
-  }
-  close(fd[1]);
-  Figures f;
-  const bool ok = read(fd[0], &f, sizeof f) == static_cast<ssize_t>(sizeof f);
-  close(fd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "bench_cosim: the %s run failed\n", units::to_string(mode));
-    std::exit(1);
-  }
-  return f;
+// y = transpose(x) of the last two axes, x [batch, n, n] fp32, as an ONNX model at `path`.
+void write_transpose(const std::string& path, int batch, int n) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("transpose");
+  auto typed = [&](onnx::ValueInfoProto* vi, const std::string& name) {
+    vi->set_name(name);
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int d : {batch, n, n})
+      tt->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  typed(g->add_input(), "x");
+  typed(g->add_output(), "y");
+  auto* node = g->add_node();
+  node->set_op_type("Transpose");
+  node->set_name("t");
+  node->add_input("x");
+  node->add_output("y");
+  auto* perm = node->add_attribute();
+  perm->set_name("perm");
+  perm->set_type(onnx::AttributeProto::INTS);
+  for (int p : {0, 2, 1})
+    perm->add_ints(p);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  m.SerializeToOstream(&f);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
-  const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 3;
-  const std::string onnx = "bench_cosim_mlp.onnx";
-  compiler::write_workload(
-      "mlp", {{"sizes", "32,128,128,128,128,128,128,32"}, {"batch", "64"}, {"dtype", "fp32"}},
-      onnx);
+  const int reps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
+  const std::string lpu = LPU_BINARY;
+  lpu::compiler::write_workload(
+      "mlp", {{"sizes", "32,128,128,128,128,128,128,32"}, {"batch", "128"}, {"dtype", "fp32"}},
+      "bench_cosim_mlp.onnx");
+  write_transpose("bench_cosim_transpose.onnx", 32, 32);
+  lpu::compiler::write_workload("mlp",
+                                {{"sizes", "32,128,128,32"}, {"batch", "64"}, {"dtype", "fp32"}},
+                                "bench_cosim_split.onnx");
+  const std::string mlp =
+      lpu + " verify bench_cosim_mlp.onnx --arch tiny " + tiny_sets(9) + " --precision int8";
+  const std::map<std::string, std::string> programs = {
+      {"vxm", mlp},
+      {"mem", mlp},
+      {"mxm", mlp},
+      {"sxm", lpu + " verify bench_cosim_transpose.onnx --arch tiny " + tiny_sets(17)},
+      {"c2c", lpu + " verify bench_cosim_split.onnx --system tiny --set system.chips=2 " +
+                  "--set system.topology=fully_connected " + tiny_sets(9) + " --precision int8"}};
   std::printf(
-      "bench_cosim: int8 MLP 32-128x6-32, batch 64, on tiny (9 MEM slices per "
-      "hemisphere of 2048 vectors); fastest of %d\n",
+      "bench_cosim: whole tiny programs per unit, fastest of %d (wall time of the "
+      "simulation alone)\n",
       reps);
-  double tlm_wall = 0;
-  for (auto mode : {units::UnitMode::kTlm, units::UnitMode::kRtl, units::UnitMode::kLockstep}) {
-    Figures best;
-    for (int i = 0; i < reps; ++i) {
-      const Figures f = run_child(onnx, mode);
-      if (i == 0 || f.wall < best.wall) best = f;
-    }
-    if (mode == units::UnitMode::kTlm) tlm_wall = best.wall;
-    std::printf("  vxm %-9s %llu cycles, %llu issues in %.4f s: %.2f M issues/s",
-                units::to_string(mode), static_cast<unsigned long long>(best.cycles),
-                static_cast<unsigned long long>(best.issues), best.wall,
-                static_cast<double>(best.issues) / best.wall / 1e6);
-    if (best.rtl_cycles)
-      std::printf("; %llu vectors, %llu RTL cycles (%.2f M RTL cycles/s); %.1fx the tlm time",
-                  static_cast<unsigned long long>(best.rtl_vectors),
-                  static_cast<unsigned long long>(best.rtl_cycles),
-                  static_cast<double>(best.rtl_cycles) / best.wall / 1e6, best.wall / tlm_wall);
-    std::printf("%s\n", best.errors ? " (ERRORS)" : "");
+  std::printf("  %-4s %10s %10s %6s %10s %6s %11s %16s\n", "unit", "tlm s", "rtl s", "x",
+              "lockstep s", "x", "RTL cycles", "RTL cycles/s");
+  int status = 0;
+  for (const char* unit : {"vxm", "mem", "sxm", "mxm", "c2c"}) {
+    Figures best[3];
+    const char* modes[3] = {"tlm", "rtl", "lockstep"};
+    for (int m = 0; m < 3; ++m)
+      for (int r = 0; r < reps; ++r) {
+        const Figures f = run(programs.at(unit) + " --unit " + unit + "=" + modes[m], unit);
+        if (!f.ok) {
+          std::fprintf(stderr, "bench_cosim: %s as %s did not verify\n", unit, modes[m]);
+          status = 1;
+        }
+        if (r == 0 || f.wall < best[m].wall) best[m] = f;
+      }
+    const double added = best[1].wall - best[0].wall;
+    std::printf("  %-4s %10.4f %10.4f %6.1f %10.4f %6.1f %11llu %16.0f\n", unit, best[0].wall,
+                best[1].wall, best[1].wall / best[0].wall, best[2].wall,
+                best[2].wall / best[0].wall, best[1].rtl_cycles,
+                added > 0 ? static_cast<double>(best[1].rtl_cycles) / added : 0.0);
   }
-  return 0;
+  return status;
 }

@@ -60,6 +60,14 @@ echo "== lpu run testbenches/programs/two_chips_tiny.lpuasm --report two.json (a
 echo "   link 0, chip 0 -> chip 1 (report excerpt):"
 sed -n '/"links"/,/"vectors"/p' "$out/two.json" | grep -E '"(bytes|busy_fraction|crc_errors|vectors)"' | sed 's/^ */   /'
 echo
+echo "== lpu verify mlp on two tiny chips, int8, every unit with RTL in lockstep (docs/cosim.md)"
+"$lpu" workload mlp --param sizes=32,64,32 --param batch=2 --param dtype=fp32 -o "$out/mlp_tiny.onnx" >/dev/null
+"$lpu" verify "$out/mlp_tiny.onnx" --system tiny --set system.chips=2 \
+  --set system.topology=fully_connected --set chip.mem.slices_per_hemisphere=9 \
+  --set 'chip.slice_order=["MXM","SXM","MEM*9","VXM","MEM*9","SXM","MXM"]' --precision int8 \
+  --unit vxm=lockstep --unit mem=lockstep --unit sxm=lockstep --unit mxm=lockstep \
+  --unit c2c=lockstep --waves "$out/mlp_tiny.fst" | grep -E "cycles|outputs|lockstep|waves|verified"
+echo
 echo "== lpu arch show rack72 --summary (72 chips: nine nodes of eight in a dragonfly)"
 "$lpu" arch show rack72 --summary | grep -E "^rack72|system"
 echo

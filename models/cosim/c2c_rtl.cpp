@@ -97,14 +97,7 @@ class LinkBlock final : public sc_core::sc_module {
     wait(end - sc_core::sc_time_stamp());
     ++cycles;
   }
-  void reset() {
-    rst_n.write(false);
-    clk.write(true);
-    wait(sc_core::SC_ZERO_TIME);
-    wait(sc_core::SC_ZERO_TIME);
-    clk.write(false);
-    rst_n.write(true);
-  }
+  void reset() { reset_pulse(clk, rst_n); }
 
   sc_core::sc_signal<bool> clk, rst_n, tx_start, tx_active, rx_valid, rx_done, rx_crc_ok;
   sc_core::sc_signal<std::uint32_t> tx_seq, tx_chip, tx_port, tx_lanes, rx_lanes, rx_seq, rx_chip,
@@ -252,15 +245,7 @@ class C2cRtl final : public sc_core::sc_module, public C2cRtlPort {
       tx_.tx_chip.write(s.frame.src_chip);
       tx_.tx_port.write(s.frame.src_port);
       typename Block::Payload p;
-      for (int i = 0; i < P / 4; ++i)
-        p.set_word(
-            i, static_cast<std::uint32_t>(s.frame.payload[static_cast<std::size_t>(4 * i)]) |
-                   static_cast<std::uint32_t>(s.frame.payload[static_cast<std::size_t>(4 * i + 1)])
-                       << 8 |
-                   static_cast<std::uint32_t>(s.frame.payload[static_cast<std::size_t>(4 * i + 2)])
-                       << 16 |
-                   static_cast<std::uint32_t>(s.frame.payload[static_cast<std::size_t>(4 * i + 3)])
-                       << 24);
+      to_bus(s.frame.payload.data(), P, &p);
       tx_.tx_payload.write(p);
       tx_.clock(w.edge(0), w.end(0));
       tx_.tx_start.write(false);
@@ -312,11 +297,8 @@ class C2cRtl final : public sc_core::sc_module, public C2cRtlPort {
       r.frame.sequence = rx_.rx_seq.read();
       r.frame.src_chip = static_cast<std::uint16_t>(rx_.rx_chip.read());
       r.frame.src_port = static_cast<std::uint8_t>(rx_.rx_port.read());
-      const auto& p = rx_.rx_payload.read();
       r.frame.payload.resize(static_cast<std::size_t>(P));
-      for (int i = 0; i < P; ++i)
-        r.frame.payload[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(
-            static_cast<std::uint32_t>(p.get_word(i / 4)) >> (8 * (i % 4)));
+      from_bus(rx_.rx_payload.read(), P, r.frame.payload.data());
       verdicts_.push_back(std::move(r));
       arrivals_.pop_front();
       ++stats_.rtl_vectors;
@@ -335,12 +317,9 @@ class C2cRtl final : public sc_core::sc_module, public C2cRtlPort {
 
 }  // namespace
 
-std::unique_ptr<units::C2cRtlPort> make_c2c_rtl(units::ChipContext& ctx, int link, Waves* waves) {
-  const std::string name = "rtl";
-  (void)link;
-  if (ctx.lanes == 32)
-    return std::make_unique<C2cRtl<Vc2c_link32_sc, 32>>(name.c_str(), ctx, waves);
-  return std::make_unique<C2cRtl<Vc2c_link320_sc, 320>>(name.c_str(), ctx, waves);
+std::unique_ptr<units::C2cRtlPort> make_c2c_rtl(units::ChipContext& ctx, Waves* waves) {
+  if (ctx.lanes == 32) return std::make_unique<C2cRtl<Vc2c_link32_sc, 32>>("rtl", ctx, waves);
+  return std::make_unique<C2cRtl<Vc2c_link320_sc, 320>>("rtl", ctx, waves);
 }
 
 }  // namespace lpu::cosim

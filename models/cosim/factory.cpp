@@ -47,8 +47,8 @@ class Factory final : public units::CosimFactory {
                                          const arch::Queue& shift_queue) override {
     return make_sxm_rtl(ctx, shift_queue, waves_.get());
   }
-  std::unique_ptr<units::C2cRtlPort> c2c(units::ChipContext& ctx, int link) override {
-    return make_c2c_rtl(ctx, link, waves_.get());
+  std::unique_ptr<units::C2cRtlPort> c2c(units::ChipContext& ctx) override {
+    return make_c2c_rtl(ctx, waves_.get());
   }
   std::unique_ptr<units::MxmRtlPort> mxm(units::ChipContext& ctx, int plane) override {
     return make_mxm_rtl(ctx, plane, waves_.get());

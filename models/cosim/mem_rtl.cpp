@@ -175,7 +175,7 @@ class MemRtl final : public sc_core::sc_module, public units::MemRtlPort {
   struct Beat {
     bool we = false, re = false, flip = false;
     std::uint32_t row = 0;
-    std::array<std::uint32_t, kChunkBytes / 4> wdata{};
+    Word wdata;
     std::uint16_t fbit = 0;
     int rmw_byte = -1;  // scatter: the byte of the chunk to replace, after the read
     std::uint8_t rmw_value = 0;
@@ -206,11 +206,7 @@ class MemRtl final : public sc_core::sc_module, public units::MemRtlPort {
     Beat b;
     b.we = true;
     b.row = row(addr, s);
-    for (int w = 0; w < kChunkBytes / 4; ++w)
-      b.wdata[static_cast<std::size_t>(w)] = static_cast<std::uint32_t>(chunk[4 * w]) |
-                                             static_cast<std::uint32_t>(chunk[4 * w + 1]) << 8 |
-                                             static_cast<std::uint32_t>(chunk[4 * w + 2]) << 16 |
-                                             static_cast<std::uint32_t>(chunk[4 * w + 3]) << 24;
+    to_bus(chunk, kChunkBytes, &b.wdata);
     return b;
   }
   Job job(const units::Issue* is, bool zero_time) const {
@@ -247,10 +243,7 @@ class MemRtl final : public sc_core::sc_module, public units::MemRtlPort {
     flip_.write(b.flip);
     if (b.we) {
       waddr.write(b.row);
-      Word w;
-      for (int i = 0; i < kChunkBytes / 4; ++i)
-        w.set_word(i, b.wdata[static_cast<std::size_t>(i)]);
-      wdata.write(w);
+      wdata.write(b.wdata);
     }
     if (b.re) raddr.write(b.row);
     if (b.flip) {
@@ -272,13 +265,7 @@ class MemRtl final : public sc_core::sc_module, public units::MemRtlPort {
   }
 
   void drive() {
-    rst_n.write(false);
-    clk.write(true);
-    wait(sc_core::SC_ZERO_TIME);
-    wait(sc_core::SC_ZERO_TIME);
-    clk.write(false);
-    rst_n.write(true);
-    wait(sc_core::SC_ZERO_TIME);
+    reset_pulse(clk, rst_n);
     for (;;) {
       while (jobs_.empty())
         wait(ready_);
@@ -300,11 +287,8 @@ class MemRtl final : public sc_core::sc_module, public units::MemRtlPort {
       if (!b.re) continue;
       corrected += corrected_.read();
       uncorrectable += uncorrectable_.read();
-      const Word& d = rdata.read();
       std::array<std::uint8_t, kChunkBytes> chunk;
-      for (int k = 0; k < kChunkBytes; ++k)
-        chunk[static_cast<std::size_t>(k)] =
-            static_cast<std::uint8_t>(d.get_word(k / 4) >> (8 * (k % 4)));
+      from_bus(rdata.read(), kChunkBytes, chunk.data());
       if (j.kind == Kind::kRead) got.insert(got.end(), chunk.begin(), chunk.end());
       if (j.kind == Kind::kGather) got.push_back(chunk[i % kChunkBytes]);
       if (b.rmw_byte >= 0) {  // scatter: write the chunk back with the lane's byte

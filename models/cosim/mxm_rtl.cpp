@@ -23,15 +23,6 @@ using XBus = sc_dt::sc_bv<kRows * 8>;
 using WBus = sc_dt::sc_bv<kCols * 8>;
 using SBus = sc_dt::sc_bv<kCols * 32>;
 
-template <class Bus>
-void bytes_to_bus(const std::uint8_t* p, int n, Bus* w) {
-  for (int i = 0; i < n / 4; ++i)
-    w->set_word(i, static_cast<std::uint32_t>(p[4 * i]) |
-                       static_cast<std::uint32_t>(p[4 * i + 1]) << 8 |
-                       static_cast<std::uint32_t>(p[4 * i + 2]) << 16 |
-                       static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
-}
-
 class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
  public:
   SC_HAS_PROCESS(MxmRtl);
@@ -58,7 +49,6 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
         acc_out("acc_out"),
         plane_("plane"),
         ctx_(ctx),
-        lanes_(ctx.lanes),
         period_(1.0 / ctx.arch->chip.clock_mhz, sc_core::SC_US) {
     plane_.clk(clk);
     plane_.rst_n(rst_n);
@@ -115,7 +105,7 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
       });
     for (int r = 0; r < 16; ++r) {
       WBus w;
-      bytes_to_bus(planes[r], kCols, &w);
+      to_bus(planes[r], kCols, &w);
       j.beats.push_back([this, direct, row, r, w] {
         (direct ? w_direct : w_load).write(true);
         w_row.write(static_cast<std::uint32_t>(row + r));
@@ -139,7 +129,7 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
     products_.push_back(Product{});
     Product* slot = &products_.back();  // (deque: stays put until taken)
     XBus xb;
-    bytes_to_bus(xv, kRows, &xb);
+    to_bus(xv, kRows, &xb);
     Job j;
     j.beats.push_back([this, xb] {
       x_valid.write(true);
@@ -185,8 +175,7 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
       std::vector<std::uint8_t> got(4 * static_cast<std::size_t>(kCols));
       for (int c = 0; c < kCols; ++c)
         for (int b = 0; b < 4; ++b)
-          got[static_cast<std::size_t>(b * kCols + c)] =
-              static_cast<std::uint8_t>(static_cast<std::uint32_t>(s.get_word(c)) >> (8 * b));
+          got[static_cast<std::size_t>(b * kCols + c)] = bus_byte(s, 4 * c + b);  // plane b
       if (!compare) {
         for (int b = 0; b < 4; ++b)
           std::copy(got.begin() + b * kCols, got.begin() + (b + 1) * kCols,
@@ -243,12 +232,7 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
   }
 
   void run() {
-    rst_n.write(false);
-    clk.write(true);
-    wait(sc_core::SC_ZERO_TIME);
-    wait(sc_core::SC_ZERO_TIME);
-    clk.write(false);
-    rst_n.write(true);
+    reset_pulse(clk, rst_n);
     for (;;) {
       while (jobs_.empty())
         wait(ready_);
@@ -279,7 +263,6 @@ class MxmRtl final : public sc_core::sc_module, public units::MxmRtlPort {
   sc_core::sc_signal<SBus> product, acc_in, acc_out;
   Vmxm_plane_sc plane_;
   units::ChipContext& ctx_;
-  int lanes_;
   sc_core::sc_time period_;
   std::deque<Job> jobs_;
   std::deque<Product> products_;

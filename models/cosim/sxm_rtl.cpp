@@ -56,12 +56,7 @@ class Block : public sc_core::sc_module {
 
  private:
   void run() {
-    rst_n.write(false);
-    clk.write(true);
-    wait(sc_core::SC_ZERO_TIME);
-    wait(sc_core::SC_ZERO_TIME);
-    clk.write(false);
-    rst_n.write(true);
+    reset_pulse(clk, rst_n);
     for (;;) {
       while (jobs_.empty())
         wait(ready_);
@@ -87,22 +82,6 @@ class Block : public sc_core::sc_module {
   std::deque<Job> jobs_;
   sc_core::sc_event ready_;
 };
-
-// A byte plane of `lanes` bytes on a bus of sc_bv (lane 0 in the low byte).
-template <class Bus>
-void to_bus(const std::uint8_t* p, int lanes, Bus* w) {
-  for (int i = 0; i < lanes / 4; ++i)
-    w->set_word(i, static_cast<std::uint32_t>(p[4 * i]) |
-                       static_cast<std::uint32_t>(p[4 * i + 1]) << 8 |
-                       static_cast<std::uint32_t>(p[4 * i + 2]) << 16 |
-                       static_cast<std::uint32_t>(p[4 * i + 3]) << 24);
-}
-template <class Bus>
-void from_bus(const Bus& w, int lanes, std::uint8_t* p) {
-  for (int i = 0; i < lanes; ++i)
-    p[i] =
-        static_cast<std::uint8_t>(static_cast<std::uint32_t>(w.get_word(i / 4)) >> (8 * (i % 4)));
-}
 
 // The lane network of LANES lanes (Verilated class M).
 template <class M, int LANES>
@@ -308,24 +287,19 @@ class SxmRtl final : public sc_core::sc_module, public SxmRtlPort {
     for (int s = 0; s < lanes / 16; ++s) {
       j->drive.push_back([&tr, in, s, vb] {
         Transposer::Bus x;
-        for (int i = 0; i < 16; ++i)  // row i: plane i's 16 lanes of the superlane
-          for (int w = 0; w < 4; ++w) {
-            const std::uint8_t* b = in->data() + static_cast<std::size_t>(i) * vb +
-                                    static_cast<std::size_t>(s * 16 + 4 * w);
-            x.set_word(i * 4 + w, static_cast<std::uint32_t>(b[0]) |
-                                      static_cast<std::uint32_t>(b[1]) << 8 |
-                                      static_cast<std::uint32_t>(b[2]) << 16 |
-                                      static_cast<std::uint32_t>(b[3]) << 24);
-          }
+        std::uint8_t block[256];  // row i: plane i's 16 lanes of the superlane
+        for (int i = 0; i < 16; ++i)
+          std::copy_n(
+              in->data() + static_cast<std::size_t>(i) * vb + static_cast<std::size_t>(s * 16), 16,
+              block + 16 * i);
+        to_bus(block, 256, &x);
         tr.a.write(x);
       });
       j->sample.push_back([&tr, out, s, vb] {
         const Transposer::Bus& r = tr.d.read();
         for (int k = 0; k < 256; ++k)  // plane k / 16, lane s*16 + k % 16
           (*out)[static_cast<std::size_t>(k / 16) * vb +
-                 static_cast<std::size_t>(s * 16 + k % 16)] =
-              static_cast<std::uint8_t>(static_cast<std::uint32_t>(r.get_word(k / 4)) >>
-                                        (8 * (k % 4)));
+                 static_cast<std::size_t>(s * 16 + k % 16)] = bus_byte(r, k);
       });
     }
     finish(op, j, out, std::make_shared<std::string>(), 16);

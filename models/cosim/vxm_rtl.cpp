@@ -214,12 +214,7 @@ class VxmRtl final : public sc_core::sc_module, public units::VxmRtlPort {
   void drive(int i) {
     Alu& u = *alus_[static_cast<std::size_t>(i)];
     AluPins& p = *u.pins;
-    p.rst_n.write(false);
-    p.clk.write(true);
-    wait(sc_core::SC_ZERO_TIME);
-    wait(sc_core::SC_ZERO_TIME);
-    p.clk.write(false);
-    p.rst_n.write(true);
+    reset_pulse(p.clk, p.rst_n);
     for (;;) {
       while (u.jobs.empty())
         wait(u.ready);

@@ -241,7 +241,17 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   // Figures.
   json::object units_json;
   json::array chips_json;
-  units::CosimStats vxm_total, mem_total, sxm_total, c2c_total, mxm_total;
+  // The units with RTL, in the report's order: their mode and the run's total.
+  struct CosimUnit {
+    const char* name;
+    units::UnitMode mode;
+    units::CosimStats total;
+  };
+  CosimUnit cosim_units[] = {{"vxm", opts.cosim.vxm, {}},
+                             {"mem", opts.cosim.mem, {}},
+                             {"sxm", opts.cosim.sxm, {}},
+                             {"c2c", opts.cosim.c2c, {}},
+                             {"mxm", opts.cosim.mxm, {}}};
   std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
@@ -294,39 +304,21 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     cj["mem_banks"] = banks;
     cj["mxm_macs"] = chip_macs;
     cj["vxm_elements"] = c->vxm().elements;
+    // Each unit with RTL: its figures on this chip (summed over its modules) and in the total.
     json::object cosim_chip;
-    if (const units::CosimStats* s = c->vxm().cosim()) {
-      cosim_chip["vxm"] = cosim_json(c->vxm().mode(), *s);
-      add(&vxm_total, *s);
-    }
-    if (opts.cosim.mem != units::UnitMode::kTlm) {
-      units::CosimStats chip_mem;
-      for (const auto& m : c->mem())
-        if (const units::CosimStats* s = m->cosim()) add(&chip_mem, *s);
-      cosim_chip["mem"] = cosim_json(opts.cosim.mem, chip_mem);
-      add(&mem_total, chip_mem);
-    }
-    if (opts.cosim.sxm != units::UnitMode::kTlm) {
-      units::CosimStats chip_sxm;
-      for (const auto& s : c->sxm())
-        if (const units::CosimStats* st = s->cosim()) add(&chip_sxm, *st);
-      cosim_chip["sxm"] = cosim_json(opts.cosim.sxm, chip_sxm);
-      add(&sxm_total, chip_sxm);
-    }
-    if (opts.cosim.c2c != units::UnitMode::kTlm) {
-      units::CosimStats chip_c2c;
-      for (const auto& l : c->c2c())
-        if (const units::CosimStats* st = l->cosim()) add(&chip_c2c, *st);
-      cosim_chip["c2c"] = cosim_json(opts.cosim.c2c, chip_c2c);
-      add(&c2c_total, chip_c2c);
-    }
-    if (opts.cosim.mxm != units::UnitMode::kTlm) {
-      units::CosimStats chip_mxm;
-      for (const auto& m : c->mxm())
-        if (const units::CosimStats* st = m->cosim()) add(&chip_mxm, *st);
-      cosim_chip["mxm"] = cosim_json(opts.cosim.mxm, chip_mxm);
-      add(&mxm_total, chip_mxm);
-    }
+    auto unit_cosim = [&](CosimUnit& u, const auto& modules) {
+      if (u.mode == units::UnitMode::kTlm) return;
+      units::CosimStats chip_stats;
+      for (const auto& m : modules)
+        if (const units::CosimStats* st = m->cosim()) add(&chip_stats, *st);
+      cosim_chip[u.name] = cosim_json(u.mode, chip_stats);
+      add(&u.total, chip_stats);
+    };
+    unit_cosim(cosim_units[0], std::vector<const units::Vxm*>{&c->vxm()});
+    unit_cosim(cosim_units[1], c->mem());
+    unit_cosim(cosim_units[2], c->sxm());
+    unit_cosim(cosim_units[3], c->c2c());
+    unit_cosim(cosim_units[4], c->mxm());
     if (!cosim_chip.empty()) cj["cosim"] = cosim_chip;
     chips_json.push_back(cj);
   }
@@ -384,11 +376,8 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   r["schedule_errors"] = errors;
   if (opts.cosim.any()) {
     json::object c;
-    if (opts.cosim.vxm != units::UnitMode::kTlm) c["vxm"] = cosim_json(opts.cosim.vxm, vxm_total);
-    if (opts.cosim.mem != units::UnitMode::kTlm) c["mem"] = cosim_json(opts.cosim.mem, mem_total);
-    if (opts.cosim.sxm != units::UnitMode::kTlm) c["sxm"] = cosim_json(opts.cosim.sxm, sxm_total);
-    if (opts.cosim.c2c != units::UnitMode::kTlm) c["c2c"] = cosim_json(opts.cosim.c2c, c2c_total);
-    if (opts.cosim.mxm != units::UnitMode::kTlm) c["mxm"] = cosim_json(opts.cosim.mxm, mxm_total);
+    for (const CosimUnit& u : cosim_units)
+      if (u.mode != units::UnitMode::kTlm) c[u.name] = cosim_json(u.mode, u.total);
     r["cosim"] = c;
   }
   if (opts.cosim.factory && !opts.cosim.factory->waves_written().empty())

@@ -44,7 +44,7 @@ C2cPort::C2cPort(const sc_core::sc_module_name& name, ChipContext& ctx, int link
   const CosimOptions& co = ctx.options.cosim;
   if (co.c2c != UnitMode::kTlm && co.factory && ctx.functional()) {
     mode_ = co.c2c;
-    rtl_ = co.factory->c2c(ctx, link);
+    rtl_ = co.factory->c2c(ctx);
   }
 }
 

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -160,8 +159,8 @@ class CosimFactory {
   /// An SXM's networks; `shift_queue` is its shift/select queue (its other queues share the
   /// name up to ".shift").
   virtual std::unique_ptr<SxmRtlPort> sxm(ChipContext& ctx, const arch::Queue& shift_queue) = 0;
-  /// A C2C port's link layer (`link`: its port number).
-  virtual std::unique_ptr<C2cRtlPort> c2c(ChipContext& ctx, int link) = 0;
+  /// A C2C port's link layer.
+  virtual std::unique_ptr<C2cRtlPort> c2c(ChipContext& ctx) = 0;
   /// An MXM plane (`plane`: its number).
   virtual std::unique_ptr<MxmRtlPort> mxm(ChipContext& ctx, int plane) = 0;
   /// After the simulation: closes the waveform. Returns false with `error` set when it could not

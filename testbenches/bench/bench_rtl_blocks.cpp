@@ -14,24 +14,13 @@
 #include "Vb_mxm_plane.h"
 #include "Vb_sxm_lanes.h"
 #include "Vb_sxm_transpose.h"
+#include "rtl/harness.h"
 #include "verilated.h"
 
 namespace {
 
-template <class M>
-void tick(M& m) {
-  m.clk = 0;
-  m.eval();
-  m.clk = 1;
-  m.eval();
-}
-
-template <class M>
-void reset(M& m) {
-  m.rst_n = 0;
-  tick(m);
-  m.rst_n = 1;
-}
+using lpu::rtl_test::reset;
+using lpu::rtl_test::tick;
 
 template <std::size_t N>
 void fill(VlWide<N>& w, std::mt19937& rng) {

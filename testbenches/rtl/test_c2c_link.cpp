@@ -13,9 +13,11 @@
 
 #include "Vc2c_link.h"
 #include "func/c2c_link.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
@@ -25,29 +27,15 @@ constexpr int kFrame = func::kFrameHeaderBytes + kPayload + func::kFrameCrcBytes
 struct Link {
   VerilatedContext ctx;
   Vc2c_link top{&ctx};
-  Link() {
-    top.rst_n = 0;
-    tick();
-    top.rst_n = 1;
-  }
-  void tick() {
-    top.clk = 0;
-    top.eval();
-    top.clk = 1;
-    top.eval();
-  }
+  Link() { reset(top); }
+  void tick() { rtl_test::tick(top); }
   // The lanes' bits of one frame, as bytes (byte i from lane i % 4).
   std::vector<std::uint8_t> send(const func::LinkFrame& f) {
     top.tx_start = 1;
     top.tx_seq = f.sequence;
     top.tx_chip = f.src_chip;
     top.tx_port = f.src_port;
-    for (int w = 0; w < kPayload / 4; ++w)
-      top.tx_payload[static_cast<std::size_t>(w)] =
-          static_cast<std::uint32_t>(f.payload[static_cast<std::size_t>(4 * w)]) |
-          static_cast<std::uint32_t>(f.payload[static_cast<std::size_t>(4 * w + 1)]) << 8 |
-          static_cast<std::uint32_t>(f.payload[static_cast<std::size_t>(4 * w + 2)]) << 16 |
-          static_cast<std::uint32_t>(f.payload[static_cast<std::size_t>(4 * w + 3)]) << 24;
+    put_bytes(top.tx_payload, f.payload.data(), kPayload);
     tick();
     top.tx_start = 0;
     std::vector<std::uint8_t> wire(kFrame, 0);

@@ -12,9 +12,11 @@
 
 #include "Vmem_bank.h"
 #include "func/sram.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
@@ -24,27 +26,15 @@ using Chunk = std::array<std::uint8_t, kDataBits / 8>;
 struct Bank {
   VerilatedContext ctx;
   Vmem_bank top{&ctx};
-  Bank() {
-    top.rst_n = 0;
-    tick();
-    top.rst_n = 1;
-  }
+  Bank() { reset(top); }
   void tick() {
-    top.clk = 0;
-    top.eval();
-    top.clk = 1;
-    top.eval();
+    rtl_test::tick(top);
     top.we = top.re = top.flip = 0;
   }
   void write(std::uint32_t addr, const Chunk& c) {
     top.we = 1;
     top.waddr = addr;
-    for (int w = 0; w < 4; ++w)
-      top.wdata[static_cast<std::size_t>(w)] =
-          static_cast<std::uint32_t>(c[static_cast<std::size_t>(4 * w)]) |
-          static_cast<std::uint32_t>(c[static_cast<std::size_t>(4 * w + 1)]) << 8 |
-          static_cast<std::uint32_t>(c[static_cast<std::size_t>(4 * w + 2)]) << 16 |
-          static_cast<std::uint32_t>(c[static_cast<std::size_t>(4 * w + 3)]) << 24;
+    put_bytes(top.wdata, c.data(), kDataBits / 8);
     tick();
   }
   void flip(std::uint32_t addr, int bit) {
@@ -61,8 +51,7 @@ struct Bank {
     EXPECT_TRUE(top.rvalid);
     Chunk c{};
     for (int b = 0; b < kDataBits / 8; ++b)
-      c[static_cast<std::size_t>(b)] =
-          static_cast<std::uint8_t>(top.rdata[static_cast<std::size_t>(b / 4)] >> (8 * (b % 4)));
+      c[static_cast<std::size_t>(b)] = byte_of(top.rdata, b);
     *check = top.rcheck;
     *corrected = top.corrected;
     *uncorrectable = top.uncorrectable;

@@ -1,8 +1,8 @@
 // The MXM plane RTL (rtl/mxm/mxm_plane.sv: 2 x 2 supercells, tiny's 32 x 32, 320 accumulators,
 // Verilated) against func::MxmPlane: weights loaded 16 rows at a time into the staging buffer and
 // installed, or installed straight; streams of activation vectors, one a clock, whose products
-// leave after ROWS/16 = 2 clock edges (the first takes the vector in); and accumulations in every mode into random slots. Every product
-// and every emitted sum equals the model's.
+// leave after ROWS/16 = 2 clock edges (the first takes the vector in); and accumulations in every
+// mode into random slots. Every product and every emitted sum equals the model's.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -13,9 +13,11 @@
 
 #include "Vmxm_plane.h"
 #include "func/mxm.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
@@ -26,25 +28,12 @@ using Sums = std::array<std::uint32_t, kN>;
 struct Plane {
   VerilatedContext ctx;
   Vmxm_plane top{&ctx};
-  Plane() {
-    top.rst_n = 0;
-    tick();
-    top.rst_n = 1;
-  }
+  Plane() { reset(top); }
   void tick() {
-    top.clk = 0;
-    top.eval();
-    top.clk = 1;
-    top.eval();
+    rtl_test::tick(top);
     top.w_load = top.w_direct = top.w_install = top.w_clear = top.x_valid = top.acc_valid = 0;
   }
-  static void put(VlWide<8>& w, const Vec& v) {
-    for (int i = 0; i < kN / 4; ++i)
-      w[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(v[4 * i]) |
-                                       static_cast<std::uint32_t>(v[4 * i + 1]) << 8 |
-                                       static_cast<std::uint32_t>(v[4 * i + 2]) << 16 |
-                                       static_cast<std::uint32_t>(v[4 * i + 3]) << 24;
-  }
+  static void put(VlWide<8>& w, const Vec& v) { put_bytes(w, v.data(), kN); }
 };
 
 Vec random_vec(std::mt19937& rng) {

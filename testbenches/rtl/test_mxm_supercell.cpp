@@ -10,9 +10,11 @@
 
 #include "Vmxm_supercell.h"
 #include "func/mxm.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
@@ -21,25 +23,12 @@ using Row = std::array<std::uint8_t, 16>;
 struct Cell {
   VerilatedContext ctx;
   Vmxm_supercell top{&ctx};
-  Cell() {
-    top.rst_n = 0;
-    tick();
-    top.rst_n = 1;
-  }
+  Cell() { reset(top); }
   void tick() {
-    top.clk = 0;
-    top.eval();
-    top.clk = 1;
-    top.eval();
+    rtl_test::tick(top);
     top.w_load = top.w_direct = top.w_install = top.w_clear = top.x_valid = 0;
   }
-  static void put(VlWide<4>& w, const Row& r) {
-    for (int i = 0; i < 4; ++i)
-      w[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(r[4 * i]) |
-                                       static_cast<std::uint32_t>(r[4 * i + 1]) << 8 |
-                                       static_cast<std::uint32_t>(r[4 * i + 2]) << 16 |
-                                       static_cast<std::uint32_t>(r[4 * i + 3]) << 24;
-  }
+  static void put(VlWide<4>& w, const Row& r) { put_bytes(w, r.data(), 16); }
   void weight(bool direct, int row, const Row& r) {
     (direct ? top.w_direct : top.w_load) = 1;
     top.w_row = static_cast<std::uint8_t>(row);
@@ -91,10 +80,10 @@ TEST(MxmSupercellRtl, ColumnSumsMatchTheModel) {
       cell.tick();
     }
     for (int r = 0; r < 16; ++r) {
-      w[static_cast<std::size_t>(r)] = set == 1 ? Row{} : random_row(rng);
-      if (set == 1 && r % 3 == 0) continue;  // rows left as cleared: zero
-      if (set == 1) w[static_cast<std::size_t>(r)] = random_row(rng);
-      cell.weight(direct, r, w[static_cast<std::size_t>(r)]);
+      // In set 1 every third row is left as the clear made it: zero.
+      const bool cleared = set == 1 && r % 3 == 0;
+      w[static_cast<std::size_t>(r)] = cleared ? Row{} : random_row(rng);
+      if (!cleared) cell.weight(direct, r, w[static_cast<std::size_t>(r)]);
     }
     if (!direct) {
       cell.top.w_install = 1;

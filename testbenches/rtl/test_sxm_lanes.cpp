@@ -14,9 +14,11 @@
 
 #include "Vsxm_lanes.h"
 #include "func/sxm.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
@@ -26,24 +28,9 @@ using Plane = std::array<std::uint8_t, kLanes>;
 struct Net {
   VerilatedContext ctx;
   Vsxm_lanes top{&ctx};
-  Net() {
-    top.rst_n = 0;
-    tick();
-    top.rst_n = 1;
-  }
-  void tick() {
-    top.clk = 0;
-    top.eval();
-    top.clk = 1;
-    top.eval();
-  }
-  static void put(VlWide<8>& w, const Plane& p) {
-    for (int i = 0; i < kLanes / 4; ++i)
-      w[static_cast<std::size_t>(i)] = static_cast<std::uint32_t>(p[4 * i]) |
-                                       static_cast<std::uint32_t>(p[4 * i + 1]) << 8 |
-                                       static_cast<std::uint32_t>(p[4 * i + 2]) << 16 |
-                                       static_cast<std::uint32_t>(p[4 * i + 3]) << 24;
-  }
+  Net() { reset(top); }
+  void tick() { rtl_test::tick(top); }
+  static void put(VlWide<8>& w, const Plane& p) { put_bytes(w, p.data(), kLanes); }
   Plane run(int op, int amount, const Plane& a, const Plane& b, const Plane& lo, const Plane& hi) {
     top.in_valid = 1;
     top.op = static_cast<std::uint8_t>(op);
@@ -56,8 +43,7 @@ struct Net {
     EXPECT_TRUE(top.out_valid);
     Plane d;
     for (int i = 0; i < kLanes; ++i)
-      d[static_cast<std::size_t>(i)] =
-          static_cast<std::uint8_t>(top.d[static_cast<std::size_t>(i / 4)] >> (8 * (i % 4)));
+      d[static_cast<std::size_t>(i)] = byte_of(top.d, i);
     return d;
   }
   // The permute verdict as the model words it.

@@ -2,33 +2,31 @@
 // superlane: 16 planes of 16 lanes; directed (each byte its own position) and 5,000 random.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <random>
 
 #include "Vsxm_transpose.h"
 #include "func/sxm.h"
+#include "harness.h"
 #include "verilated.h"
 
 using namespace lpu;
+using namespace lpu::rtl_test;
 
 namespace {
 
 using Block = std::array<std::array<std::uint8_t, 16>, 16>;  // [plane][lane]
 
 void check(Vsxm_transpose& top, const Block& in) {
+  std::uint8_t rows[256];  // plane i's 16 lanes at bytes 16i..
   for (int i = 0; i < 16; ++i)
-    for (int w = 0; w < 4; ++w)
-      top.a[static_cast<std::size_t>(i * 4 + w)] =
-          static_cast<std::uint32_t>(in[i][4 * w]) |
-          static_cast<std::uint32_t>(in[i][4 * w + 1]) << 8 |
-          static_cast<std::uint32_t>(in[i][4 * w + 2]) << 16 |
-          static_cast<std::uint32_t>(in[i][4 * w + 3]) << 24;
+    std::copy(in[static_cast<std::size_t>(i)].begin(), in[static_cast<std::size_t>(i)].end(),
+              rows + 16 * i);
+  put_bytes(top.a, rows, 256);
   top.in_valid = 1;
-  top.clk = 0;
-  top.eval();
-  top.clk = 1;
-  top.eval();
+  tick(top);
   ASSERT_TRUE(top.out_valid);
   Block want{};
   const std::uint8_t* src[16];
@@ -40,9 +38,8 @@ void check(Vsxm_transpose& top, const Block& in) {
   func::transpose(src, dst, 16);
   for (int j = 0; j < 16; ++j)
     for (int l = 0; l < 16; ++l) {
-      const auto got = static_cast<std::uint8_t>(
-          top.d[static_cast<std::size_t>((j * 16 + l) / 4)] >> (8 * ((j * 16 + l) % 4)));
-      ASSERT_EQ(got, want[static_cast<std::size_t>(j)][static_cast<std::size_t>(l)])
+      ASSERT_EQ(byte_of(top.d, j * 16 + l),
+                want[static_cast<std::size_t>(j)][static_cast<std::size_t>(l)])
           << "plane " << j << " lane " << l;
     }
 }
@@ -52,12 +49,7 @@ void check(Vsxm_transpose& top, const Block& in) {
 TEST(SxmTransposeRtl, MatchesTheModel) {
   VerilatedContext ctx;
   Vsxm_transpose top{&ctx};
-  top.rst_n = 0;
-  top.clk = 0;
-  top.eval();
-  top.clk = 1;
-  top.eval();
-  top.rst_n = 1;
+  reset(top);
   Block b{};
   for (int i = 0; i < 16; ++i)
     for (int l = 0; l < 16; ++l)

@@ -136,7 +136,11 @@ struct Emit {
   bool self_counted = false;  // abc n / acc n: one instruction of n steps
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
-  int tensor = -1;            // MEM reads and writes: the tensor (root) they move
+  // The operation's vectors this emit's repetitions carry: repetition k (or, for separate
+  // instructions, the k-th of them) produces or consumes vector v0 + k vs. A producer and its
+  // consumers number their vectors alike, which gives each expectation its repetition relation.
+  std::int64_t v0 = 0, vs = 1;
+  int tensor = -1;  // MEM reads and writes: the tensor (root) they move
   // A program split over chips: on chip c, arg 0 grows by ((c + sign round) mod chips) unit
   // (the slot an exchange reads or writes depends on the chip); sign 0: the same everywhere.
   int spmd_sign = 0, spmd_round = 0;
@@ -159,7 +163,8 @@ struct Block {
   std::uint32_t count = 1, stride = 1;
   bool separate = false, self_counted = false;
   std::uint64_t first_done = 0;
-  std::vector<int> expects;  // global block ids
+  std::vector<int> expects;     // global block ids
+  std::int64_t v0 = 0, vs = 1;  // as Emit
   int tensor = -1;
   int spmd_sign = 0, spmd_round = 0;  // as Emit
   std::uint32_t spmd_unit = 0;
@@ -915,6 +920,8 @@ class Scheduler {
       b.separate = e.separate;
       b.tensor = e.tensor;
       b.self_counted = e.self_counted;
+      b.v0 = e.v0;
+      b.vs = e.vs;
       b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
       b.spmd_sign = e.spmd_sign;
       b.spmd_round = e.spmd_round;
@@ -1005,6 +1012,8 @@ class Scheduler {
           e.instr.arg[1] = isa::stream_arg(stream, west);
           e.count = r.n;
           e.stride = stride;
+          e.v0 = r.first_i;
+          e.vs = std::max<std::int64_t>(1, r.stride);
           e.done_off = written + sl_ - 1;
           ids.push_back(static_cast<int>(op.emits.size()));
           op.emits.push_back(std::move(e));
@@ -1045,6 +1054,7 @@ class Scheduler {
             e.instr.arg[0] = tp.addr + ti * L;
             e.instr.arg[1] = isa::stream_arg(stream, west);
             e.count = std::min(L, per_tile - k);
+            e.v0 = static_cast<std::int64_t>(ti * per_tile + k);
             e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile + k);
             ids.push_back(static_cast<int>(op.emits.size()));
             op.emits.push_back(std::move(e));
@@ -1060,6 +1070,7 @@ class Scheduler {
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = per_tile;
         e.separate = broadcast && per_tile > 1;
+        e.v0 = static_cast<std::int64_t>(ti * per_tile);
         e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile);
         ids.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
@@ -1077,12 +1088,13 @@ class Scheduler {
 
   // Writes values leaving position `from` in cycle T + at + i cs (i < count, on streams first..;
   // the values in between pass by) as rows row0.. of tensor t; each write expects emit
-  // `producer`. access_of_row0 gets, per write, its lag (row row0 + i is written by T + lag + i)
-  // and the offset of its last access (see written()).
+  // `producer`, whose vector value0 + i value_stride row row0 + i is. access_of_row0 gets, per
+  // write, its lag (row row0 + i is written by T + lag + i) and the offset of its last access
+  // (see written()).
   void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
                   std::int64_t at, int producer,
                   std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0,
-                  std::uint32_t cs = 1) {
+                  std::uint32_t cs = 1, std::int64_t value0 = 0, std::int64_t value_stride = 1) {
     const std::int64_t span = static_cast<std::int64_t>(count - 1) * cs;  // first to last value
     const TensorPlace& tp = P(t);
     const auto& wr = lat("write");
@@ -1112,6 +1124,8 @@ class Scheduler {
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = count;
         e.stride = cs;
+        e.v0 = value0;
+        e.vs = value_stride;
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
@@ -1152,6 +1166,8 @@ class Scheduler {
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = r.n;
         e.stride = stride;
+        e.v0 = value0 + r.first_i * value_stride;
+        e.vs = std::max<std::int64_t>(1, r.stride) * value_stride;
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
@@ -1381,7 +1397,7 @@ class Scheduler {
         const std::size_t first_use = op.uses.size();
         for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
           write_rows(op, dests[p].first, dests[p].second, (v - p + n_dest - 1) / n_dest, dst,
-                     vxm_pos_, vx.d_func + p, alu_emit, &acc[p], n_dest);
+                     vxm_pos_, vx.d_func + p, alu_emit, &acc[p], n_dest, p, n_dest);
         merge_stream_uses(op, first_use);
         const auto t = fit(op);
         if (!t) continue;
@@ -2184,6 +2200,7 @@ void Scheduler::plan_ifetch() {
             e.instr.arg[0] = isa::stream_arg(st, west);
             e.self_counted = true;
             e.count = steps;
+            e.v0 = static_cast<std::int64_t>(j * steps);
             e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
             e.expects = {0};
             op.emits.push_back(std::move(e));
@@ -2330,16 +2347,40 @@ Schedule Scheduler::emit() {
       qp.queue = queue;
       for (int bi : list) {
         const Block& b = blocks_[static_cast<std::size_t>(bi)];
-        std::vector<isa::InstrRef> expect;
-        for (int pb : b.expects)
-          for (std::uint32_t idx : entries_of[static_cast<std::size_t>(pb)])
-            expect.push_back({blocks_[static_cast<std::size_t>(pb)].queue, idx});
+        // Entry k of the block (k > 0 only for separate instructions) expects, of each producer
+        // block, the repetition that carries its vector (Emit::v0, vs).
+        auto expect_of = [&](std::uint32_t k) {
+          std::vector<isa::InstrRef> expect;
+          const std::int64_t v0c = b.v0 + (b.separate ? k * b.vs : 0);
+          for (int pb : b.expects) {
+            const Block& pr = blocks_[static_cast<std::size_t>(pb)];
+            const auto& ents = entries_of[static_cast<std::size_t>(pb)];
+            for (std::size_t i = 0; i < ents.size(); ++i) {
+              isa::InstrRef r;
+              r.queue = pr.queue;
+              r.index = ents[i];
+              r.mul = static_cast<std::int32_t>(b.vs);
+              if (pr.separate) {  // each instruction carries one vector (repetition 0)
+                r.add =
+                    static_cast<std::int32_t>(v0c - (pr.v0 + static_cast<std::int64_t>(i) * pr.vs));
+                r.div = 1;
+              } else {
+                r.add = static_cast<std::int32_t>(v0c - pr.v0);
+                r.div = static_cast<std::uint16_t>(pr.vs);
+              }
+              expect.push_back(r);
+            }
+          }
+          return expect;
+        };
+        std::uint32_t entry_k = 0;
         auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
           isa::Entry e;
           e.cycle = cycle;
           e.instr = in;
           e.done = done;
-          e.expect = expect;
+          e.expect = b.expects.empty() ? std::vector<isa::InstrRef>{} : expect_of(entry_k);
+          if (b.separate) ++entry_k;
           end = std::max(end, done + 1);
           qp.entries.push_back(std::move(e));
         };

@@ -122,6 +122,55 @@ class Parser {
     return v;
   }
 
+  // The repetition relation after '@' in an expected producer: "K", "r", "r+K", "r-K", "Mr+K",
+  // "-r", each optionally followed by "/D" (docs/program-format.md).
+  void step_relation(std::string_view s, int col, InstrRef* r) const {
+    const std::string text(s);
+    auto bad = [&]() {
+      fail(col, "repetition relation '@" + text +
+                    "' must look like @r, @r+2, @2r-1, @r/4 or @5 (producer repetition in terms "
+                    "of this instruction's repetition r)");
+    };
+    std::size_t i = 0;
+    auto integer = [&](std::int64_t* v) {
+      const bool neg = i < s.size() && s[i] == '-';
+      const bool sign = neg || (i < s.size() && s[i] == '+');
+      const std::size_t from = i + (sign ? 1 : 0);
+      std::size_t j = from;
+      while (j < s.size() && s[j] >= '0' && s[j] <= '9')
+        ++j;
+      if (j == from) return false;
+      if (j - from > 9) fail(col, "repetition relation '@" + text + "': number too large");
+      *v = std::stoll(std::string(s.substr(from, j - from))) * (neg ? -1 : 1);
+      i = j;
+      return true;
+    };
+    std::int64_t mul = 0, add = 0, div = 1, v = 0;
+    const std::size_t r_at = s.find('r');
+    if (r_at == std::string_view::npos) {
+      if (!integer(&add)) bad();
+    } else {
+      if (r_at == 0) {
+        mul = 1;
+      } else if (r_at == 1 && (s[0] == '-' || s[0] == '+')) {
+        mul = s[0] == '-' ? -1 : 1;
+      } else {
+        if (!integer(&mul) || i != r_at) bad();
+      }
+      i = r_at + 1;
+      if (i < s.size() && (s[i] == '+' || s[i] == '-') && !integer(&add)) bad();
+    }
+    if (i < s.size() && s[i] == '/') {
+      ++i;
+      if (!integer(&v) || v < 1 || v > 65535) bad();
+      div = v;
+    }
+    if (i != s.size()) bad();
+    r->mul = static_cast<std::int32_t>(mul);
+    r->add = static_cast<std::int32_t>(add);
+    r->div = static_cast<std::uint16_t>(div);
+  }
+
   std::vector<Token> split_words(std::string_view s, int col) const {
     std::vector<Token> out;
     std::size_t i = 0;
@@ -573,9 +622,13 @@ void Parser::instruction(std::string_view s, int col) {
         if (!q) fail(c, "no queue named '" + std::string(ref.substr(0, hash)) + "' on this chip");
         InstrRef r;
         r.queue = q->id;
+        const auto at = ref.find('@', hash);
         r.index = static_cast<std::uint32_t>(
-            number({ref.substr(hash + 1), c + static_cast<int>(hash) + 1}, "instruction index",
-                   UINT32_MAX));
+            number({ref.substr(hash + 1, at == std::string_view::npos ? at : at - hash - 1),
+                    c + static_cast<int>(hash) + 1},
+                   "instruction index", UINT32_MAX));
+        if (at != std::string_view::npos)
+          step_relation(ref.substr(at + 1), c + static_cast<int>(at) + 1, &r);
         e.expect.push_back(r);
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
@@ -717,7 +770,7 @@ std::string to_lpuasm(const Program& p) {
             line += e.done ? " expect=" : "expect=";
             for (std::size_t i = 0; i < e.expect.size(); ++i)
               line += (i ? "," : "") + queues[e.expect[i].queue].name + "#" +
-                      std::to_string(e.expect[i].index);
+                      std::to_string(e.expect[i].index) + step_text(e.expect[i]);
           }
           line += "]";
         }

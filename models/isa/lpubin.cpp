@@ -182,6 +182,9 @@ std::vector<std::uint8_t> to_lpubin(const Program& p) {
           for (const auto& r : e.expect) {
             b.u16(r.queue);
             b.u32(r.index);
+            b.u32(static_cast<std::uint32_t>(r.mul));
+            b.u32(static_cast<std::uint32_t>(r.add));
+            b.u16(r.div);
           }
         }
       }
@@ -350,11 +353,14 @@ Program from_lpubin(const std::vector<std::uint8_t>& bytes, const std::string& f
           const std::uint8_t flags = b.u8();
           if (flags > 1) b.fail_at(flags_at, "bad instruction flags");
           if (flags) e.done = b.u64();
-          const auto ne = b.count(2, 6);
+          const auto ne = b.count(2, 16);
           for (std::uint64_t k = 0; k < ne; ++k) {
             InstrRef r;
             r.queue = b.u16();
             r.index = b.u32();
+            r.mul = static_cast<std::int32_t>(b.u32());
+            r.add = static_cast<std::int32_t>(b.u32());
+            r.div = b.u16();
             e.expect.push_back(r);
           }
           qp.entries.push_back(std::move(e));
@@ -456,8 +462,12 @@ std::uint64_t content_hash(const Program& p) {
         h = arch::fnv1a64(w.data(), w.size(), h);
         mix(e.done ? *e.done + 1 : 0);
         mix(e.expect.size());
-        for (const auto& r : e.expect)
+        for (const auto& r : e.expect) {
           mix((static_cast<std::uint64_t>(r.queue) << 32) | r.index);
+          mix((static_cast<std::uint64_t>(static_cast<std::uint32_t>(r.mul)) << 32) |
+              static_cast<std::uint32_t>(r.add));
+          mix(r.div);
+        }
       }
     }
   }

@@ -14,7 +14,7 @@
 
 namespace lpu::isa {
 
-constexpr std::uint16_t kLpubinMajor = 1;
+constexpr std::uint16_t kLpubinMajor = 2;
 constexpr std::uint16_t kLpubinMinor = 0;
 
 std::vector<std::uint8_t> to_lpubin(const Program& p);

@@ -27,6 +27,24 @@ std::optional<TensorRole> parse_role(std::string_view s) {
   return std::nullopt;
 }
 
+std::string step_text(const InstrRef& r) {
+  if (r.any_step()) return "";
+  std::string s = "@";
+  if (r.mul == 0) {
+    s += std::to_string(r.add);
+  } else {
+    if (r.mul == -1)
+      s += "-";
+    else if (r.mul != 1)
+      s += std::to_string(r.mul);
+    s += "r";
+    if (r.add > 0) s += "+" + std::to_string(r.add);
+    if (r.add < 0) s += std::to_string(r.add);
+  }
+  if (r.div != 1) s += "/" + std::to_string(r.div);
+  return s;
+}
+
 std::size_t Program::instruction_count() const {
   std::size_t n = 0;
   for (const auto& c : chips)
@@ -116,6 +134,11 @@ void validate(const Program& p, const SourceMap& where) {
                            "predicted completion cycle " + std::to_string(*e.done) +
                                " is before the dispatch cycle " + std::to_string(e.cycle));
         for (const auto& ref : e.expect) {
+          if (ref.div == 0 && (ref.mul != 0 || ref.add != 0))
+            throw InputError(where.instruction(c.chip, q.queue, i, -4),
+                             "expected producer " + queue_name(ref.queue) + "#" +
+                                 std::to_string(ref.index) +
+                                 " has a repetition relation with divisor 0");
           auto it = counts.find(ref.queue);
           if (ref.queue >= queues.size() || it == counts.end() || ref.index >= it->second)
             throw InputError(where.instruction(c.chip, q.queue, i, -4),

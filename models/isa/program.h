@@ -15,12 +15,36 @@
 
 namespace lpu::isa {
 
-/// Names one instruction of a chip: queue id and index within that queue.
+/// Names one instruction of a chip (queue id and index within that queue) and, for a producer a
+/// stream read expects, which of its repetitions (brief B4: a value is named by its instruction
+/// and its repetition). A repetition is numbered from the first issue of the instruction it
+/// repeats: 0 for the instruction itself, 1.. for the issues of the `repeat` after it (the step of
+/// abc, acc and ifetch). For the consumer's repetition j, the producer's repetition p must satisfy
+/// div * p == mul * j + add; div == 0 accepts any repetition (written `mem.w0#3`; the
+/// relation is written `mem.w0#3@2r+1/4` and the like, see docs/program-format.md).
 struct InstrRef {
   std::uint16_t queue = 0;
+  std::uint16_t div = 0;
   std::uint32_t index = 0;
-  bool operator==(const InstrRef& o) const { return queue == o.queue && index == o.index; }
+  std::int32_t mul = 0, add = 0;
+  bool any_step() const { return div == 0; }
+  /// Whether producer repetition p is the one consumer repetition j expects.
+  bool step_matches(std::uint32_t j, std::uint32_t p) const {
+    return div == 0 || static_cast<std::int64_t>(div) * p ==
+                           static_cast<std::int64_t>(mul) * j + static_cast<std::int64_t>(add);
+  }
+  /// The producer repetition consumer repetition j expects, or -1 (none, or any).
+  std::int64_t step_for(std::uint32_t j) const {
+    if (div == 0) return -1;
+    const std::int64_t v = static_cast<std::int64_t>(mul) * j + add;
+    return v >= 0 && v % div == 0 ? v / div : -1;
+  }
+  bool operator==(const InstrRef& o) const {
+    return queue == o.queue && index == o.index && mul == o.mul && add == o.add && div == o.div;
+  }
 };
+/// "@2r+1/4" (empty for any repetition): the text form of a reference's repetition relation.
+std::string step_text(const InstrRef& r);
 
 struct Entry {
   std::uint64_t cycle = 0;  ///< dispatch cycle

@@ -16,18 +16,30 @@ bool Unit::read_checked(const Issue& is, std::uint32_t arg, int i, const func::S
     return false;
   }
   const auto& expect = is.entry->expect;
-  const bool ok = std::any_of(expect.begin(), expect.end(), [&](const isa::InstrRef& r) {
-    return r.queue == v->producer.queue && r.index == v->producer.index;
-  });
-  if (!ok) {
-    const auto& q = ctx_.queues[v->producer.queue];
-    ctx_.error(is,
-               "finds the value of " + q.name + "#" + std::to_string(v->producer.index) +
-                   " (written at position " + std::to_string(v->position) + " in cycle " +
-                   std::to_string(v->cycle) + "), not one it expects",
-               stream_name(arg, i), pos);
+  const func::Producer& p = v->producer;
+  const isa::InstrRef* same = nullptr;  // the expected instruction, if the repetition is wrong
+  for (const isa::InstrRef& r : expect)
+    if (r.queue == p.queue && r.index == p.index) {
+      if (r.step_matches(is.step, p.repetition)) return true;
+      same = &r;
+    }
+  const auto& q = ctx_.queues[p.queue];
+  const std::string found = q.name + "#" + std::to_string(p.index) + " (written at position " +
+                            std::to_string(v->position) + " in cycle " + std::to_string(v->cycle);
+  if (same) {
+    const std::int64_t want = same->step_for(is.step);
+    ctx_.error(
+        is,
+        "finds repetition " + std::to_string(p.repetition) + " of " + found + "), but repetition " +
+            std::to_string(is.step) + " of this instruction expects " +
+            (want >= 0 ? "its repetition " + std::to_string(want)
+                       : std::string("no repetition of it") + " (" + isa::step_text(*same) + ")"),
+        stream_name(arg, i), pos);
+  } else {
+    ctx_.error(is, "finds the value of " + found + "), not one it expects", stream_name(arg, i),
+               pos);
   }
-  return ok;
+  return false;
 }
 
 void Unit::write_group(const Issue& is, std::uint32_t arg, int group,

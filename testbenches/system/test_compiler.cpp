@@ -206,6 +206,12 @@ std::vector<Bytes> simulate(const Compiled& c, const std::vector<Bytes>& inputs)
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   EXPECT_EQ(c.s.program.predicted_cycles, c.s.cycles);
   EXPECT_EQ(inputs.size(), c.k.inputs.size());
+  // Every expectation of a compiled program names the producer's repetition (brief B4).
+  for (const auto& cp : c.s.program.chips)
+    for (const auto& q : cp.queues)
+      for (const auto& e : q.entries)
+        for (const auto& r : e.expect)
+          EXPECT_FALSE(r.any_step()) << "an expectation without a repetition relation";
   std::map<std::string, system::TensorValue> bound;
   for (std::size_t i = 0; i < c.k.inputs.size() && i < inputs.size(); ++i) {
     const compiler::KTensor& kt = c.k.tensors[static_cast<std::size_t>(c.k.inputs[i])];

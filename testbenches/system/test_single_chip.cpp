@@ -108,6 +108,76 @@ TEST(ScheduleErrors, ReadOfASlotNobodyWrote) {
   EXPECT_TRUE(r.stopped);
 }
 
+// y = x + x over four rows, every expectation naming the producer's repetition (@r): consumer
+// repetition r reads the producer's repetition r.
+std::string shifted_chain(bool shift, const std::string& rel) {
+  // Shifted: the read starts a cycle earlier and repeats once more, the add and the writes run a
+  // cycle later. Every cycle and producer instruction still lines up, but repetition r of the add
+  // now finds repetition r + 1 of the read: row r + 1.
+  const std::string read = shift ? "  @0 read 0x0000, s0e\n  @1 repeat 4, 1\n"
+                                 : "  @1 read 0x0000, s0e\n  @2 repeat 3, 1\n";
+  const int w = 6;
+  return kHead +
+         ".tensor x role=input chip=0 dtype=i8 shape=[5,32] layout=rows at=mem.w0:0x0000+5\n"
+         ".tensor y role=output chip=0 dtype=i8 shape=[4,32] layout=rows at=mem.e0:0x0010+4\n"
+         ".queue mem.w0\n" +
+         read + ".queue vxm.alu0\n  @3 add.i8.sat s0e, s0e, s1e [expect=mem.w0#0" + rel +
+         ",mem.w0#1" + rel + "]\n  @4 repeat 3, 1 [expect=mem.w0#0" + rel + ",mem.w0#1" + rel +
+         "]\n.queue mem.e0\n  @" + std::to_string(w) + " write 0x0010, s1e [expect=vxm.alu0#0" +
+         rel + ",vxm.alu0#1" + rel + "]\n  @" + std::to_string(w + 1) +
+         " repeat 3, 1 [expect=vxm.alu0#0" + rel + ",vxm.alu0#1" + rel + "]\n";
+}
+
+// (Each case runs one program: SystemC elaborates once per process.)
+std::vector<int> doubled_rows(const std::vector<std::int8_t>& x, int first) {
+  std::vector<int> out;
+  for (int i = 0; i < 4 * 32; ++i)
+    out.push_back(std::clamp(2 * x[static_cast<std::size_t>(first * 32 + i)], -128, 127));
+  return out;
+}
+std::vector<int> y_of(const system::RunOutcome& r) {
+  std::vector<int> out;
+  for (auto b : r.outputs.at("y").bytes)
+    out.push_back(static_cast<std::int8_t>(b));
+  return out;
+}
+
+TEST(ScheduleErrors, RepetitionUnshiftedIsRight) {
+  const auto x = ramp(5 * 32, 3);
+  const auto r = run_text(shifted_chain(false, "@r"), {{"x", i8({5, 32}, x)}});
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
+  EXPECT_EQ(y_of(r), doubled_rows(x, 0));
+}
+
+TEST(ScheduleErrors, RepetitionShiftedWithoutRelationGoesUnseen) {
+  // Expectations that name no repetition accept row r + 1: wrong values, no error.
+  const auto x = ramp(5 * 32, 3);
+  const auto r = run_text(shifted_chain(true, ""), {{"x", i8({5, 32}, x)}});
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(y_of(r), doubled_rows(x, 1));
+}
+
+void expect_repetition_error(units::Mode mode) {
+  const auto r = run_text(shifted_chain(true, "@r"), {{"x", i8({5, 32}, ramp(5 * 32, 3))}}, mode);
+  ASSERT_EQ(r.errors.size(), 1u);
+  const auto& e = r.errors[0];
+  EXPECT_EQ(e.unit, "VXM");
+  EXPECT_EQ(e.queue, "vxm.alu0");
+  EXPECT_EQ(e.instruction, 0);
+  EXPECT_EQ(e.repetition, 0u);
+  EXPECT_EQ(e.cycle, 4u);
+  EXPECT_EQ(e.stream, "s0e");
+  EXPECT_EQ(e.message,
+            "finds repetition 1 of mem.w0#1 (written at position 5 in cycle 3), but repetition 0 "
+            "of this instruction expects its repetition 0");
+}
+TEST(ScheduleErrors, RepetitionShiftedIsAnError) {
+  expect_repetition_error(units::Mode::kFunctional);
+}
+TEST(ScheduleErrors, RepetitionShiftedIsAnErrorInTimingMode) {
+  expect_repetition_error(units::Mode::kTiming);
+}
+
 TEST(ScheduleErrors, ReadOfNothing) {
   const auto r = run_text(kHead + ".queue mem.e0\n  @5 write 0x0010, s1e\n");
   ASSERT_EQ(r.errors.size(), 1u);

@@ -103,7 +103,7 @@ Layout layout_of(const Program& p) {
       for (std::size_t i = 0; i < q.entries.size(); ++i) {
         const Entry& e = q.entries[i];
         l.entries[{queues[q.queue].name, i}] = {at, at + 8};
-        at += 8 + 16 + 1 + (e.done ? 8 : 0) + 2 + 6 * e.expect.size();
+        at += 8 + 16 + 1 + (e.done ? 8 : 0) + 2 + 16 * e.expect.size();
       }
     }
   }
@@ -198,24 +198,25 @@ TEST(LpubinErrors, BadMagic) {
 
 TEST(LpubinErrors, NewerVersion) {
   Bytes major = example_bin();
-  put_le(major, 8, 2, 2);
+  put_le(major, 8, 3, 2);
   InputError e = parse_error(major);
   EXPECT_EQ(e.where(), at_byte(8));
   EXPECT_EQ(e.message(),
-            "format version 2.0 is newer than this build reads (1.0); use a newer lpu");
+            "format version 3.0 is newer than this build reads (2.0); use a newer lpu");
 
   Bytes minor = example_bin();
   put_le(minor, 10, 1, 2);
   e = parse_error(minor);
   EXPECT_EQ(e.where(), at_byte(8));  // the version field is bytes 8..11
   EXPECT_EQ(e.message(),
-            "format version 1.1 is newer than this build reads (1.0); use a newer lpu");
+            "format version 2.1 is newer than this build reads (2.0); use a newer lpu");
 
+  // Version 1 named a producer without its repetition.
   Bytes old = example_bin();
-  put_le(old, 8, 0, 2);
+  put_le(old, 8, 1, 2);
   e = parse_error(old);
   EXPECT_EQ(e.where(), at_byte(8));
-  EXPECT_EQ(e.message(), "format version 0 is no longer supported");
+  EXPECT_EQ(e.message(), "format version 1 is no longer supported");
 }
 
 TEST(LpubinErrors, EveryTruncation) {

@@ -197,7 +197,8 @@ TEST(Example, DecodedValues) {
   ASSERT_TRUE(add.done.has_value());
   EXPECT_EQ(*add.done, 8u);
   ASSERT_EQ(add.expect.size(), 1u);
-  EXPECT_TRUE(add.expect[0] == (InstrRef{qid(p, "mem.w0"), 0}));
+  EXPECT_EQ(add.expect[0].queue, qid(p, "mem.w0"));
+  EXPECT_EQ(add.expect[0].index, 0u);
   EXPECT_EQ(format(alu0->entries[18].instr), "cast.i8.fp32 s0e, s4e");
   EXPECT_EQ(alu0->entries[20].cycle, 25u);
 
@@ -661,6 +662,40 @@ TEST(TextErrors, ExpectNamesAMissingInstruction) {
                     "unknown annotation 'color' (done, expect)");
   expect_text_error(h + "  @5 add.i8.sat s0e, s1e, s2e  [done=9\n", "[",
                     "unclosed '[' (annotations end with ']')");
+}
+
+TEST(RoundTrip, RepetitionRelations) {
+  const std::string src = kHead +
+                          ".queue mem.w0\n  @0 read 0x0000, s0e\n  @1 repeat 9, 1\n"
+                          ".queue vxm.alu0\n  @5 add.i8.sat s0e, s1e, s2e  "
+                          "[expect=mem.w0#0@r,mem.w0#1@2r-1/4,mem.w0#0@7,mem.w0#1@-r+3,mem.w0#1]\n";
+  const Program p = parse_lpuasm(src, kFile);
+  const auto& ex = p.chips[0].queues[1].entries[0].expect;
+  ASSERT_EQ(ex.size(), 5u);
+  auto rel = [](const InstrRef& r) { return std::vector<int>{r.mul, r.add, r.div}; };
+  EXPECT_EQ(rel(ex[0]), (std::vector<int>{1, 0, 1}));
+  EXPECT_EQ(rel(ex[1]), (std::vector<int>{2, -1, 4}));
+  EXPECT_EQ(rel(ex[2]), (std::vector<int>{0, 7, 1}));
+  EXPECT_EQ(rel(ex[3]), (std::vector<int>{-1, 3, 1}));
+  EXPECT_TRUE(ex[4].any_step());
+  // 2r - 1 = 4p: repetition 5 of the consumer takes repetition... none (9 / 4); 2.5 -> none.
+  EXPECT_EQ(ex[1].step_for(5), -1);
+  EXPECT_EQ(ex[1].step_for(2), -1);
+  EXPECT_TRUE(ex[0].step_matches(3, 3));
+  EXPECT_FALSE(ex[0].step_matches(3, 4));
+  EXPECT_TRUE(ex[2].step_matches(0, 7));
+  EXPECT_TRUE(ex[4].step_matches(3, 9));
+  EXPECT_TRUE(contains(to_lpuasm(p),
+                       "expect=mem.w0#0@r,mem.w0#1@2r-1/4,mem.w0#0@7,mem.w0#1@-r+3,mem.w0#1]"));
+  expect_round_trip(p);
+}
+
+TEST(TextErrors, BadRepetitionRelation) {
+  const std::string h = kHead + ".queue mem.w0\n  @0 read 0x0000, s0e\n.queue vxm.alu0\n";
+  for (const char* bad : {"@", "@x", "@r+", "@r*2", "@2rr", "@r/0", "@r/", "@1.5", "@r+1-2"})
+    expect_text_error(h + "  @5 add.i8.sat s0e, s1e, s2e  [expect=mem.w0#0" + bad + "]\n",
+                      std::string("#0") + bad,
+                      std::string("repetition relation '") + bad + "' must look like @r", 0, 3);
 }
 
 TEST(TextErrors, DoneBeforeTheCycle) {

@@ -30,9 +30,10 @@ const char* to_string(SliceKind k) {
 
 const std::vector<std::string>& latency_classes() {
   static const std::vector<std::string> k = {
-      "icu",        "icu_sync",    "mem_read",      "mem_write",     "mem_gather",  "vxm_simple",
-      "vxm_mul",    "vxm_convert", "vxm_transcend", "mxm_weights",   "mxm_install", "mxm_activate",
-      "mxm_result", "sxm_shift",   "sxm_permute",   "sxm_transpose", "c2c_send",    "c2c_receive"};
+      "icu",         "icu_sync",      "mem_read",     "mem_write",     "mem_gather",
+      "vxm_simple",  "vxm_mul",       "vxm_convert",  "vxm_transcend", "mxm_weights",
+      "mxm_install", "mxm_clear",     "mxm_activate", "mxm_result",    "sxm_shift",
+      "sxm_permute", "sxm_transpose", "c2c_send",     "c2c_receive"};
   return k;
 }
 
@@ -223,6 +224,9 @@ void apply_set(JsonDoc& doc, const std::string& assignment, const Where& where) 
       auto& obj = node->get_object();
       auto it = obj.find(st.key);
       const std::string next = join(walked, st.key);
+      if (it == obj.end() && last && next == "chip.slice_order") {  // optional: derived if absent
+        it = obj.emplace(st.key, json::value()).first;
+      }
       if (it == obj.end()) {
         std::string msg = "unknown key '" + next + "'";
         const auto hint = did_you_mean(st.key, keys_of(obj));
@@ -573,6 +577,13 @@ Chip read_chip(Reader r) {
     c.mxm.weight_buffers = static_cast<int>(s.integer("weight_buffers", 1, 8));
     c.mxm.accumulators = static_cast<int>(s.integer("accumulators", 1, 1 << 20));
     c.mxm.fp16_rate = s.number("fp16_rate", 0, 1, true);
+    // One fp16 vector every n cycles: the rate must be 1/n.
+    const double n = std::round(1.0 / c.mxm.fp16_rate);
+    if (std::fabs(n * c.mxm.fp16_rate - 1.0) > 1e-9)
+      s.fail(s.path("fp16_rate"),
+             "must be 1/n for a whole n (a plane takes one fp16 vector every n "
+             "cycles), got " +
+                 Reader::fmt(c.mxm.fp16_rate));
     c.mxm.install_cycles = static_cast<int>(s.integer("install_cycles", 1, 100000));
     c.mxm.clear_cycles = static_cast<int>(s.integer("clear_cycles", 1, 100000));
     s.done();
@@ -606,8 +617,19 @@ Chip read_chip(Reader r) {
     for (const auto& cls : latency_classes()) {
       Reader l = s.object(cls);
       Latency lat;
-      lat.d_func = static_cast<int>(l.integer(
-          "d_func", 1, 1000000));  // results appear after the access cycle (docs/simulator.md)
+      // Installing and clearing weights take chip.mxm.install_cycles and clear_cycles: their
+      // classes give only d_skew, so that one key sets each time.
+      const bool derived = cls == "mxm_install" || cls == "mxm_clear";
+      if (derived) {
+        const char* from = cls == "mxm_install" ? "install_cycles" : "clear_cycles";
+        if (l.has("d_func"))
+          l.fail(l.path("d_func"),
+                 std::string("is set by chip.mxm.") + from + " (remove this key and set that one)");
+        lat.d_func = cls == "mxm_install" ? c.mxm.install_cycles : c.mxm.clear_cycles;
+      } else {
+        lat.d_func = static_cast<int>(l.integer(
+            "d_func", 1, 1000000));  // results appear after the access cycle (docs/simulator.md)
+      }
       lat.d_skew = static_cast<int>(l.integer("d_skew", 0, 1000000));
       l.done();
       c.latency[cls] = lat;
@@ -716,7 +738,40 @@ System read_system(Reader r, const Chip& chip) {
   return s;
 }
 
-Arch validate(const json::value& root, const Locations& locs) {
+// chip.slice_order when the description leaves it out: from the west edge, the MXM planes of a
+// hemisphere, its SXM units and its MEM slices, then the VXM and the mirror image. Counts that are
+// not usable integers are left for validation to report.
+json::value with_slice_order(const json::value& root, Locations& locs) {
+  if (!root.is_object()) return root;
+  const auto* chip = root.get_object().if_contains("chip");
+  if (!chip || !chip->is_object() || chip->get_object().contains("slice_order")) return root;
+  auto count = [&](const char* unit, const char* key) -> std::int64_t {
+    const auto* u = chip->get_object().if_contains(unit);
+    const auto* v = u && u->is_object() ? u->get_object().if_contains(key) : nullptr;
+    return v && v->is_int64() ? v->as_int64() : -1;
+  };
+  const std::int64_t planes = count("mxm", "planes"), units = count("sxm", "units"),
+                     mem = count("mem", "slices_per_hemisphere");
+  if (planes < 2 || units < 2 || mem < 1 || planes > 64 || units > 16 || mem > 1024) return root;
+  json::array west;
+  for (std::int64_t i = 0; i < planes / 2; ++i)
+    west.emplace_back("MXM");
+  for (std::int64_t i = 0; i < units / 2; ++i)
+    west.emplace_back("SXM");
+  west.emplace_back("MEM*" + std::to_string(mem));
+  json::array order = west;
+  order.emplace_back("VXM");
+  for (auto it = west.rbegin(); it != west.rend(); ++it)
+    order.push_back(*it);
+  json::value out = root;
+  out.get_object()["chip"].get_object()["slice_order"] = std::move(order);
+  locs.set("chip.slice_order", locs.at("chip.mxm.planes"));
+  return out;
+}
+
+Arch validate(const json::value& given, const Locations& given_locs) {
+  Locations locs = given_locs;
+  const json::value root = with_slice_order(given, locs);
   Reader r(root, "", locs);
   Arch a;
   const std::string format = r.string("format");
@@ -753,8 +808,8 @@ Arch validate(const json::value& root, const Locations& locs) {
     }
   }
   r.done();
-  a.resolved = root;
-  a.canonical = canonical_json(root);
+  a.resolved = given;  // as written: a derived slice order is derived again on every load
+  a.canonical = canonical_json(given);
   a.hash = fnv1a64(a.canonical.data(), a.canonical.size());
   return a;
 }
@@ -916,6 +971,10 @@ json::object derived_json(const Arch& a) {
   o["c2c_bidirectional_gbyte_per_s"] = round3(d.c2c_bidir_gbytes_per_s);
   o["vector_serialisation_ns"] = round3(d.vector_serialisation_ns);
   o["instruction_queues"] = d.queues;
+  json::array order;  // as given, or derived from the counts
+  for (const auto& k : a.chip.slice_order_spec)
+    order.emplace_back(k);
+  o["slice_order"] = std::move(order);
   o["system_chips"] = a.system.chips;
   o["system_links"] = a.system.links.size();
   o["system_sram_mib"] = round3(d.sram_mib * a.system.chips);

@@ -95,6 +95,8 @@ struct Chip {
     double fp16_rate = 0;
     int install_cycles = 0;
     int clear_cycles = 0;
+    /// Cycles between two fp16 activation vectors of a plane (1 / fp16_rate).
+    int fp16_interval() const { return static_cast<int>(1.0 / fp16_rate + 0.5); }
   } mxm;
   struct Sxm {
     int units = 0;

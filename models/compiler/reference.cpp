@@ -107,9 +107,9 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
             planes[static_cast<std::size_t>(j * xb + b)][static_cast<std::size_t>(c - c0)] =
                 wd[static_cast<std::size_t>(((ps.w_row + r) * wc + c) * xb + b)];
       }
-      plane.load(s.mm_type, row, pp);
+      plane.load(s.mm_type, row, 0, pp);
     }
-    plane.install_from_buffer();
+    plane.install_from_buffer(0);
     for (std::int64_t i = 0; i < s.m; ++i) {
       for (int b = 0; b < xb; ++b) {
         auto& pl = planes[static_cast<std::size_t>(b)];

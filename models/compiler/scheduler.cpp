@@ -248,7 +248,11 @@ class Scheduler {
         alus_.push_back(q.id);
         vxm_pos_ = q.position;
       } else if (q.unit == arch::QueueUnit::kMxmWeights) {
-        planes_.push_back({q.id, 0, 0, q.position, 0, 0, 0});
+        Plane p;
+        p.wt = q.id;
+        p.position = q.position;
+        p.buf_free.assign(static_cast<std::size_t>(chip_.mxm.weight_buffers - 1), 0);
+        planes_.push_back(std::move(p));
       }
     }
     for (std::size_t i = 0; i < planes_.size(); ++i) {
@@ -379,10 +383,15 @@ class Scheduler {
 
  private:
   struct Plane {
-    std::uint16_t wt, abc, acc;
-    int position;
-    std::uint64_t last_abc;     // access of the last activation through the installed weights
-    std::uint64_t buffer_free;  // first cycle a LW may stage new weights
+    std::uint16_t wt = 0, abc = 0, acc = 0;
+    int position = 0;
+    std::uint64_t last_abc = 0;     // access of the last activation through the installed weights
+    std::uint64_t next_act = 0;     // the first cycle the array takes another vector
+    std::uint64_t install_end = 0;  // the first cycle after the current install
+    // Per staging buffer (chip.mxm.weight_buffers - 1 of them, used in turn): the first access
+    // cycle a load may fill it (its last install has read it).
+    std::vector<std::uint64_t> buf_free;
+    std::size_t next_buf = 0;
     // ACCs take the plane's products in ABC order and share its accumulators: each ACC starts
     // after the previous one ends.
     std::uint64_t acc_free = 0;
@@ -978,11 +987,14 @@ class Scheduler {
   // position `to` in cycle T + i on streams first..; count of them. A broadcast operand (one
   // logical row) is read again for every row of a result of `count` vector rows: with T tiles
   // the result's vector row i needs its tile i / (count / T). Returns the emits' indices.
+  // With cs > 1 the rows come cs cycles apart (row i in T + i cs; not for broadcasts).
   std::vector<int> read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, bool broadcast,
-                             int first, int to) {
+                             int first, int to, std::uint32_t cs = 1) {
     const TensorPlace& tp = P(t);
     const auto& rd = lat("read");
     std::vector<int> ids;
+    if (broadcast && cs != 1) throw std::logic_error("scheduler: spaced broadcast read");
+    const std::uint64_t span = static_cast<std::uint64_t>(count - 1) * cs + 1;
     if (tp.t16 || tp.weights || tp.chunked) {
       // Rows spread over slices: one read (with a repeat) per run of consecutive addresses of one
       // slice at evenly spaced cycles; the whole tensor must be written first.
@@ -997,10 +1009,10 @@ class Scheduler {
           const arch::Queue& sq = q(r.slice);
           west = sq.position > to;
           far = std::abs(sq.position - to) > std::abs(far - to) ? sq.position : far;
-          const std::int64_t written = -dist(sq.position, to) + r.first_i;
+          const std::int64_t written = -dist(sq.position, to) + r.first_i * cs;
           const std::int64_t access = written - rd.d_func;
           const std::int64_t d = access - rd.d_skew;
-          const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride));
+          const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
           use_queue(op, sq.id, d, r.n, stride);
           use_port(op, sq.id, access, r.n, stride);
           Emit e;
@@ -1022,8 +1034,8 @@ class Scheduler {
               op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
           op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         }
-        // Values arriving at `to` in cycle T + i left their slices on one diagonal run.
-        use_stream(op, stream, west, key_const(west, to), count, far, to);
+        // Values arriving at `to` in cycle T + i cs left their slices on one diagonal run.
+        use_stream(op, stream, west, key_const(west, to), span, far, to);
       }
       return ids;
     }
@@ -1033,10 +1045,10 @@ class Scheduler {
       const std::int64_t written = -dist(sq.position, to);  // when the value leaves the slice
       const std::int64_t access = written - rd.d_func;
       const std::int64_t d = access - rd.d_skew;
-      use_queue(op, sq.id, d, count);
-      use_port(op, sq.id, access, count);
+      use_queue(op, sq.id, d, count, cs);
+      use_port(op, sq.id, access, count, cs);
       const int stream = first + static_cast<int>(b);
-      use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
+      use_stream(op, stream, west, written + key_const(west, sq.position), span, sq.position, to);
       // A broadcast operand of L logical rows (one, or a few read cyclically) and T tiles.
       const auto L = static_cast<std::uint32_t>(logical_rows(t));
       const auto tiles = static_cast<std::uint32_t>(rows_of(t)) / (broadcast ? L : 1);
@@ -1069,14 +1081,15 @@ class Scheduler {
         e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0) + ti;
         e.instr.arg[1] = isa::stream_arg(stream, west);
         e.count = per_tile;
+        e.stride = cs;
         e.separate = broadcast && per_tile > 1;
         e.v0 = static_cast<std::int64_t>(ti * per_tile);
         e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile);
         ids.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
       }
-      op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
-      // Vector row row0 + i is read in cycle T + access + i: after it was written.
+      op.reads.push_back({root(t), access + static_cast<std::int64_t>(span) - 1});
+      // Vector row row0 + i is read in cycle T + access + i cs: after it was written.
       const std::int64_t need = broadcast
                                     ? static_cast<std::int64_t>(tp.ready_all) - access
                                     : static_cast<std::int64_t>(tp.ready_stream) + row0 - access;
@@ -1951,28 +1964,67 @@ void Scheduler::matmul_step(const KStep& s) {
   const auto m = static_cast<std::uint32_t>(s.m);
   const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
   const char* type = isa::to_string(s.mm_type);
+  // fp16 activations (and their fp32 products) come one every iv cycles.
+  const auto iv =
+      static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
   if (!P(s.d).placed) place(s.d);
   // The plane free soonest.
+  auto ready = [&](const Plane& p) {
+    const std::uint64_t r = std::max(p.last_abc, p.install_end);
+    return p.buf_free.empty() ? r : std::max(r, p.buf_free[p.next_buf]);
+  };
   std::size_t pi = 0;
   for (std::size_t i = 1; i < planes_.size(); ++i)
-    if (std::max(planes_[i].last_abc, planes_[i].buffer_free) <
-        std::max(planes_[pi].last_abc, planes_[pi].buffer_free))
-      pi = i;
+    if (ready(planes_[i]) < ready(planes_[pi])) pi = i;
   Plane& pl = planes_[pi];
   const int pm = pl.position;
   const auto& lw = lat("lw");
   const auto& iw = lat("iw.buf");
+  const auto& clw = lat("clw");
+  const auto& ws = lat("iw.str");
   const auto& abc = lat("abc");
   const auto& acc = lat("acc");
   const auto& rd = lat("read");
+  const bool staged = !pl.buf_free.empty();  // else weights go straight into the array
 
+  auto at_least = [](std::int64_t x) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, x));
+  };
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
     const KPass& ps = s.passes[pass];
     const TensorPlace& wp = P(ps.w);
-    // Loads of this pass: every row of the plane (fp16: rows past K must be zero), or for int8
-    // the rows of the pass only (see place()).
-    const auto nlw = xb == 1 ? static_cast<std::uint32_t>((ps.k + per - 1) / per) : nlw_all;
-    // (a) the weight rows into the staging buffer: 16 streams, one LW step per cycle.
+    // Rows to load: int8 loads only the pass's rows (the others are stale, but meet zero
+    // activation lanes, and integer products of zero are zero). fp16 rows past K must be zero:
+    // a cleared staging buffer gives them when that is quicker than loading the plane's zero
+    // rows, else every row is loaded.
+    const auto nlw_k = static_cast<std::uint32_t>((ps.k + per - 1) / per);
+    const bool clear = xb == 2 && staged && nlw_k < nlw_all &&
+                       static_cast<std::uint32_t>(chip_.mxm.clear_cycles) + nlw_k <= nlw_all;
+    const auto nlw = xb == 1 || clear ? nlw_k : nlw_all;
+    const std::size_t buf = staged ? pl.next_buf : 0;
+    if (staged) pl.next_buf = (pl.next_buf + 1) % pl.buf_free.size();
+    // Operations are anchored at their access cycle (T; dispatch T - d_skew).
+    std::uint64_t load_from = staged ? pl.buf_free[buf] : 0;
+    if (clear) {
+      // (a0) clear the buffer; the loads follow once it is done.
+      Op op;
+      op.lo = pl.buf_free[buf];
+      use_queue(op, pl.wt, -clw.d_skew, 1);
+      Emit e;
+      e.queue = pl.wt;
+      e.off = -clw.d_skew;
+      e.instr = instr("clw");
+      e.instr.arg[0] = static_cast<std::uint32_t>(buf);
+      e.done_off = clw.d_func + sl_ - 1;
+      op.emits.push_back(std::move(e));
+      const std::uint64_t t_c = *fit(op);
+      commit(op, t_c);
+      load_from = std::max(load_from, t_c + static_cast<std::uint64_t>(clw.d_func));
+    }
+    if (!staged)  // straight into the array: after the activations through the old weights
+      load_from = std::max({load_from, pl.last_abc + 1, pl.install_end});
+    // (a) the weight rows into the staging buffer (or the array): 16 streams, one step a cycle.
+    const auto& ld = staged ? lw : ws;
     std::optional<std::pair<Op, std::uint64_t>> best;
     for (int base : {0, 16}) {
       Op op;
@@ -2001,20 +2053,20 @@ void Scheduler::matmul_step(const KStep& s) {
         reads.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
         const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
-        op.lo = std::max<std::uint64_t>(
-            op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+        op.lo = std::max<std::uint64_t>(op.lo, at_least(need));
       }
-      op.lo = std::max(op.lo, pl.buffer_free);
-      use_queue(op, pl.wt, -lw.d_skew, nlw);
+      op.lo = std::max(op.lo, load_from);
+      use_queue(op, pl.wt, -ld.d_skew, nlw);
       Emit e;
       e.queue = pl.wt;
-      e.off = -lw.d_skew;
-      e.instr = instr("lw");
+      e.off = -ld.d_skew;
+      e.instr = instr(staged ? "lw" : "iw.str");
       e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
       e.instr.arg[0] = isa::stream_arg(base, west);
       e.instr.arg[1] = 0;
+      if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
       e.count = nlw;
-      e.done_off = lw.d_func + sl_ - 1;
+      e.done_off = ld.d_func + sl_ - 1;
       e.expects = reads;
       op.emits.push_back(std::move(e));
       if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
@@ -2022,35 +2074,43 @@ void Scheduler::matmul_step(const KStep& s) {
     if (!best) throw std::logic_error("scheduler: no streams for the weights of " + s.origin);
     commit(best->first, best->second);
     const std::uint64_t t_lw = best->second;
+    // The last load step's access; its rows are in one cycle later.
+    const std::uint64_t last_load = t_lw + nlw - 1;
 
-    // (b) install: after the last load, and after the last activation through the old weights.
-    Op inst;
-    inst.lo = std::max(t_lw + nlw, pl.last_abc + 1);
-    use_queue(inst, pl.wt, -iw.d_skew, 1);
-    {
+    // (b) install from the buffer: after the last load, after the activations through the old
+    // weights and after the previous install. The array then takes install_cycles, during which
+    // the buffer is read.
+    std::uint64_t weights_in;  // the first cycle activations may enter
+    if (staged) {
+      Op inst;
+      inst.lo = std::max({last_load + 1, pl.last_abc + 1, pl.install_end});
+      use_queue(inst, pl.wt, -iw.d_skew, 1);
       Emit e;
       e.queue = pl.wt;
       e.off = -iw.d_skew;
       e.instr = instr("iw.buf");
+      e.instr.arg[0] = static_cast<std::uint32_t>(buf);
       e.done_off = iw.d_func + sl_ - 1;
       inst.emits.push_back(std::move(e));
+      const std::uint64_t t_iw = *fit(inst);
+      commit(inst, t_iw);
+      weights_in = t_iw + static_cast<std::uint64_t>(iw.d_func);
+      pl.buf_free[buf] = weights_in;
+    } else {
+      weights_in = last_load + static_cast<std::uint64_t>(ws.d_func);
     }
-    const std::uint64_t t_iw = *fit(inst);
-    commit(inst, t_iw);
-    pl.buffer_free = t_iw + 1;
+    pl.install_end = weights_in;
 
-    // (c) the activation rows, one per cycle, once the weights are in.
+    // (c) the activation rows, once the weights are in, one every iv cycles.
     best.reset();
     for (int xs = 0; xs < 32; xs += 2 * xb) {
       Op op;
-      op.lo = t_iw + static_cast<std::uint64_t>(iw.d_func);
-      const bool west = !P(ps.x).west ? false : true;
+      op.lo = std::max(weights_in, pl.next_act);
       // toward the plane: a value from a slice east of the plane flows west
       const bool toward_west = q(P(ps.x).slices[0]).position > pm;
-      (void)west;
       const auto reads =
-          read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm);
-      use_queue(op, pl.abc, -abc.d_skew, m);
+          read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm, iv);
+      use_queue(op, pl.abc, -abc.d_skew, m, iv);
       Emit e;
       e.queue = pl.abc;
       e.off = -abc.d_skew;
@@ -2060,7 +2120,7 @@ void Scheduler::matmul_step(const KStep& s) {
       e.instr.arg[1] = m;
       e.self_counted = true;
       e.count = m;
-      e.done_off = static_cast<std::int64_t>(m) - 1 + abc.d_func + sl_ - 1;
+      e.done_off = static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
       e.expects = reads;
       op.emits.push_back(std::move(e));
       if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
@@ -2069,8 +2129,9 @@ void Scheduler::matmul_step(const KStep& s) {
     if (!best) throw std::logic_error("scheduler: no streams for the activations of " + s.origin);
     commit(best->first, best->second);
     const std::uint64_t t_abc = best->second;
-    pl.last_abc = t_abc + m - 1;
-    mxm_busy_ += m;
+    pl.last_abc = t_abc + (m - 1) * iv;
+    pl.next_act = pl.last_abc + iv;
+    mxm_busy_ += static_cast<std::uint64_t>(m) * iv;
 
     // (d) the products into the accumulators; the last pass sends the sums to MEM.
     using Mode = func::MxmPlane::AccMode;
@@ -2090,7 +2151,7 @@ void Scheduler::matmul_step(const KStep& s) {
     for (int rs = 0; rs < 32; rs += 4) {
       Op op;
       op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
-      use_queue(op, pl.acc, -acc.d_skew, m);
+      use_queue(op, pl.acc, -acc.d_skew, m, iv);
       Emit e;
       e.queue = pl.acc;
       e.off = -acc.d_skew;
@@ -2101,11 +2162,11 @@ void Scheduler::matmul_step(const KStep& s) {
       e.instr.arg[1] = m;
       e.self_counted = true;
       e.count = m;
-      e.done_off = static_cast<std::int64_t>(m) - 1 + acc.d_func + sl_ - 1;
+      e.done_off = static_cast<std::int64_t>((m - 1) * iv) + acc.d_func + sl_ - 1;
       op.emits.push_back(std::move(e));
       std::vector<std::pair<std::int64_t, std::int64_t>> rows;
       const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
-      if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows);
+      if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv);
       if (auto t = fit(op); t && (!best || *t < best->second)) {
         best = {op, *t};
         rows_written = rows;
@@ -2114,7 +2175,7 @@ void Scheduler::matmul_step(const KStep& s) {
     }
     if (!best) throw std::logic_error("scheduler: no streams for the results of " + s.origin);
     commit(best->first, best->second);
-    pl.acc_free = best->second + m;  // the ACC's last step is in T + m - 1
+    pl.acc_free = best->second + (m - 1) * iv + 1;  // the ACC's last step is in T + (m-1) iv
     if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
   }
 }

@@ -13,8 +13,13 @@ namespace lpu::func {
 
 using isa::DType;
 
-MxmPlane::MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data)
-    : rows_(rows), cols_(cols), lanes_(lanes), accumulators_(accumulators), with_data_(with_data) {
+MxmPlane::MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data, int buffers)
+    : rows_(rows),
+      cols_(cols),
+      lanes_(lanes),
+      accumulators_(accumulators),
+      with_data_(with_data),
+      staged_(static_cast<std::size_t>(std::max(buffers, 1))) {
   acc_type_.assign(static_cast<std::size_t>(accumulators), DType::kNone);
   if (with_data_) {
     acc_.assign(static_cast<std::size_t>(accumulators) * static_cast<std::size_t>(cols), 0);
@@ -53,13 +58,22 @@ std::string MxmPlane::put_rows(Weights& w, DType t, int row, const std::uint8_t*
   return "";
 }
 
-std::string MxmPlane::load(DType t, int row, const std::uint8_t* const* planes) {
-  return put_rows(staged_, t, row, planes);
+std::string MxmPlane::load(DType t, int row, int buf, const std::uint8_t* const* planes) {
+  if (buf < 0 || static_cast<std::size_t>(buf) >= staged_.size())
+    return "no staging buffer " + std::to_string(buf);
+  return put_rows(staged_[static_cast<std::size_t>(buf)], t, row, planes);
 }
 
-void MxmPlane::install_from_buffer() {
+void MxmPlane::install_from_buffer(int buf) {
   compute_pending();
-  active_ = staged_;
+  active_ = staged_.at(static_cast<std::size_t>(buf));
+}
+
+void MxmPlane::clear(int buf) {
+  Weights& w = staged_.at(static_cast<std::size_t>(buf));
+  w.type = DType::kNone;
+  w.i8.clear();
+  w.f16.clear();
 }
 
 std::string MxmPlane::install_rows(DType t, int row, const std::uint8_t* const* planes) {

@@ -1,5 +1,5 @@
-// One MXM plane (brief A3): a rows x cols array of multiply-accumulate cells with a staging
-// weight buffer, a queue of products between ABC and ACC, and the accumulators.
+// One MXM plane (brief A3): a rows x cols array of multiply-accumulate cells with staging weight
+// buffers, a queue of products between ABC and ACC, and the accumulators.
 //
 // Arithmetic:
 // - int8: product[c] = sum over r of x[r] * W[r][c], exact in int32 (|sum| < 2^31 for any plane
@@ -28,13 +28,17 @@ class MxmPlane {
  public:
   /// With `with_data` false (timing mode) no values are kept and the planes passed to the
   /// methods below are never read (they may be null); types, rows and products are still checked.
-  MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data);
+  /// `buffers`: staging buffers (chip.mxm.weight_buffers - 1, may be 0).
+  MxmPlane(int rows, int cols, int lanes, int accumulators, bool with_data, int buffers = 1);
 
-  /// LW: rows of the staging buffer from 16 byte planes: 16 int8 rows from `row`, or 8 fp16 rows
-  /// (planes 2j and 2j+1 are the low and high bytes of row+j). Returns an error message or "".
-  std::string load(isa::DType t, int row, const std::uint8_t* const* planes);
-  /// IW from the buffer: the staged weights become the active ones.
-  void install_from_buffer();
+  /// LW: rows of staging buffer `buf` from 16 byte planes: 16 int8 rows from `row`, or 8 fp16
+  /// rows (planes 2j and 2j+1 are the low and high bytes of row+j). A buffer holding another type
+  /// (or cleared) starts from zeros. Returns an error message or "".
+  std::string load(isa::DType t, int row, int buf, const std::uint8_t* const* planes);
+  /// IW from buffer `buf`: its weights become the active ones (the buffer keeps them).
+  void install_from_buffer(int buf);
+  /// Clears buffer `buf` to zeros.
+  void clear(int buf);
   /// IW from streams: like load, straight into the active weights.
   std::string install_rows(isa::DType t, int row, const std::uint8_t* const* planes);
 
@@ -73,7 +77,8 @@ class MxmPlane {
 
   int rows_, cols_, lanes_, accumulators_;
   bool with_data_;
-  Weights staged_, active_;
+  std::vector<Weights> staged_;
+  Weights active_;
   std::deque<Product> products_;
   std::vector<std::uint32_t> acc_;    // [slot][col]
   std::vector<isa::DType> acc_type_;  // per slot

@@ -136,6 +136,8 @@ const char* to_string(OperandKind k) {
       return "row";
     case OperandKind::kShift:
       return "bits";
+    case OperandKind::kBuffer:
+      return "buffer";
   }
   return "?";
 }
@@ -155,6 +157,8 @@ int operand_bytes(OperandKind k) {
     case OperandKind::kRow:
       return 2;
     case OperandKind::kShift:
+      return 1;
+    case OperandKind::kBuffer:
       return 1;
   }
   return 0;
@@ -494,22 +498,24 @@ std::vector<OpInfo> build_table() {
        {QueueUnit::kMxmWeights},
        {M::kDtype, M::kNone},
        {DType::kI8, DType::kFp16},
-       {{"s", O::kStream, 16}, {"row", O::kRow}},
+       {{"s", O::kStream, 16}, {"row", O::kRow}, {"buf", O::kBuffer}},
        "mxm_weights",
        AluNeed::kNone,
-       "Load weight rows from the 16 streams at s into the staging buffer: 16 int8 rows from row "
+       "Load weight rows from the 16 streams at s into staging buffer buf: 16 int8 rows from row "
        "(stream s+j is row+j), or 8 fp16 rows (streams s+2j, s+2j+1 are the low and high bytes "
-       "of row+j)."},
+       "of row+j). The plane has chip.mxm.weight_buffers - 1 staging buffers; one being "
+       "installed or cleared cannot be loaded."},
       {0x61,
        "iw.buf",
        Unit::kMxm,
        {QueueUnit::kMxmWeights},
        {M::kNone, M::kNone},
        {},
-       {},
+       {{"buf", O::kBuffer}},
        "mxm_install",
        AluNeed::kNone,
-       "Install the staged weight buffer into the array."},
+       "Install staging buffer buf into the array (the buffer keeps its weights). The array takes "
+       "chip.mxm.install_cycles, during which no activations may enter it."},
       {0x62,
        "iw.str",
        Unit::kMxm,
@@ -517,9 +523,10 @@ std::vector<OpInfo> build_table() {
        {M::kDtype, M::kNone},
        {DType::kI8, DType::kFp16},
        {{"s", O::kStream, 16}, {"row", O::kRow}},
-       "mxm_install",
+       "mxm_weights",
        AluNeed::kNone,
-       "Install weight rows straight from the 16 streams at s into the array (rows as for lw)."},
+       "Install weight rows straight from the 16 streams at s into the array (rows as for lw); "
+       "the array takes no activations until the last of them is in."},
       {0x63,
        "abc",
        Unit::kMxm,
@@ -529,7 +536,8 @@ std::vector<OpInfo> build_table() {
        {{"s", O::kStream, kGroupFromA}, {"n", O::kCount16}},
        "mxm_activate",
        AluNeed::kNone,
-       "Stream n activation vectors, one per cycle, from s through the array."},
+       "Stream n activation vectors from s through the array: one per cycle for int8, one every "
+       "1 / chip.mxm.fp16_rate cycles for fp16."},
       {0x64,
        "acc",
        Unit::kMxm,
@@ -541,7 +549,19 @@ std::vector<OpInfo> build_table() {
        AluNeed::kNone,
        "Take the next n products of the plane into accumulators 0..n-1: `only` and `first` start "
        "a sum, `next` and `last` add to it; `only` and `last` also send the sums on the SG4 group "
-       "at s, one vector per cycle (`first` and `next` ignore s)."},
+       "at s (`first` and `next` ignore s). One product per cycle for i32, at the fp16 rate for "
+       "fp32 (the products of fp16 activations)."},
+      {0x65,
+       "clw",
+       Unit::kMxm,
+       {QueueUnit::kMxmWeights},
+       {M::kNone, M::kNone},
+       {},
+       {{"buf", O::kBuffer}},
+       "mxm_clear",
+       AluNeed::kNone,
+       "Clear staging buffer buf to zeros in chip.mxm.clear_cycles (then a load of fewer rows "
+       "than the plane leaves the others zero)."},
       // SXM
       {0x70,
        "shift",
@@ -888,6 +908,17 @@ std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch
           return problem(oi, name + ": row " + std::to_string(v) + " is not a multiple of " +
                                  std::to_string(step));
         break;
+      case O::kBuffer:
+        if (v + 1 >= static_cast<std::uint32_t>(chip.mxm.weight_buffers))
+          return problem(
+              oi,
+              name + ": " +
+                  (chip.mxm.weight_buffers == 1
+                       ? std::string("the plane has no staging buffer")
+                       : "buffer " + std::to_string(v) + " does not exist (" +
+                             std::to_string(chip.mxm.weight_buffers - 1) + " staging buffer(s))") +
+                  " (chip.mxm.weight_buffers = " + std::to_string(chip.mxm.weight_buffers) + ")");
+        break;
       case O::kShift:
         if (v >= static_cast<std::uint32_t>(8 * dtype_bytes(ta)))
           return problem(oi, name + ": shift by " + std::to_string(v) +
@@ -905,6 +936,14 @@ std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch
                            std::to_string(queue.instance) + " (" + queue.name +
                            ") is small (chip.vxm.large_alus)");
   return std::nullopt;
+}
+
+std::uint32_t step_cycles(const Instr& in, const arch::Chip& chip) {
+  if (in.opcode != 0x63 && in.opcode != 0x64) return 1;
+  const auto t = static_cast<DType>(in.mod[0]);
+  return t == DType::kFp16 || t == DType::kFp32
+             ? static_cast<std::uint32_t>(chip.mxm.fp16_interval())
+             : 1;
 }
 
 std::string format_operand(OperandKind k, std::uint32_t v) {

@@ -65,6 +65,7 @@ enum class OperandKind : std::uint8_t {
   kSuperlanes,  ///< 1..superlanes (1 byte)
   kRow,         ///< MXM row, < chip.mxm.rows, multiple of 16 (2 bytes)
   kShift,       ///< bit shift amount, < element bits (1 byte)
+  kBuffer,      ///< MXM weight staging buffer, < chip.mxm.weight_buffers - 1 (1 byte)
 };
 const char* to_string(OperandKind k);
 int operand_bytes(OperandKind k);
@@ -142,6 +143,11 @@ struct Problem {
 /// Checks an instruction against a chip and the queue it is on: queue kind, modifiers, operand
 /// ranges, stream-group alignment, VXM ALU size and the row-to-stream-group rule.
 std::optional<Problem> check(const Instr& in, const arch::Chip& chip, const arch::Queue& queue);
+
+/// Cycles between the vector steps of an instruction that takes several (abc and acc): one for
+/// int8 activations and their i32 products, 1 / chip.mxm.fp16_rate for fp16 activations and their
+/// fp32 products; 1 for every other instruction.
+std::uint32_t step_cycles(const Instr& in, const arch::Chip& chip);
 
 /// Stream group size of operand `i` (0 if it is not a stream).
 int stream_group(const Instr& in, int i);

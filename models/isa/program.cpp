@@ -56,16 +56,17 @@ std::size_t Program::instruction_count() const {
 namespace {
 
 // The last cycle an instruction keeps its queue busy (ICU NOP and Repeat hold it).
-std::uint64_t busy_until(const Entry& e) {
+std::uint64_t busy_until(const Entry& e, const arch::Chip& chip) {
   switch (e.instr.opcode) {
     case 0x00:
       return e.cycle + (e.instr.arg[0] ? e.instr.arg[0] - 1 : 0);  // nop n
     case 0x05:
       return e.cycle +
              std::uint64_t(e.instr.arg[1]) * (e.instr.arg[0] ? e.instr.arg[0] - 1 : 0);  // repeat
-    case 0x63:  // abc n: one activation vector per cycle
-    case 0x64:  // acc n: one result vector per cycle
-      return e.cycle + (e.instr.arg[1] ? e.instr.arg[1] - 1 : 0);
+    case 0x63:  // abc n: one activation vector per step
+    case 0x64:  // acc n: one result vector per step
+      return e.cycle +
+             std::uint64_t(step_cycles(e.instr, chip)) * (e.instr.arg[1] ? e.instr.arg[1] - 1 : 0);
     default:
       return e.cycle;
   }
@@ -117,11 +118,12 @@ void validate(const Program& p, const SourceMap& where) {
                              "cycle " + std::to_string(e.cycle) +
                                  " comes before the previous instruction's cycle " +
                                  std::to_string(prev.cycle) + ": a queue runs in order");
-          if (e.cycle <= busy_until(prev))
+          if (e.cycle <= busy_until(prev, p.arch.chip))
             throw InputError(where.instruction(c.chip, q.queue, i, -2),
                              "cycle " + std::to_string(e.cycle) + " falls while the previous '" +
                                  prev.instr.info().mnemonic + "' keeps queue " + queue.name +
-                                 " busy (until cycle " + std::to_string(busy_until(prev)) + ")");
+                                 " busy (until cycle " +
+                                 std::to_string(busy_until(prev, p.arch.chip)) + ")");
         }
         if (e.instr.opcode == 0x05) {
           if (i == 0 || q.entries[i - 1].instr.info().unit == Unit::kIcu)

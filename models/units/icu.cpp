@@ -59,8 +59,9 @@ bool Icu::expand(Cursor& c) {
     c.steps = e.instr.arg[0];
     c.stride = e.instr.arg[1];
     c.step_base = 1;
-  } else if (op == 0x63 || op == 0x64) {  // abc n, acc n: one vector per cycle
+  } else if (op == 0x63 || op == 0x64) {  // abc n, acc n: a vector per step (fp16: slower)
     c.steps = e.instr.arg[1];
+    c.stride = isa::step_cycles(e.instr, ctx_.arch->chip);
   } else if (op == 0x01) {  // ifetch: its bytes arrive one vector per cycle
     const int vb = ctx_.lanes;
     c.steps = static_cast<std::uint32_t>((ctx_.arch->chip.icu.ifetch_bytes + vb - 1) / vb);

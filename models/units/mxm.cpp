@@ -7,8 +7,12 @@ using isa::DType;
 Mxm::Mxm(const sc_core::sc_module_name& name, ChipContext& ctx, int plane)
     : Unit(name, ctx),
       plane_(ctx.arch->chip.mxm.rows, ctx.arch->chip.mxm.cols, ctx.lanes,
-             ctx.arch->chip.mxm.accumulators, ctx.functional()),
-      index_(plane) {
+             ctx.arch->chip.mxm.accumulators, ctx.functional(),
+             ctx.arch->chip.mxm.weight_buffers - 1),
+      index_(plane),
+      clearing_until_(static_cast<std::size_t>(std::max(ctx.arch->chip.mxm.weight_buffers - 1, 1)),
+                      0),
+      fp16_interval_(ctx.arch->chip.mxm.fp16_interval()) {
   for (auto& o : out_)
     o.resize(static_cast<std::size_t>(ctx.lanes));
   const CosimOptions& co = ctx.options.cosim;
@@ -18,45 +22,94 @@ Mxm::Mxm(const sc_core::sc_module_name& name, ChipContext& ctx, int plane)
   }
 }
 
+std::string Mxm::plane_name() const {
+  return "plane " + std::to_string(index_);
+}
+
 void Mxm::execute(const Issue& is) {
   ++stats_.instructions;
   ++stats_.busy_cycles;
   const isa::Instr& in = *is.instr;
   const auto type = static_cast<DType>(in.mod[0]);
+  // A staging buffer that an install reads, or that is being cleared, takes no other use.
+  auto buffer_busy = [&](int buf, const char* what) {
+    if (is.access < installing_until_ && installing_buf_ == buf) {
+      ctx_.error(is, std::string(what) + " staging buffer " + std::to_string(buf) + " of " +
+                         plane_name() + " while it is being installed (until cycle " +
+                         std::to_string(installing_until_) + ")");
+      return true;
+    }
+    if (is.access < clearing_until_[static_cast<std::size_t>(buf)]) {
+      ctx_.error(is, std::string(what) + " staging buffer " + std::to_string(buf) + " of " +
+                         plane_name() + " while it is being cleared (until cycle " +
+                         std::to_string(clearing_until_[static_cast<std::size_t>(buf)]) + ")");
+      return true;
+    }
+    return false;
+  };
   switch (in.opcode) {
-    case 0x60:    // lw.T s, row
+    case 0x60:    // lw.T s, row, buf
     case 0x62: {  // iw.str.T s, row
+      const bool str = in.opcode == 0x62;
+      const int buf = str ? -1 : static_cast<int>(in.arg[2]);
+      if (!str && buffer_busy(buf, "loads")) return;
+      if (str && is.access < installing_until_ && installing_buf_ >= 0) {
+        ctx_.error(is, "installs weights into " + plane_name() +
+                           " while the install of staging buffer " +
+                           std::to_string(installing_buf_) + " runs (until cycle " +
+                           std::to_string(installing_until_) + ")");
+        return;
+      }
       const std::uint8_t* planes[16] = {};
       if (!read_group(is, in.arg[0], 16, planes)) return;
       // Repetitions step through the plane: 16 int8 rows (8 fp16 rows) further each time.
       const int row =
           static_cast<int>(in.arg[1]) + static_cast<int>(is.step) * (16 / isa::dtype_bytes(type));
       // In timing mode the plane keeps no values and does not look at the (null) planes.
-      const std::string err = in.opcode == 0x60 ? plane_.load(type, row, planes)
-                                                : plane_.install_rows(type, row, planes);
+      const std::string err =
+          str ? plane_.install_rows(type, row, planes) : plane_.load(type, row, buf, planes);
       if (!err.empty()) ctx_.error(is, err);
-      isa::DType& held = in.opcode == 0x60 ? staged_type_ : active_type_;
+      isa::DType& held = str ? active_type_ : staged_type_;
       const bool fresh = held != type;
       held = type;
       if (rtl_ && err.empty()) {
         if (type == DType::kI8)
-          rtl_->weights(is, in.opcode == 0x62, row, planes, fresh);
+          rtl_->weights(is, str, row, planes, fresh);
         else
           ++rtl_->stats().not_covered[std::string(in.info().mnemonic) + "." + isa::to_string(type)];
       }
-      if (in.opcode == 0x62) {
+      if (str) {
         installing_until_ = is.result;
+        installing_buf_ = -1;
         installed_ = true;
       }
       return;
     }
-    case 0x61:  // iw.buf
-      plane_.install_from_buffer();
+    case 0x61: {  // iw.buf buf
+      const int buf = static_cast<int>(in.arg[0]);
+      if (is.access < installing_until_) {
+        ctx_.error(is, "installs weights into " + plane_name() +
+                           " while the previous install runs (until cycle " +
+                           std::to_string(installing_until_) + ")");
+        return;
+      }
+      if (buffer_busy(buf, "installs")) return;
+      plane_.install_from_buffer(buf);
       active_type_ = staged_type_;
       if (rtl_) rtl_->install(is);
       installing_until_ = is.result;
+      installing_buf_ = buf;
       installed_ = true;
       return;
+    }
+    case 0x65: {  // clw buf
+      const int buf = static_cast<int>(in.arg[0]);
+      if (buffer_busy(buf, "clears")) return;
+      plane_.clear(buf);
+      staged_type_ = DType::kNone;  // the RTL's next load starts a fresh (zeroed) set
+      clearing_until_[static_cast<std::size_t>(buf)] = is.result;
+      return;
+    }
     case 0x63: {  // abc.T s, n (one step per vector)
       if (installed_ && is.access < installing_until_) {
         ctx_.error(is,
@@ -65,6 +118,21 @@ void Mxm::execute(const Issue& is) {
                        std::to_string(installing_until_) + ")");
         return;
       }
+      if (is.access < next_activation_) {
+        const int gap = static_cast<int>(is.access - last_activation_at_);
+        ctx_.error(is,
+                   "activations enter " + plane_name() + " in cycle " + std::to_string(is.access) +
+                       ", " + std::to_string(gap) + " cycle(s) after the previous " +
+                       isa::to_string(last_activation_) + " vector; the plane takes one " +
+                       isa::to_string(last_activation_) + " vector every " +
+                       std::to_string(next_activation_ - last_activation_at_) +
+                       " cycles (chip.mxm.fp16_rate = 1/" + std::to_string(fp16_interval_) + ")");
+        return;
+      }
+      last_activation_ = type;
+      last_activation_at_ = is.access;
+      next_activation_ =
+          is.access + static_cast<std::uint64_t>(type == DType::kFp16 ? fp16_interval_ : 1);
       const std::uint8_t* planes[2] = {};
       if (!read_group(is, in.arg[0], isa::dtype_bytes(type), planes)) return;
       const std::string err = plane_.activate(type, planes);

@@ -1,8 +1,15 @@
-// One MXM plane (brief A3) and its three queues: weights (LW, IW), activations (ABC) and results
-// (ACC). The arithmetic is func::MxmPlane; this module adds the streams and the timing rules:
-// installing weights occupies the array for the install latency (an ABC in that window is an
-// error), a product is ready d_func(mxm_activate) cycles after its activation vector was read,
-// and an ACC that comes for a product not yet ready, or products nobody takes, are errors.
+// One MXM plane (brief A3) and its three queues: weights (LW, IW, CLW), activations (ABC) and
+// results (ACC). The arithmetic is func::MxmPlane; this module adds the streams and the timing
+// rules, each a schedule error naming the plane, the instruction and the cycle:
+//  * iw.buf occupies the array for chip.mxm.install_cycles and iw.str until its last rows are
+//    in: activations in that window, or a second install before the first ends, are errors;
+//  * a staging buffer being installed or cleared (clw, chip.mxm.clear_cycles) cannot be loaded,
+//    cleared or installed;
+//  * the array takes one int8 activation vector per cycle and one fp16 vector every
+//    1 / chip.mxm.fp16_rate cycles: a vector that comes sooner after the previous one is an
+//    error;
+//  * a product is ready d_func(mxm_activate) cycles after its activation vector was read; an
+//    ACC that comes for a product not yet ready, or products nobody takes, are errors.
 #pragma once
 
 #include <deque>
@@ -26,10 +33,17 @@ class Mxm : public Unit {
   const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }
 
  private:
+  std::string plane_name() const;  ///< "plane 2"
   func::MxmPlane plane_;
   int index_;
-  std::uint64_t installing_until_ = 0;  ///< last cycle of the current weight install
+  std::uint64_t installing_until_ = 0;  ///< the array's current install ends in this cycle
+  int installing_buf_ = -1;             ///< the staging buffer it reads (-1: from streams)
   bool installed_ = false;
+  std::vector<std::uint64_t> clearing_until_;  ///< per staging buffer: its clear ends then
+  std::uint64_t next_activation_ = 0;          ///< the first cycle the array takes another vector
+  isa::DType last_activation_ = isa::DType::kNone;
+  std::uint64_t last_activation_at_ = 0;
+  int fp16_interval_ = 1;
   std::deque<std::uint64_t> ready_;  ///< ready cycle of each waiting product
   Issue last_abc_;                   ///< for reporting products left over
   std::array<std::vector<std::uint8_t>, 4> out_;

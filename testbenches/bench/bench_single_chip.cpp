@@ -105,9 +105,9 @@ std::string mxm_program(int vectors) {
           "  @" + std::to_string(d) + " read 0x0000, s" + std::to_string(k) + dir + "\n";
       code[slice(k)] += "  @" + std::to_string(d + 1) + " repeat 19, 1\n";
     }
-    code[pq + ".wt"] += "  @" + std::to_string(lb - 1) + " lw.i8 s0" + dir + ", 0\n  @" +
+    code[pq + ".wt"] += "  @" + std::to_string(lb - 1) + " lw.i8 s0" + dir + ", 0, 0\n  @" +
                         std::to_string(lb) + " repeat 19, 1\n  @" + std::to_string(lb + 20) +
-                        " iw.buf\n";
+                        " iw.buf 0\n";
     const long a0 = lb + 40;
     for (int v = 0; v < vectors; v += block) {
       const long t = a0 + v;
@@ -237,9 +237,9 @@ void gemm_comparison(int vectors) {
       std::memcpy(rows[j].data(), &w[static_cast<std::size_t>(r0 + j) * n], n);
       pr.push_back(rows[j].data());
     }
-    plane.load(isa::DType::kI8, r0, pr.data());
+    plane.load(isa::DType::kI8, r0, 0, pr.data());
   }
-  plane.install_from_buffer();
+  plane.install_from_buffer(0);
   std::vector<std::vector<std::uint8_t>> out(4, std::vector<std::uint8_t>(n));
   std::uint8_t* op[4] = {out[0].data(), out[1].data(), out[2].data(), out[3].data()};
   // As the simulator drives it: blocks of activation vectors (one ABC n), then their ACC steps.

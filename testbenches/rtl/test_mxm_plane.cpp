@@ -69,7 +69,7 @@ TEST(MxmPlaneRtl, ProductsAndAccumulationsMatchTheModel) {
         rows[static_cast<std::size_t>(j)] = random_vec(rng);
         planes[j] = rows[static_cast<std::size_t>(j)].data();
       }
-      ASSERT_EQ(staged ? model.load(isa::DType::kI8, 16 * g, planes)
+      ASSERT_EQ(staged ? model.load(isa::DType::kI8, 16 * g, 0, planes)
                        : model.install_rows(isa::DType::kI8, 16 * g, planes),
                 "");
       for (int j = 0; j < 16; ++j) {
@@ -80,7 +80,7 @@ TEST(MxmPlaneRtl, ProductsAndAccumulationsMatchTheModel) {
       }
     }
     if (staged) {
-      model.install_from_buffer();
+      model.install_from_buffer(0);
       rtl.top.w_install = 1;
       rtl.tick();
     }

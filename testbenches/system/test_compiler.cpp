@@ -377,6 +377,74 @@ TEST(Compiler, Fp16MatMul) {
   expect_close(f16_values(out[0]), want, scale, 1e-3, 1e-6);
 }
 
+// --- the MXM's parameters in compiled programs: each changes the schedule, and the program still
+// runs with the simulator's own checks of the plane (one simulation per case) ---------------------
+
+// fp16 [m, k] x [k, n] products on tsp-v1 with one parameter changed; returns the predicted cycles
+// after checking the simulation against them and the outputs against the reference.
+std::uint64_t fp16_matmul_with(const std::vector<std::string>& sets, int m, int k, int n,
+                               const std::string& want_mnemonic = "") {
+  const auto av = uniform_fp16(static_cast<std::size_t>(m * k), -1.0f, 1.0f, 21);
+  const auto bv = uniform_fp16(static_cast<std::size_t>(k * n), -1.0f, 1.0f, 22);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {m, k});
+  const int b = gb.constant("b", DType::kFp16, {k, n}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {m, n}));
+  const arch::Arch arch = arch::load("tsp-v1", sets);
+  const Compiled cc = compile(gb.g, arch);
+  if (!want_mnemonic.empty()) {
+    bool found = false;
+    for (const auto& cp : cc.s.program.chips)
+      for (const auto& q : cp.queues)
+        for (const auto& e : q.entries)
+          found = found || e.instr.info().mnemonic == want_mnemonic;
+    EXPECT_TRUE(found) << "no '" << want_mnemonic << "' in the program";
+  }
+  const auto out = simulate(cc, {f16_bytes(av)});
+  std::vector<double> want, mag;
+  matmul_double(av, bv, m, k, n, want, mag);
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  expect_close(f16_values(out.at(0)), want, scale, 1e-3, 1e-5);
+  return cc.s.cycles;
+}
+
+std::uint64_t predicted(const std::vector<std::string>& sets, int m, int k, int n) {
+  const auto bv = uniform_fp16(static_cast<std::size_t>(k * n), -1.0f, 1.0f, 22);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {m, k});
+  const int b = gb.constant("b", DType::kFp16, {k, n}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {m, n}));
+  return compile(gb.g, arch::load("tsp-v1", sets)).s.cycles;
+}
+
+TEST(CompilerMxm, LongInstallsAreScheduled) {
+  const std::uint64_t base = predicted({}, 64, 640, 640);
+  const std::uint64_t slow = fp16_matmul_with({"chip.mxm.install_cycles=5000"}, 64, 640, 640);
+  EXPECT_GT(slow, base + 5000);
+}
+
+TEST(CompilerMxm, NoStagingBufferStreamsWeightsIntoTheArray) {
+  fp16_matmul_with({"chip.mxm.weight_buffers=1"}, 40, 640, 400, "iw.str");
+}
+
+TEST(CompilerMxm, ThreeBuffersStageTwoSetsAhead) {
+  fp16_matmul_with({"chip.mxm.weight_buffers=3"}, 40, 960, 400, "lw");
+}
+
+TEST(CompilerMxm, ShortFp16WeightsClearTheBufferFirst) {
+  // K = 100 of 320 rows: clearing (20 cycles) and loading 13 steps beats 40 steps of loads.
+  fp16_matmul_with({}, 40, 100, 48, "clw");
+}
+
+TEST(CompilerMxm, Fp16RateSetsTheStreamingTime) {
+  // 320 fp16 vectors through one plane: one every 4 cycles at 0.25, every cycle at 1.
+  const std::uint64_t quarter = predicted({}, 320, 320, 320);
+  const std::uint64_t full = fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 320, 320, 320);
+  EXPECT_GE(quarter, full + 3 * 319);
+}
+
 // fp16 [4,400] x [400,24]: K is wider than a 320-row plane, so the product is cut into K tiles
 // accumulated in fp32.
 TEST(Compiler, Fp16MatMulWiderThanAPlane) {

@@ -283,6 +283,88 @@ TEST(ScheduleErrors, ActivationsWithoutWeights) {
   EXPECT_EQ(r.errors[0].message, "no weights installed");
 }
 
+// --- the MXM's weight buffers and rates (chip.mxm.install_cycles, clear_cycles, weight_buffers,
+// fp16_rate): each broken rule is a schedule error naming the plane, instruction and cycle. The
+// programs carry no data (other errors are collected, not stopped at); the one that matters is
+// looked up.
+const units::ScheduleError* find_error(const system::RunOutcome& r, const std::string& queue,
+                                       const std::string& fragment) {
+  for (const auto& e : r.errors)
+    if (e.queue == queue && e.message.find(fragment) != std::string::npos) return &e;
+  return nullptr;
+}
+system::RunOutcome run_collecting(const std::string& text) {
+  return run_text(text, {}, units::Mode::kFunctional, units::OnError::kReport);
+}
+
+TEST(MxmRules, Fp16ActivationsComeAtTheFp16Rate) {
+  // tiny has fp16_rate 0.25: one fp16 vector every 4 cycles.
+  const auto r =
+      run_collecting(kHead + ".queue mxm.p0.abc\n  @10 abc.fp16 s0w, 1\n  @12 abc.fp16 s0w, 1\n");
+  const auto* e = find_error(r, "mxm.p0.abc", "after the previous");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->instruction, 1);
+  EXPECT_EQ(e->cycle, 13u);
+  EXPECT_EQ(e->message,
+            "activations enter plane 0 in cycle 13, 2 cycle(s) after the previous fp16 vector; "
+            "the plane takes one fp16 vector every 4 cycles (chip.mxm.fp16_rate = 1/4)");
+}
+
+TEST(MxmRules, LoadingABufferBeingInstalled) {
+  const auto r = run_collecting(kHead + ".set chip.mxm.install_cycles=20\n" +
+                                ".queue mxm.p0.wt\n  @0 iw.buf 0\n  @5 lw.i8 s0w, 0, 0\n");
+  const auto* e = find_error(r, "mxm.p0.wt", "staging buffer");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->instruction, 1);
+  EXPECT_EQ(e->cycle, 6u);
+  EXPECT_EQ(e->message,
+            "loads staging buffer 0 of plane 0 while it is being installed (until cycle 20)");
+}
+
+TEST(MxmRules, ActivationsDuringALongInstall) {
+  const auto r = run_collecting(kHead + ".set chip.mxm.install_cycles=5000\n" +
+                                ".queue mxm.p0.wt\n  @0 iw.buf 0\n"
+                                ".queue mxm.p0.abc\n  @100 abc.i8 s0w, 1\n");
+  const auto* e = find_error(r, "mxm.p0.abc", "being installed");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->cycle, 101u);
+  EXPECT_EQ(e->message,
+            "activations enter the array while its weights are still being installed (until cycle "
+            "5000)");
+}
+
+TEST(MxmRules, SecondInstallWhileTheFirstRuns) {
+  const auto r = run_collecting(kHead + ".set chip.mxm.install_cycles=20\n" +
+                                ".set chip.mxm.weight_buffers=3\n" +
+                                ".queue mxm.p1.wt\n  @0 iw.buf 0\n  @7 iw.buf 1\n");
+  const auto* e = find_error(r, "mxm.p1.wt", "previous install");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->instruction, 1);
+  EXPECT_EQ(e->cycle, 7u);
+  EXPECT_EQ(e->message,
+            "installs weights into plane 1 while the previous install runs (until "
+            "cycle 20)");
+}
+
+TEST(MxmRules, LoadingABufferBeingCleared) {
+  const auto r = run_collecting(kHead + ".set chip.mxm.clear_cycles=10\n" +
+                                ".queue mxm.p0.wt\n  @0 clw 0\n  @3 lw.fp16 s0w, 0, 0\n");
+  const auto* e = find_error(r, "mxm.p0.wt", "cleared");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->cycle, 4u);
+  EXPECT_EQ(e->message,
+            "loads staging buffer 0 of plane 0 while it is being cleared (until cycle 10)");
+}
+
+TEST(MxmRules, TheOtherBufferLoadsDuringAnInstall) {
+  // With two staging buffers, buffer 1 fills while buffer 0 is installed: no buffer error.
+  const auto r = run_collecting(kHead + ".set chip.mxm.install_cycles=20\n" +
+                                ".set chip.mxm.weight_buffers=3\n" +
+                                ".queue mxm.p0.wt\n  @0 iw.buf 0\n  @5 lw.i8 s0w, 0, 1\n");
+  EXPECT_EQ(find_error(r, "mxm.p0.wt", "staging buffer"), nullptr);
+  EXPECT_NE(find_error(r, "mxm.p0.wt", "nobody wrote"), nullptr);  // (the program has no data)
+}
+
 TEST(ScheduleErrors, UnconnectedLink) {
   const auto r =
       run_text(kHead + ".queue mem.w3\n  @0 read 0x0000, s0w\n.queue c2c.l0\n  @2 send s0w\n");
@@ -301,7 +383,9 @@ TEST(ScheduleErrors, ReportModeCollectsEveryError) {
 // --- a full-size int8 matrix product on tsp-v1 ---------------------------------------------------
 // y[4, 320] = x0[4, 320] . W0[320, 320] + x1[4, 320] . W1[320, 320]: K = 640 is two K-chunks of
 // plane 0, the second chunk's weights staged by LW while the first chunk streams (double
-// buffering), sums held in the accumulators between the chunks (acc first / last).
+// buffering: the staging buffer is free again once the first install has read it), sums held in
+// the accumulators between the chunks (acc first / last). fp16 vectors come one every 4 cycles
+// (chip.mxm.fp16_rate), and so do their fp32 products.
 namespace {
 
 struct MatmulProgram {
@@ -319,11 +403,12 @@ MatmulProgram matmul_program(const std::vector<std::uint16_t>& w, bool fp16) {
   const long pm = pos("mxm.p0.wt");       // plane 0 sits next to the west SXM
   const int rows_per_lw = fp16 ? 8 : 16;  // 16 streams: 16 int8 rows or 8 fp16 rows (lo, hi)
   const long n_lw = 320 / rows_per_lw;
+  const long iv = fp16 ? 4 : 1;  // cycles between activation vectors
   const long t0 = 100;
-  const long lb[2] = {t0, t0 + n_lw + 2};  // first LW access of each weight block
-  const long iw0 = t0 + n_lw;              // iw.buf dispatch (= access, d_skew 0)
-  const long a0 = iw0 + 20;                // first ABC access of chunk 0 (after its install)
-  const long iw1 = std::max(a0 + 4, lb[1] + n_lw);
+  const long iw0 = t0 + n_lw;         // iw.buf dispatch (= access, d_skew 0)
+  const long lb[2] = {t0, iw0 + 20};  // first LW access of each block: after the install
+  const long a0 = iw0 + 20;           // first ABC access of chunk 0 (after its install)
+  const long iw1 = std::max(a0 + 3 * iv + 1, lb[1] + n_lw);
   const long iw[2] = {iw0, iw1};
   const long a[2] = {a0, iw1 + 20};
   const std::string et = fp16 ? "fp16" : "i8", rt = fp16 ? "fp32" : "i32";
@@ -371,9 +456,9 @@ MatmulProgram matmul_program(const std::vector<std::uint16_t>& w, bool fp16) {
   }
   s += ".queue mxm.p0.wt\n";
   for (int c = 0; c < 2; ++c) {
-    s += "  @" + std::to_string(lb[c] - 1) + " lw." + et + " s0w, 0\n";
+    s += "  @" + std::to_string(lb[c] - 1) + " lw." + et + " s0w, 0, 0\n";
     s += "  @" + std::to_string(lb[c]) + " repeat " + std::to_string(n_lw - 1) + ", 1\n";
-    s += "  @" + std::to_string(iw[c]) + " iw.buf\n";
+    s += "  @" + std::to_string(iw[c]) + " iw.buf 0\n";
   }
   // Activations: x_c row m reaches the plane in cycle a[c] + m, its byte planes on s16.. (SG2).
   const int as = 16;
@@ -383,7 +468,7 @@ MatmulProgram matmul_program(const std::vector<std::uint16_t>& w, bool fp16) {
       const long d = a[c] - (pos(q) - pm) - 2;
       s += ".queue " + q + "\n  @" + std::to_string(d) + " read 0x0000, s" +
            std::to_string(as + b) + "w\n";
-      s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
+      s += "  @" + std::to_string(d + iv) + " repeat 3, " + std::to_string(iv) + "\n";
     }
   s += ".queue mxm.p0.abc\n";
   for (int c = 0; c < 2; ++c)
@@ -399,8 +484,8 @@ MatmulProgram matmul_program(const std::vector<std::uint16_t>& w, bool fp16) {
     const long d = r0 + (pos(q) - pm) - 1;
     s += ".queue " + q + "\n  @" + std::to_string(d) + " write 0x0000, s" + std::to_string(b) +
          "e\n";
-    s += "  @" + std::to_string(d + 1) + " repeat 3, 1\n";
-    last = std::max(last, d + 3);
+    s += "  @" + std::to_string(d + iv) + " repeat 3, " + std::to_string(iv) + "\n";
+    last = std::max(last, d + 3 * iv);
   }
   // The last write issue: access +1 (d_skew), result +1 (d_func), then 19 more superlanes.
   MatmulProgram m;

@@ -385,9 +385,7 @@ TEST(Queues, TinyNames) {
 }
 
 TEST(Queues, TwoSxmUnitsPerHemisphereAreNumbered) {
-  const Arch a = load(
-      "tiny", {"chip.sxm.units=4",
-               R"(chip.slice_order=["MXM","SXM","SXM","MEM*4","VXM","MEM*4","SXM","SXM","MXM"])"});
+  const Arch a = load("tiny", {"chip.sxm.units=4"});  // the slice order follows
   const auto q = chip_queues(a.chip);
   EXPECT_EQ(q.size(), 8u + 16u + 6u + 4u * 6u + 4u);
   const auto w0 = find_queue(q, "sxm.w0.shift");
@@ -761,21 +759,40 @@ TEST(ArchErrors, LanesPerSuperlaneMustBe16) {
   expect_file_error(text, "\"lanes_per_superlane\"", {"chip.lanes_per_superlane: must be 16"});
 }
 
+TEST(Arch, SliceOrderFollowsTheCountsWhenNotGiven) {
+  // The presets give no slice order: each count can be swept alone.
+  const Arch a = load("tsp-v1", {"chip.mem.slices_per_hemisphere=40"});
+  EXPECT_EQ(a.chip.slice_order_spec, (std::vector<std::string>{"MXM", "MXM", "SXM", "MEM*40", "VXM",
+                                                               "MEM*40", "SXM", "MXM", "MXM"}));
+  EXPECT_EQ(a.chip.mem_slices(), 80);
+  const Arch p = load("tsp-v1", {"chip.mxm.planes=8"});
+  EXPECT_EQ(p.chip.slices.size(), 99u);
+  EXPECT_EQ(chip_queues(p.chip).size(), 144u + 12u);
+  EXPECT_EQ(find_queue(chip_queues(p.chip), "mxm.p7.acc")->position, 98);
+  const Arch s = load("tsp-v1", {"chip.sxm.units=4"});
+  EXPECT_EQ(s.chip.slice_order_spec[2], "SXM");
+  EXPECT_EQ(s.chip.slice_order_spec[3], "SXM");
+  // Not written into the description: the same text, hash and overrides as before.
+  EXPECT_FALSE(load("tsp-v1").resolved.at("chip").as_object().contains("slice_order"));
+  EXPECT_EQ(derived_json(a).at("slice_order").as_array().size(), 9u);
+}
+
 TEST(ArchErrors, SliceOrderDisagreesWithMemCount) {
   const std::string text = R"({
   "base": "tsp-v1",
   "chip": {
+    "slice_order": ["MXM", "MXM", "SXM", "MEM*44", "VXM", "MEM*44", "SXM", "MXM", "MXM"],
     "mem": {"slices_per_hemisphere": 40}
   }
 })";
-  // Reported at the count, naming where the slice order came from (the preset).
+  // Reported at the count, naming where the slice order came from.
   const std::string path = write_file("arch.json", text);
   const InputError e = input_error([&] { load(path); });
   EXPECT_EQ(e.where(), loc(path, text, "\"slices_per_hemisphere\""));
   EXPECT_TRUE(contains(e.message(),
                        "chip.mem.slices_per_hemisphere: gives 40 MEM slices per "
-                       "hemisphere, but chip.slice_order (preset tsp-v1:"));
-  EXPECT_TRUE(contains(e.message(), ") has 44"));
+                       "hemisphere, but chip.slice_order (" +
+                           loc(path, text, "\"slice_order\"") + ") has 44"));
 }
 
 TEST(ArchErrors, SliceOrderChangedWithoutTheCount) {

@@ -37,9 +37,9 @@ void install_i8(MxmPlane& m, const std::vector<std::vector<std::int8_t>>& w, int
     for (int j = 0; j < 16; ++j)
       for (int c = 0; c < m.cols(); ++c)
         planes[j][c] = static_cast<std::uint8_t>(w[r0 + j][c]);
-    ASSERT_EQ(m.load(DType::kI8, r0, cptrs(planes).data()), "");
+    ASSERT_EQ(m.load(DType::kI8, r0, 0, cptrs(planes).data()), "");
   }
-  m.install_from_buffer();
+  m.install_from_buffer(0);
 }
 
 void install_f16(MxmPlane& m, const std::vector<std::vector<std::uint16_t>>& w, int lanes) {
@@ -129,12 +129,12 @@ TEST(Mxm, StagedWeightsWaitForTheInstall) {
   std::vector<std::vector<std::int8_t>> threes(n, std::vector<std::int8_t>(n, 3));
   install_i8(m, ones, n);
   Planes planes(16, std::vector<std::uint8_t>(n, 3));
-  ASSERT_EQ(m.load(DType::kI8, 0, cptrs(planes).data()), "");  // staged, not installed
+  ASSERT_EQ(m.load(DType::kI8, 0, 0, cptrs(planes).data()), "");  // staged, not installed
   std::vector<std::uint8_t> x(n, 1);
   const std::uint8_t* xp = x.data();
   ASSERT_EQ(m.activate(DType::kI8, &xp), "");
   EXPECT_EQ(take(m, DType::kI32, MxmPlane::AccMode::kOnly, 0, n)[3], 16u);
-  m.install_from_buffer();
+  m.install_from_buffer(0);
   ASSERT_EQ(m.activate(DType::kI8, &xp), "");
   EXPECT_EQ(take(m, DType::kI32, MxmPlane::AccMode::kOnly, 0, n)[3], 48u);
 }
@@ -226,14 +226,15 @@ TEST(Mxm, ProgramErrorsAreReported) {
                 .find("does not exist"),
             std::string::npos);
   Planes rows(16, std::vector<std::uint8_t>(16));
-  EXPECT_NE(m.load(DType::kI8, 8, cptrs(rows).data()).find("beyond the plane"), std::string::npos);
+  EXPECT_NE(m.load(DType::kI8, 8, 0, cptrs(rows).data()).find("beyond the plane"),
+            std::string::npos);
 }
 
 TEST(Mxm, TimingModeKeepsNoValuesButCountsWork) {
   MxmPlane m(320, 320, 320, 4, false);
   Planes rows(16, std::vector<std::uint8_t>(320));
-  ASSERT_EQ(m.load(DType::kI8, 0, cptrs(rows).data()), "");
-  m.install_from_buffer();
+  ASSERT_EQ(m.load(DType::kI8, 0, 0, cptrs(rows).data()), "");
+  m.install_from_buffer(0);
   const std::uint8_t* xp = rows[0].data();
   ASSERT_EQ(m.activate(DType::kI8, &xp), "");
   ASSERT_EQ(m.accumulate(DType::kI32, MxmPlane::AccMode::kOnly, 0, nullptr), "");

@@ -152,21 +152,21 @@ TEST(Table, LatencyClassesAreKnown) {
 
 TEST(Table, EveryInstructionOfPartA2Exists) {
   const std::vector<std::pair<const char*, Unit>> a2 = {
-      {"nop", Unit::kIcu},     {"ifetch", Unit::kIcu},    {"sync", Unit::kIcu},
-      {"notify", Unit::kIcu},  {"config", Unit::kIcu},    {"repeat", Unit::kIcu},
-      {"read", Unit::kMem},    {"write", Unit::kMem},     {"gather", Unit::kMem},
-      {"scatter", Unit::kMem}, {"add", Unit::kVxm},       {"sub", Unit::kVxm},
-      {"mul", Unit::kVxm},     {"max", Unit::kVxm},       {"min", Unit::kVxm},
-      {"neg", Unit::kVxm},     {"abs", Unit::kVxm},       {"cmp", Unit::kVxm},
-      {"sel", Unit::kVxm},     {"and", Unit::kVxm},       {"or", Unit::kVxm},
-      {"xor", Unit::kVxm},     {"shl", Unit::kVxm},       {"shr", Unit::kVxm},
-      {"relu", Unit::kVxm},    {"exp", Unit::kVxm},       {"rsqrt", Unit::kVxm},
-      {"tanh", Unit::kVxm},    {"cast", Unit::kVxm},      {"mov", Unit::kVxm},
-      {"lw", Unit::kMxm},      {"iw.buf", Unit::kMxm},    {"iw.str", Unit::kMxm},
-      {"abc", Unit::kMxm},     {"acc", Unit::kMxm},       {"shift", Unit::kSxm},
-      {"select", Unit::kSxm},  {"permute", Unit::kSxm},   {"distribute", Unit::kSxm},
-      {"rotate", Unit::kSxm},  {"transpose", Unit::kSxm}, {"send", Unit::kC2c},
-      {"recv", Unit::kC2c},    {"deskew", Unit::kC2c}};
+      {"nop", Unit::kIcu},        {"ifetch", Unit::kIcu}, {"sync", Unit::kIcu},
+      {"notify", Unit::kIcu},     {"config", Unit::kIcu}, {"repeat", Unit::kIcu},
+      {"read", Unit::kMem},       {"write", Unit::kMem},  {"gather", Unit::kMem},
+      {"scatter", Unit::kMem},    {"add", Unit::kVxm},    {"sub", Unit::kVxm},
+      {"mul", Unit::kVxm},        {"max", Unit::kVxm},    {"min", Unit::kVxm},
+      {"neg", Unit::kVxm},        {"abs", Unit::kVxm},    {"cmp", Unit::kVxm},
+      {"sel", Unit::kVxm},        {"and", Unit::kVxm},    {"or", Unit::kVxm},
+      {"xor", Unit::kVxm},        {"shl", Unit::kVxm},    {"shr", Unit::kVxm},
+      {"relu", Unit::kVxm},       {"exp", Unit::kVxm},    {"rsqrt", Unit::kVxm},
+      {"tanh", Unit::kVxm},       {"cast", Unit::kVxm},   {"mov", Unit::kVxm},
+      {"lw", Unit::kMxm},         {"iw.buf", Unit::kMxm}, {"clw", Unit::kMxm},
+      {"iw.str", Unit::kMxm},     {"abc", Unit::kMxm},    {"acc", Unit::kMxm},
+      {"shift", Unit::kSxm},      {"select", Unit::kSxm}, {"permute", Unit::kSxm},
+      {"distribute", Unit::kSxm}, {"rotate", Unit::kSxm}, {"transpose", Unit::kSxm},
+      {"send", Unit::kC2c},       {"recv", Unit::kC2c},   {"deskew", Unit::kC2c}};
   for (const auto& [name, unit] : a2) {
     const OpInfo* op = by_mnemonic(name);
     ASSERT_NE(op, nullptr) << name << " is missing from the ISA table";
@@ -237,8 +237,8 @@ TEST(Table, StreamGroups) {
   EXPECT_EQ(stream_group(ins("add.fp16 s0e, s2e, s4e"), 2), 2);
   EXPECT_EQ(stream_group(ins("cast.i8.fp32 s0e, s4e"), 0), 1);
   EXPECT_EQ(stream_group(ins("cast.i8.fp32 s0e, s4e"), 1), 4);
-  EXPECT_EQ(stream_group(ins("lw.i8 s16e, 0"), 0), 16);
-  EXPECT_EQ(stream_group(ins("lw.i8 s16e, 0"), 1), 0);  // a row, not a stream
+  EXPECT_EQ(stream_group(ins("lw.i8 s16e, 0, 0"), 0), 16);
+  EXPECT_EQ(stream_group(ins("lw.i8 s16e, 0, 0"), 1), 0);  // a row, not a stream
   EXPECT_EQ(stream_group(ins("gather s2e, s3e"), 0), 2);
   EXPECT_EQ(stream_group(ins("gather s2e, s3e"), 1), 1);
   EXPECT_EQ(stream_group(ins("rotate.n3 s0e, s8e"), 0), 3);
@@ -259,13 +259,13 @@ TEST(Encoding, WordLayout) {
   EXPECT_EQ(encode(ins("cmp.fp16.lt s0e, s2e, s4e")), word({0x2a, 0x34, 0x00, 0x02, 0x04}));
   EXPECT_EQ(encode(ins("cast.i8.fp32 s0e, s4e")), word({0x36, 0x61, 0x00, 0x04}));
   EXPECT_EQ(encode(ins("repeat 0x1234, 0xabcd")), word({0x05, 0x00, 0x34, 0x12, 0xcd, 0xab}));
-  EXPECT_EQ(encode(ins("lw.fp16 s16e, 0x0130")), word({0x60, 0x04, 0x10, 0x30, 0x01}));
+  EXPECT_EQ(encode(ins("lw.fp16 s16e, 0x0130, 0")), word({0x60, 0x04, 0x10, 0x30, 0x01}));
   EXPECT_EQ(encode(ins("select.i16 s0e, s2e, s4w, 300")),
             word({0x71, 0x02, 0x00, 0x02, 0x84, 0x2c, 0x01}));
   EXPECT_EQ(encode(ins("acc.i32.only s24w, 4")), word({0x64, 0x13, 0x98, 0x04, 0x00}));
   EXPECT_EQ(encode(ins("rotate.n4 s0e, s16e")), word({0x74, 0x04, 0x00, 0x10}));
   EXPECT_EQ(encode(ins("sync")), word({0x02}));
-  EXPECT_EQ(encode(ins("iw.buf")), word({0x61}));
+  EXPECT_EQ(encode(ins("iw.buf 0")), word({0x61}));
   EXPECT_EQ(encode(ins("config 20")), word({0x04, 0x00, 0x14}));
   EXPECT_EQ(encode(ins("shl.i32 s0e, s4e, 31")), word({0x28, 0x03, 0x00, 0x04, 0x1f}));
 }
@@ -307,9 +307,10 @@ TEST(Encoding, RoundTripOfExamples) {
       "cast.i8.fp32 s0e, s4e",
       "cast.fp32.i16 s0e, s4e",
       "mov.fp32 s8e, s12w",
-      "lw.i8 s16e, 0",
-      "lw.fp16 s0w, 304",
-      "iw.buf",
+      "lw.i8 s16e, 0, 0",
+      "lw.fp16 s0w, 304, 0",
+      "iw.buf 0",
+      "clw 0",
       "iw.str.fp16 s0w, 16",
       "abc.i8 s20e, 4",
       "acc.i32.only s24w, 4",
@@ -481,7 +482,7 @@ TEST(Check, AcceptsValidInstructions) {
       {"vxm.alu5", "max.i32 s8e, s12e, s20e"},     // ALU 5 is large
       {"vxm.alu12", "mov.i32 s24e, s4w"},          // row 3 reaches 24..31 and 0..7
       {"vxm.alu1", "relu.fp16 s0e, s2e"},          // small ALU, ordinary op
-      {"mxm.p0.wt", "lw.i8 s16e, 304"},
+      {"mxm.p0.wt", "lw.i8 s16e, 304, 0"},
       {"mxm.p3.wt", "iw.str.fp16 s0w, 0"},
       {"mxm.p1.abc", "abc.fp16 s2e, 65535"},
       {"mxm.p2.acc", "acc.i32.only s28w, 1"},
@@ -526,7 +527,7 @@ TEST(Check, WrongQueueForTheUnit) {
        "'read' cannot run on queue vxm.alu0 (it runs on MEM queues such as mem.w0)"},
       {&tsp(), "mem.w3", "add.i8.sat s0e, s1e, s2e", -1,
        "'add' cannot run on queue mem.w3 (it runs on VXM queues such as vxm.alu0)"},
-      {&tsp(), "mxm.p0.abc", "lw.i8 s16e, 0", -1,
+      {&tsp(), "mxm.p0.abc", "lw.i8 s16e, 0, 0", -1,
        "'lw' cannot run on queue mxm.p0.abc (it runs on MXM queues such as mxm.p0.wt)"},
       {&tsp(), "mxm.p0.wt", "acc.i32.only s0e, 1", -1,
        "'acc' cannot run on queue mxm.p0.wt (it runs on MXM queues such as mxm.p0.acc)"},
@@ -586,9 +587,9 @@ TEST(Check, StreamIdsAndGroups) {
        "operand 'd': s5 is not aligned to its group of 2 streams (SG2)"},
       {&tsp(), "vxm.alu0", "cast.i8.fp32 s1e, s6e", 1,
        "operand 'd': s6 is not aligned to its group of 4 streams (SG4)"},
-      {&tsp(), "mxm.p0.wt", "lw.i8 s8e, 0", 0,
+      {&tsp(), "mxm.p0.wt", "lw.i8 s8e, 0, 0", 0,
        "operand 's': s8 is not aligned to its group of 16 streams (SG16)"},
-      {&tsp(), "mxm.p0.wt", "lw.i8 s24e, 0", 0,
+      {&tsp(), "mxm.p0.wt", "lw.i8 s24e, 0, 0", 0,
        "operand 's': a group of 16 streams from s24 runs past stream 31"},
       {&tsp(), "vxm.alu12", "add.i32.sat s30e, s0e, s4e", 0,
        "operand 'a': a group of 4 streams from s30 runs past stream 31"},
@@ -658,8 +659,8 @@ TEST(Check, AddressesAgainstTheDepth) {
 
 TEST(Check, MxmRows) {
   expect_rejected({
-      {&tsp(), "mxm.p0.wt", "lw.i8 s16e, 8", 1, "operand 'row': row 8 is not a multiple of 16"},
-      {&tsp(), "mxm.p0.wt", "lw.i8 s16e, 320", 1,
+      {&tsp(), "mxm.p0.wt", "lw.i8 s16e, 8, 0", 1, "operand 'row': row 8 is not a multiple of 16"},
+      {&tsp(), "mxm.p0.wt", "lw.i8 s16e, 320, 0", 1,
        "operand 'row': row 320 is beyond the plane (chip.mxm.rows = 320)"},
       {&tiny(), "mxm.p1.wt", "iw.str.i8 s0e, 32", 1,
        "operand 'row': row 32 is beyond the plane (chip.mxm.rows = 32)"},
@@ -717,7 +718,7 @@ TEST(Format, CanonicalText) {
   EXPECT_EQ(format(ins("add.i8.sat s0e, s4e, s8w")), "add.i8.sat s0e, s4e, s8w");
   EXPECT_EQ(format(ins("read 64, s5e")), "read 0x0040, s5e");
   EXPECT_EQ(format(ins("read 0x12345, s5e")), "read 0x12345, s5e");
-  EXPECT_EQ(format(ins("iw.buf")), "iw.buf");
+  EXPECT_EQ(format(ins("iw.buf 0")), "iw.buf 0");
   EXPECT_EQ(format(ins("add.fp16 s0e, s2e, s4e")), "add.fp16 s0e, s2e, s4e");
   EXPECT_EQ(format_operand(OperandKind::kStream, stream_arg(31, true)), "s31w");
   EXPECT_EQ(format_operand(OperandKind::kAddr, 0), "0x0000");

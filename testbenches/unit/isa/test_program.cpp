@@ -81,7 +81,7 @@ TEST(Example, Parses) {
   EXPECT_EQ(p.arch.canonical, lpu::arch::load("tiny").canonical);
   ASSERT_TRUE(p.predicted_cycles.has_value());
   EXPECT_EQ(*p.predicted_cycles, 420u);
-  EXPECT_EQ(p.instruction_count(), 52u);
+  EXPECT_EQ(p.instruction_count(), 53u);
   ASSERT_EQ(p.chips.size(), 1u);
   EXPECT_EQ(p.chips[0].chip, 0u);
   EXPECT_EQ(p.tensors.size(), 3u);
@@ -209,10 +209,12 @@ TEST(Example, DecodedValues) {
 
   const QueueProgram* wt = queue_of(p, 0, "mxm.p0.wt");
   ASSERT_NE(wt, nullptr);
-  ASSERT_EQ(wt->entries.size(), 4u);
+  ASSERT_EQ(wt->entries.size(), 5u);
   EXPECT_EQ(wt->entries[1].instr.arg[1], 16u);
-  EXPECT_EQ(wt->entries[3].cycle, 30u);
-  EXPECT_EQ(wt->entries[3].instr.arg[0], stream_arg(0, true));
+  EXPECT_EQ(wt->entries[1].instr.arg[2], 0u);    // staging buffer 0
+  EXPECT_EQ(wt->entries[3].instr.opcode, 0x65);  // clw
+  EXPECT_EQ(wt->entries[4].cycle, 30u);
+  EXPECT_EQ(wt->entries[4].instr.arg[0], stream_arg(0, true));
 
   const QueueProgram* c2c = queue_of(p, 0, "c2c.l0");
   ASSERT_NE(c2c, nullptr);
@@ -498,11 +500,11 @@ TEST(TextErrors, VxmRowRuleAndMxmRows) {
                     "stream 0 is in group 0");
   expect_text_error(kHead + ".queue vxm.alu1\n  @0 exp.fp32 s0e, s4e\n", "exp",
                     "'exp' needs a large ALU; ALU 1 (vxm.alu1) is small");
-  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,32\n", ",32",
+  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,32, 0\n", ",32",
                     "operand 'row': row 32 is beyond the plane (chip.mxm.rows = 32)", 0, 1);
-  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,8\n", ",8",
+  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,8, 0\n", ",8",
                     "operand 'row': row 8 is not a multiple of 16", 0, 1);
-  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s8e, 0\n", "s8e",
+  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s8e, 0, 0\n", "s8e",
                     "operand 's': s8 is not aligned to its group of 16 streams (SG16)");
 }
 
@@ -698,6 +700,21 @@ TEST(TextErrors, BadRepetitionRelation) {
                       std::string("repetition relation '") + bad + "' must look like @r", 0, 3);
 }
 
+TEST(TextErrors, MxmStagingBuffers) {
+  expect_text_error(
+      kHead + ".set chip.mxm.weight_buffers=1\n.queue mxm.p0.wt\n  @0 lw.i8 s0w, 0, 0\n", "0\n",
+      "operand 'buf': the plane has no staging buffer (chip.mxm.weight_buffers = 1)");
+  expect_text_error(kHead + ".queue mxm.p0.wt\n  @0 iw.buf 1\n", "buf 1",
+                    "operand 'buf': buffer 1 does not exist (1 staging buffer(s)) "
+                    "(chip.mxm.weight_buffers = 2)",
+                    0, 4);
+  // fp16 steps are 1 / fp16_rate cycles apart: abc.fp16 n keeps its queue busy 4 (n - 1) cycles.
+  expect_text_error(
+      kHead + ".queue mxm.p0.abc\n  @10 abc.fp16 s0w, 3\n  @15 abc.i8 s0w, 1\n", "@15",
+      "cycle 15 falls while the previous 'abc' keeps queue mxm.p0.abc busy (until cycle "
+      "18)");
+}
+
 TEST(TextErrors, DoneBeforeTheCycle) {
   const std::string t = kHead + ".queue mem.w0\n  @10 read 0x0000, s0e  [done=5]\n";
   expect_text_error(t, "done=5", "predicted completion cycle 5 is before the dispatch cycle 10");
@@ -738,7 +755,7 @@ TEST(Bugs, OperandColumnsAfterACommaAndBlank) {
   expect_text_error(m + "  @0 nop 1, 77\n", "77", "'nop' takes 1 operand(s)");
   expect_text_error(kHead + ".queue vxm.alu0\n  @0 sel.i8 s0e, s1e, s2e, s40e\n", "s40e",
                     "stream 40 does not exist");
-  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,   8\n", "8\n",
+  expect_text_error(kHead + ".queue mxm.p1.wt\n  @0 lw.i8 s16e,   8, 0\n", "8, 0",
                     "row 8 is not a multiple of 16");
 }
 

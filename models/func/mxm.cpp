@@ -164,6 +164,8 @@ std::string MxmPlane::activate(DType t, const std::uint8_t* const* planes) {
   Product p;
   p.type = t == DType::kI8 ? DType::kI32 : DType::kFp32;
   macs_ += static_cast<std::uint64_t>(rows_) * static_cast<std::uint64_t>(cols_);
+  if (t == DType::kFp16)
+    macs_fp16_ += static_cast<std::uint64_t>(rows_) * static_cast<std::uint64_t>(cols_);
   if (with_data_) {
     if (!spare_.empty()) {
       p.value = std::move(spare_.back());

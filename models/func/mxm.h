@@ -56,8 +56,11 @@ class MxmPlane {
   std::size_t pending_products() const { return products_.size(); }
   int rows() const { return rows_; }
   int cols() const { return cols_; }
-  /// Multiply-accumulates done so far (rows x cols per activation vector).
+  /// Multiply-accumulates the array did so far (rows x cols per activation vector, zeros
+  /// included), all and by the activations' type.
   std::uint64_t macs() const { return macs_; }
+  std::uint64_t macs_int8() const { return macs_ - macs_fp16_; }
+  std::uint64_t macs_fp16() const { return macs_fp16_; }
 
  private:
   struct Weights {
@@ -82,7 +85,7 @@ class MxmPlane {
   std::deque<Product> products_;
   std::vector<std::uint32_t> acc_;    // [slot][col]
   std::vector<isa::DType> acc_type_;  // per slot
-  std::uint64_t macs_ = 0;
+  std::uint64_t macs_ = 0, macs_fp16_ = 0;
   std::vector<std::int8_t> batch_x_;  // waiting int8 activation vectors, rows_ bytes each
   std::vector<std::int32_t> batch_y_;
   std::size_t batch_first_ = 0;  // index in products_ of the first waiting product

@@ -81,11 +81,15 @@ class StreamFabric {
   bool with_data() const { return with_data_; }
   /// Writes recorded so far (for reports).
   std::uint64_t writes() const { return writes_; }
+  /// Stream-register hops values made so far: each value counts the positions from where it was
+  /// written to its farthest reader (for the energy estimate).
+  std::uint64_t hops() const { return hops_; }
 
  private:
   struct Entry {
     StreamValue value;
     bool read = false;
+    std::uint32_t reach = 0;    ///< hops to its farthest reader so far
     std::uint32_t payload = 0;  ///< index into `payload_` of its `lanes` bytes
   };
   struct Slot {
@@ -133,6 +137,7 @@ class StreamFabric {
   UnreadHandler unread_;
   std::uint64_t now_ = 0;
   std::uint64_t writes_ = 0;
+  std::uint64_t hops_ = 0;
 };
 
 // The per-vector paths, inline: one diagonal lookup and, usually, one entry.
@@ -172,6 +177,12 @@ inline const StreamValue* StreamFabric::read(int stream, Dir dir, int pos, std::
   }
   if (!found) return nullptr;
   found->read = true;
+  const auto reach = static_cast<std::uint32_t>(
+      pos > found->value.position ? pos - found->value.position : found->value.position - pos);
+  if (reach > found->reach) {
+    hops_ += reach - found->reach;
+    found->reach = reach;
+  }
   found->value.data = with_data_ ? payload(found->payload) : nullptr;
   return &found->value;
 }

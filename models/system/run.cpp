@@ -1,6 +1,7 @@
 #include "system/run.h"
 
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "arch/arch.h"
@@ -14,6 +15,74 @@
 namespace lpu::system {
 
 namespace json = boost::json;
+
+namespace {
+
+double seconds_of(double cycles, const arch::Chip& ch) {
+  return cycles / (ch.clock_mhz * 1e6);
+}
+
+// The energy estimate (brief B9): each issue costs chip.energy_pj of its instruction's latency
+// class, each hop of a value on the streams chip.energy_pj.stream_hop. Grouped by unit (the
+// class's prefix: icu, mem, vxm, mxm, sxm, c2c) and "streams".
+struct Energy {
+  std::map<std::string, std::pair<std::uint64_t, double>> by_class;  // issues, pJ
+  std::uint64_t hops = 0;
+  double hop_pj = 0;
+  void add(const Energy& o) {
+    for (const auto& [k, v] : o.by_class) {
+      by_class[k].first += v.first;
+      by_class[k].second += v.second;
+    }
+    hops += o.hops;
+    hop_pj += o.hop_pj;
+  }
+  json::object json(double seconds) const {
+    std::map<std::string, double> by_unit;
+    json::object classes;
+    double total = hop_pj;
+    for (const auto& [k, v] : by_class) {
+      if (!v.first) continue;
+      by_unit[k.substr(0, k.find('_'))] += v.second;
+      classes[k] = json::object{{"issues", v.first}, {"uj", v.second * 1e-6}};
+      total += v.second;
+    }
+    by_unit["streams"] += hop_pj;
+    json::object units;
+    for (const auto& [u, pj] : by_unit)
+      units[u] = pj * 1e-6;
+    return json::object{{"total_uj", total * 1e-6},
+                        {"average_watts", seconds > 0 ? total * 1e-12 / seconds : 0.0},
+                        {"by_unit_uj", units},
+                        {"by_class", classes},
+                        {"stream_hops", hops}};
+  }
+};
+
+Energy energy_of(const std::vector<std::uint64_t>& class_issues, std::uint64_t hops,
+                 const arch::Chip& ch) {
+  Energy e;
+  const auto& classes = arch::latency_classes();
+  for (std::size_t i = 0; i < classes.size() && i < class_issues.size(); ++i)
+    e.by_class[classes[i]] = {class_issues[i],
+                              static_cast<double>(class_issues[i]) * ch.energy_pj.at(classes[i])};
+  e.hops = hops;
+  e.hop_pj = static_cast<double>(hops) * ch.energy_pj.at("stream_hop");
+  return e;
+}
+
+// One plane's MACs and MAC utilisation over `cycles`.
+json::object plane_json(const units::Mxm& m, const arch::Chip& ch, double cycles) {
+  const double slots = cycles * static_cast<double>(ch.mxm.rows) * ch.mxm.cols;
+  const double u8 = static_cast<double>(m.macs_int8()) / slots;
+  const double u16 = static_cast<double>(m.macs_fp16()) / (slots * ch.mxm.fp16_rate);
+  return json::object{{"plane", m.index()},         {"macs_int8", m.macs_int8()},
+                      {"macs_fp16", m.macs_fp16()}, {"mac_utilisation", u8 + u16},
+                      {"mac_utilisation_int8", u8}, {"mac_utilisation_fp16", u16}};
+}
+
+}  // namespace
+
 using isa::DType;
 
 namespace {
@@ -252,7 +321,8 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
                              {"sxm", opts.cosim.sxm, {}},
                              {"c2c", opts.cosim.c2c, {}},
                              {"mxm", opts.cosim.mxm, {}}};
-  std::uint64_t macs = 0, ecc_c = 0, ecc_u = 0;
+  std::uint64_t macs = 0, macs_fp16 = 0, ecc_c = 0, ecc_u = 0;
+  Energy energy_total;
   for (auto& c : chips) {
     out.cycles = std::max(out.cycles, c->icu().end_cycle());
     out.instructions += c->icu().instructions();
@@ -280,9 +350,12 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
                                    {"writes", json::array{m->writes[0], m->writes[1]}}});
     }
     std::uint64_t mxm_busy = 0, sxm_busy = 0, c2c_busy = 0, chip_macs = 0;
+    json::array planes;
     for (const auto& m : c->mxm()) {
       mxm_busy += m->stats().busy_cycles;
       chip_macs += m->macs();
+      macs_fp16 += m->macs_fp16();
+      planes.push_back(plane_json(*m, ch, cycles));
     }
     for (const auto& s : c->sxm())
       sxm_busy += s->stats().busy_cycles;
@@ -303,6 +376,10 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
     cj["c2c"] = unit(c2c_busy, ch.c2c.links);
     cj["mem_banks"] = banks;
     cj["mxm_macs"] = chip_macs;
+    cj["mxm_planes"] = planes;
+    const Energy e = energy_of(c->icu().class_issues(), c->stream_hops(), ch);
+    cj["energy"] = e.json(seconds_of(cycles, ch));
+    energy_total.add(e);
     cj["vxm_elements"] = c->vxm().elements;
     // Each unit with RTL: its figures on this chip (summed over its modules) and in the total.
     json::object cosim_chip;
@@ -353,9 +430,24 @@ RunOutcome run(const isa::Program& p, const std::map<std::string, TensorValue>& 
   r["instructions_per_second"] =
       out.wall_seconds > 0 ? static_cast<double>(out.issues) / out.wall_seconds : 0.0;
   r["simulated_cycles_per_second"] = out.wall_seconds > 0 ? cycles / out.wall_seconds : 0.0;
-  r["mxm"] = json::object{{"macs", macs},
-                          {"achieved_int8_tops", 2.0 * static_cast<double>(macs) / seconds / 1e12},
-                          {"peak_int8_tops", peak}};
+  // MAC utilisation: the array's MACs over what its peak could do in the run's cycles, int8 and
+  // fp16 apart (an fp16 MAC takes 1 / fp16_rate of a cycle's int8 MAC slots).
+  const double slots = cycles * static_cast<double>(ch.mxm.rows) * ch.mxm.cols * ch.mxm.planes *
+                       static_cast<double>(chips.size());
+  const double u8 = static_cast<double>(macs - macs_fp16) / slots;
+  const double u16 = static_cast<double>(macs_fp16) / (slots * ch.mxm.fp16_rate);
+  r["mxm"] = json::object{
+      {"macs", macs},
+      {"macs_int8", macs - macs_fp16},
+      {"macs_fp16", macs_fp16},
+      {"mac_utilisation", u8 + u16},
+      {"mac_utilisation_int8", u8},
+      {"mac_utilisation_fp16", u16},
+      {"achieved_int8_tops", 2.0 * static_cast<double>(macs - macs_fp16) / seconds / 1e12},
+      {"achieved_fp16_tflops", 2.0 * static_cast<double>(macs_fp16) / seconds / 1e12},
+      {"peak_int8_tops", peak},
+      {"peak_fp16_tflops", peak * ch.mxm.fp16_rate}};
+  r["energy"] = energy_total.json(seconds);
   r["ecc"] = json::object{{"corrected", ecc_c}, {"uncorrectable", ecc_u}};
   r["chips"] = chips_json;
   json::array links_json;

@@ -113,6 +113,31 @@ void parse_cosim(const std::vector<std::string>& units, const std::string& waves
   }
 }
 
+void print_mxm_and_energy(const boost::json::object& report) {
+  const auto& m = report.at("mxm").as_object();
+  if (m.at("macs").to_number<double>() > 0)
+    std::printf(
+        "  MXM MACs          %.1f%% of peak (int8 %.1f%%, fp16 %.1f%%): %.1f int8 TOPS, %.1f "
+        "fp16 TFLOPS\n",
+        100.0 * m.at("mac_utilisation").to_number<double>(),
+        100.0 * m.at("mac_utilisation_int8").to_number<double>(),
+        100.0 * m.at("mac_utilisation_fp16").to_number<double>(),
+        m.at("achieved_int8_tops").to_number<double>(),
+        m.at("achieved_fp16_tflops").to_number<double>());
+  const auto& e = report.at("energy").as_object();
+  std::string parts;
+  for (const auto& [unit, uj] : e.at("by_unit_uj").as_object()) {
+    if (uj.to_number<double>() <= 0) continue;
+    char b[64];
+    std::snprintf(b, sizeof b, "%s%s %.3g", parts.empty() ? "" : ", ", std::string(unit).c_str(),
+                  uj.to_number<double>());
+    parts += b;
+  }
+  std::printf("  energy            %.4g uJ (%.3g W average): %s\n",
+              e.at("total_uj").to_number<double>(), e.at("average_watts").to_number<double>(),
+              parts.c_str());
+}
+
 void print_cosim(const boost::json::object& report) {
   const auto* cosim = report.if_contains("cosim");
   if (!cosim) return;
@@ -284,6 +309,7 @@ int cmd_run(const Args& args) {
                   static_cast<unsigned long long>(ecc.at("corrected").as_uint64()),
                   static_cast<unsigned long long>(ecc.at("uncorrectable").as_uint64()));
     print_links(r.report);
+    print_mxm_and_energy(r.report);
     print_cosim(r.report);
     std::printf("  schedule errors   %zu%s\n", r.errors.size(),
                 r.stopped ? " (stopped at the first)" : "");

@@ -70,6 +70,7 @@ int finish_system_verify(const std::string& model, const arch::Arch& a, const sy
   std::printf("  on-chip time      %.3f us at %.0f MHz (host DMA %.3f us)\n",
               static_cast<double>(r.cycles) / a.chip.clock_mhz, a.chip.clock_mhz,
               r.host_seconds * 1e6);
+  print_mxm_and_energy(r.report);
   if (functional) {
     std::printf("  outputs           %zu compared with the %s reference (%.3f s): %s\n", compared,
                 reference, ref_s, differing ? "DIFFERENT" : "bit-identical");
@@ -473,6 +474,7 @@ int cmd_verify(const Args& args) {
               r.cycles ? 100.0 * static_cast<double>(s.mxm_busy) / (planes * r.cycles) : 0.0,
               planes, r.cycles ? 100.0 * static_cast<double>(s.vxm_busy) / (alus * r.cycles) : 0.0,
               alus);
+  print_mxm_and_energy(r.report);
   if (functional)
     std::printf("  outputs           %zu compared with the host reference (%.3f s): %s\n", compared,
                 ref_s, differing ? "DIFFERENT" : "bit-identical");

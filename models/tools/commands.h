@@ -44,6 +44,9 @@ void parse_cosim(const std::vector<std::string>& units, const std::string& waves
 /// Prints the co-simulation lines of a run report: per unit, the vectors the RTL computed or
 /// matched, the operations the RTL lacks, and the waveform written.
 void print_cosim(const boost::json::object& report);
+/// Prints the MXM's MAC utilisation (int8 and fp16 apart) and the energy estimate of a run
+/// report: "  MXM  ..." and "  energy  ..." lines.
+void print_mxm_and_energy(const boost::json::object& report);
 /// No lockstep mismatch in the run report (true when nothing ran in lockstep).
 bool cosim_ok(const boost::json::object& report);
 

@@ -66,6 +66,8 @@ class Chip : public sc_core::sc_module {
   const std::vector<std::unique_ptr<Sxm>>& sxm() const { return sxm_; }
   const std::vector<std::unique_ptr<C2cPort>>& c2c() const { return c2c_; }
   bool finished() const { return finished_; }
+  /// Hops values made on the streams (func::StreamFabric::hops).
+  std::uint64_t stream_hops() const { return fabric_->hops(); }
 
  private:
   void run();

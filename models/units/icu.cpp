@@ -14,8 +14,13 @@ Icu::Icu(const sc_core::sc_module_name& name, ChipContext& ctx, const isa::ChipP
       cursor_index_(ctx.queues.size(), -1),
       superlanes_(ctx.arch->chip.superlanes) {
   const auto& chip = ctx.arch->chip;
+  const auto& classes = arch::latency_classes();
+  class_of_.assign(256, 0);
+  class_issues_.assign(classes.size(), 0);
   for (const auto& op : isa::table()) {
     latency_[op.opcode] = chip.latency_of(op.latency_class);
+    class_of_[op.opcode] = static_cast<std::uint8_t>(
+        std::find(classes.begin(), classes.end(), op.latency_class) - classes.begin());
     skew_lag_ =
         std::max<std::uint64_t>(skew_lag_, static_cast<std::uint64_t>(latency_[op.opcode].d_skew));
   }
@@ -187,6 +192,7 @@ void Icu::execute(Slot& p) {
   last_step_ = p.last;
   p.unit->execute(is);
   ++issues_;
+  ++class_issues_[class_of_[is.instr->opcode]];
   if (p.last) {
     ++instructions_;
     const std::uint64_t done = is.result + static_cast<std::uint64_t>(superlanes_ - 1);

@@ -31,6 +31,8 @@ class Icu : public Unit {
 
   std::uint64_t end_cycle() const { return end_cycle_; }  ///< last completion + 1 (0 if empty)
   std::uint64_t issues() const { return issues_; }
+  /// Issues per latency class (arch::latency_classes() order): what the energy estimate charges.
+  const std::vector<std::uint64_t>& class_issues() const { return class_issues_; }
   std::uint64_t instructions() const { return instructions_; }
   bool stopped() const { return stopped_; }
 
@@ -73,6 +75,8 @@ class Icu : public Unit {
   const isa::ChipProgram* program_;
   std::vector<Unit*> unit_of_queue_;
   std::vector<arch::Latency> latency_;  // by opcode
+  std::vector<std::uint8_t> class_of_;  // latency class index by opcode
+  std::vector<std::uint64_t> class_issues_;
   std::vector<Cursor> cursors_;
   std::vector<int> cursor_index_;  // by queue id, -1 for queues without instructions
   std::uint64_t skew_lag_ = 0;     // largest d_skew: how far issues may run behind dispatch order

@@ -28,6 +28,9 @@ class Mxm : public Unit {
   void execute(const Issue& is) override;
   void finish(std::uint64_t end_cycle) override;
   std::uint64_t macs() const { return plane_.macs(); }
+  std::uint64_t macs_int8() const { return plane_.macs_int8(); }
+  std::uint64_t macs_fp16() const { return plane_.macs_fp16(); }
+  int index() const { return index_; }
   UnitMode mode() const { return mode_; }
   /// Co-simulation figures (null in tlm mode).
   const CosimStats* cosim() const { return rtl_ ? &rtl_->stats() : nullptr; }

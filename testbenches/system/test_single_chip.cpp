@@ -82,6 +82,14 @@ TEST(SingleChip, MemVxmMemChainValuesAndCycles) {
     EXPECT_EQ(static_cast<std::int8_t>(y.bytes[i]), std::clamp(2 * x[i], -128, 127)) << i;
   EXPECT_EQ(r.report.at("cycles").as_uint64(), 10u);
   EXPECT_TRUE(r.report.at("cycles_match_prediction").as_bool());
+  // Energy by hand from the preset's chip.energy_pj: 2 reads (320 pJ), 2 adds (60), 2 writes
+  // (340) and 4 stream hops (6 pJ: w0 -> VXM and VXM -> e0, one position each, per row).
+  const auto& e = r.report.at("energy").as_object();
+  EXPECT_EQ(e.at("stream_hops").as_uint64(), 4u);
+  EXPECT_NEAR(e.at("total_uj").as_double(), (2 * 320 + 2 * 60 + 2 * 340 + 4 * 6) * 1e-6, 1e-12);
+  EXPECT_NEAR(e.at("by_unit_uj").at("mem").as_double(), (2 * 320 + 2 * 340) * 1e-6, 1e-12);
+  EXPECT_NEAR(e.at("by_unit_uj").at("vxm").as_double(), 2 * 60 * 1e-6, 1e-12);
+  EXPECT_EQ(e.at("by_class").at("mem_read").at("issues").as_uint64(), 2u);
 }
 
 TEST(SingleChip, TimingModeGivesTheSameCycles) {
@@ -535,6 +543,14 @@ TEST(SingleChip, Int8MatmulOverTwoKChunksOnTspV1) {
       ASSERT_EQ(got, ref) << "row " << row << " col " << col;
     }
   EXPECT_EQ(r.report.at("mxm").at("macs").as_uint64(), 8u * 320 * 320);
+  EXPECT_EQ(r.report.at("mxm").at("macs_fp16").as_uint64(), 0u);
+  // 8 vectors through a 320 x 320 plane, of 4 planes x 320 x 320 MAC slots in every cycle.
+  const double cycles = static_cast<double>(m.expected_cycles);
+  EXPECT_NEAR(r.report.at("mxm").at("mac_utilisation_int8").as_double(), 8.0 / (4.0 * cycles),
+              1e-12);
+  const auto& plane0 = r.report.at("chips").at(0).at("mxm_planes").at(0);
+  EXPECT_NEAR(plane0.at("mac_utilisation").as_double(), 8.0 / cycles, 1e-12);
+  EXPECT_EQ(r.report.at("chips").at(0).at("mxm_planes").at(1).at("macs_int8").as_uint64(), 0u);
 }
 
 TEST(ScheduleErrors, ProductsNobodyTook) {
@@ -566,6 +582,14 @@ TEST(SingleChip, Int8MatmulTimingModeSameCycles) {
   ASSERT_TRUE(r.errors.empty()) << r.errors[0].to_string();
   EXPECT_EQ(r.cycles, m.expected_cycles);
   EXPECT_EQ(r.report.at("mxm").at("macs").as_uint64(), 8u * 320 * 320);
+  EXPECT_EQ(r.report.at("mxm").at("macs_fp16").as_uint64(), 0u);
+  // 8 vectors through a 320 x 320 plane, of 4 planes x 320 x 320 MAC slots in every cycle.
+  const double cycles = static_cast<double>(m.expected_cycles);
+  EXPECT_NEAR(r.report.at("mxm").at("mac_utilisation_int8").as_double(), 8.0 / (4.0 * cycles),
+              1e-12);
+  const auto& plane0 = r.report.at("chips").at(0).at("mxm_planes").at(0);
+  EXPECT_NEAR(plane0.at("mac_utilisation").as_double(), 8.0 / cycles, 1e-12);
+  EXPECT_EQ(r.report.at("chips").at(0).at("mxm_planes").at(1).at("macs_int8").as_uint64(), 0u);
 }
 
 TEST(ScheduleErrors, VxmResultNobodyReads) {
@@ -684,6 +708,10 @@ TEST(SingleChip, Fp16MatmulOverTwoKChunksOnTspV1) {
                   &y[(static_cast<std::size_t>(row) * 320 + static_cast<std::size_t>(col)) * 4], 4);
       ASSERT_EQ(got, func::float_bits(ref)) << "row " << row << " col " << col;
     }
+  // fp16 MACs count against the fp16 peak (a quarter of the int8 one on tsp-v1).
+  EXPECT_EQ(r.report.at("mxm").at("macs_fp16").as_uint64(), 8u * 320 * 320);
+  EXPECT_NEAR(r.report.at("mxm").at("mac_utilisation_fp16").as_double(),
+              8.0 / (4.0 * 0.25 * static_cast<double>(m.expected_cycles)), 1e-12);
 }
 
 TEST(SingleChip, SingleBitFlipIsCorrectedAndCounted) {

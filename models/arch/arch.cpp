@@ -46,6 +46,21 @@ const std::vector<std::string>& energy_keys() {
   return k;
 }
 
+const std::map<std::string, std::string>& descriptive_parameters() {
+  static const std::map<std::string, std::string> k = {
+      {"chip.lanes_per_superlane",
+       "fixed at 16 (the SXM's transpose and distribute work on superlanes of 16 lanes); the "
+       "description accepts no other value"},
+      {"chip.streams.group_sizes",
+       "fixed at [1, 2, 4] (8-, 16- and 32-bit values); the description accepts no other value"},
+      {"system.*",
+       "a single chip has no system: topology, chips, node size, global ports and links take "
+       "effect with more than one chip (node8, rack72, or --set system.chips), where the "
+       "multi-chip tests cover them"},
+  };
+  return k;
+}
+
 bool Chip::Vxm::is_large(int alu) const {
   return std::find(large_alus.begin(), large_alus.end(), alu) != large_alus.end();
 }
@@ -224,7 +239,8 @@ void apply_set(JsonDoc& doc, const std::string& assignment, const Where& where) 
       auto& obj = node->get_object();
       auto it = obj.find(st.key);
       const std::string next = join(walked, st.key);
-      if (it == obj.end() && last && next == "chip.slice_order") {  // optional: derived if absent
+      if (it == obj.end() && last &&
+          (next == "chip.slice_order" || next == "chip.vxm.row_stream_groups")) {  // optional
         it = obj.emplace(st.key, json::value()).first;
       }
       if (it == obj.end()) {
@@ -546,12 +562,23 @@ Chip read_chip(Reader r) {
       if (!seen.insert(c.vxm.large_alus[i]).second)
         s.fail(index(s.path("large_alus"), i),
                "ALU " + std::to_string(c.vxm.large_alus[i]) + " listed twice");
-    const auto& rows = s.array("row_stream_groups");
-    if (static_cast<int>(rows.size()) != c.vxm.rows)
+    const int groups = c.streams.per_direction / 4;
+    if (!s.has("row_stream_groups")) {
+      // Not given: row r reaches the 4 SG4 groups from r x groups / rows on (the brief's reading
+      // for 4 rows and 8 groups: 2r .. 2r + 3 mod 8), or every group when there are fewer.
+      for (int r = 0; r < c.vxm.rows; ++r) {
+        std::vector<int> g;
+        for (int j = 0; j < std::min(4, groups); ++j)
+          g.push_back((r * groups / c.vxm.rows + j) % groups);
+        c.vxm.row_stream_groups.push_back(g);
+      }
+    }
+    const json::array no_rows;
+    const auto& rows = s.has("row_stream_groups") ? s.array("row_stream_groups") : no_rows;
+    if (s.has("row_stream_groups") && static_cast<int>(rows.size()) != c.vxm.rows)
       s.fail(s.path("row_stream_groups"), "must have one entry per ALU row (" +
                                               std::to_string(c.vxm.rows) + "), has " +
                                               std::to_string(rows.size()));
-    const int groups = c.streams.per_direction / 4;
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const KeyPath ep = index(s.path("row_stream_groups"), i);
       if (!rows[i].is_array()) s.fail(ep, "must be an array of SG4 group ids");
@@ -975,6 +1002,14 @@ json::object derived_json(const Arch& a) {
   for (const auto& k : a.chip.slice_order_spec)
     order.emplace_back(k);
   o["slice_order"] = std::move(order);
+  json::array groups;  // as given, or derived from the rows and streams
+  for (const auto& row : a.chip.vxm.row_stream_groups) {
+    json::array g;
+    for (int x : row)
+      g.emplace_back(x);
+    groups.emplace_back(std::move(g));
+  }
+  o["vxm_row_stream_groups"] = std::move(groups);
   o["system_chips"] = a.system.chips;
   o["system_links"] = a.system.links.size();
   o["system_sram_mib"] = round3(d.sram_mib * a.system.chips);

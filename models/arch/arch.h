@@ -154,6 +154,12 @@ struct Arch {
   std::string hash_hex() const;
 };
 
+/// Parameters that change neither what the compiler schedules, nor what the simulator enforces,
+/// nor what a report says, with the reason (docs/arch-description.md marks them). Keys are key
+/// paths; one ending in '*' covers every key it prefixes. testbenches/system/param_effects checks
+/// both ways: every other parameter has an effect, and these have none.
+const std::map<std::string, std::string>& descriptive_parameters();
+
 /// Names of the presets built into the tool.
 std::vector<std::string> preset_names();
 /// True if `name` is a preset.

@@ -118,7 +118,10 @@ struct TensorPlace {
 
 // One reservation of an operation, relative to its anchor cycle T.
 struct Use {
-  enum class Kind { kQueue, kPort, kStream } kind;
+  // kPort: a C2C link's transmit side; kRead, kWrite: a MEM slice's read and write port; kBank:
+  // one bank of a slice (id = slice x banks + bank), which a read and a write may not share in a
+  // cycle.
+  enum class Kind { kQueue, kPort, kStream, kRead, kWrite, kBank } kind;
   int id;            // queue id; or stream * 2 + west
   std::int64_t off;  // start (a cycle, or a diagonal for streams) = T + off
   std::uint64_t len;
@@ -262,6 +265,9 @@ class Scheduler {
     }
     busy_.resize(queues_.size());
     port_.resize(queues_.size());
+    read_.resize(queues_.size());
+    write_.resize(queues_.size());
+    bank_.resize(queues_.size() * static_cast<std::size_t>(chip_.mem.banks));
     alloc_.resize(queues_.size());
     live_.assign(queues_.size(), 0);
     high_.assign(queues_.size(), 0);
@@ -437,6 +443,15 @@ class Scheduler {
   const TensorPlace& P(int t) const { return place_[static_cast<std::size_t>(root(t))]; }
 
   const std::string& name(int t) const { return k_.tensors[static_cast<std::size_t>(t)].name; }
+  // A step that no unit and streams of this machine can carry (a machine with too few streams,
+  // ALUs or transposers for it): the input's problem, named with the machine's figures.
+  [[noreturn]] void no_fit(const std::string& origin, const std::string& what) const {
+    throw InputError(source_, origin + ": " + what +
+                                  " on this machine (chip.streams.per_direction = " +
+                                  std::to_string(chip_.streams.per_direction) + ", " +
+                                  std::to_string(alus_.size()) + " VXM ALUs, " +
+                                  std::to_string(chip_.sxm.units) + " SXM units)");
+  }
   const arch::Queue& q(std::uint16_t id) const { return queues_[id]; }
   const arch::Latency& lat(const char* mn) const {
     return chip_.latency_of(isa::by_mnemonic(mn)->latency_class);
@@ -509,9 +524,13 @@ class Scheduler {
         if (host || p.west == (h == 0))
           for (auto sl : h == 0 ? west_ : east_)
             if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
+      // fp16 pieces a unit computes must take addresses never used before: the rows past K that
+      // a full load reads are never written and must be zero. The host's images hold those
+      // zeros, and int8 loads read only the rows a block has.
+      const bool fresh = !host && bytes == 2;
       for (std::uint64_t i = 0; i < pieces; ++i) {
-        // Pieces take fresh addresses, so slices are taken by how high they are used (then how
-        // full): 16 at the same height leave no gaps below a common base.
+        // Slices are taken by how high they are used (then how full), so that 16 at the same
+        // height leave no gaps below a common base.
         std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
           return high_[a] != high_[b] ? high_[a] < high_[b] : live_[a] < live_[b];
         });
@@ -521,7 +540,7 @@ class Scheduler {
         for (std::size_t k = 0; !found && k + 16 <= all.size(); ++k) {
           found = find_base(std::vector<std::uint16_t>(all.begin() + static_cast<long>(k),
                                                        all.begin() + static_cast<long>(k) + 16),
-                            p.block_addrs, true);
+                            p.block_addrs, fresh);
           first = k;
         }
         if (!found && std::getenv("LPU_DEBUG_MEM"))
@@ -570,7 +589,11 @@ class Scheduler {
            k += static_cast<std::size_t>(width)) {
         pick.assign(cand.begin() + static_cast<long>(k),
                     cand.begin() + static_cast<long>(k) + width);
-        found = find_base(pick, need);
+        // Tensors the units write spread over the banks; the host's stay packed from address 0
+        // (they are placed first, beside the weights' 16-slice pieces).
+        const bool written =
+            kt.role != KTensor::Role::kInput && kt.role != KTensor::Role::kConstant;
+        found = find_base(pick, need, false, written ? quiet_bank(pick) : -1);
       }
       if (!found) continue;
       const std::uint64_t base = found->first;
@@ -690,17 +713,24 @@ class Scheduler {
   // latest `avail` of the freed ranges it reuses.
   // With fresh, only addresses never used before qualify (MXM weight pieces: their rows past K
   // must read as zero).
+  // With a preferred bank (chip.mem.bank_mapping halves), bases from that bank's first address
+  // upward are tried first, then the lower ones.
   std::optional<std::pair<std::uint64_t, std::uint64_t>> find_base(
-      const std::vector<std::uint16_t>& slices, std::uint64_t need, bool fresh = false) const {
+      const std::vector<std::uint16_t>& slices, std::uint64_t need, bool fresh = false,
+      int prefer_bank = -1) const {
     const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
-    std::vector<std::uint64_t> cands = {0};
+    const std::uint64_t from = prefer_bank > 0 ? static_cast<std::uint64_t>(prefer_bank) * depth /
+                                                     static_cast<std::uint64_t>(chip_.mem.banks)
+                                               : 0;
+    std::vector<std::uint64_t> cands = {0, from};
     for (auto sl : slices)
       for (const Alloc& a : alloc_[sl])
         if (a.avail == ~0ull || fresh) cands.push_back(a.end);
     std::sort(cands.begin(), cands.end());
     cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
+    std::stable_partition(cands.begin(), cands.end(), [&](std::uint64_t b) { return b >= from; });
     for (std::uint64_t b : cands) {
-      if (b + need > depth) break;
+      if (b + need > depth) continue;
       bool ok = true;
       std::uint64_t avail = 0;
       for (auto sl : slices) {
@@ -717,6 +747,25 @@ class Scheduler {
       if (ok) return std::make_pair(b, avail);
     }
     return std::nullopt;
+  }
+  // The bank (halves mapping) with the fewest live vectors in these slices, so that tensors
+  // spread over the banks and a read and a write of one slice can share a cycle; -1 when banks
+  // do not split the addresses into ranges.
+  int quiet_bank(const std::vector<std::uint16_t>& slices) const {
+    const int banks = chip_.mem.banks;
+    if (banks < 2 || chip_.mem.interleaved) return -1;
+    const auto span = static_cast<std::uint64_t>(chip_.mem.depth / banks);
+    std::vector<std::uint64_t> live(static_cast<std::size_t>(banks), 0);
+    for (auto sl : slices)
+      for (const Alloc& a : alloc_[sl]) {
+        if (a.avail != ~0ull) continue;
+        for (int b = 0; b < banks; ++b) {
+          const std::uint64_t lo = std::max(a.start, span * static_cast<std::uint64_t>(b));
+          const std::uint64_t hi = std::min(a.end, span * static_cast<std::uint64_t>(b + 1));
+          if (hi > lo) live[static_cast<std::size_t>(b)] += hi - lo;
+        }
+      }
+    return static_cast<int>(std::min_element(live.begin(), live.end()) - live.begin());
   }
   void allocate(const std::vector<std::uint16_t>& slices, std::uint64_t base, std::uint64_t need) {
     for (auto sl : slices) {
@@ -893,8 +942,7 @@ class Scheduler {
           claims_[static_cast<std::size_t>(u.id)].overlapping(
               s, s + u.len, u.p0, u.p1, [&](const Claim& o) { want(t + (o.k1 - s)); });
         } else {
-          const Busy& b = u.kind == Use::Kind::kQueue ? busy_[static_cast<std::size_t>(u.id)]
-                                                      : port_[static_cast<std::size_t>(u.id)];
+          const Busy& b = busy_of(u.kind)[static_cast<std::size_t>(u.id)];
           if (auto e = b.conflict(s, u.len)) want(t + (*e - s));
         }
       }
@@ -916,7 +964,7 @@ class Scheduler {
       if (u.kind == Use::Kind::kStream)
         claims_[static_cast<std::size_t>(u.id)].add({s, s + u.len, u.p0, u.p1});
       else
-        (u.kind == Use::Kind::kQueue ? busy_ : port_)[static_cast<std::size_t>(u.id)].add(s, u.len);
+        busy_of(u.kind)[static_cast<std::size_t>(u.id)].add(s, u.len);
     }
     const int base = static_cast<int>(blocks_.size());
     for (const Emit& e : op.emits) {
@@ -948,10 +996,28 @@ class Scheduler {
     op.uses.push_back(
         {Use::Kind::kQueue, queue, off, static_cast<std::uint64_t>(stride) * (count - 1) + 1});
   }
-  void use_port(Op& op, std::uint16_t slice, std::int64_t off, std::uint32_t count,
-                std::uint32_t stride = 1) {
-    op.uses.push_back(
-        {Use::Kind::kPort, slice, off, static_cast<std::uint64_t>(stride) * (count - 1) + 1});
+  // A C2C link's transmit side.
+  void use_port(Op& op, std::uint16_t link, std::int64_t off, std::uint32_t count) {
+    op.uses.push_back({Use::Kind::kPort, link, off, count});
+  }
+  // MEM accesses of one slice, `count` of them `stride` cycles apart from T + off, at addresses
+  // lo..hi: its read (or write) port, and the banks those addresses lie in (a read and a write
+  // of one slice may share a cycle when their banks differ). Interleaved banks are all taken by
+  // a run of several addresses.
+  void use_mem(Op& op, std::uint16_t slice, bool write, std::int64_t off, std::uint32_t count,
+               std::uint32_t stride, std::uint64_t lo, std::uint64_t hi) {
+    const std::uint64_t len = static_cast<std::uint64_t>(stride) * (count - 1) + 1;
+    op.uses.push_back({write ? Use::Kind::kWrite : Use::Kind::kRead, slice, off, len});
+    const auto banks = static_cast<std::uint64_t>(chip_.mem.banks);
+    std::uint64_t b0 = 0, b1 = banks - 1;
+    if (!chip_.mem.interleaved) {
+      b0 = static_cast<std::uint64_t>(chip_.mem.bank_of(static_cast<std::uint32_t>(lo)));
+      b1 = static_cast<std::uint64_t>(chip_.mem.bank_of(static_cast<std::uint32_t>(hi)));
+    } else if (lo == hi) {
+      b0 = b1 = lo % banks;
+    }
+    for (std::uint64_t b = b0; b <= b1; ++b)
+      op.uses.push_back({Use::Kind::kBank, static_cast<int>(slice * banks + b), off, len});
   }
   void use_stream(Op& op, int stream, bool west, std::int64_t key_off, std::uint64_t len, int pa,
                   int pb) {
@@ -1014,7 +1080,7 @@ class Scheduler {
           const std::int64_t d = access - rd.d_skew;
           const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
           use_queue(op, sq.id, d, r.n, stride);
-          use_port(op, sq.id, access, r.n, stride);
+          use_mem(op, sq.id, false, access, r.n, stride, r.addr, r.addr + r.n - 1);
           Emit e;
           e.queue = sq.id;
           e.off = d;
@@ -1046,7 +1112,10 @@ class Scheduler {
       const std::int64_t access = written - rd.d_func;
       const std::int64_t d = access - rd.d_skew;
       use_queue(op, sq.id, d, count, cs);
-      use_port(op, sq.id, access, count, cs);
+      use_mem(op, sq.id, false, access, count, cs,
+              broadcast ? tp.addr : tp.addr + static_cast<std::uint64_t>(row0),
+              broadcast ? tp.addr + tp.vectors - 1
+                        : tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
       const int stream = first + static_cast<int>(b);
       use_stream(op, stream, west, written + key_const(west, sq.position), span, sq.position, to);
       // A broadcast operand of L logical rows (one, or a few read cyclically) and T tiles.
@@ -1124,7 +1193,8 @@ class Scheduler {
         op.reads.push_back({root(t), access + span});
         const std::int64_t d = access - wr.d_skew;
         use_queue(op, sq.id, d, count, cs);
-        use_port(op, sq.id, access, count, cs);
+        use_mem(op, sq.id, true, access, count, cs, tp.addr + static_cast<std::uint64_t>(row0),
+                tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
         const int stream = first + static_cast<int>(b);
         use_stream(op, stream, west, at + key_const(west, from),
                    static_cast<std::uint64_t>(span) + 1, from, sq.position);
@@ -1169,7 +1239,7 @@ class Scheduler {
         const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
         op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
         use_queue(op, sq.id, d, r.n, stride);
-        use_port(op, sq.id, access, r.n, stride);
+        use_mem(op, sq.id, true, access, r.n, stride, r.addr, r.addr + r.n - 1);
         Emit e;
         e.queue = sq.id;
         e.off = d;
@@ -1211,15 +1281,13 @@ class Scheduler {
 
   // ---------------------------------------------------------------- VXM steps
 
-  // Streams an ALU may use (brief A3: row r reads and writes SG4 groups 2r..2r+3 mod 8).
+  // Streams an ALU may use: the SG4 groups of its row (chip.vxm.row_stream_groups; brief A3).
   std::vector<int> alu_streams(int alu, int group) const {
     std::vector<int> out;
-    const int row = alu / 4;
-    for (int j = 0; j < 4; ++j) {
-      const int g = (2 * row + j) % 8;
+    const int row = alu / chip_.vxm.ranks;
+    for (int g : chip_.vxm.row_stream_groups[static_cast<std::size_t>(row)])
       for (int s = 4 * g; s < 4 * g + 4; s += group)
         out.push_back(s);
-    }
     return out;
   }
 
@@ -1423,8 +1491,8 @@ class Scheduler {
       if (best && best->second == floor) break;
     }
     if (!best)
-      throw std::logic_error("scheduler: no VXM ALU and streams fit " + s.origin + " (" +
-                             func::to_string(s.args.op) + " into '" + name(s.d) + "')");
+      no_fit(s.origin, std::string("the VXM step (") + func::to_string(s.args.op) + " into '" +
+                           name(s.d) + "') has no ALU whose streams can carry its operands");
     commit(best->first, best->second);
     for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
       written(dests[p].first, best->second, dests[p].second, best_acc[p]);
@@ -1508,8 +1576,7 @@ class Scheduler {
               if (!best || *at < best->second) best = {op, *at};
               if (best->second == op_lower_bound(best->first)) break;
             }
-            if (!best)
-              throw std::logic_error("scheduler: no streams fit an exchange of " + s.origin);
+            if (!best) no_fit(s.origin, "no stream carries the exchange");
             commit(best->first, best->second);
             written_at(s.d, best->second + static_cast<std::uint64_t>(best->first.emits.back().off +
                                                                       wr.d_skew));
@@ -1545,7 +1612,7 @@ class Scheduler {
           if (!best || *t < best->second) best = {op, *t};
           if (best->second == op_lower_bound(best->first)) break;
         }
-        if (!best) throw std::logic_error("scheduler: no streams fit a send of " + s.origin);
+        if (!best) no_fit(s.origin, "no stream carries the send");
         commit(best->first, best->second);
         cycles.push_back(best->second);
         after = best->second + 1;
@@ -1605,7 +1672,7 @@ class Scheduler {
     const std::int64_t written = at_off - dist(sq.position, to);
     const std::int64_t access = written - rd.d_func;
     use_queue(op, sq.id, access - rd.d_skew, 1);
-    use_port(op, sq.id, access, 1);
+    use_mem(op, sq.id, false, access, 1, 1, addr, addr);
     if (claim) use_stream(op, st, west, written + key_const(west, sq.position), 1, sq.position, to);
     Emit e;
     e.queue = sq.id;
@@ -1632,7 +1699,7 @@ class Scheduler {
     const bool west = sq.position < from;
     const std::int64_t access = at_off + dist(sq.position, from);
     use_queue(op, sq.id, access - wr.d_skew, 1);
-    use_port(op, sq.id, access, 1);
+    use_mem(op, sq.id, true, access, 1, 1, addr, addr);
     use_stream(op, st, west, at_off + key_const(west, from), 1, from, sq.position);
     Emit e;
     e.queue = sq.id;
@@ -1709,11 +1776,12 @@ class Scheduler {
     const auto& lt = lat(mn);
     std::optional<std::pair<Op, std::uint64_t>> best;
     std::vector<std::pair<std::int64_t, std::int64_t>> best_rows;
-    for (const char* side : {"w", "e"}) {
-      const std::string qn = std::string("sxm.") + side +
-                             (s.sxm == KStep::SxmOp::kDistribute ? ".distribute" : ".shift");
-      const auto unit = arch::find_queue(queues_, qn);
-      if (!unit) continue;
+    // Every SXM unit of the chip (chip.sxm.units, half per hemisphere).
+    const auto kind = s.sxm == KStep::SxmOp::kDistribute ? arch::QueueUnit::kSxmDistribute
+                                                         : arch::QueueUnit::kSxmShift;
+    for (const arch::Queue& uq : queues_) {
+      if (uq.unit != kind) continue;
+      const arch::Queue* unit = &uq;
       const int pos = unit->position;
       Op op;
       std::map<bool, std::vector<std::pair<int, int>>> used;
@@ -1769,7 +1837,7 @@ class Scheduler {
         best_rows = rows;
       }
     }
-    if (!best) throw std::logic_error("scheduler: no SXM fits " + s.origin);
+    if (!best) no_fit(s.origin, "no SXM unit and streams fit the lane move");
     commit(best->first, best->second);
     written(s.d, best->second, drow, best_rows);
   }
@@ -1788,12 +1856,11 @@ class Scheduler {
     std::uint64_t done = 0;
     for (int b = 0; b < bytes; ++b) {
       std::optional<std::pair<Op, std::uint64_t>> best;
-      for (const char* name :
-           {"sxm.w.transpose0", "sxm.w.transpose1", "sxm.e.transpose0", "sxm.e.transpose1"}) {
-        const auto unit = arch::find_queue(queues_, name);
-        if (!unit) continue;
+      for (const arch::Queue& uq : queues_) {  // every transposer of every SXM unit
+        if (uq.unit != arch::QueueUnit::kSxmTranspose) continue;
+        const arch::Queue* unit = &uq;
         const int pos = unit->position;
-        for (int in_base : {0, 16}) {
+        for (int in_base = 0; in_base + 16 <= chip_.streams.per_direction; in_base += 16) {
           Op op;
           const bool in_west = q(ap.slices[0]).position > pos;   // toward the transposer
           const bool out_west = q(dp.slices[0]).position < pos;  // away from it
@@ -1804,7 +1871,8 @@ class Scheduler {
             const std::int64_t access = written - rd.d_func;
             const std::int64_t d = access - rd.d_skew;
             use_queue(op, sq.id, d, blocks);
-            use_port(op, sq.id, access, blocks);
+            use_mem(op, sq.id, false, access, blocks, 1, ap.addr + b * ap.plane_addrs,
+                    ap.addr + b * ap.plane_addrs + blocks - 1);
             use_stream(op, in_base + j, in_west, written + key_const(in_west, sq.position), blocks,
                        sq.position, pos);
             Emit e;
@@ -1823,7 +1891,8 @@ class Scheduler {
                 op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
           }
           use_queue(op, unit->id, -tr.d_skew, blocks);
-          const int out_base = 16 - in_base;  // the other half, so in and out never meet
+          // The next 16 streams, so in and out never meet.
+          const int out_base = (in_base + 16) % (chip_.streams.per_direction / 16 * 16);
           Emit t;
           t.queue = unit->id;
           t.off = -tr.d_skew;
@@ -1843,7 +1912,8 @@ class Scheduler {
                 op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
                            0, static_cast<std::int64_t>(dp.write_after) - access)));
             use_queue(op, sq.id, d, blocks);
-            use_port(op, sq.id, access, blocks);
+            use_mem(op, sq.id, true, access, blocks, 1, dp.addr + b * dp.plane_addrs,
+                    dp.addr + b * dp.plane_addrs + blocks - 1);
             use_stream(op, out_base + j, out_west, tr.d_func + key_const(out_west, pos), blocks,
                        pos, sq.position);
             Emit e;
@@ -1861,7 +1931,7 @@ class Scheduler {
           if (auto tt = fit(op); tt && (!best || *tt < best->second)) best = {op, *tt};
         }
       }
-      if (!best) throw std::logic_error("scheduler: no transposer fits " + s.origin);
+      if (!best) no_fit(s.origin, "no transposer fits (it takes 16 streams in and 16 out)");
       commit(best->first, best->second);
       // The last block's writes land by T + d_func + the farthest distance + blocks - 1.
       const int pos = q(best->first.emits[16].queue).position;  // the transposer (after 16 reads)
@@ -1937,7 +2007,17 @@ class Scheduler {
   std::uint64_t hop_ = 1;
   std::vector<std::uint16_t> west_, east_, alus_;
   std::vector<Plane> planes_;
-  std::vector<Busy> busy_, port_;
+  std::vector<Busy> busy_, port_, read_, write_, bank_;
+  std::vector<Busy>& busy_of(Use::Kind k) {
+    return k == Use::Kind::kQueue   ? busy_
+           : k == Use::Kind::kPort  ? port_
+           : k == Use::Kind::kRead  ? read_
+           : k == Use::Kind::kWrite ? write_
+                                    : bank_;
+  }
+  const std::vector<Busy>& busy_of(Use::Kind k) const {
+    return const_cast<Scheduler*>(this)->busy_of(k);
+  }
   std::vector<std::vector<Alloc>> alloc_;
   std::vector<std::uint64_t> live_, high_;  // per slice: live vectors, highest address used
   bool reuse_ = true;
@@ -2026,7 +2106,7 @@ void Scheduler::matmul_step(const KStep& s) {
     // (a) the weight rows into the staging buffer (or the array): 16 streams, one step a cycle.
     const auto& ld = staged ? lw : ws;
     std::optional<std::pair<Op, std::uint64_t>> best;
-    for (int base : {0, 16}) {
+    for (int base = 0; base + 16 <= chip_.streams.per_direction; base += 16) {
       Op op;
       const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
       const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
@@ -2038,7 +2118,7 @@ void Scheduler::matmul_step(const KStep& s) {
         const std::int64_t access = written - rd.d_func;
         const std::int64_t d = access - rd.d_skew;
         use_queue(op, sq.id, d, nlw);
-        use_port(op, sq.id, access, nlw);
+        use_mem(op, sq.id, false, access, nlw, 1, addr0, addr0 + nlw - 1);
         use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position,
                    pm);
         Emit e;
@@ -2071,7 +2151,7 @@ void Scheduler::matmul_step(const KStep& s) {
       op.emits.push_back(std::move(e));
       if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
     }
-    if (!best) throw std::logic_error("scheduler: no streams for the weights of " + s.origin);
+    if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
     commit(best->first, best->second);
     const std::uint64_t t_lw = best->second;
     // The last load step's access; its rows are in one cycle later.
@@ -2103,7 +2183,7 @@ void Scheduler::matmul_step(const KStep& s) {
 
     // (c) the activation rows, once the weights are in, one every iv cycles.
     best.reset();
-    for (int xs = 0; xs < 32; xs += 2 * xb) {
+    for (int xs = 0; xs < chip_.streams.per_direction; xs += 2 * xb) {
       Op op;
       op.lo = std::max(weights_in, pl.next_act);
       // toward the plane: a value from a slice east of the plane flows west
@@ -2126,7 +2206,7 @@ void Scheduler::matmul_step(const KStep& s) {
       if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
       if (best && best->second == op_lower_bound(best->first)) break;
     }
-    if (!best) throw std::logic_error("scheduler: no streams for the activations of " + s.origin);
+    if (!best) no_fit(s.origin, "no streams carry the activations to the plane");
     commit(best->first, best->second);
     const std::uint64_t t_abc = best->second;
     pl.last_abc = t_abc + (m - 1) * iv;
@@ -2148,7 +2228,7 @@ void Scheduler::matmul_step(const KStep& s) {
     std::vector<std::pair<std::int64_t, std::int64_t>> rows_written;
     const TensorPlace& dp = P(s.d);
     const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
-    for (int rs = 0; rs < 32; rs += 4) {
+    for (int rs = 0; rs < chip_.streams.per_direction; rs += 4) {
       Op op;
       op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
       use_queue(op, pl.acc, -acc.d_skew, m, iv);
@@ -2173,7 +2253,7 @@ void Scheduler::matmul_step(const KStep& s) {
       }
       if (!emits || (best && best->second == op_lower_bound(best->first))) break;
     }
-    if (!best) throw std::logic_error("scheduler: no streams for the results of " + s.origin);
+    if (!best) no_fit(s.origin, "no 4 streams carry the plane's results");
     commit(best->first, best->second);
     pl.acc_free = best->second + (m - 1) * iv + 1;  // the ACC's last step is in T + (m-1) iv
     if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
@@ -2241,7 +2321,7 @@ void Scheduler::plan_ifetch() {
           const std::int64_t access = written - rd.d_func;
           const std::int64_t d = access - rd.d_skew;
           use_queue(op, sl, d, span);
-          use_port(op, sl, access, span);
+          use_mem(op, sl, false, access, span, 1, text_next_[sl], text_next_[sl] + span - 1);
           use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
           Emit r;
           r.queue = sl;

@@ -79,6 +79,7 @@ void check_arch(const arch::Arch& arch, const units::CosimOptions& o, const std:
     need("chip.mxm.cols", LPU_RTL_MXM_COLS, chip.mxm.cols);
     need("chip.mxm.accumulators", LPU_RTL_MXM_SLOTS, chip.mxm.accumulators);
     need("chip.mxm.weight_buffers", 2, chip.mxm.weight_buffers);  // one staging set
+    need("chip.mxm.supercell", 16, chip.mxm.supercell);
   }
   if (o.c2c != units::UnitMode::kTlm && chip.lanes() != 32 && chip.lanes() != 320)
     differ += std::string(differ.empty() ? "" : "; ") +

@@ -996,7 +996,8 @@ std::string markdown_reference() {
         "| lanes | 2 | `16` | 0..lanes |\n"
         "| superlanes | 1 | `20` | 1..`chip.superlanes` |\n"
         "| row | 2 | `32` | < `chip.mxm.rows`, multiple of 16 |\n"
-        "| bits | 1 | `3` | < element width in bits |\n\n"
+        "| bits | 1 | `3` | < element width in bits |\n"
+        "| buffer | 1 | `0` | < `chip.mxm.weight_buffers` - 1 (a staging buffer) |\n\n"
         "Modifier codes (written as dotted suffixes, slot A first: `add.i8.sat`):\n\n"
         "| kind | codes |\n|---|---|\n";
   for (ModKind k : {ModKind::kDtype, ModKind::kOvf, ModKind::kCmp, ModKind::kDir, ModKind::kRotate,

@@ -777,6 +777,14 @@ TEST(Arch, SliceOrderFollowsTheCountsWhenNotGiven) {
   EXPECT_EQ(derived_json(a).at("slice_order").as_array().size(), 9u);
 }
 
+TEST(Docs, DescriptiveParametersAreListedWithTheirReasons) {
+  std::ifstream f(std::string(LPU_SOURCE_DIR) + "/docs/arch-description.md");
+  const std::string doc((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(doc.empty());
+  for (const auto& [key, why] : descriptive_parameters())
+    EXPECT_TRUE(contains(doc, "* `" + key + "`: " + why + ".")) << key;
+}
+
 TEST(ArchErrors, SliceOrderDisagreesWithMemCount) {
   const std::string text = R"({
   "base": "tsp-v1",

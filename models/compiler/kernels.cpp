@@ -163,6 +163,7 @@ class Lowering {
     m.view_of = s.view_of;
     m.clean = s.clean;
     m.spread16 = s.spread16;
+    m.chunk_rows = s.chunk_rows;
     return m;
   }
   const std::vector<std::uint8_t>& data_of(int t) const {
@@ -2918,6 +2919,17 @@ class Lowering {
     return {{xh, wh}, {xh, wl}, {xl, wh}};
   }
   // An MXM step (passes to be added) writing rows d_row .. d_row + m - 1, column tile tn, of d.
+  // Asks for tensor t's rows in chunks of `rows` on slices of their own (KTensor::chunk_rows):
+  // the tensor that owns the storage, unless something else already placed it otherwise.
+  void chunk_by(int t, std::int64_t rows) {
+    KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
+    KTensor& root = kt.view_of >= 0 ? k_.tensors[static_cast<std::size_t>(kt.view_of)] : kt;
+    if (root.spread16 || root.role == KTensor::Role::kConstant ||
+        root.cols() != kt.cols())  // a view with other rows: its blocks are not the root's
+      return;
+    if (root.chunk_rows == 0 || rows < root.chunk_rows) root.chunk_rows = rows;
+  }
+
   KStep product_step(int d, std::int64_t m, std::int64_t d_row, std::int64_t tn,
                      std::int64_t w_block, const Node& n, DType mm = DType::kFp16) const {
     KStep s;
@@ -3081,6 +3093,14 @@ class Lowering {
     const std::int64_t tk_n = (kk + k_.mxm_rows - 1) / k_.mxm_rows;
     const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
     const std::int64_t batches = std::max(batch_a, batch_b);
+    // Blocks of rows that several planes may stream at once: their own slices.
+    if (m > k_.mxm_accumulators) {
+      chunk_by(y, k_.mxm_accumulators);
+      for (const auto& [x, w] : passes) {
+        (void)w;
+        chunk_by(x, k_.mxm_accumulators);
+      }
+    }
     for (std::int64_t bi = 0; bi < batches; ++bi)
       for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
         for (std::int64_t tn = 0; tn < tn_n; ++tn) {

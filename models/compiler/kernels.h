@@ -39,6 +39,10 @@ struct KTensor {
   bool clean = true;
   /// Rows spread over 16 slices so that 16 of them move in one cycle (the SXM transposers).
   bool spread16 = false;
+  /// When non-zero, the vector rows go in chunks of this many, each on slices of its own, so that
+  /// the MXM steps that read or write different blocks of rows can run at once on several planes
+  /// (a slice reads and writes one vector a cycle).
+  std::int64_t chunk_rows = 0;
 
   std::int64_t elements() const {
     std::int64_t n = 1;

@@ -42,8 +42,8 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   if (out.empty()) out.assign(static_cast<std::size_t>(d.elements()) * 4, 0);
   const std::int64_t lanes = k.lanes, dc = d.cols(), c0 = s.d_tile * lanes;
   const std::int64_t cn = std::min(lanes, dc - c0);
-  std::vector<double> acc(static_cast<std::size_t>(s.m * cn), 0.0);
-  auto value = [&](const Bytes& data, std::int64_t e) -> double {
+  std::vector<float> acc(static_cast<std::size_t>(s.m * cn), 0.0f), xa, wa;
+  auto value = [&](const Bytes& data, std::int64_t e) -> float {
     if (s.mm_type == isa::DType::kI8)
       return static_cast<std::int8_t>(data[static_cast<std::size_t>(e)]);
     return func::fp16_to_fp32(static_cast<std::uint16_t>(
@@ -55,14 +55,19 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     const Bytes& wd = buf[root(k, ps.w)];
     const Bytes& xd = buf[root(k, ps.x)];
     const std::int64_t wc = w.cols(), xc = x.cols(), xk = ps.x_tile * lanes;
-    for (std::int64_t r = 0; r < ps.k && xk + r < xc; ++r)
-      for (std::int64_t i = 0; i < s.m; ++i) {
-        const double xv = value(xd, (ps.x_row + i) * xc + xk + r);
-        if (xv == 0) continue;
-        for (std::int64_t c = 0; c < cn; ++c)
-          acc[static_cast<std::size_t>(i * cn + c)] +=
-              xv * value(wd, (ps.w_row + r) * wc + ps.w_tile * lanes + c);
-      }
+    const std::int64_t kk = std::min(ps.k, xc - xk);
+    if (kk <= 0) continue;
+    xa.assign(static_cast<std::size_t>(s.m * kk), 0.0f);
+    wa.assign(static_cast<std::size_t>(kk * cn), 0.0f);
+    for (std::int64_t i = 0; i < s.m; ++i)
+      for (std::int64_t r = 0; r < kk; ++r)
+        xa[static_cast<std::size_t>(i * kk + r)] = value(xd, (ps.x_row + i) * xc + xk + r);
+    for (std::int64_t r = 0; r < kk; ++r)
+      for (std::int64_t c = 0; c < cn; ++c)
+        wa[static_cast<std::size_t>(r * cn + c)] =
+            value(wd, (ps.w_row + r) * wc + ps.w_tile * lanes + c);
+    func::float_matmul_accumulate(xa.data(), wa.data(), acc.data(), static_cast<int>(s.m),
+                                  static_cast<int>(cn), static_cast<int>(kk));
   }
   for (std::int64_t i = 0; i < s.m; ++i)
     for (std::int64_t c = 0; c < cn; ++c) {

@@ -108,8 +108,10 @@ struct TensorPlace {
   std::vector<std::uint16_t> piece_slices;
   std::vector<std::uint32_t> piece_addr;
   // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
-  // every row in any order needs its first read >= ready_all.
+  // every row in any order needs its first read >= ready_all. Chunked: per chunk, the cycle all
+  // its rows are written (a reader of some chunks waits for those only).
   std::uint64_t ready_stream = 0, ready_all = 0;
+  std::vector<std::uint64_t> chunk_ready;
   // Reuse: writes into this storage must wait for the previous tenant's last read (write_after);
   // the last cycle any step reads this tensor (for its own successor).
   std::uint64_t write_after = 0, last_read = 0;
@@ -126,6 +128,13 @@ struct Use {
   std::int64_t off;  // start (a cycle, or a diagonal for streams) = T + off
   std::uint64_t len;
   int p0 = 0, p1 = 0;  // streams: positions
+};
+
+// What one write of an operation does to a tensor's rows: vector rows lo..hi (absolute), the
+// first written by T + first + (its index from row0), the last access in T + last.
+struct Written {
+  std::int64_t first = 0, last = 0;
+  std::int64_t lo = 0, hi = 0;
 };
 
 // One instruction (and its repetitions) of an operation.
@@ -482,7 +491,7 @@ class Scheduler {
     t = root(t);
     for (int o : co_[static_cast<std::size_t>(t)])
       if (place_[static_cast<std::size_t>(o)].placed)
-        for (auto sl : place_[static_cast<std::size_t>(o)].slices)
+        for (auto sl : slices_of(o))  // every chunk's
           avoid.push_back(sl);
     const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
     TensorPlace& p = P(t);
@@ -572,6 +581,10 @@ class Scheduler {
       p.placed = true;
       return;
     }
+    // Chunks asked for (KTensor::chunk_rows) first: blocks of rows on slices of their own.
+    if (kt.chunk_rows > 0 && !p.t16 && need > static_cast<std::uint64_t>(kt.chunk_rows) &&
+        place_chunks(t, p, need, static_cast<std::uint64_t>(kt.chunk_rows), width, avoid, side))
+      return;
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool west =
           side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
@@ -584,16 +597,21 @@ class Scheduler {
       // The emptiest slices first, then the next ones (their free ranges may line up better).
       std::vector<std::uint16_t> pick;
       std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
-      for (std::size_t k = 0; !found && k + static_cast<std::size_t>(width) <= cand.size() &&
-                              k < 4 * static_cast<std::size_t>(width);
+      // Of the emptiest groups of slices, the one whose memory is free soonest.
+      for (std::size_t k = 0; k + static_cast<std::size_t>(width) <= cand.size() && k < cand.size();
            k += static_cast<std::size_t>(width)) {
-        pick.assign(cand.begin() + static_cast<long>(k),
-                    cand.begin() + static_cast<long>(k) + width);
+        std::vector<std::uint16_t> g(cand.begin() + static_cast<long>(k),
+                                     cand.begin() + static_cast<long>(k) + width);
         // Tensors the units write spread over the banks; the host's stay packed from address 0
         // (they are placed first, beside the weights' 16-slice pieces).
         const bool written =
             kt.role != KTensor::Role::kInput && kt.role != KTensor::Role::kConstant;
-        found = find_base(pick, need, false, written ? quiet_bank(pick) : -1);
+        const auto f = find_base(g, need, false, written ? quiet_bank(g) : -1);
+        if (f && (!found || f->second < found->second)) {
+          found = f;
+          pick = std::move(g);
+        }
+        if (found && found->second == 0) break;
       }
       if (!found) continue;
       const std::uint64_t base = found->first;
@@ -610,66 +628,96 @@ class Scheduler {
     // No single range: cut the rows into chunks, each on its own slices, all in one hemisphere.
     if (!p.t16 && need > 1)
       for (std::uint64_t parts = 2; parts <= 64 && parts <= need; parts *= 2)
-        for (int attempt = 0; attempt < 2; ++attempt) {
-          const bool west =
-              side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
-          if (side >= 0 && attempt > 0) break;
-          std::vector<TensorPlace::Chunk> chunks;
-          std::uint64_t after = 0;
-          const std::uint64_t per = (need + parts - 1) / parts;
-          bool ok = true;
-          std::vector<std::pair<std::vector<std::uint16_t>, std::uint64_t>> done;
-          // What this attempt may change, to restore on failure (allocate() also splits freed
-          // ranges, whose reuse stamps must survive).
-          const auto saved_alloc = alloc_;
-          const auto saved_live = live_, saved_high = high_;
-          for (std::uint64_t first = 0; first < need && ok; first += per) {
-            const std::uint64_t rows_here = std::min(per, need - first);
-            std::vector<std::uint16_t> cand;
-            for (auto c : west ? west_ : east_)
-              if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
-            std::stable_sort(cand.begin(), cand.end(),
-                             [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
-            if (static_cast<int>(cand.size()) < width) {
-              ok = false;
-              break;
-            }
-            std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + width);
-            const auto found = find_base(pick, rows_here);
-            if (!found) {
-              ok = false;
-              break;
-            }
-            allocate(pick, found->first, rows_here);
-            done.push_back({pick, found->first});
-            after = std::max(after, found->second);
-            chunks.push_back({static_cast<std::int64_t>(first),
-                              static_cast<std::int64_t>(rows_here), pick,
-                              static_cast<std::uint32_t>(found->first)});
-          }
-          if (!ok) {  // give back what this attempt took
-            alloc_ = saved_alloc;
-            live_ = saved_live;
-            high_ = saved_high;
-            continue;
-          }
-          p.chunked = true;
-          p.chunks = std::move(chunks);
-          p.slices = p.chunks.front().slices;
-          p.addr = p.chunks.front().base;
-          p.vectors = static_cast<std::uint32_t>(need);
-          p.write_after = after;
-          p.west = west;
-          p.placed = true;
-          ++next_side_;
-          return;
-        }
+        if (place_chunks(t, p, need, (need + parts - 1) / parts, width, avoid, side)) return;
     throw InputError(source_, "tensor '" + kt.name + "' needs " + std::to_string(need) +
                                   " vectors in each of " + std::to_string(width) +
                                   " MEM slices of one hemisphere; no such room is left (depth " +
                                   std::to_string(depth) + " vectors per slice, " +
                                   std::to_string(west_.size()) +
                                   " data slices per hemisphere; live now: " + live_mib() + ")");
+  }
+
+  // Places tensor t's `need` vector rows in chunks of `per` rows, each on the least-used slices
+  // (one per byte plane) of one hemisphere; false (nothing taken) when they do not fit.
+  bool place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uint64_t per, int width,
+                    const std::vector<std::uint16_t>& avoid, int side) {
+    (void)t;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool west =
+          side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
+      if (side >= 0 && attempt > 0) break;
+      std::vector<TensorPlace::Chunk> chunks;
+      std::uint64_t after = 0;
+      bool ok = true;
+      // What this attempt may change, to restore on failure (allocate() also splits freed
+      // ranges, whose reuse stamps must survive).
+      const auto saved_alloc = alloc_;
+      const auto saved_live = live_, saved_high = high_;
+      for (std::uint64_t first = 0; first < need && ok; first += per) {
+        const std::uint64_t rows_here = std::min(per, need - first);
+        // Neighbouring chunks on other slices (planes stream several at once), while the
+        // hemisphere has enough of them.
+        std::vector<std::uint16_t> near;
+        for (std::size_t c = chunks.size() > 8 ? chunks.size() - 8 : 0; c < chunks.size(); ++c)
+          near.insert(near.end(), chunks[c].slices.begin(), chunks[c].slices.end());
+        std::vector<std::uint16_t> cand;
+        for (auto c : west ? west_ : east_)
+          if (std::find(avoid.begin(), avoid.end(), c) == avoid.end() &&
+              std::find(near.begin(), near.end(), c) == near.end())
+            cand.push_back(c);
+        if (static_cast<int>(cand.size()) < width) {
+          cand.clear();
+          for (auto c : west ? west_ : east_)
+            if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
+        }
+        std::stable_sort(cand.begin(), cand.end(),
+                         [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
+        if (static_cast<int>(cand.size()) < width) {
+          ok = false;
+          break;
+        }
+        // Of the emptiest groups of slices, the one whose memory is free soonest.
+        std::vector<std::uint16_t> pick;
+        std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
+        for (std::size_t k = 0;
+             k + static_cast<std::size_t>(width) <= cand.size() && k < cand.size();
+             k += static_cast<std::size_t>(width)) {
+          std::vector<std::uint16_t> g(cand.begin() + static_cast<long>(k),
+                                       cand.begin() + static_cast<long>(k) + width);
+          const auto f = find_base(g, rows_here);
+          if (f && (!found || f->second < found->second)) {
+            found = f;
+            pick = std::move(g);
+          }
+          if (found && found->second == 0) break;
+        }
+        if (!found) {
+          ok = false;
+          break;
+        }
+        allocate(pick, found->first, rows_here);
+        after = std::max(after, found->second);
+        chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
+                          pick, static_cast<std::uint32_t>(found->first)});
+      }
+      if (!ok) {  // give back what this attempt took
+        alloc_ = saved_alloc;
+        live_ = saved_live;
+        high_ = saved_high;
+        continue;
+      }
+      p.chunked = true;
+      p.chunks = std::move(chunks);
+      p.slices = p.chunks.front().slices;
+      p.addr = p.chunks.front().base;
+      p.vectors = static_cast<std::uint32_t>(need);
+      p.write_after = after;
+      p.west = west;
+      p.placed = true;
+      ++next_side_;
+      return true;
+    }
+    return false;
   }
   // "west X MiB, east Y MiB": the live MEM per hemisphere (for messages).
   std::string live_mib() const {
@@ -729,6 +777,9 @@ class Scheduler {
     std::sort(cands.begin(), cands.end());
     cands.erase(std::unique(cands.begin(), cands.end()), cands.end());
     std::stable_partition(cands.begin(), cands.end(), [&](std::uint64_t b) { return b >= from; });
+    // Of the bases that fit, the one whose reused memory is free soonest (a tensor written there
+    // waits for its previous tenant's last access), in the order above among equals.
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> best;
     for (std::uint64_t b : cands) {
       if (b + need > depth) continue;
       bool ok = true;
@@ -744,9 +795,10 @@ class Scheduler {
         }
         if (!ok) break;
       }
-      if (ok) return std::make_pair(b, avail);
+      if (ok && (!best || avail < best->second)) best = std::make_pair(b, avail);
+      if (best && best->second == 0) break;  // never used: nothing to wait for
     }
-    return std::nullopt;
+    return best;
   }
   // The bank (halves mapping) with the fewest live vectors in these slices, so that tensors
   // spread over the banks and a read and a write of one slice can share a cycle; -1 when banks
@@ -1095,7 +1147,10 @@ class Scheduler {
           e.done_off = written + sl_ - 1;
           ids.push_back(static_cast<int>(op.emits.size()));
           op.emits.push_back(std::move(e));
-          const std::int64_t need = static_cast<std::int64_t>(tp.ready_all) - access;
+          // This run's rows must be written before its first read (chunk by chunk).
+          const std::int64_t need = static_cast<std::int64_t>(ready_rows(
+                                        tp, row0 + r.first_i, r.last_i - r.first_i + 1)) -
+                                    access;
           op.lo = std::max<std::uint64_t>(
               op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
           op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
@@ -1174,8 +1229,7 @@ class Scheduler {
   // write, its lag (row row0 + i is written by T + lag + i) and the offset of its last access
   // (see written()).
   void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
-                  std::int64_t at, int producer,
-                  std::vector<std::pair<std::int64_t, std::int64_t>>* access_of_row0,
+                  std::int64_t at, int producer, std::vector<Written>* access_of_row0,
                   std::uint32_t cs = 1, std::int64_t value0 = 0, std::int64_t value_stride = 1) {
     const std::int64_t span = static_cast<std::int64_t>(count - 1) * cs;  // first to last value
     const TensorPlace& tp = P(t);
@@ -1212,8 +1266,9 @@ class Scheduler {
         e.done_off = access + wr.d_func + sl_ - 1;
         e.expects = {producer};
         op.emits.push_back(std::move(e));
-        access_of_row0->push_back(
-            {access + span - static_cast<std::int64_t>(count - 1), access + span});
+        access_of_row0->push_back({access + span - static_cast<std::int64_t>(count - 1),
+                                   access + span, row0,
+                                   row0 + static_cast<std::int64_t>(count) - 1});
       }
       return;
     }
@@ -1257,7 +1312,8 @@ class Scheduler {
         // Row first_i + k r.stride is written in access + k stride: the last row lags most.
         const std::int64_t last = access + static_cast<std::int64_t>(stride) * (r.n - 1);
         access_of_row0->push_back(
-            {last - (r.first_i + std::max<std::int64_t>(1, r.stride) * (r.n - 1)), last});
+            {last - (r.first_i + std::max<std::int64_t>(1, r.stride) * (r.n - 1)), last,
+             row0 + r.first_i, row0 + r.last_i});
       }
       const bool west = far < from;
       use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
@@ -1265,17 +1321,33 @@ class Scheduler {
     }
   }
 
+  // When vector rows row0 .. row0 + count - 1 of a tensor are all written: its chunks' readiness
+  // for a chunked tensor, else the whole tensor's.
+  static std::uint64_t ready_rows(const TensorPlace& tp, std::int64_t row0, std::int64_t count) {
+    if (!tp.chunked || tp.chunk_ready.size() != tp.chunks.size()) return tp.ready_all;
+    std::uint64_t r = 0;
+    for (std::size_t c = 0; c < tp.chunks.size(); ++c)
+      if (tp.chunks[c].first < row0 + count && row0 < tp.chunks[c].first + tp.chunks[c].rows)
+        r = std::max(r, tp.chunk_ready[c]);
+    return r;
+  }
+
   // After commit: when tensor t's rows row0.. (written at T + access + i) can be read.
-  void written(int t, std::uint64_t T, std::int64_t row0,
-               const std::vector<std::pair<std::int64_t, std::int64_t>>& access) {
+  void written(int t, std::uint64_t T, std::int64_t row0, const std::vector<Written>& access) {
     TensorPlace& tp = P(t);
-    for (const auto& [first, last] : access) {
+    for (const Written& w : access) {
       // Row row0 + i is written by T + first + i: readable from the next cycle.
-      const std::int64_t stream = static_cast<std::int64_t>(T) + first + 1 - row0;
+      const std::int64_t stream = static_cast<std::int64_t>(T) + w.first + 1 - row0;
       tp.ready_stream = std::max<std::uint64_t>(
           tp.ready_stream, static_cast<std::uint64_t>(std::max<std::int64_t>(0, stream)));
-      tp.ready_all =
-          std::max<std::uint64_t>(tp.ready_all, T + static_cast<std::uint64_t>(last) + 1);
+      const std::uint64_t done = T + static_cast<std::uint64_t>(w.last) + 1;
+      tp.ready_all = std::max<std::uint64_t>(tp.ready_all, done);
+      if (tp.chunked) {
+        tp.chunk_ready.resize(tp.chunks.size(), 0);
+        for (std::size_t c = 0; c < tp.chunks.size(); ++c)
+          if (tp.chunks[c].first <= w.hi && w.lo < tp.chunks[c].first + tp.chunks[c].rows)
+            tp.chunk_ready[c] = std::max(tp.chunk_ready[c], done);
+      }
     }
   }
 
@@ -1393,7 +1465,7 @@ class Scheduler {
     const isa::OpInfo& info = *isa::by_mnemonic(mn);
     const auto& vx = lat(mn);
     std::optional<std::pair<Op, std::uint64_t>> best;
-    std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> best_acc;
+    std::vector<std::vector<Written>> best_acc;
     std::uint64_t floor = ~0ull;  // no candidate can start earlier than its own lower bound
     for (std::size_t alu = 0; alu < alus_.size(); ++alu) {
       if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(static_cast<int>(alu))) continue;
@@ -1474,7 +1546,7 @@ class Scheduler {
         e.expects = producers;
         const int alu_emit = static_cast<int>(op.emits.size());
         op.emits.push_back(std::move(e));
-        std::vector<std::vector<std::pair<std::int64_t, std::int64_t>>> acc(n_dest);
+        std::vector<std::vector<Written>> acc(n_dest);
         const std::size_t first_use = op.uses.size();
         for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
           write_rows(op, dests[p].first, dests[p].second, (v - p + n_dest - 1) / n_dest, dst,
@@ -1754,6 +1826,8 @@ class Scheduler {
     TensorPlace& tp = P(t);
     tp.ready_all = std::max(tp.ready_all, last + 1);
     tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
+    for (auto& c : tp.chunk_ready)
+      c = std::max(c, tp.ready_all);
   }
 
   // ---------------------------------------------------------------- SXM steps
@@ -1775,7 +1849,7 @@ class Scheduler {
                                                       : "distribute";
     const auto& lt = lat(mn);
     std::optional<std::pair<Op, std::uint64_t>> best;
-    std::vector<std::pair<std::int64_t, std::int64_t>> best_rows;
+    std::vector<Written> best_rows;
     // Every SXM unit of the chip (chip.sxm.units, half per hemisphere).
     const auto kind = s.sxm == KStep::SxmOp::kDistribute ? arch::QueueUnit::kSxmDistribute
                                                          : arch::QueueUnit::kSxmShift;
@@ -1829,7 +1903,7 @@ class Scheduler {
       e.expects = producers;
       const int sxm_emit = static_cast<int>(op.emits.size());
       op.emits.push_back(std::move(e));
-      std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+      std::vector<Written> rows;
       write_rows(op, s.d, drow, v, dst, pos, lt.d_func, sxm_emit, &rows);
       const auto t = fit(op);
       if (t && (!best || *t < best->second)) {
@@ -2225,7 +2299,7 @@ void Scheduler::matmul_step(const KStep& s) {
                             : mode == Mode::kLast  ? "last"
                                                    : "next";
     best.reset();
-    std::vector<std::pair<std::int64_t, std::int64_t>> rows_written;
+    std::vector<Written> rows_written;
     const TensorPlace& dp = P(s.d);
     const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
     for (int rs = 0; rs < chip_.streams.per_direction; rs += 4) {
@@ -2244,7 +2318,7 @@ void Scheduler::matmul_step(const KStep& s) {
       e.count = m;
       e.done_off = static_cast<std::int64_t>((m - 1) * iv) + acc.d_func + sl_ - 1;
       op.emits.push_back(std::move(e));
-      std::vector<std::pair<std::int64_t, std::int64_t>> rows;
+      std::vector<Written> rows;
       const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
       if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv);
       if (auto t = fit(op); t && (!best || *t < best->second)) {

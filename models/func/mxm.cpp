@@ -317,6 +317,22 @@ bool dnnl_is_exact() {
 
 }  // namespace
 
+void float_matmul_accumulate(const float* a, const float* b, float* c, int m, int n, int k) {
+  static const bool one_thread = (omp_set_num_threads(1), true);
+  (void)one_thread;
+  if (dnnl_sgemm('N', 'N', m, n, k, 1.0f, a, k, b, n, 1.0f, c, n) == dnnl_success) return;
+  for (int i = 0; i < m; ++i)
+    for (int r = 0; r < k; ++r) {
+      const float x = a[static_cast<std::size_t>(i) * static_cast<std::size_t>(k) +
+                        static_cast<std::size_t>(r)];
+      for (int j = 0; j < n; ++j)
+        c[static_cast<std::size_t>(i) * static_cast<std::size_t>(n) +
+          static_cast<std::size_t>(j)] +=
+            x * b[static_cast<std::size_t>(r) * static_cast<std::size_t>(n) +
+                  static_cast<std::size_t>(j)];
+    }
+}
+
 void int8_matmul_exact(const std::int8_t* x, const std::int8_t* wt, std::int32_t* c, int m, int n,
                        int k) {
   // The simulator runs on one thread; oneDNN's OpenMP team would only fight it for the cores

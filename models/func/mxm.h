@@ -99,6 +99,10 @@ class MxmPlane {
 void int8_matmul_exact(const std::int8_t* x, const std::int8_t* wt, std::int32_t* c, int m, int n,
                        int k);
 
+/// C[m x n] += A[m x k] . B[k x n] in single precision (row-major; oneDNN's sgemm, one thread):
+/// not the machine's arithmetic, for estimates such as int8 calibration.
+void float_matmul_accumulate(const float* a, const float* b, float* c, int m, int n, int k);
+
 /// Exact dot product of fp16 vectors (raw bits), rounded once to fp32 (see above).
 float fp16_dot_exact(const std::uint16_t* x, const std::uint16_t* w, int n);
 

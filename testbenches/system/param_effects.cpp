@@ -465,10 +465,10 @@ int main(int argc, char** argv) {
                              {{"batch", "2"}, {"sizes", "32,64,32"}, {"dtype", "fp32"}},
                              compiler::Precision::kModel),
                     roomy});
-    uses.push_back({compiled("mlp fp32 32-64-32, queues of 32", "mlp",
+    uses.push_back({compiled("mlp fp32 32-64-32, queues of 24", "mlp",
                              {{"batch", "2"}, {"sizes", "32,64,32"}, {"dtype", "fp32"}},
                              compiler::Precision::kModel),
-                    with(roomy, {"chip.icu.queue_depth=32"})});
+                    with(roomy, {"chip.icu.queue_depth=24"})});
     uses.push_back({compiled("gemm fp16 8x20x32", "gemm", {{"m", "8"}, {"k", "20"}, {"n", "32"}},
                              compiler::Precision::kModel),
                     roomy});

@@ -1844,6 +1844,16 @@ class Lowering {
             int8 ? std::vector<std::pair<int, int>>{{ph[p], wt}} : product_parts(ph[p], wt, dt, n);
       }
       const std::int64_t band_results = wb.ho * gd.wq;
+      // Blocks of output pixels that several planes may stream at once: their rows (and the
+      // phases' rows they read) on slices of their own.
+      if (band_results > k_.mxm_accumulators) {
+        chunk_by(y, k_.mxm_accumulators);
+        for (const auto& pp : parts)
+          for (const auto& [xa, wa] : pp) {
+            (void)wa;
+            chunk_by(xa, k_.mxm_accumulators);
+          }
+      }
       for (std::int64_t b = 0; b < nb; ++b)
         for (std::int64_t r0 = 0; r0 < band_results; r0 += k_.mxm_accumulators)
           for (std::int64_t tn = 0; tn < tn_n; ++tn) {

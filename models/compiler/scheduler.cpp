@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -112,6 +113,9 @@ struct TensorPlace {
   // its rows are written (a reader of some chunks waits for those only).
   std::uint64_t ready_stream = 0, ready_all = 0;
   std::vector<std::uint64_t> chunk_ready;
+  // Constants read as a broadcast operand by VXM steps split over several ALUs: more copies
+  // (slices, base address), so that the parts can read it in the same cycles.
+  std::vector<std::pair<std::vector<std::uint16_t>, std::uint32_t>> replicas;
   // Reuse: writes into this storage must wait for the previous tenant's last read (write_after);
   // the last cycle any step reads this tensor (for its own successor).
   std::uint64_t write_after = 0, last_read = 0;
@@ -326,6 +330,7 @@ class Scheduler {
     // Operands a VXM step reads together must sit in different slices (one read per slice and
     // cycle): each tensor, when placed, avoids the slices of those it is read with.
     co_.resize(k_.tensors.size());
+    co_write_.resize(k_.tensors.size());
     for (const KStep& s : k_.steps) {
       if (s.kind == KStep::Kind::kMatMul || s.d < 0) continue;
       std::vector<int> ins;
@@ -335,18 +340,47 @@ class Scheduler {
         for (int y : ins)
           if (x != y) co_[static_cast<std::size_t>(x)].push_back(y);
       // The result is written while the operands are read: keep them apart too (whichever is
-      // placed second avoids the other).
+      // placed second avoids the other), where there is room (a step that meets its result on an
+      // operand's slice runs in parts that do not overlap there).
       for (int x : ins)
         if (x != root(s.d)) {
-          co_[static_cast<std::size_t>(x)].push_back(root(s.d));
-          co_[static_cast<std::size_t>(root(s.d))].push_back(x);
+          co_write_[static_cast<std::size_t>(x)].push_back(root(s.d));
+          co_write_[static_cast<std::size_t>(root(s.d))].push_back(x);
         }
+    }
+    // Tensors only whole-tensor VXM steps and products stream (row i of every operand with row
+    // i of the result) are chunked by default; rows read or written at an offset, exchanged
+    // between chips or moved by the SXM keep their placement rules.
+    streamed_.assign(k_.tensors.size(), true);
+    no_chunk_.assign(k_.tensors.size(), false);
+    for (const KStep& s : k_.steps) {
+      if (s.kind == KStep::Kind::kMatMul) continue;
+      if (s.kind == KStep::Kind::kExchange)  // exchanged rows sit in one range of addresses
+        for (int t : {s.a, s.d})
+          if (t >= 0) no_chunk_[static_cast<std::size_t>(root(t))] = true;
+      const bool whole = s.kind == KStep::Kind::kVxm && !s.rows && s.deal.empty();
+      if (whole) continue;
+      for (int t : {s.a, s.b, s.mask, s.d})
+        if (t >= 0) streamed_[static_cast<std::size_t>(root(t))] = false;
+      for (const auto& [t, unused] : s.deal) {
+        (void)unused;
+        streamed_[static_cast<std::size_t>(root(t))] = false;
+      }
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if ((k_.tensors[t].role == KTensor::Role::kInput ||
            k_.tensors[t].role == KTensor::Role::kConstant) &&
           used(static_cast<int>(t)))
         place(static_cast<int>(t));
+    // Constants a long VXM step reads as a broadcast operand get copies (its parts run on
+    // several ALUs at once), taken now, while MEM is unused (their images load with the program).
+    for (const KStep& s : k_.steps) {
+      if (!splittable(s)) continue;
+      for (int t : {s.a, s.b, s.mask})
+        if (t >= 0 && broadcast_of(s, t) && !P(t).weights && !P(t).t16 && !P(t).chunked &&
+            k_.tensors[static_cast<std::size_t>(root(t))].role == KTensor::Role::kConstant)
+          replicate(root(t));
+    }
     // The step after which nothing reads a tensor: its storage can then be reused. Graph outputs
     // (and what they view) stay.
     std::vector<std::size_t> last_use(k_.tensors.size(), 0);
@@ -372,6 +406,8 @@ class Scheduler {
         release_after[last_use[t]].push_back(static_cast<int>(t));
     for (std::size_t i = 0; i < k_.steps.size(); ++i) {
       const KStep& s = k_.steps[i];
+      const std::size_t b0 = blocks_.size();
+      const std::uint64_t mxm0 = mxm_busy_, vxm0 = vxm_busy_;
       if (s.kind == KStep::Kind::kVxm)
         vxm_step(s);
       else if (s.kind == KStep::Kind::kSxm)
@@ -386,6 +422,19 @@ class Scheduler {
         recv_step(s);
       else
         matmul_step(s);
+      StepTiming st;
+      st.origin = s.origin;
+      st.first = ~0ull;
+      for (std::size_t b = b0; b < blocks_.size(); ++b) {
+        const Block& bl = blocks_[b];
+        st.first = std::min(st.first, bl.dispatch);
+        const std::uint64_t reps = bl.self_counted || bl.count < 2 ? 0 : bl.count - 1;
+        st.last = std::max(st.last, bl.first_done + reps * bl.stride);
+      }
+      if (st.first == ~0ull) st.first = 0;
+      st.mxm_cycles = mxm_busy_ - mxm0;
+      st.vxm_cycles = vxm_busy_ - vxm0;
+      step_timing_.push_back(std::move(st));
       for (int t : release_after[i])
         release(t);
     }
@@ -489,10 +538,30 @@ class Scheduler {
   // same addresses) or, for MXM weights, 16 slices of one hemisphere with the rows interleaved.
   void place(int t, std::vector<std::uint16_t> avoid = {}, int side = -1) {
     t = root(t);
+    // The tensors read or written with this one keep to other slices: a contiguous one's slices
+    // always; a chunked one's chunk by chunk (rows of one step move together), or every chunk's
+    // for a tensor that is not chunked itself, while that leaves room.
+    // Operands read together in one cycle can never share a slice: those are always avoided.
     for (int o : co_[static_cast<std::size_t>(t)])
       if (place_[static_cast<std::size_t>(o)].placed)
-        for (auto sl : slices_of(o))  // every chunk's
+        for (auto sl : slices_of(o))
           avoid.push_back(sl);
+    std::vector<int> chunked_co;
+    std::vector<std::uint16_t> avoid_all = avoid;
+    for (int o : co_write_[static_cast<std::size_t>(t)]) {
+      if (!place_[static_cast<std::size_t>(o)].placed) continue;
+      if (place_[static_cast<std::size_t>(o)].chunked) chunked_co.push_back(o);
+      for (auto sl : slices_of(o))
+        avoid_all.push_back(sl);
+    }
+    const ChunkAvoid chunk_avoid = [this, chunked_co](std::int64_t first, std::int64_t n) {
+      std::vector<std::uint16_t> out;
+      for (int o : chunked_co)
+        for (const auto& c : place_[static_cast<std::size_t>(o)].chunks)
+          if (c.first < first + n && first < c.first + c.rows)
+            out.insert(out.end(), c.slices.begin(), c.slices.end());
+      return out;
+    };
     const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
     TensorPlace& p = P(t);
     const int bytes = isa::dtype_bytes(kt.dtype);
@@ -581,17 +650,32 @@ class Scheduler {
       p.placed = true;
       return;
     }
-    // Chunks asked for (KTensor::chunk_rows) first: blocks of rows on slices of their own.
-    if (kt.chunk_rows > 0 && !p.t16 && need > static_cast<std::uint64_t>(kt.chunk_rows) &&
-        place_chunks(t, p, need, static_cast<std::uint64_t>(kt.chunk_rows), width, avoid, side))
+    // Chunks asked for (KTensor::chunk_rows), or by default for a long tensor the units stream:
+    // blocks of rows on slices of their own, which several units can read and write at once.
+    const std::int64_t chunk = kt.chunk_rows > 0 ? kt.chunk_rows
+                               : kt.role != KTensor::Role::kConstant &&
+                                       streamed_[static_cast<std::size_t>(t)] &&
+                                       rows > 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators)
+                                   ? chip_.mxm.accumulators
+                                   : 0;
+    if (chunk > 0 && !p.t16 && need > static_cast<std::uint64_t>(chunk) &&
+        (place_chunks(t, p, need, static_cast<std::uint64_t>(chunk), width, avoid_all, side) ||
+         place_chunks(t, p, need, static_cast<std::uint64_t>(chunk), width, avoid, side,
+                      chunk_avoid)))
       return;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const bool west =
-          side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      // Avoiding every chunk of the chunked ones first; failing that, a long tensor goes in
+      // chunks that avoid them chunk by chunk; then only the contiguous ones are avoided.
+      if (attempt == 2 && !p.t16 && !no_chunk_[static_cast<std::size_t>(t)] &&
+          rows > 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators) &&
+          place_chunks(t, p, need, static_cast<std::uint64_t>(chip_.mxm.accumulators), width, avoid,
+                       side, chunk_avoid))
+        return;
+      const std::vector<std::uint16_t>& avoid_now = attempt < 2 ? avoid_all : avoid;
+      const bool west = side >= 0 ? side == 0 : ((next_side_ + attempt) % 2) == 0;
       std::vector<std::uint16_t> cand;
       for (auto c : west ? west_ : east_)
-        if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
-      if (side >= 0 && attempt > 0) break;  // a side asked for is kept
+        if (std::find(avoid_now.begin(), avoid_now.end(), c) == avoid_now.end()) cand.push_back(c);
       std::stable_sort(cand.begin(), cand.end(),
                        [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
       // The emptiest slices first, then the next ones (their free ranges may line up better).
@@ -628,7 +712,8 @@ class Scheduler {
     // No single range: cut the rows into chunks, each on its own slices, all in one hemisphere.
     if (!p.t16 && need > 1)
       for (std::uint64_t parts = 2; parts <= 64 && parts <= need; parts *= 2)
-        if (place_chunks(t, p, need, (need + parts - 1) / parts, width, avoid, side)) return;
+        if (place_chunks(t, p, need, (need + parts - 1) / parts, width, avoid, side, chunk_avoid))
+          return;
     throw InputError(source_, "tensor '" + kt.name + "' needs " + std::to_string(need) +
                                   " vectors in each of " + std::to_string(width) +
                                   " MEM slices of one hemisphere; no such room is left (depth " +
@@ -639,8 +724,11 @@ class Scheduler {
 
   // Places tensor t's `need` vector rows in chunks of `per` rows, each on the least-used slices
   // (one per byte plane) of one hemisphere; false (nothing taken) when they do not fit.
+  // `chunk_avoid(first, rows)`: more slices a chunk of those rows keeps off.
+  using ChunkAvoid = std::function<std::vector<std::uint16_t>(std::int64_t, std::int64_t)>;
   bool place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uint64_t per, int width,
-                    const std::vector<std::uint16_t>& avoid, int side) {
+                    const std::vector<std::uint16_t>& avoid, int side,
+                    const ChunkAvoid& chunk_avoid = nullptr) {
     (void)t;
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool west =
@@ -653,22 +741,42 @@ class Scheduler {
       // ranges, whose reuse stamps must survive).
       const auto saved_alloc = alloc_;
       const auto saved_live = live_, saved_high = high_;
+      // Chunks go round a few groups of slices (twice as many as MXM planes stream at once): chunk
+      // c on group c mod G, so that neighbouring chunks sit apart while the tensor as a whole keeps
+      // to G x width slices (the steps it meets avoid them all).
+      const std::size_t groups = static_cast<std::size_t>(std::max(1, 2 * chip_.mxm.planes));
+      std::vector<std::vector<std::uint16_t>> group_slices;
       for (std::uint64_t first = 0; first < need && ok; first += per) {
         const std::uint64_t rows_here = std::min(per, need - first);
-        // Neighbouring chunks on other slices (planes stream several at once), while the
-        // hemisphere has enough of them.
+        const std::size_t c_index = chunks.size();
+        if (c_index >= groups) {  // the group's slices again, at its next free range
+          const auto& g = group_slices[c_index % groups];
+          if (const auto f = find_base(g, rows_here)) {
+            allocate(g, f->first, rows_here);
+            after = std::max(after, f->second);
+            chunks.push_back({static_cast<std::int64_t>(first),
+                              static_cast<std::int64_t>(rows_here), g,
+                              static_cast<std::uint32_t>(f->first)});
+            continue;
+          }
+        }
         std::vector<std::uint16_t> near;
-        for (std::size_t c = chunks.size() > 8 ? chunks.size() - 8 : 0; c < chunks.size(); ++c)
-          near.insert(near.end(), chunks[c].slices.begin(), chunks[c].slices.end());
+        for (const auto& g : group_slices)
+          near.insert(near.end(), g.begin(), g.end());
+        std::vector<std::uint16_t> keep_off = avoid;
+        if (chunk_avoid)
+          for (auto sl :
+               chunk_avoid(static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here)))
+            keep_off.push_back(sl);
         std::vector<std::uint16_t> cand;
         for (auto c : west ? west_ : east_)
-          if (std::find(avoid.begin(), avoid.end(), c) == avoid.end() &&
+          if (std::find(keep_off.begin(), keep_off.end(), c) == keep_off.end() &&
               std::find(near.begin(), near.end(), c) == near.end())
             cand.push_back(c);
         if (static_cast<int>(cand.size()) < width) {
           cand.clear();
           for (auto c : west ? west_ : east_)
-            if (std::find(avoid.begin(), avoid.end(), c) == avoid.end()) cand.push_back(c);
+            if (std::find(keep_off.begin(), keep_off.end(), c) == keep_off.end()) cand.push_back(c);
         }
         std::stable_sort(cand.begin(), cand.end(),
                          [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
@@ -697,6 +805,7 @@ class Scheduler {
         }
         allocate(pick, found->first, rows_here);
         after = std::max(after, found->second);
+        if (c_index < groups) group_slices.push_back(pick);
         chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
                           pick, static_cast<std::uint32_t>(found->first)});
       }
@@ -1223,6 +1332,58 @@ class Scheduler {
     return ids;
   }
 
+  // Broadcast operand t (L logical rows read cyclically, a block per column tile) for result
+  // vector rows r0 .. r0 + count - 1 of a result of R logical rows, from copy `copy`: result
+  // row i takes tile i / R, row (i mod R) mod L, in cycle T + i - r0 at position `to`. Reads of
+  // consecutive addresses become one read with a repeat. Returns the emits' indices.
+  std::vector<int> read_broadcast(Op& op, int t, int copy, std::int64_t r0, std::uint32_t count,
+                                  std::int64_t R, int first, int to) {
+    const TensorPlace& tp = P(t);
+    const auto& rd = lat("read");
+    const std::vector<std::uint16_t>& slices =
+        copy == 0 ? tp.slices : tp.replicas[static_cast<std::size_t>(copy - 1)].first;
+    const std::uint32_t addr =
+        copy == 0 ? tp.addr : tp.replicas[static_cast<std::size_t>(copy - 1)].second;
+    const std::int64_t L = logical_rows(t);
+    auto crow = [&](std::int64_t i) { return (i / R) * L + (i % R) % L; };
+    std::vector<int> ids;
+    for (std::size_t b = 0; b < slices.size(); ++b) {
+      const arch::Queue& sq = q(slices[b]);
+      const bool west = sq.position > to;
+      const std::int64_t written = -dist(sq.position, to);
+      const std::int64_t access = written - rd.d_func;
+      const std::int64_t d = access - rd.d_skew;
+      use_queue(op, sq.id, d, count);
+      use_mem(op, sq.id, false, access, count, 1, addr, addr + tp.vectors - 1);
+      const int stream = first + static_cast<int>(b);
+      use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
+      for (std::uint32_t i = 0; i < count;) {
+        const std::int64_t c0 = crow(r0 + i);
+        std::uint32_t n = 1;
+        while (i + n < count && crow(r0 + i + n) == c0 + n)
+          ++n;
+        Emit e;
+        e.queue = sq.id;
+        e.off = d + i;
+        e.instr = instr("read");
+        e.tensor = root(t);
+        e.instr.arg[0] = addr + static_cast<std::uint32_t>(c0);
+        e.instr.arg[1] = isa::stream_arg(stream, west);
+        e.count = n;
+        e.v0 = i;
+        e.done_off = written + sl_ - 1 + i;
+        ids.push_back(static_cast<int>(op.emits.size()));
+        op.emits.push_back(std::move(e));
+        i += n;
+      }
+      op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
+      op.lo =
+          std::max<std::uint64_t>(op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                             0, static_cast<std::int64_t>(tp.ready_all) - access)));
+    }
+    return ids;
+  }
+
   // Writes values leaving position `from` in cycle T + at + i cs (i < count, on streams first..;
   // the values in between pass by) as rows row0.. of tensor t; each write expects emit
   // `producer`, whose vector value0 + i value_stride row row0 + i is. access_of_row0 gets, per
@@ -1353,6 +1514,47 @@ class Scheduler {
 
   // ---------------------------------------------------------------- VXM steps
 
+  // Copies a VXM step split over ALUs may read a broadcast constant from (TensorPlace::replicas).
+  static constexpr int kReplicas = 4;
+
+  // A step over a whole long tensor (no row range, not dealt): its rows can be cut into parts
+  // that run on several ALUs, chunk by chunk.
+  bool splittable(const KStep& s) const {
+    return s.kind == KStep::Kind::kVxm && !s.rows && s.deal.empty() && s.d >= 0 &&
+           rows_of(s.d) > 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators);
+  }
+  bool broadcast_of(const KStep& s, int t) const { return logical_rows(t) < logical_rows(s.d); }
+
+  // kReplicas - 1 more copies of constant t, each on slices of its own.
+  void replicate(int t) {
+    TensorPlace& p = place_[static_cast<std::size_t>(t)];
+    if (!p.replicas.empty() || p.slices.empty()) return;
+    const auto width = p.slices.size();
+    std::vector<std::uint16_t> taken = p.slices;
+    for (int r = 1; r < kReplicas; ++r) {
+      std::vector<std::uint16_t> cand;
+      for (auto c : p.west ? west_ : east_)
+        if (std::find(taken.begin(), taken.end(), c) == taken.end()) cand.push_back(c);
+      std::stable_sort(cand.begin(), cand.end(),
+                       [&](std::uint16_t a, std::uint16_t b) { return live_[a] < live_[b]; });
+      if (cand.size() < width) return;
+      const std::vector<std::uint16_t> pick(cand.begin(), cand.begin() + static_cast<long>(width));
+      const auto found = find_base(pick, p.vectors);
+      if (!found) return;
+      allocate(pick, found->first, p.vectors);
+      p.replicas.push_back({pick, static_cast<std::uint32_t>(found->first)});
+      taken.insert(taken.end(), pick.begin(), pick.end());
+    }
+  }
+
+  // The chunks of tensor t, or nothing when it is not chunked.
+  std::vector<std::pair<std::int64_t, std::int64_t>> chunk_bounds(int t) const {
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    for (const auto& c : P(t).chunks)
+      out.push_back({c.first, c.rows});
+    return out;
+  }
+
   // Streams an ALU may use: the SG4 groups of its row (chip.vxm.row_stream_groups; brief A3).
   std::vector<int> alu_streams(int alu, int group) const {
     std::vector<int> out;
@@ -1368,18 +1570,20 @@ class Scheduler {
   // Every slice tensor t occupies (all chunks of a chunked one).
   std::vector<std::uint16_t> slices_of(int t) const {
     const TensorPlace& p = P(t);
-    if (!p.chunked) return p.slices;
-    std::vector<std::uint16_t> out;
+    std::vector<std::uint16_t> out = p.chunked ? std::vector<std::uint16_t>{} : p.slices;
     for (const auto& c : p.chunks)
       out.insert(out.end(), c.slices.begin(), c.slices.end());
+    for (const auto& r : p.replicas)
+      out.insert(out.end(), r.first.begin(), r.first.end());
     return out;
   }
 
   void vxm_step(const KStep& s) {
     if (!P(s.d).placed) {
-      std::vector<std::uint16_t> avoid;  // keep the result out of the operands' slices
+      // Keep the result out of the operands' slices (chunked ones: place() does, chunk by chunk).
+      std::vector<std::uint16_t> avoid;
       for (int t : {s.a, s.b, s.mask})
-        if (t >= 0)
+        if (t >= 0 && !P(t).chunked)
           for (auto sl : slices_of(t))
             avoid.push_back(sl);
       // Dealt results all go to one hemisphere: the one with more room.
@@ -1431,6 +1635,29 @@ class Scheduler {
                                       name(s.d) + "' (MEM is too full; live now: " + live_mib() +
                                       ")");
     }
+    if (splittable(s) && P(s.d).chunked) {
+      // Part by part, a chunk each, on several ALUs at once: when every streamed operand is
+      // chunked alike (other slices) and every broadcast one is a constant with copies.
+      const auto bounds = chunk_bounds(s.d);
+      bool ok = bounds.size() > 1;
+      int copies = kReplicas;
+      for (int t : {s.a, s.b, s.mask}) {
+        if (t < 0) continue;
+        if (root(t) == root(s.d)) ok = false;
+        if (broadcast_of(s, t)) {
+          const TensorPlace& tp = P(t);
+          copies = std::min<int>(copies, 1 + static_cast<int>(tp.replicas.size()));
+          if (tp.chunked || tp.t16 || tp.weights || tp.replicas.empty()) ok = false;
+        } else if (chunk_bounds(t) != bounds) {
+          ok = false;
+        }
+      }
+      if (ok) {
+        for (std::size_t c = 0; c < bounds.size(); ++c)
+          vxm_tile(s, 0, Part{bounds[c].first, bounds[c].second, static_cast<int>(c) % copies});
+        return;
+      }
+    }
     const std::int64_t tiles = k_.tensors[static_cast<std::size_t>(s.d)].tiles(lanes_);
     if (!s.rows || tiles == 1) {
       vxm_tile(s, 0);
@@ -1440,15 +1667,25 @@ class Scheduler {
       vxm_tile(s, t);
   }
 
+  // A part of a whole-tensor step: vector rows first .. first + rows - 1 of the result and of
+  // every streamed operand, broadcast operands read from copy `copy` (0: the tensor itself).
+  struct Part {
+    std::int64_t first = 0, rows = 0;
+    int copy = 0;
+  };
+
   // Column tile `tile` of a step writing a row range (each tile's rows are consecutive vector
-  // rows); the whole tensor when the step has no row range.
-  void vxm_tile(const KStep& s, std::int64_t tile) {
+  // rows); the whole tensor when the step has no row range; or one part of a whole-tensor step.
+  void vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> part = std::nullopt) {
     auto first_row = [&](int t, std::int64_t row) {
+      if (part) return part->first;
       return s.rows ? tile * logical_rows(t) + row : 0;
     };
     const std::int64_t a_row = first_row(s.a, s.a_row);
     const std::int64_t b_row = s.b >= 0 ? first_row(s.b, s.b_row) : 0;
-    const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
+    const std::uint32_t v = static_cast<std::uint32_t>(part     ? part->rows
+                                                       : s.rows ? s.rows
+                                                                : rows_of(s.d));
     // Where the results go: rows of d, or dealt round-robin over several tensors.
     std::vector<std::pair<int, std::int64_t>> dests;
     if (s.deal.empty()) dests.push_back({s.d, first_row(s.d, s.d_row)});
@@ -1500,7 +1737,8 @@ class Scheduler {
           const int t = ins[oi];
           // ins is [mask,] a [, b]: their first rows when the step writes a row range.
           const std::size_t ia = s.mask >= 0 ? 1 : 0;
-          const std::int64_t from = !s.rows                    ? 0
+          const std::int64_t from = part                       ? part->first
+                                    : !s.rows                  ? 0
                                     : oi == ia                 ? a_row
                                     : s.b >= 0 && oi == ia + 1 ? b_row
                                                                : 0;
@@ -1512,7 +1750,9 @@ class Scheduler {
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
           const bool bc = logical_rows(t) < (s.rows ? s.rows : logical_rows(s.d));
-          for (int id : read_rows(op, t, from, v, bc, st, vxm_pos_))
+          for (int id : part&& bc ? read_broadcast(op, t, part->copy, part->first, v,
+                                                   logical_rows(s.d), st, vxm_pos_)
+                                  : read_rows(op, t, from, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
           read_once[{root(t), from}] = args.back();
@@ -1561,6 +1801,29 @@ class Scheduler {
         }
       }
       if (best && best->second == floor) break;
+    }
+    if (!best && v > n_dest) {
+      // No ALU fits the whole pipeline: an operand and the result share a slice whose queue
+      // cannot read and write at once for the pipeline's length. Halves fit sooner (single
+      // rows always do: their read and write come in different cycles).
+      const std::uint32_t half = (v / 2 + n_dest - 1) / n_dest * n_dest;
+      if (!s.rows) {
+        const Part whole = part ? *part : Part{0, static_cast<std::int64_t>(v), 0};
+        vxm_tile(s, tile, Part{whole.first, half, whole.copy});
+        vxm_tile(s, tile, Part{whole.first + half, whole.rows - half, whole.copy});
+        return;
+      }
+      KStep lo = s, hi = s;
+      lo.rows = half;
+      hi.rows = s.rows - half;
+      hi.a_row += half;
+      hi.b_row += half;
+      hi.d_row += half / n_dest;
+      for (auto& dd : hi.deal)
+        dd.second += half / n_dest;
+      vxm_tile(lo, tile);
+      vxm_tile(hi, tile);
+      return;
     }
     if (!best)
       no_fit(s.origin, std::string("the VXM step (") + func::to_string(s.args.op) + " into '" +
@@ -2105,10 +2368,14 @@ class Scheduler {
   std::vector<std::uint16_t> send_q_, recv_q_;
   std::vector<std::vector<std::uint64_t>> sends_;  // per kSend step: each vector's send cycle
   int next_side_ = 0;
-  mutable std::vector<bool> used_;    // see used()
-  std::vector<std::vector<int>> co_;  // per tensor: tensors read with it in one VXM step
+  mutable std::vector<bool> used_;          // see used()
+  std::vector<std::vector<int>> co_;        // per tensor: tensors read with it in one VXM step
+  std::vector<std::vector<int>> co_write_;  // per tensor: tensors a step reads it with or into
 
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
+  std::vector<StepTiming> step_timing_;
+  std::vector<bool> streamed_;  // per tensor: chunked by default when long (see run())
+  std::vector<bool> no_chunk_;  // per tensor: never chunked (exchanged between chips)
 };
 
 void Scheduler::matmul_step(const KStep& s) {
@@ -2497,6 +2764,10 @@ void Scheduler::check_memory() const {
     for (std::int64_t r = 0; r < vr; ++r)
       for (int b = 0; b < isa::dtype_bytes(k_.tensors[t].dtype); ++b)
         owner[at(static_cast<int>(t), r, b)] = static_cast<int>(t);
+    for (const auto& [slices, addr] : place_[t].replicas)  // copies hold it too
+      for (std::uint32_t r = 0; r < place_[t].vectors; ++r)
+        for (auto sl : slices)
+          owner[{sl, addr + r}] = static_cast<int>(t);
   }
   for (const Ev& e : evs) {
     if (e.write) {
@@ -2686,21 +2957,26 @@ Schedule Scheduler::emit() {
       if (kt.role == KTensor::Role::kConstant) {
         const std::int64_t cols = kt.cols();
         if (!tp.weights) {
-          for (int b = 0; b < bytes; ++b) {
-            isa::Image im;
-            im.chip = static_cast<std::uint32_t>(chip);
-            im.slice = tp.slices[static_cast<std::size_t>(b)];
-            im.addr = tp.addr;
-            im.bytes.assign(static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_),
-                            0);
-            for (std::int64_t r = 0; r < kt.rows(); ++r)
-              for (std::int64_t c = 0; c < cols; ++c) {
-                const std::int64_t vr = (c / lanes_) * kt.rows() + r;
-                im.bytes[static_cast<std::size_t>(vr * lanes_ + c % lanes_)] =
-                    kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
-              }
-            prog.images.push_back(std::move(im));
-          }
+          // The tensor's own range and its copies (TensorPlace::replicas) hold the same data.
+          std::vector<std::pair<std::vector<std::uint16_t>, std::uint32_t>> copies = {
+              {tp.slices, tp.addr}};
+          copies.insert(copies.end(), tp.replicas.begin(), tp.replicas.end());
+          for (const auto& [copy_slices, copy_addr] : copies)
+            for (int b = 0; b < bytes; ++b) {
+              isa::Image im;
+              im.chip = static_cast<std::uint32_t>(chip);
+              im.slice = copy_slices[static_cast<std::size_t>(b)];
+              im.addr = copy_addr;
+              im.bytes.assign(
+                  static_cast<std::size_t>(tp.vectors) * static_cast<std::size_t>(lanes_), 0);
+              for (std::int64_t r = 0; r < kt.rows(); ++r)
+                for (std::int64_t c = 0; c < cols; ++c) {
+                  const std::int64_t vr = (c / lanes_) * kt.rows() + r;
+                  im.bytes[static_cast<std::size_t>(vr * lanes_ + c % lanes_)] =
+                      kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+                }
+              prog.images.push_back(std::move(im));
+            }
         } else {
           // One image per piece and slice (the rows past K stay zero).
           std::map<std::pair<std::uint16_t, std::uint32_t>, isa::Image> images;
@@ -2739,6 +3015,7 @@ Schedule Scheduler::emit() {
       out.mem_bytes[q.hemisphere == arch::Hemisphere::kWest ? 0 : 1] +=
           high_[q.id] * static_cast<std::uint64_t>(lanes_);
   out.vxm_busy = vxm_busy_;
+  out.steps = step_timing_;
   out.mxm_busy = mxm_busy_;
   out.sends = sends_;
   struct Where : isa::SourceMap {
@@ -2775,6 +3052,30 @@ Schedule Scheduler::emit() {
 }
 
 }  // namespace
+
+std::vector<NodeTiming> per_node(const Schedule& s) {
+  std::vector<NodeTiming> out;
+  std::map<std::string, std::size_t> at;
+  for (const StepTiming& st : s.steps) {
+    // "FILE: node 'NAME' (OP)" -> "'NAME' (OP)"
+    const auto pos = st.origin.find("node ");
+    const std::string node = pos == std::string::npos ? st.origin : st.origin.substr(pos + 5);
+    auto [it, fresh] = at.try_emplace(node, out.size());
+    if (fresh) {
+      NodeTiming n;
+      n.node = node;
+      n.first = st.first;
+      out.push_back(n);
+    }
+    NodeTiming& n = out[it->second];
+    n.first = std::min(n.first, st.first);
+    n.last = std::max(n.last, st.last);
+    n.mxm_cycles += st.mxm_cycles;
+    n.vxm_cycles += st.vxm_cycles;
+    ++n.steps;
+  }
+  return out;
+}
 
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
                   bool reuse_memory) {

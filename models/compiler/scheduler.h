@@ -31,6 +31,14 @@ struct Placed {
   std::string where;  ///< "mem.w3:0x0000+12, mem.w4:0x0000+12"
 };
 
+/// Where a kernel step landed: its first dispatch, last completion and the unit cycles it took.
+struct StepTiming {
+  std::string origin;  ///< the graph node (KStep::origin)
+  std::uint64_t first = 0, last = 0;
+  std::uint64_t mxm_cycles = 0;  ///< plane-cycles streaming activations
+  std::uint64_t vxm_cycles = 0;  ///< ALU-cycles
+};
+
 struct Schedule {
   isa::Program program;
   std::uint64_t cycles = 0;             ///< predicted
@@ -38,11 +46,22 @@ struct Schedule {
   std::uint64_t vxm_busy = 0;           ///< VXM ALU-cycles
   std::uint64_t mxm_busy = 0;           ///< MXM plane-cycles streaming activations
   std::vector<Placed> placements;
+  std::vector<StepTiming> steps;  ///< per kernel step, in program order
   std::vector<bool> reused;  ///< per kernel tensor: its storage went to later tensors
   /// Per kSend step, in program order: the cycle each vector's send reads its stream (the
   /// frame's send cycle; it arrives func::LinkTiming::arrival of it later).
   std::vector<std::vector<std::uint64_t>> sends;
 };
+
+/// The steps of one graph node together (nodes in the order they first appear): when its work
+/// started and ended, and the unit cycles it took.
+struct NodeTiming {
+  std::string node;  ///< the origin's node name and operator, "'conv1' (Conv)"
+  std::uint64_t first = 0, last = 0;
+  std::uint64_t mxm_cycles = 0, vxm_cycles = 0;
+  std::size_t steps = 0;
+};
+std::vector<NodeTiming> per_node(const Schedule& s);
 
 /// Throws InputError (naming the tensor and the sizes involved) when a tensor does not fit.
 /// With reuse_memory, a tensor's MEM is handed to later tensors once its last reader is

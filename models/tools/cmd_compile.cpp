@@ -49,6 +49,7 @@ const char* kCompileUsage =
     "  --chips N                 tensor: use the system's first N chips (default: all)\n"
     "  --stages N                pipeline: stages (default: every chip, or group, one stage)\n"
     "  --chips-per-stage G       pipeline: each stage tensor parallel over G chips\n"
+    "  --layers                  also print each node's cycles and MXM and VXM occupancy\n"
     "  --quiet                   no summary on standard output\n";
 }  // namespace
 
@@ -56,13 +57,14 @@ int cmd_compile(const Args& args) {
   std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model",
                                       system_name, parallel = "tensor";
   std::vector<std::string> sets;
-  bool help = false, quiet = false;
+  bool help = false, quiet = false, layers = false;
   int chips = 0, stages = 0, per_stage = 1;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
       "asm", po::value(&asm_out))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("report", po::value(&report))(
       "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))(
+      "layers", po::bool_switch(&layers))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
       "chips", po::value(&chips))("stages", po::value(&stages))(
       "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
@@ -160,6 +162,15 @@ int cmd_compile(const Args& args) {
     for (const auto& p : s.placements)
       places[p.tensor] = p.where;
     r["placements"] = std::move(places);
+    boost::json::array nodes;
+    for (const auto& n : compiler::per_node(s))
+      nodes.push_back(boost::json::object{{"node", n.node},
+                                          {"first_cycle", n.first},
+                                          {"last_cycle", n.last},
+                                          {"steps", n.steps},
+                                          {"mxm_plane_cycles", n.mxm_cycles},
+                                          {"vxm_alu_cycles", n.vxm_cycles}});
+    r["nodes"] = std::move(nodes);
     std::ofstream f(report, std::ios::trunc);
     if (!f) throw InputError(report, "cannot write file");
     f << arch::pretty_json(r) << "\n";
@@ -197,6 +208,20 @@ int cmd_compile(const Args& args) {
                 a.chip.mxm.planes,
                 alu_cycles > 0 ? 100.0 * static_cast<double>(s.vxm_busy) / alu_cycles : 0.0,
                 a.chip.vxm.alus());
+    if (layers) {
+      // Per node: its span, and the planes' and ALUs' occupancy over that span.
+      std::printf("  %-44s %9s %9s %7s %6s %6s\n", "node", "start", "end", "cycles", "MXM %",
+                  "VXM %");
+      for (const auto& n : compiler::per_node(s)) {
+        const double span = static_cast<double>(std::max<std::uint64_t>(1, n.last - n.first + 1));
+        std::printf("  %-44s %9llu %9llu %7llu %6.1f %6.1f\n", n.node.substr(0, 44).c_str(),
+                    static_cast<unsigned long long>(n.first),
+                    static_cast<unsigned long long>(n.last),
+                    static_cast<unsigned long long>(n.last - n.first + 1),
+                    100.0 * static_cast<double>(n.mxm_cycles) / (span * a.chip.mxm.planes),
+                    100.0 * static_cast<double>(n.vxm_cycles) / (span * a.chip.vxm.alus()));
+      }
+    }
     if (!output.empty()) std::printf("  wrote             %s\n", output.c_str());
     if (!asm_out.empty()) std::printf("  wrote             %s\n", asm_out.c_str());
   }

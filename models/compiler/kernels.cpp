@@ -68,6 +68,7 @@ class Lowering {
     k_.chips = opt_.chips;
     tensor_of_.assign(g_.values.size(), -1);
     cl_of_.assign(g_.values.size(), -1);
+    cl_t_.assign(g_.values.size(), false);
     uses_.assign(g_.values.size(), 0);
     for (const Node& n : g_.nodes)
       for (int v : n.inputs)
@@ -181,7 +182,9 @@ class Lowering {
       Node made;
       made.name = val.name + "/nchw";
       made.op = "Transpose";
-      t = transpose_perm(c, from_cl(k_.tensors[static_cast<std::size_t>(c)].shape.size()),
+      t = transpose_perm(c,
+                         cl_to_nchw(k_.tensors[static_cast<std::size_t>(c)].shape.size(),
+                                    cl_t_[static_cast<std::size_t>(v)]),
                          n ? *n : made);
       return t;
     }
@@ -1291,6 +1294,19 @@ class Lowering {
       p.push_back(static_cast<std::int64_t>(i));
     return p;
   }
+  // A channels-last value may hold its two spatial axes swapped ([N, W, H, C], "transposed"):
+  // convolutions that produce columns of output pixels leave it so, and the channels-last
+  // operators after them swap their windows instead of moving the data back.
+  static std::vector<std::int64_t> cl_to_nchw(std::size_t rank, bool transposed) {
+    if (!transposed) return from_cl(rank);
+    return {0, 3, 2, 1};
+  }
+  static std::vector<std::int64_t> nchw_to_cl(std::size_t rank, bool transposed) {
+    if (!transposed) return to_cl(rank);
+    return {0, 3, 2, 1};
+  }
+  bool cl_transposed(int v) const { return v >= 0 && cl_t_[static_cast<std::size_t>(v)]; }
+
   static std::vector<std::int64_t> permuted(const std::vector<std::int64_t>& s,
                                             const std::vector<std::int64_t>& perm) {
     std::vector<std::int64_t> out;
@@ -1305,7 +1321,7 @@ class Lowering {
     if (tensor_of_[i] >= 0) return k_.tensors[static_cast<std::size_t>(tensor_of_[i])].shape;
     if (cl_of_[i] >= 0) {
       const auto& s = k_.tensors[static_cast<std::size_t>(cl_of_[i])].shape;
-      return permuted(s, from_cl(s.size()));
+      return permuted(s, cl_to_nchw(s.size(), cl_t_[i]));
     }
     return g_.values[i].shape;
   }
@@ -1335,13 +1351,13 @@ class Lowering {
 
   // A constant operand of a point-wise node done channels-last: broadcast to `rank` axes and
   // permuted like the data (a per-channel [C, 1, 1] becomes a row [1, 1, 1, C]).
-  int cl_constant(int v, std::size_t rank, const Node& n) {
+  int cl_constant(int v, std::size_t rank, const Node& n, bool transposed = false) {
     const int t = tensor(v, &n);
     const KTensor kt = meta(t);
     if (kt.elements() == 1 || kt.shape.size() > rank) return t;
     std::vector<std::int64_t> s(rank - kt.shape.size(), 1);
     s.insert(s.end(), kt.shape.begin(), kt.shape.end());
-    const auto perm = to_cl(rank);
+    const auto perm = nchw_to_cl(rank, transposed);
     const std::vector<std::int64_t> d = permuted(s, perm);
     const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
     const auto& in = data_of(t);
@@ -1373,14 +1389,16 @@ class Lowering {
   // forms (its result stays so). False when n is not such a node.
   bool lower_cl_pointwise(const Node& n) {
     if (!pointwise(n.op) || n.outputs.empty() || n.outputs[0] < 0) return false;
-    bool any = false;
+    bool any = false, transposed = false, mixed = false;
     std::vector<std::int64_t> out_shape;
     for (int v : n.inputs)
       if (cl_only(v)) {
+        mixed = mixed || (any && transposed != cl_transposed(v));
         any = true;
+        transposed = cl_transposed(v);
         out_shape = nchw_shape(v);
       }
-    if (!any) return false;
+    if (!any || mixed) return false;
     const std::size_t rank = out_shape.size();
     for (int v : n.inputs) {
       if (v < 0) continue;
@@ -1394,12 +1412,14 @@ class Lowering {
       if (v < 0) continue;
       const Value& val = g_.values[static_cast<std::size_t>(v)];
       if (val.constant && val.dtype == DType::kNone) continue;
-      const int t = val.constant ? cl_constant(v, rank, n) : cl_tensor(v, n);
+      if (!val.constant && cl_transposed(v) != transposed) return false;
+      const int t = val.constant ? cl_constant(v, rank, n, transposed) : cl_tensor(v, n);
       tensor_of_[static_cast<std::size_t>(v)] = t;
     }
     lower_node(n);
     const auto o = static_cast<std::size_t>(n.outputs[0]);
     cl_of_[o] = tensor_of_[o];
+    cl_t_[o] = transposed;
     tensor_of_[o] = -1;
     // The value's name goes to its ONNX-layout form, if one is ever made.
     KTensor& kt = k_.tensors[static_cast<std::size_t>(cl_of_[o])];
@@ -1689,7 +1709,10 @@ class Lowering {
     if (xs.size() < 3 || ws.size() != xs.size() || ws[1] != xs[1])
       throw InputError(g_.where(n), "input " + shape_str(xs) + " and weights " + shape_str(ws) +
                                         " do not match (N, C, spatial) and (M, C, kernel)");
-    const Window w = window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
+    // On a transposed channels-last input the window (and below the kernel) swap their axes.
+    const bool tr = cl_transposed(n.inputs[0]);
+    const Window w0 = window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
+    const Window w = tr ? swapped(w0) : w0;
     const std::int64_t nb = xs[0], c = xs[1], m = ws[0];
     if ((c > k_.mxm_rows || m > k_.mxm_cols) &&
         (k_.mxm_rows != k_.lanes || k_.mxm_cols != k_.lanes))
@@ -1730,13 +1753,28 @@ class Lowering {
       out_value = bn->outputs[0];
     }
     const std::int64_t taps = w.kh * w.kw;
+    if (tr && host) {  // taps in the swapped window's order: tap (i, j) is the kernel's (j, i)
+      const std::vector<double> given = wts;
+      for (std::int64_t e = 0; e < m * c; ++e)
+        for (std::int64_t i = 0; i < w.kh; ++i)
+          for (std::int64_t j = 0; j < w.kw; ++j)
+            wts[static_cast<std::size_t>(e * taps + i * w.kw + j)] =
+                given[static_cast<std::size_t>(e * taps + j * w.kh + i)];
+    }
+    // A convolution of a small input only in the ONNX layout (a model's image): rows of input
+    // pixels through banded weights, columns of output pixels out (see conv_rowwise).
+    if (host && !tr && rowwise_fits(n, xs, w, m)) {
+      conv_rowwise(n, w, wts, bias, has_bias, out_value, dt);
+      return;
+    }
     int wt = -1;
     if (!host) {
-      // [M, C, kernel...] -> [kernel..., C, M] -> [taps C, M]
+      // [M, C, kernel...] -> [kernel..., C, M] -> [taps C, M] (kernel axes swapped on a
+      // transposed input)
       const std::size_t rank = ws.size();
       std::vector<std::int64_t> perm;
       for (std::size_t i = 2; i < rank; ++i)
-        perm.push_back(static_cast<std::int64_t>(i));
+        perm.push_back(static_cast<std::int64_t>(tr ? rank + 1 - i : i));
       perm.push_back(1);
       perm.push_back(0);
       const int wk = transpose_perm(clean(tensor(n.inputs[1], &n), n), perm, n);
@@ -1909,17 +1947,277 @@ class Lowering {
       }
       r = vx(VxmOp::kAdd, r, bt, n, "biased");
     }
-    std::vector<std::int64_t> os = {nb, m, w.ho, w.wo};
+    std::vector<std::int64_t> os = {nb, m, w0.ho, w0.wo};
     if (xs.size() == 3) os.erase(os.begin() + 2);
-    set_cl_output(n, out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os);
+    set_cl_output(n, out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os, tr);
+  }
+
+  // Whether conv n on input shape xs (only in the ONNX layout) is cheaper row by row: passes of
+  // input rows (W pixels in the lanes) times kh x C, for groups of Q = cols / M output pixels,
+  // against the channels-last way's taps x ceil(C / rows) passes per output pixel.
+  bool rowwise_fits(const Node& n, const std::vector<std::int64_t>& xs, const Window& w,
+                    std::int64_t m) const {
+    if (xs.size() != 4 || cl_of_[static_cast<std::size_t>(n.inputs[0])] >= 0) return false;
+    if (w.dh != 1 || w.dw != 1 || w.w > k_.lanes || w.w > k_.mxm_rows || m > k_.mxm_cols ||
+        arch_.chip.mxm.weight_buffers < 2)
+      return false;
+    const auto bands = row_bands(w, m);
+    if (!bands) return false;
+    const std::int64_t rowwise = xs[0] * bands->groups * w.kh * xs[1] * w.ho;
+    const std::int64_t grid_w =
+        (std::max(w.w + w.pl + w.pr, (w.wo - 1) * w.sw + w.kw) + w.sw - 1) / w.sw;
+    const std::int64_t cl =
+        xs[0] * w.ho * grid_w * w.kh * w.kw * ((xs[1] + k_.mxm_rows - 1) / k_.mxm_rows);
+    return rowwise < cl;
+  }
+
+  // Where the input columns of each group of Q output pixels go on the plane (conv_rowwise):
+  // group g reads columns (Q g) sw - pl .. of the input row (those inside it), which its band of
+  // `rows` weight rows puts on plane rows at[g] .. (a multiple of 16, what one load carries).
+  struct RowBands {
+    std::int64_t q = 0, groups = 0, rows = 0;
+    std::vector<std::int64_t> at;
+  };
+  std::optional<RowBands> row_bands(const Window& w, std::int64_t m) const {
+    constexpr std::int64_t kAlign = 16;
+    RowBands b;
+    b.q = k_.mxm_cols / m;
+    if (b.q < 1) return std::nullopt;
+    b.groups = (w.wo + b.q - 1) / b.q;
+    std::vector<std::pair<std::int64_t, std::int64_t>> span;  // [lo, hi) of the input columns
+    for (std::int64_t g = 0; g < b.groups; ++g) {
+      const std::int64_t first = b.q * g * w.sw - w.pl;
+      const std::int64_t last = first + (std::min(b.q, w.wo - b.q * g) - 1) * w.sw + w.kw;
+      const std::int64_t lo = std::max<std::int64_t>(0, first), hi = std::min(w.w, last);
+      span.push_back({lo, std::max(lo, hi)});
+      b.rows = std::max(b.rows, std::max(lo, hi) - lo / kAlign * kAlign);
+    }
+    b.rows = std::max<std::int64_t>(kAlign, (b.rows + kAlign - 1) / kAlign * kAlign);
+    if (b.rows > k_.mxm_rows) return std::nullopt;
+    for (const auto& [lo, hi] : span) {
+      std::int64_t at = lo / kAlign * kAlign;
+      if (at + b.rows > k_.mxm_rows) at = (k_.mxm_rows - b.rows) / kAlign * kAlign;
+      if (at > lo || at + b.rows < hi) return std::nullopt;
+      b.at.push_back(at);
+    }
+    return b;
+  }
+
+  // Conv of an input x [N, C, H, W] given row by row (the ONNX layout: a vector per image row
+  // of one channel, W pixels in its lanes). Output pixels go in groups of Q = cols / M
+  // consecutive columns; kernel row r of channel c is one pass of banded weights over the input
+  // rows a group's outputs read, all of a group's output rows streaming: group g's weights
+  // W[c, r][col][q M + m] = w[m, c, r, col - ((Q g + q) sw - pl)] (0 outside the kernel). So a
+  // 7 x 7, stride 2 convolution of 3 channels to 64 is 21 passes a group, each a vector per
+  // output row, with nothing gathered: the stride across the rows is taken by row phases (input
+  // rows h = i sh + a - pt in phase a, copied once), the stride across the columns by the bands.
+  // The results come as columns of output pixels, so the value is left transposed
+  // ([N, wo, ho, M]); SXM shifts move pixel q of each group to its own row.
+  void conv_rowwise(const Node& n, const Window& w, const std::vector<double>& wts,
+                    const std::vector<double>& bias, bool has_bias, int out_value, DType dt) {
+    const std::int64_t nb = nchw_shape(n.inputs[0])[0], c = nchw_shape(n.inputs[0])[1];
+    const std::int64_t m = static_cast<std::int64_t>(bias.size());
+    const std::int64_t taps = w.kh * w.kw, W = w.w;
+    const RowBands bands = *row_bands(w, m);
+    const std::int64_t q_n = bands.q, groups = bands.groups, kb = bands.rows;
+    const std::int64_t hq = ((w.ho - 1) * w.sh + w.kh - 1) / w.sh + 1;
+    const bool int8 = opt_.precision == Precision::kInt8;
+    int x = clean(tensor(n.inputs[0], &n), n);
+    k_.calibration.push_back({n.name, x});
+    const double x_scale = int8 ? activation_scale(n) : 1.0;
+    if (int8) x = quantize_activations(x, x_scale, n);
+    const KTensor kx = meta(x);
+    // Row phases: phase a holds padded rows i sh + a of every (image, channel), copies of them
+    // (one per plane, so that the planes' passes read their own).
+    const std::int64_t copies = std::max<std::int64_t>(1, arch_.chip.mxm.planes);
+    std::vector<std::vector<int>> phase(static_cast<std::size_t>(copies));
+    const int zero = splat(n.name + "/border", kx.dtype, 0.0, {hq, W});
+    for (std::int64_t k = 0; k < copies; ++k)
+      for (std::int64_t a = 0; a < w.sh; ++a)
+        phase[static_cast<std::size_t>(k)].push_back(
+            add_tensor(n.name + "/rows", kx.dtype, {nb * c * hq, W}, KTensor::Role::kTemp));
+    for (std::int64_t k = 0; k < copies; ++k)
+      for (std::int64_t bc = 0; bc < nb * c; ++bc) {
+        KStep s;  // the input rows, dealt over the phases (first: it places them)
+        s.args.op = VxmOp::kMov;
+        s.args.type = kx.dtype;
+        s.a = x;
+        s.a_row = bc * w.h;
+        s.rows = w.h;
+        for (std::int64_t r = 0; r < std::min(w.sh, w.h); ++r)
+          s.deal.push_back(
+              {phase[static_cast<std::size_t>(k)][static_cast<std::size_t>((r + w.pt) % w.sh)],
+               bc * hq + (r + w.pt) / w.sh});
+        s.d = s.deal[0].first;
+        s.d_row = s.deal[0].second;
+        if (s.deal.size() == 1) s.deal.clear();
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+        for (std::int64_t a = 0; a < w.sh; ++a) {  // the padding rows: zeros
+          const int t = phase[static_cast<std::size_t>(k)][static_cast<std::size_t>(a)];
+          std::int64_t run = -1;
+          for (std::int64_t i = 0; i <= hq; ++i) {
+            const std::int64_t h = i * w.sh + a - w.pt;
+            const bool pad = i < hq && (h < 0 || h >= w.h);
+            if (pad && run < 0) run = i;
+            if (!pad && run >= 0) {
+              copy_rows(kx.dtype, zero, 0, t, bc * hq + run, i - run, n);
+              run = -1;
+            }
+          }
+        }
+      }
+    for (const auto& ps : phase)
+      for (int t : ps)
+        k_.tensors[static_cast<std::size_t>(t)].clean = kx.clean;
+    // The banded weights, block (g, r, c) of kb rows: input columns at[g] ..; int8 per output
+    // channel m.
+    std::vector<double> w_scale(static_cast<std::size_t>(m), 1.0);
+    if (int8)
+      for (std::int64_t j = 0; j < m; ++j) {
+        double most = 0;
+        for (std::int64_t e = 0; e < c * taps; ++e)
+          most = std::max(most, std::fabs(wts[static_cast<std::size_t>(j * c * taps + e)]));
+        w_scale[static_cast<std::size_t>(j)] = most > 0 ? most / 127.0 : 1.0;
+      }
+    const DType wtype = int8 ? DType::kI8 : dt;
+    const std::int64_t rows = groups * w.kh * c * kb, cols = q_n * m;
+    const int wb = add_tensor(n.name + "/bands", wtype, {rows, cols}, KTensor::Role::kConstant);
+    {
+      const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(wtype));
+      auto& data = k_.tensors[static_cast<std::size_t>(wb)].data;
+      data.assign(static_cast<std::size_t>(rows * cols) * bytes, 0);
+      for (std::int64_t g = 0; g < groups; ++g)
+        for (std::int64_t r = 0; r < w.kh; ++r)
+          for (std::int64_t ci = 0; ci < c; ++ci)
+            for (std::int64_t q = 0; q < q_n && q_n * g + q < w.wo; ++q)
+              for (std::int64_t j = 0; j < w.kw; ++j) {
+                const std::int64_t col = (q_n * g + q) * w.sw - w.pl + j;
+                if (col < 0 || col >= W) continue;
+                const std::int64_t row =
+                    ((g * w.kh + r) * c + ci) * kb + col - bands.at[static_cast<std::size_t>(g)];
+                for (std::int64_t mm = 0; mm < m; ++mm) {
+                  const double v =
+                      wts[static_cast<std::size_t>((mm * c + ci) * taps + r * w.kw + j)];
+                  const auto at = static_cast<std::size_t>(row * cols + q * m + mm) * bytes;
+                  if (int8) {
+                    const double qv = std::nearbyint(v / w_scale[static_cast<std::size_t>(mm)]);
+                    data[at] = static_cast<std::uint8_t>(
+                        static_cast<std::int8_t>(std::clamp(qv, -127.0, 127.0)));
+                  } else if (wtype == DType::kFp32) {
+                    const std::uint32_t b = func::float_bits(static_cast<float>(v));
+                    std::memcpy(&data[at], &b, 4);
+                  } else {
+                    const std::uint16_t b = func::fp32_to_fp16(static_cast<float>(v));
+                    std::memcpy(&data[at], &b, 2);
+                  }
+                }
+              }
+    }
+    // The products: per image, group and block of output rows, the kh x C passes.
+    const int y =
+        add_tensor(n.name + (int8 ? "/sum" : "/product"), int8 ? DType::kI32 : DType::kFp32,
+                   {nb, groups, w.ho, cols}, KTensor::Role::kTemp);
+    std::vector<std::vector<std::vector<std::pair<int, int>>>> parts(
+        static_cast<std::size_t>(copies));
+    for (std::int64_t k = 0; k < copies; ++k)
+      for (int t : phase[static_cast<std::size_t>(k)])
+        parts[static_cast<std::size_t>(k)].push_back(
+            int8 ? std::vector<std::pair<int, int>>{{t, wb}} : product_parts(t, wb, dt, n));
+    for (std::int64_t b = 0; b < nb; ++b)
+      for (std::int64_t g = 0; g < groups; ++g)
+        for (std::int64_t r0 = 0; r0 < w.ho; r0 += k_.mxm_accumulators) {
+          const std::int64_t mrows = std::min<std::int64_t>(k_.mxm_accumulators, w.ho - r0);
+          KStep s = product_step(y, mrows, (b * groups + g) * w.ho + r0, 0, kb, n,
+                                 int8 ? DType::kI8 : DType::kFp16);
+          const auto& pk = parts[static_cast<std::size_t>(g % copies)];
+          for (std::int64_t r = 0; r < w.kh; ++r)
+            for (std::int64_t ci = 0; ci < c; ++ci)
+              for (const auto& [xa, wa] : pk[static_cast<std::size_t>(r % w.sh)]) {
+                KPass ps;
+                ps.x = xa;
+                ps.w = wa;
+                ps.x_row = (b * c + ci) * hq + r0 + r / w.sh;
+                ps.w_row = ((g * w.kh + r) * c + ci) * kb;
+                ps.k = kb;
+                ps.window = true;
+                ps.w_at = bands.at[static_cast<std::size_t>(g)];
+                s.passes.push_back(ps);
+              }
+          k_.steps.push_back(std::move(s));
+        }
+    // Back to the node's numbers: int8 sums scaled, then the bias; as the node's type.
+    int yf = y;
+    auto row_of = [&](const std::string& tag, const std::vector<double>& per_m) {
+      const int t = add_tensor(n.name + tag, DType::kFp32, {cols}, KTensor::Role::kConstant);
+      auto& data = k_.tensors[static_cast<std::size_t>(t)].data;
+      for (std::int64_t q = 0; q < q_n; ++q)
+        for (double v : per_m) {
+          const std::uint32_t bits = func::float_bits(static_cast<float>(v));
+          for (int k = 0; k < 4; ++k)
+            data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
+        }
+      return t;
+    };
+    if (int8) {
+      std::vector<double> sc(static_cast<std::size_t>(m));
+      for (std::int64_t j = 0; j < m; ++j)
+        sc[static_cast<std::size_t>(j)] = x_scale * w_scale[static_cast<std::size_t>(j)];
+      yf = add_tensor(n.name + "/sum_f", DType::kFp32, meta(y).shape, KTensor::Role::kTemp);
+      cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
+      yf = vx(VxmOp::kMul, yf, row_of("/dequant", sc), n, "product");
+    }
+    if (has_bias) yf = vx(VxmOp::kAdd, yf, row_of("/bias", bias), n, "biased");
+    int yd = yf;
+    if (dt != DType::kFp32) {
+      yd = add_tensor(n.name + "/out_t", dt, meta(yf).shape, KTensor::Role::kTemp);
+      cast(DType::kFp32, dt, yf, yd, g_.where(n));
+    }
+    // Pixel q of each group to its own row: out [N, wo, ho, M], column ow's output rows in order.
+    const int out = add_tensor(n.name + "/out", dt, {nb, w.wo, w.ho, m}, KTensor::Role::kTemp);
+    for (std::int64_t b = 0; b < nb; ++b)
+      for (std::int64_t g = 0; g < groups; ++g)
+        for (std::int64_t q = 0; q < q_n && q_n * g + q < w.wo; ++q) {
+          KStep s;
+          s.kind = q ? KStep::Kind::kSxm : KStep::Kind::kVxm;
+          s.sxm = KStep::SxmOp::kShift;
+          s.sxm_n = static_cast<int>(q * m);
+          s.north = false;
+          s.args.op = VxmOp::kMov;
+          s.args.type = dt;
+          s.a = yd;
+          s.a_row = (b * groups + g) * w.ho;
+          s.d = out;
+          s.d_row = (b * w.wo + q_n * g + q) * w.ho;
+          s.rows = w.ho;
+          s.origin = g_.where(n);
+          k_.steps.push_back(std::move(s));
+        }
+    // Lanes past M hold the group's other pixels.
+    k_.tensors[static_cast<std::size_t>(out)].clean = q_n == 1 && meta(yd).clean;
+    set_cl_output(n, out_value, out, {nb, m, w.ho, w.wo}, true);
   }
 
   // Records t as the channels-last form of graph value v (an output of node n).
-  void set_cl_output(const Node& n, int v, int t, const std::vector<std::int64_t>& shape) {
+  void set_cl_output(const Node& n, int v, int t, const std::vector<std::int64_t>& shape,
+                     bool transposed = false) {
     if (v < 0) throw InputError(g_.where(n), "has no output");
-    const auto want = permuted(shape, to_cl(shape.size()));
+    const auto want = permuted(shape, nchw_to_cl(shape.size(), transposed));
     if (meta(t).shape != want) t = reshaped(t, want, n, n.name + "/cl");  // a 1-D window's
     cl_of_[static_cast<std::size_t>(v)] = t;
+    cl_t_[static_cast<std::size_t>(v)] = transposed;
+  }
+
+  // The window of a node on a transposed channels-last value: its axes swapped, as the data.
+  static Window swapped(Window w) {
+    std::swap(w.h, w.w);
+    std::swap(w.kh, w.kw);
+    std::swap(w.sh, w.sw);
+    std::swap(w.dh, w.dw);
+    std::swap(w.pt, w.pl);
+    std::swap(w.pb, w.pr);
+    std::swap(w.ho, w.wo);
+    return w;
   }
 
   // MaxPool and AveragePool: every tap's rows of the padded input (strided) combined on the VXM,
@@ -1941,9 +2239,11 @@ class Lowering {
                                         " is not supported (a float type" +
                                         (avg ? ")" : ", or int8)"));
     if (xs.size() < 3) throw InputError(g_.where(n), "needs an input (N, C, spatial)");
-    const Window w = window(n, xs, {}, true);
+    const bool tr = cl_transposed(n.inputs[0]);
+    const Window w0 = window(n, xs, {}, true);
+    const Window w = tr ? swapped(w0) : w0;
     const std::int64_t nb = xs[0], c = xs[1];
-    std::vector<std::int64_t> os = {nb, c, w.ho, w.wo};
+    std::vector<std::int64_t> os = {nb, c, w0.ho, w0.wo};
     if (xs.size() == 3) os.erase(os.begin() + 2);
     int x = cl_tensor(n.inputs[0], n);
     const DType wt = avg ? DType::kFp32 : dt;  // the type of the work
@@ -1988,7 +2288,7 @@ class Lowering {
     const int out_value = n.outputs.empty() ? -1 : n.outputs[0];
     auto sample = [&](DType to) { return pick(acc, nb, w.ho, w.wo, gd.wq, to, n); };
     if (!avg) {
-      set_cl_output(n, out_value, sample(dt), os);
+      set_cl_output(n, out_value, sample(dt), os, tr);
       return;
     }
     // The divisor: the window's size, or (count_include_pad = 0) the input pixels it covers.
@@ -2026,7 +2326,7 @@ class Lowering {
     const int mean = vx(VxmOp::kMul, sum, div, n, "mean");
     const int out = add_tensor(n.name + "/out", dt, meta(mean).shape, KTensor::Role::kTemp);
     narrow_into(mean, dt, out, n);
-    set_cl_output(n, out_value, out, os);
+    set_cl_output(n, out_value, out, os, tr);
   }
 
   // GlobalAveragePool of a channels-last value: sums over the pixel rows; the result
@@ -3217,6 +3517,7 @@ class Lowering {
   Kernels k_;
   std::vector<int> tensor_of_;  // graph value -> kernel tensor
   std::vector<int> cl_of_;      // graph value -> its channels-last kernel tensor, or -1
+  std::vector<bool> cl_t_;      // graph value -> its channels-last tensor has H and W swapped
   std::vector<int> uses_;       // graph value -> how many node inputs read it
   // Graph values whose AllReduce an int8 product already did on its int32 sums.
   std::set<int> reduced_in_product_;

@@ -66,6 +66,11 @@ struct KPass {
   std::int64_t x_row = 0, w_row = 0;
   std::int64_t x_tile = 0, w_tile = 0;
   std::int64_t k = 0;  ///< weight rows of this pass, <= the plane's rows
+  /// A window of x's lanes: the k weight rows go to the plane's rows w_at .. w_at + k - 1 (w_at a
+  /// multiple of the rows one load carries) and every other row is zero (the staging buffer is
+  /// cleared first), so x's other lanes may hold any finite values. Needs staging buffers.
+  bool window = false;
+  std::int64_t w_at = 0;
 };
 
 struct KStep {

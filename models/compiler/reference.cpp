@@ -31,9 +31,6 @@ void split(const Bytes& t, int bytes, std::int64_t row, std::int64_t cols, std::
           c0 + i < cols ? t[static_cast<std::size_t>(((row * cols) + c0 + i) * bytes + b)] : 0;
 }
 
-// A matrix product step through one MXM plane, exactly as the scheduler drives it: per pass,
-// every weight row loaded (rows beyond k zero), installed, the activation rows streamed, the
-// products accumulated in pass order.
 // A matrix product in plain float arithmetic (not the plane's rounding): for calibration, where
 // only the ranges of values matter and the plane's 320-row passes would cost most of the time.
 void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
@@ -54,7 +51,7 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     const KTensor& x = k.tensors[static_cast<std::size_t>(ps.x)];
     const Bytes& wd = buf[root(k, ps.w)];
     const Bytes& xd = buf[root(k, ps.x)];
-    const std::int64_t wc = w.cols(), xc = x.cols(), xk = ps.x_tile * lanes;
+    const std::int64_t wc = w.cols(), xc = x.cols(), xk = ps.x_tile * lanes + ps.w_at;
     const std::int64_t kk = std::min(ps.k, xc - xk);
     if (kk <= 0) continue;
     xa.assign(static_cast<std::size_t>(s.m * kk), 0.0f);
@@ -79,6 +76,9 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     }
 }
 
+// A matrix product step through one MXM plane, exactly as the scheduler drives it: per pass,
+// every weight row loaded (rows outside the block's w_at .. w_at + k - 1 zero), installed, the
+// activation rows streamed, the products accumulated in pass order.
 void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
   const int lanes = k.lanes;
   func::MxmPlane plane(k.mxm_rows, k.mxm_cols, lanes, k.mxm_accumulators, true);
@@ -104,8 +104,8 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
       for (auto& pl : planes)
         std::fill(pl.begin(), pl.end(), 0);
       for (int j = 0; j < rows_per_load; ++j) {
-        const std::int64_t r = row + j;
-        if (r >= ps.k) continue;
+        const std::int64_t r = row + j - ps.w_at;  // the block's row on this plane row
+        if (r < 0 || r >= ps.k) continue;
         const std::int64_t c0 = ps.w_tile * lanes;
         for (int b = 0; b < xb; ++b)
           for (std::int64_t c = c0; c < wc && c < c0 + lanes; ++c)

@@ -103,6 +103,9 @@ struct TensorPlace {
   // the pieces: K tiles (of the plane's rows) by N tiles (of its columns).
   std::int64_t block_rows = 0;
   std::uint32_t block_addrs = 0;
+  // Weights only window passes read (KPass::window): their buffer is cleared before every load,
+  // so a piece holds only its block's rows, in fp16 too.
+  bool window_only = true;
   std::int64_t k_tiles = 1, n_tiles = 1;
   // Weights: each piece (a plane's worth of one block, K tile and N tile) has its own 16 slices
   // (slot s of the piece in piece_slices[16 * piece + s]) and base address.
@@ -310,6 +313,12 @@ class Scheduler {
             throw std::logic_error("scheduler: weights '" + name(p.w) + "' cut two ways");
           tp.weights = true;
           tp.block_rows = s.w_block;
+          tp.window_only = tp.window_only && p.window;
+          if (p.window &&
+              (chip_.mxm.weight_buffers < 2 || p.w_at < 0 || p.w_at + p.k > chip_.mxm.rows ||
+               p.w_at % (16 / isa::dtype_bytes(s.mm_type)) != 0))
+            throw std::logic_error("scheduler: window pass of '" + name(p.w) + "' at row " +
+                                   std::to_string(p.w_at) + " cannot be loaded");
         }
     for (const KStep& s : k_.steps) {
       auto operand = [&](int t) {
@@ -588,8 +597,9 @@ class Scheduler {
       // fewer rows leaves the staging buffer's other rows stale, harmless in int8: they meet
       // zero activation lanes, and integer products of zero are exactly zero).
       p.block_addrs = static_cast<std::uint32_t>(
-          bytes == 1 ? (std::min<std::int64_t>(p.block_rows, chip_.mxm.rows) + per - 1) / per
-                     : chip_.mxm.rows / per);
+          bytes == 1 || p.window_only
+              ? (std::min<std::int64_t>(p.block_rows, chip_.mxm.rows) + per - 1) / per
+              : chip_.mxm.rows / per);
       const std::uint64_t pieces = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles);
       const bool host = kt.role == KTensor::Role::kInput || kt.role == KTensor::Role::kConstant;
       std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
@@ -1614,6 +1624,9 @@ class Scheduler {
       if (P(t).placed) {
         for (auto sl : slices_of(t))
           avoid.push_back(sl);
+        if (P(t).west != P(s.d).west)
+          throw std::logic_error("dealt results '" + name(s.d) + "' and '" + name(t) +
+                                 "' were placed in different hemispheres");
         continue;
       }
       try {
@@ -2418,9 +2431,11 @@ void Scheduler::matmul_step(const KStep& s) {
     // activation lanes, and integer products of zero are zero). fp16 rows past K must be zero:
     // a cleared staging buffer gives them when that is quicker than loading the plane's zero
     // rows, else every row is loaded.
+    // A window pass clears the buffer always and loads its rows at plane row w_at.
     const auto nlw_k = static_cast<std::uint32_t>((ps.k + per - 1) / per);
-    const bool clear = xb == 2 && staged && nlw_k < nlw_all &&
-                       static_cast<std::uint32_t>(chip_.mxm.clear_cycles) + nlw_k <= nlw_all;
+    const bool clear =
+        ps.window || (xb == 2 && staged && nlw_k < nlw_all &&
+                      static_cast<std::uint32_t>(chip_.mxm.clear_cycles) + nlw_k <= nlw_all);
     const auto nlw = xb == 1 || clear ? nlw_k : nlw_all;
     const std::size_t buf = staged ? pl.next_buf : 0;
     if (staged) pl.next_buf = (pl.next_buf + 1) % pl.buf_free.size();
@@ -2484,7 +2499,7 @@ void Scheduler::matmul_step(const KStep& s) {
       e.instr = instr(staged ? "lw" : "iw.str");
       e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
       e.instr.arg[0] = isa::stream_arg(base, west);
-      e.instr.arg[1] = 0;
+      e.instr.arg[1] = static_cast<std::uint32_t>(ps.window ? ps.w_at : 0);
       if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
       e.count = nlw;
       e.done_off = ld.d_func + sl_ - 1;

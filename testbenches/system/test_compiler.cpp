@@ -1292,8 +1292,11 @@ namespace {
 // ih = oh s + i - pad_top (zero outside), likewise for the width; `mag` gets sum |x w|.
 struct ConvShape {
   int n, c, h, w, m, k, stride, pt, pl, pb, pr;
+  int kw = 0, sw = 0;  // the kernel's width and the stride across, when not k and stride
+  int kwidth() const { return kw ? kw : k; }
+  int swidth() const { return sw ? sw : stride; }
   int ho() const { return (h + pt + pb - k) / stride + 1; }
-  int wo() const { return (w + pl + pr - k) / stride + 1; }
+  int wo() const { return (w + pl + pr - kwidth()) / swidth() + 1; }
 };
 void conv_double(const ConvShape& s, const std::vector<float>& x, const std::vector<float>& w,
                  const std::vector<float>& b, std::vector<double>& y, std::vector<double>& mag) {
@@ -1308,14 +1311,14 @@ void conv_double(const ConvShape& s, const std::vector<float>& x, const std::vec
           y[o] = b.empty() ? 0.0 : b[static_cast<std::size_t>(m)];
           for (int c = 0; c < s.c; ++c)
             for (int i = 0; i < s.k; ++i)
-              for (int j = 0; j < s.k; ++j) {
-                const int ih = oh * s.stride + i - s.pt, iw = ow * s.stride + j - s.pl;
+              for (int j = 0; j < s.kwidth(); ++j) {
+                const int ih = oh * s.stride + i - s.pt, iw = ow * s.swidth() + j - s.pl;
                 if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
                 const double p =
                     static_cast<double>(
                         x[static_cast<std::size_t>(((n * s.c + c) * s.h + ih) * s.w + iw)]) *
                     static_cast<double>(
-                        w[static_cast<std::size_t>(((m * s.c + c) * s.k + i) * s.k + j)]);
+                        w[static_cast<std::size_t>(((m * s.c + c) * s.k + i) * s.kwidth() + j)]);
                 y[o] += p;
                 mag[o] += std::fabs(p);
               }
@@ -1323,8 +1326,8 @@ void conv_double(const ConvShape& s, const std::vector<float>& x, const std::vec
 }
 
 std::map<std::string, Attr> conv_attrs(const ConvShape& s) {
-  return {{"kernel_shape", ints_attr({s.k, s.k})},
-          {"strides", ints_attr({s.stride, s.stride})},
+  return {{"kernel_shape", ints_attr({s.k, s.kwidth()})},
+          {"strides", ints_attr({s.stride, s.swidth()})},
           {"pads", ints_attr({s.pt, s.pl, s.pb, s.pr})}};
 }
 
@@ -1442,6 +1445,70 @@ TEST(Compiler, Fp32ConvBnReluPoolFlatten) {
     tol[sm] = msum / 30.0;
   }
   expect_close(f32_values(out[0]), want, tol, 1e-5);
+}
+
+// An image-sized stem (3 -> 64 channels, 7 x 7, stride 2, batch 2, a non-square image) goes row
+// by row: input rows through banded weights, columns of output pixels out, so the value after it
+// is channels-last with its spatial axes swapped. The max pool and the next convolution (a 3 x 2
+// kernel, stride 1 down and 2 across, so that a swap of the axes anywhere shows) take it so, and
+// the output is put back in the ONNX layout.
+TEST(Compiler, Fp16RowwiseStemThenTransposedPoolAndConv) {
+  const ConvShape s1{2, 3, 40, 36, 64, 7, 2, 3, 3, 3, 3};
+  const int ph = (s1.ho() + 2 - 3) / 2 + 1, pw = (s1.wo() + 2 - 3) / 2 + 1;
+  ConvShape s2{2, 64, ph, pw, 16, 3, 1, 1, 0, 1, 1};
+  s2.kw = 2;
+  s2.sw = 2;
+  const auto xv = uniform_fp16(static_cast<std::size_t>(s1.n * s1.c * s1.h * s1.w), -1, 1, 61);
+  const auto w1 = uniform_fp16(static_cast<std::size_t>(s1.m * s1.c * 49), -0.2f, 0.2f, 62);
+  const auto b1 = uniform_fp16(static_cast<std::size_t>(s1.m), -0.2f, 0.2f, 63);
+  const auto w2 = uniform_fp16(static_cast<std::size_t>(s2.m * s2.c * 6), -0.1f, 0.1f, 64);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {s1.n, s1.c, s1.h, s1.w});
+  const Dims cs = {s1.n, s1.m, s1.ho(), s1.wo()};
+  const int c = gb.node("Conv", "stem",
+                        {x, gb.constant("w1", DType::kFp16, {s1.m, s1.c, 7, 7}, f16_bytes(w1)),
+                         gb.constant("b1", DType::kFp16, {s1.m}, f16_bytes(b1))},
+                        "c", DType::kFp16, cs, conv_attrs(s1));
+  const int r = gb.node("Relu", "relu", {c}, "r", DType::kFp16, cs);
+  const int p = gb.node("MaxPool", "pool", {r}, "p", DType::kFp16, {s1.n, s1.m, ph, pw},
+                        {{"kernel_shape", ints_attr({3, 3})},
+                         {"strides", ints_attr({2, 2})},
+                         {"pads", ints_attr({1, 1, 1, 1})}});
+  gb.output(gb.node("Conv", "conv",
+                    {p, gb.constant("w2", DType::kFp16, {s2.m, s2.c, 3, 2}, f16_bytes(w2))}, "y",
+                    DType::kFp16, {s2.n, s2.m, s2.ho(), s2.wo()}, conv_attrs(s2)));
+  const Compiled cc = compile(gb.g);
+  bool bands = false;
+  for (const auto& t : cc.k.tensors)
+    bands = bands || t.name == "stem/bands";
+  EXPECT_TRUE(bands) << "the stem did not go row by row";
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> conv, mag;
+  conv_double(s1, xv, w1, b1, conv, mag);
+  // The chip rounds the stem's result to fp16; the pool picks, the relu clamps.
+  std::vector<float> pv(static_cast<std::size_t>(s2.n * s2.c * ph * pw));
+  for (int n = 0; n < s1.n; ++n)
+    for (int m = 0; m < s1.m; ++m)
+      for (int oh = 0; oh < ph; ++oh)
+        for (int ow = 0; ow < pw; ++ow) {
+          double best = 0;  // after the relu: nothing below zero
+          for (int i = -1; i <= 1; ++i)
+            for (int j = -1; j <= 1; ++j) {
+              const int yh = 2 * oh + i, yw = 2 * ow + j;
+              if (yh < 0 || yh >= s1.ho() || yw < 0 || yw >= s1.wo()) continue;
+              const auto o =
+                  static_cast<std::size_t>(((n * s1.m + m) * s1.ho() + yh) * s1.wo() + yw);
+              best = std::max(best, conv[o]);
+            }
+          pv[static_cast<std::size_t>(((n * s1.m + m) * ph + oh) * pw + ow)] =
+              func::fp16_to_fp32(func::fp32_to_fp16(static_cast<float>(best)));
+        }
+  std::vector<double> want, mag2;
+  conv_double(s2, pv, w2, {}, want, mag2);
+  // The stem's fp16 result may round the other way (an ulp, 2^-10 relative, of an input of the
+  // second convolution), its output rounds to fp16 (2^-11), sums are fp32: 2e-3 of |terms|.
+  expect_close(f16_values(out[0]), want, mag2, 2e-3, 1e-5);
 }
 
 // fp16 AveragePool 3 x 3 / 1 with padding, count_include_pad = 0: the border windows divide by

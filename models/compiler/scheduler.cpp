@@ -357,9 +357,9 @@ class Scheduler {
           co_write_[static_cast<std::size_t>(root(s.d))].push_back(x);
         }
     }
-    // Tensors only whole-tensor VXM steps and products stream (row i of every operand with row
-    // i of the result) are chunked by default; rows read or written at an offset, exchanged
-    // between chips or moved by the SXM keep their placement rules.
+    // Tensors only VXM steps and products touch are chunked by default when long (reads and
+    // writes at a row offset, dealt ones too, go run by run over the chunks' slices); tensors
+    // exchanged between chips or moved by the SXM keep their placement rules.
     streamed_.assign(k_.tensors.size(), true);
     no_chunk_.assign(k_.tensors.size(), false);
     for (const KStep& s : k_.steps) {
@@ -367,14 +367,9 @@ class Scheduler {
       if (s.kind == KStep::Kind::kExchange)  // exchanged rows sit in one range of addresses
         for (int t : {s.a, s.d})
           if (t >= 0) no_chunk_[static_cast<std::size_t>(root(t))] = true;
-      const bool whole = s.kind == KStep::Kind::kVxm && !s.rows && s.deal.empty();
-      if (whole) continue;
+      if (s.kind == KStep::Kind::kVxm) continue;
       for (int t : {s.a, s.b, s.mask, s.d})
         if (t >= 0) streamed_[static_cast<std::size_t>(root(t))] = false;
-      for (const auto& [t, unused] : s.deal) {
-        (void)unused;
-        streamed_[static_cast<std::size_t>(root(t))] = false;
-      }
     }
     for (std::size_t t = 0; t < k_.tensors.size(); ++t)
       if ((k_.tensors[t].role == KTensor::Role::kInput ||
@@ -1527,13 +1522,18 @@ class Scheduler {
   // Copies a VXM step split over ALUs may read a broadcast constant from (TensorPlace::replicas).
   static constexpr int kReplicas = 4;
 
-  // A step over a whole long tensor (no row range, not dealt): its rows can be cut into parts
-  // that run on several ALUs, chunk by chunk.
+  // A long step over a whole tensor, or over a long row range of a tensor of one column tile
+  // (not dealt): its rows can be cut into parts that run on several ALUs, chunk by chunk.
   bool splittable(const KStep& s) const {
-    return s.kind == KStep::Kind::kVxm && !s.rows && s.deal.empty() && s.d >= 0 &&
-           rows_of(s.d) > 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators);
+    const auto two = 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators);
+    if (s.kind != KStep::Kind::kVxm || !s.deal.empty() || s.d < 0) return false;
+    if (!s.rows) return rows_of(s.d) > two;
+    return static_cast<std::uint64_t>(s.rows) > two &&
+           k_.tensors[static_cast<std::size_t>(s.d)].tiles(lanes_) == 1;
   }
-  bool broadcast_of(const KStep& s, int t) const { return logical_rows(t) < logical_rows(s.d); }
+  // The result rows of step s (all of d's, or its row range).
+  std::int64_t step_rows(const KStep& s) const { return s.rows ? s.rows : logical_rows(s.d); }
+  bool broadcast_of(const KStep& s, int t) const { return logical_rows(t) < step_rows(s); }
 
   // kReplicas - 1 more copies of constant t, each on slices of its own.
   void replicate(int t) {
@@ -1649,10 +1649,18 @@ class Scheduler {
                                       ")");
     }
     if (splittable(s) && P(s.d).chunked) {
-      // Part by part, a chunk each, on several ALUs at once: when every streamed operand is
-      // chunked alike (other slices) and every broadcast one is a constant with copies.
-      const auto bounds = chunk_bounds(s.d);
-      bool ok = bounds.size() > 1;
+      // Part by part, a chunk of the result each, on several ALUs at once: when no operand is
+      // the result and every broadcast one is a contiguous tensor (read from its copies in turn).
+      // Streamed operands are read where the part's rows are (across their chunks when those
+      // do not line up with the result's; their slices' ports then decide what overlaps).
+      const std::int64_t d0 = s.rows ? s.d_row : 0;
+      const auto n = static_cast<std::int64_t>(s.rows ? s.rows : rows_of(s.d));  // vector rows
+      std::vector<std::pair<std::int64_t, std::int64_t>> parts;
+      for (const auto& [first, rows] : chunk_bounds(s.d)) {
+        const std::int64_t lo = std::max(first, d0), hi = std::min(first + rows, d0 + n);
+        if (lo < hi) parts.push_back({lo - d0, hi - lo});
+      }
+      bool ok = parts.size() > 1;
       int copies = kReplicas;
       for (int t : {s.a, s.b, s.mask}) {
         if (t < 0) continue;
@@ -1660,14 +1668,12 @@ class Scheduler {
         if (broadcast_of(s, t)) {
           const TensorPlace& tp = P(t);
           copies = std::min<int>(copies, 1 + static_cast<int>(tp.replicas.size()));
-          if (tp.chunked || tp.t16 || tp.weights || tp.replicas.empty()) ok = false;
-        } else if (chunk_bounds(t) != bounds) {
-          ok = false;
+          if (tp.chunked || tp.t16 || tp.weights) ok = false;
         }
       }
       if (ok) {
-        for (std::size_t c = 0; c < bounds.size(); ++c)
-          vxm_tile(s, 0, Part{bounds[c].first, bounds[c].second, static_cast<int>(c) % copies});
+        for (std::size_t c = 0; c < parts.size(); ++c)
+          vxm_tile(s, 0, Part{parts[c].first, parts[c].second, static_cast<int>(c) % copies});
         return;
       }
     }
@@ -1680,8 +1686,9 @@ class Scheduler {
       vxm_tile(s, t);
   }
 
-  // A part of a whole-tensor step: vector rows first .. first + rows - 1 of the result and of
-  // every streamed operand, broadcast operands read from copy `copy` (0: the tensor itself).
+  // A part of a split step: its rows first .. first + rows - 1 (of the whole tensors, or from the
+  // start of each operand's and the result's row range), broadcast operands read from copy
+  // `copy` (0: the tensor itself).
   struct Part {
     std::int64_t first = 0, rows = 0;
     int copy = 0;
@@ -1691,7 +1698,7 @@ class Scheduler {
   // rows); the whole tensor when the step has no row range; or one part of a whole-tensor step.
   void vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> part = std::nullopt) {
     auto first_row = [&](int t, std::int64_t row) {
-      if (part) return part->first;
+      if (part) return (s.rows ? row : 0) + part->first;
       return s.rows ? tile * logical_rows(t) + row : 0;
     };
     const std::int64_t a_row = first_row(s.a, s.a_row);
@@ -1750,10 +1757,9 @@ class Scheduler {
           const int t = ins[oi];
           // ins is [mask,] a [, b]: their first rows when the step writes a row range.
           const std::size_t ia = s.mask >= 0 ? 1 : 0;
-          const std::int64_t from = part                       ? part->first
-                                    : !s.rows                  ? 0
-                                    : oi == ia                 ? a_row
+          const std::int64_t from = oi == ia                   ? a_row
                                     : s.b >= 0 && oi == ia + 1 ? b_row
+                                    : part                     ? part->first
                                                                : 0;
           if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
             args.push_back(it->second);
@@ -1762,9 +1768,9 @@ class Scheduler {
           const TensorPlace& tp = P(t);
           const bool west = !tp.west;  // toward the VXM
           const int st = take(west, g_in);
-          const bool bc = logical_rows(t) < (s.rows ? s.rows : logical_rows(s.d));
-          for (int id : part&& bc ? read_broadcast(op, t, part->copy, part->first, v,
-                                                   logical_rows(s.d), st, vxm_pos_)
+          const bool bc = broadcast_of(s, t);
+          for (int id : part&& bc ? read_broadcast(op, t, part->copy, part->first, v, step_rows(s),
+                                                   st, vxm_pos_)
                                   : read_rows(op, t, from, v, bc, st, vxm_pos_))
             producers.push_back(id);
           args.push_back(isa::stream_arg(st, west));
@@ -1820,7 +1826,7 @@ class Scheduler {
       // cannot read and write at once for the pipeline's length. Halves fit sooner (single
       // rows always do: their read and write come in different cycles).
       const std::uint32_t half = (v / 2 + n_dest - 1) / n_dest * n_dest;
-      if (!s.rows) {
+      if (!s.rows || part) {
         const Part whole = part ? *part : Part{0, static_cast<std::int64_t>(v), 0};
         vxm_tile(s, tile, Part{whole.first, half, whole.copy});
         vxm_tile(s, tile, Part{whole.first + half, whole.rows - half, whole.copy});

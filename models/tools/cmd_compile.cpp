@@ -15,6 +15,7 @@
 #include "compiler/pipeline.h"
 #include "compiler/reference.h"
 #include "compiler/scheduler.h"
+#include "func/vxm.h"
 #include "isa/asm_text.h"
 #include "isa/lpubin.h"
 #include "tools/commands.h"
@@ -50,21 +51,73 @@ const char* kCompileUsage =
     "  --stages N                pipeline: stages (default: every chip, or group, one stage)\n"
     "  --chips-per-stage G       pipeline: each stage tensor parallel over G chips\n"
     "  --layers                  also print each node's cycles and MXM and VXM occupancy\n"
+    "  --steps                   also print every kernel step: what it does, its result, its\n"
+    "                            rows and the cycles it spans (one chip)\n"
     "  --quiet                   no summary on standard output\n";
 }  // namespace
+
+// One line per kernel step, in program order: its kind (the VXM op and type), its result tensor
+// and rows, its span and the unit cycles it took.
+void print_steps(const compiler::Kernels& k, const compiler::Schedule& s) {
+  using Kind = compiler::KStep::Kind;
+  std::printf("  %6s %-14s %-40s %7s %9s %9s %8s %8s\n", "step", "kind", "result", "rows", "start",
+              "end", "MXM cyc", "VXM cyc");
+  for (std::size_t i = 0; i < k.steps.size(); ++i) {
+    const compiler::KStep& st = k.steps[i];
+    std::string kind;
+    switch (st.kind) {
+      case Kind::kVxm:
+        kind = std::string(func::to_string(st.args.op)) + "." + isa::to_string(st.args.type);
+        break;
+      case Kind::kMatMul:
+        kind = "matmul/" + std::to_string(st.passes.size());
+        break;
+      case Kind::kSxm:
+        kind = st.sxm == compiler::KStep::SxmOp::kShift    ? "shift"
+               : st.sxm == compiler::KStep::SxmOp::kSelect ? "select"
+                                                           : "distribute";
+        break;
+      case Kind::kTranspose:
+        kind = "transpose";
+        break;
+      case Kind::kExchange:
+        kind = "exchange";
+        break;
+      case Kind::kSend:
+        kind = "send";
+        break;
+      case Kind::kRecv:
+        kind = "recv";
+        break;
+    }
+    const std::string result =
+        st.d >= 0 ? k.tensors[static_cast<std::size_t>(st.d)].name : std::string("-");
+    const std::int64_t rows = st.kind == Kind::kMatMul ? st.m
+                              : st.rows > 0            ? st.rows
+                              : st.d >= 0
+                                  ? k.tensors[static_cast<std::size_t>(st.d)].vector_rows(k.lanes)
+                                  : 0;
+    const compiler::StepTiming& t = s.steps[i];
+    std::printf("  %6zu %-14s %-40s %7lld %9llu %9llu %8llu %8llu\n", i, kind.c_str(),
+                result.substr(0, 40).c_str(), static_cast<long long>(rows),
+                static_cast<unsigned long long>(t.first), static_cast<unsigned long long>(t.last),
+                static_cast<unsigned long long>(t.mxm_cycles),
+                static_cast<unsigned long long>(t.vxm_cycles));
+  }
+}
 
 int cmd_compile(const Args& args) {
   std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model",
                                       system_name, parallel = "tensor";
   std::vector<std::string> sets;
-  bool help = false, quiet = false, layers = false;
+  bool help = false, quiet = false, layers = false, steps = false;
   int chips = 0, stages = 0, per_stage = 1;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
       "asm", po::value(&asm_out))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("report", po::value(&report))(
       "precision", po::value(&precision))("quiet", po::bool_switch(&quiet))(
-      "layers", po::bool_switch(&layers))(
+      "layers", po::bool_switch(&layers))("steps", po::bool_switch(&steps))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
       "chips", po::value(&chips))("stages", po::value(&stages))(
       "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
@@ -222,6 +275,7 @@ int cmd_compile(const Args& args) {
                     100.0 * static_cast<double>(n.vxm_cycles) / (span * a.chip.vxm.alus()));
       }
     }
+    if (steps && s.steps.size() == k.steps.size()) print_steps(k, s);
     if (!output.empty()) std::printf("  wrote             %s\n", output.c_str());
     if (!asm_out.empty()) std::printf("  wrote             %s\n", asm_out.c_str());
   }

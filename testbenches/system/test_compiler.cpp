@@ -1511,6 +1511,49 @@ TEST(Compiler, Fp16RowwiseStemThenTransposedPoolAndConv) {
   expect_close(f16_values(out[0]), want, mag2, 2e-3, 1e-5);
 }
 
+// A max pool over a large image: its window steps read the input's phases at row offsets and run
+// in parts on several ALUs at once (each finishes in fewer cycles than it has rows, where one ALU
+// takes a row a cycle); the maxima are exact.
+TEST(Compiler, Fp16MaxPoolOfALargeImageRunsInParts) {
+  constexpr int kC = 16, kH = 96, kW = 96, kO = 48;
+  const auto xv = uniform_fp16(kC * kH * kW, -4, 4, 71);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {1, kC, kH, kW});
+  gb.output(gb.node("MaxPool", "pool", {x}, "y", DType::kFp16, {1, kC, kO, kO},
+                    {{"kernel_shape", ints_attr({3, 3})},
+                     {"strides", ints_attr({2, 2})},
+                     {"pads", ints_attr({1, 1, 1, 1})}}));
+  const Compiled cc = compile(gb.g);
+  int windows = 0;
+  for (std::size_t i = 0; i < cc.k.steps.size(); ++i) {
+    const compiler::KStep& st = cc.k.steps[i];
+    if (st.kind != compiler::KStep::Kind::kVxm || st.args.op != func::VxmOp::kMax) continue;
+    const std::int64_t rows =
+        st.rows ? st.rows : cc.k.tensors[static_cast<std::size_t>(st.d)].rows();
+    if (rows < 2000) continue;
+    ++windows;
+    const compiler::StepTiming& t = cc.s.steps[i];
+    EXPECT_LT(t.last - t.first, static_cast<std::uint64_t>(rows))
+        << "step " << i << " of " << rows << " rows ran on one ALU";
+  }
+  EXPECT_EQ(windows, 8) << "a max step per tap after the first";
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f16_values(out[0]);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kC * kO * kO));
+  for (int c = 0; c < kC; ++c)
+    for (int oh = 0; oh < kO; ++oh)
+      for (int ow = 0; ow < kO; ++ow) {
+        float best = -1e30f;
+        for (int i = 2 * oh - 1; i <= 2 * oh + 1; ++i)
+          for (int j = 2 * ow - 1; j <= 2 * ow + 1; ++j)
+            if (i >= 0 && i < kH && j >= 0 && j < kW)
+              best = std::max(best, xv[static_cast<std::size_t>((c * kH + i) * kW + j)]);
+        ASSERT_EQ(got[static_cast<std::size_t>((c * kO + oh) * kO + ow)], best)
+            << "channel " << c << ", output " << oh << ", " << ow;
+      }
+}
+
 // fp16 AveragePool 3 x 3 / 1 with padding, count_include_pad = 0: the border windows divide by
 // the pixels they cover (a constant of reciprocals per position); sums in fp32.
 TEST(Compiler, Fp16AveragePoolExcludingPadding) {

@@ -304,6 +304,7 @@ class Scheduler {
 
   Schedule run() {
     place_.resize(k_.tensors.size());
+    find_chains();
     // Tensors the MXM loads as weights get the interleaved layout; nothing else may read them.
     for (const KStep& s : k_.steps)
       if (s.kind == KStep::Kind::kMatMul)
@@ -385,6 +386,34 @@ class Scheduler {
             k_.tensors[static_cast<std::size_t>(root(t))].role == KTensor::Role::kConstant)
           replicate(root(t));
     }
+    // A chain reads every operand of its steps (but the values passed between them) in
+    // overlapping cycles: they keep apart like one step's. Constants only where there is room
+    // (as results do): placed first, and with copies for broadcasts, a chain's constants could
+    // cover a hemisphere.
+    for (std::size_t i = 0; i < k_.steps.size(); ++i) {
+      if (chain_len_[i] < 2) continue;
+      std::vector<int> ins;
+      for (std::size_t j = i; j < i + chain_len_[i]; ++j)
+        for (int t : {k_.steps[j].a, k_.steps[j].b, k_.steps[j].mask})
+          if (t >= 0 && (j == i || root(t) != k_.steps[j - 1].d)) ins.push_back(root(t));
+      auto constant = [&](int t) {
+        return k_.tensors[static_cast<std::size_t>(t)].role == KTensor::Role::kConstant;
+      };
+      for (int x : ins)
+        for (int y : ins)
+          if (x != y)
+            (constant(x) || constant(y) ? co_write_ : co_)[static_cast<std::size_t>(x)].push_back(
+                y);
+      for (std::size_t j = i; j < i + chain_len_[i]; ++j) {  // and off the results it writes
+        const int d = k_.steps[j].d;
+        if (j + 1 < i + chain_len_[i] && !chain_write_[static_cast<std::size_t>(d)]) continue;
+        for (int x : ins)
+          if (x != d) {
+            co_write_[static_cast<std::size_t>(x)].push_back(d);
+            co_write_[static_cast<std::size_t>(d)].push_back(x);
+          }
+      }
+    }
     // The step after which nothing reads a tensor: its storage can then be reused. Graph outputs
     // (and what they view) stay.
     std::vector<std::size_t> last_use(k_.tensors.size(), 0);
@@ -412,7 +441,17 @@ class Scheduler {
       const KStep& s = k_.steps[i];
       const std::size_t b0 = blocks_.size();
       const std::uint64_t mxm0 = mxm_busy_, vxm0 = vxm_busy_;
-      if (s.kind == KStep::Kind::kVxm)
+      if (chain_len_[i] == 0) {  // done with its chain's first step
+        step_timing_.push_back(step_timing_.back());
+        step_timing_.back().origin = s.origin;
+        step_timing_.back().mxm_cycles = step_timing_.back().vxm_cycles = 0;
+        for (int t : release_after[i])
+          release(t);
+        continue;
+      }
+      if (chain_len_[i] > 1)
+        vxm_chain(i);
+      else if (s.kind == KStep::Kind::kVxm)
         vxm_step(s);
       else if (s.kind == KStep::Kind::kSxm)
         sxm_step(s);
@@ -961,7 +1000,9 @@ class Scheduler {
       for (auto sl : slices)
         for (Alloc& a : alloc_[sl])
           if (a.avail == ~0ull && a.start == start && a.end == start + n) {
-            a.avail = tp.last_read + 1;
+            // Not before its previous tenant was done either (a tensor never accessed
+            // hands on the constraint it was given).
+            a.avail = std::max(tp.last_read + 1, tp.write_after);
             live_[sl] -= n;
           }
     };
@@ -1519,6 +1560,373 @@ class Scheduler {
 
   // ---------------------------------------------------------------- VXM steps
 
+  // A part of a split step: its rows first .. first + rows - 1 (of the whole tensors, or from the
+  // start of each operand's and the result's row range), broadcast operands read from copy
+  // `copy` (0: the tensor itself).
+  struct Part {
+    std::int64_t first = 0, rows = 0;
+    int copy = 0;
+  };
+
+  // The first of the streams `cand` whose `group` streams from it are not among `used` (taking
+  // them), or -1.
+  static int first_free(const std::vector<int>& cand, int group,
+                        std::vector<std::pair<int, int>>& used) {
+    for (int st : cand) {
+      bool clash = false;
+      for (auto [u, n] : used)
+        if (st < u + n && u < st + group) clash = true;
+      if (!clash) {
+        used.push_back({st, group});
+        return st;
+      }
+    }
+    return -1;
+  }
+
+  // ---------------------------------------------------------------- chains of VXM steps
+
+  // Consecutive whole-tensor VXM steps, each reading the previous one's result row for row, run
+  // as one operation: a step's ALU reads the value the previous ALU writes onto a stream in the
+  // cycle it is written (the VXM is one stream position), so the value never goes through MEM
+  // unless something else reads it. chain_len_[i]: the steps of the chain starting at step i
+  // (1: none), 0 for a chain's later steps.
+  static constexpr std::size_t kMaxChain = 8;
+  void find_chains() {
+    const std::size_t n = k_.steps.size();
+    chain_len_.assign(n, 1);
+    chain_write_.assign(k_.tensors.size(), true);
+    if (!reuse_) return;  // every tensor is read back: each keeps its own MEM
+    // Steps reading each tensor (any view of it), and whether a graph output is it.
+    std::vector<int> readers(k_.tensors.size(), 0);
+    for (const KStep& st : k_.steps) {
+      std::vector<int> ins = {st.a, st.b, st.mask};
+      for (const KPass& ps : st.passes)
+        ins.insert(ins.end(), {ps.x, ps.w});
+      std::sort(ins.begin(), ins.end());
+      ins.erase(std::unique(ins.begin(), ins.end()), ins.end());
+      for (int t : ins)
+        if (t >= 0) ++readers[static_cast<std::size_t>(root(t))];
+    }
+    std::vector<bool> output(k_.tensors.size(), false);
+    for (int x : k_.outputs)
+      output[static_cast<std::size_t>(root(x))] = true;
+    auto whole = [&](const KStep& st) {
+      return st.kind == KStep::Kind::kVxm && !st.rows && st.deal.empty() && st.d >= 0 &&
+             root(st.d) == st.d;
+    };
+    for (std::size_t i = 0; i < n;) {
+      std::size_t j = i;
+      std::vector<int> ds, read;  // results so far; tensors read from MEM so far
+      if (whole(k_.steps[i])) {
+        ds.push_back(k_.steps[i].d);
+        for (int t : {k_.steps[i].a, k_.steps[i].b, k_.steps[i].mask})
+          if (t >= 0) read.push_back(root(t));
+        while (j + 1 < n && j + 1 - i < kMaxChain && whole(k_.steps[j + 1])) {
+          const KStep& a = k_.steps[j];
+          const KStep& b = k_.steps[j + 1];
+          int refs = 0;
+          // b reads another result of the chain, or writes one, or reads what an earlier step
+          // reads (one slice cannot serve both reads, which come in overlapping cycles)
+          bool other = false;
+          std::vector<int> more;
+          for (int t : {b.a, b.b, b.mask}) {
+            if (t < 0) continue;
+            // a.d itself, or a view of it with the same vector rows (a reshape keeping rows)
+            if (root(t) == a.d && rows_of(t) == rows_of(a.d))
+              ++refs;
+            else if (std::find(ds.begin(), ds.end(), root(t)) != ds.end())
+              other = true;
+            else if (std::find(read.begin(), read.end(), root(t)) != read.end())
+              other = true;
+            else
+              more.push_back(root(t));
+          }
+          if (std::find(ds.begin(), ds.end(), b.d) != ds.end()) other = true;
+          const KTensor& ta = k_.tensors[static_cast<std::size_t>(a.d)];
+          const KTensor& tb = k_.tensors[static_cast<std::size_t>(b.d)];
+          if (refs != 1 || other || ta.rows() != tb.rows() ||
+              ta.tiles(lanes_) != tb.tiles(lanes_) ||
+              isa::dtype_bytes(ta.dtype) != isa::dtype_bytes(b.args.type))
+            break;
+          ds.push_back(b.d);
+          read.insert(read.end(), more.begin(), more.end());
+          ++j;
+        }
+      }
+      chain_len_[i] = j - i + 1;
+      for (std::size_t x = i + 1; x <= j; ++x)
+        chain_len_[x] = 0;
+      // A value passed along is also written when something else reads it.
+      for (std::size_t x = i; x < j; ++x) {
+        const int d = k_.steps[x].d;
+        chain_write_[static_cast<std::size_t>(d)] =
+            readers[static_cast<std::size_t>(d)] > 1 || output[static_cast<std::size_t>(d)];
+      }
+      i = j + 1;
+    }
+  }
+
+  // Merges operation `sub`, built as if it started in cycle T + delta, into `into` (starting in
+  // T). Returns the index of sub's first emit in into.
+  static int merge_shifted(Op& into, Op&& sub, std::int64_t delta) {
+    const int base = static_cast<int>(into.emits.size());
+    for (Emit& e : sub.emits) {
+      e.off += delta;
+      e.done_off += delta;
+      for (int& x : e.expects)
+        x += base;
+      into.emits.push_back(std::move(e));
+    }
+    for (Use& u : sub.uses) {
+      u.off += delta;
+      into.uses.push_back(u);
+    }
+    for (auto& [t, off] : sub.reads)
+      into.reads.push_back({t, off + delta});
+    const auto d = static_cast<std::uint64_t>(std::max<std::int64_t>(0, delta));
+    into.lo = std::max(into.lo, sub.lo > d ? sub.lo - d : 0);
+    return base;
+  }
+
+  // Places tensor d off the slices of the (contiguous) operands `ins` where there is room: of
+  // all of them, else of those but constants (whose copies may cover much of a hemisphere).
+  void place_off(int d, const std::vector<int>& ins) {
+    if (P(d).placed) return;
+    for (bool constants : {true, false}) {
+      std::vector<std::uint16_t> avoid;
+      for (int t : ins)
+        if (t >= 0 && P(t).placed && !P(t).chunked &&
+            (constants ||
+             k_.tensors[static_cast<std::size_t>(root(t))].role != KTensor::Role::kConstant))
+          for (auto sl : slices_of(t))
+            avoid.push_back(sl);
+      try {
+        place(d, avoid);
+        return;
+      } catch (const InputError&) {
+      }
+    }
+    place(d);
+  }
+
+  // The chain of steps first .. first + chain_len_[first] - 1, part by part (the last result's
+  // chunks, as vxm_step cuts one step).
+  void vxm_chain(std::size_t first) {
+    std::vector<const KStep*> c;
+    for (std::size_t j = first; j < first + chain_len_[first]; ++j)
+      c.push_back(&k_.steps[j]);
+    // The results it writes keep off every operand it reads; then the values only passed along
+    // get room too, so that a part can always run step by step.
+    std::vector<int> ins;
+    for (const KStep* st : c)
+      ins.insert(ins.end(), {st->a, st->b, st->mask});
+    for (std::size_t j = 0; j < c.size(); ++j)
+      if (j + 1 == c.size() || chain_write_[static_cast<std::size_t>(c[j]->d)])
+        place_off(c[j]->d, ins);
+    for (const KStep* st : c)
+      place_off(st->d, {st->a, st->b, st->mask});
+    const KStep& last = *c.back();
+    const auto n = static_cast<std::int64_t>(rows_of(last.d));
+    std::vector<Part> parts;
+    int copies = kReplicas;
+    bool split = splittable(last) && P(last.d).chunked;
+    for (const KStep* st : c)
+      for (int t : {st->a, st->b, st->mask})
+        if (t >= 0 && broadcast_of(*st, t)) {
+          const TensorPlace& tp = P(t);
+          copies = std::min<int>(copies, 1 + static_cast<int>(tp.replicas.size()));
+          if (tp.chunked || tp.t16 || tp.weights) split = false;
+        }
+    if (split)
+      for (const auto& [f, r] : chunk_bounds(last.d))
+        parts.push_back({f, r, static_cast<int>(parts.size()) % copies});
+    else
+      parts.push_back({0, n, 0});
+    for (const Part& p : parts)
+      chain_part(c, p);
+  }
+
+  // One part of a chain; when no ALUs and streams fit it, its halves, and at last step by step.
+  void chain_part(const std::vector<const KStep*>& c, const Part& part) {
+    const auto v = static_cast<std::uint32_t>(part.rows);
+    std::optional<std::pair<Op, std::uint64_t>> best;
+    std::vector<std::pair<int, std::vector<Written>>> best_w;
+    const int nalu = static_cast<int>(alus_.size());
+    for (int a0 = 0; a0 < nalu; ++a0)
+      for (int rot = 0; rot < 4; ++rot) {
+        // ALUs in turn from a0 (large ones where the op needs one), each sharing a stream group
+        // with the previous one.
+        std::vector<int> alu;
+        std::vector<bool> taken(static_cast<std::size_t>(nalu), false);
+        bool ok = true;
+        for (std::size_t j = 0; j < c.size() && ok; ++j) {
+          const isa::OpInfo& info = *isa::by_mnemonic(mnemonic(c[j]->args.op));
+          int pick = -1;
+          for (int k = 0; k < nalu && pick < 0; ++k) {
+            const int x = (a0 + (j ? alu.back() - a0 + 1 : 0) + k) % nalu;
+            if (taken[static_cast<std::size_t>(x)]) continue;
+            if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(x)) continue;
+            if (j) {
+              const auto p4 = alu_streams(alu.back(), 4), x4 = alu_streams(x, 4);
+              if (std::none_of(p4.begin(), p4.end(), [&](int s4) {
+                    return std::find(x4.begin(), x4.end(), s4) != x4.end();
+                  }))
+                continue;
+            }
+            pick = x;
+          }
+          if (pick < 0)
+            ok = false;
+          else {
+            alu.push_back(pick);
+            taken[static_cast<std::size_t>(pick)] = true;
+          }
+        }
+        if (!ok) continue;
+        std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
+        auto take = [&](int a, bool west, int group, int also) -> int {
+          auto cand = alu_streams(a, group);
+          std::rotate(
+              cand.begin(),
+              cand.begin() + static_cast<long>((static_cast<std::size_t>(rot) * cand.size() / 4) %
+                                               cand.size()),
+              cand.end());
+          if (also >= 0) {
+            const auto other = alu_streams(also, group);
+            cand.erase(std::remove_if(cand.begin(), cand.end(),
+                                      [&](int st) {
+                                        return std::find(other.begin(), other.end(), st) ==
+                                               other.end();
+                                      }),
+                       cand.end());
+          }
+          const int st = first_free(cand, group, used[west]);
+          ok = ok && st >= 0;
+          return std::max(st, 0);
+        };
+        Op op;
+        std::vector<std::pair<int, std::vector<Written>>> writes;
+        std::int64_t at = 0;  // access cycle of step j's ALU (from T)
+        int prev_emit = -1;
+        std::uint32_t prev_arg = 0;
+        for (std::size_t j = 0; j < c.size() && ok; ++j) {
+          const KStep& s = *c[j];
+          const int g_in = isa::dtype_bytes(s.args.type);
+          const int g_out = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : g_in;
+          const auto& vx = lat(mnemonic(s.args.op));
+          std::vector<int> ins;
+          if (s.mask >= 0) ins.push_back(s.mask);
+          ins.push_back(s.a);
+          if (s.b >= 0) ins.push_back(s.b);
+          Op sub;
+          std::vector<int> producers;
+          std::vector<std::uint32_t> args;
+          std::map<int, std::uint32_t> read_once;
+          for (int t : ins) {
+            if (j > 0 && root(t) == c[j - 1]->d) {
+              args.push_back(prev_arg);
+              producers.push_back(prev_emit);
+              continue;
+            }
+            if (auto it = read_once.find(root(t)); it != read_once.end()) {
+              args.push_back(it->second);
+              continue;
+            }
+            const bool west = !P(t).west;  // toward the VXM
+            const int st = take(alu[j], west, g_in, -1);
+            if (!ok) break;
+            const bool bc = broadcast_of(s, t);
+            const std::vector<int> ids = bc ? read_broadcast(sub, t, part.copy, part.first, v,
+                                                             logical_rows(s.d), st, vxm_pos_)
+                                            : read_rows(sub, t, part.first, v, false, st, vxm_pos_);
+            args.push_back(isa::stream_arg(st, west));
+            read_once[root(t)] = args.back();
+            for (int id : ids)
+              producers.push_back(-2 - id);  // sub's emits: renumbered below
+          }
+          if (!ok) break;
+          const int base = merge_shifted(op, std::move(sub), at);
+          for (int& id : producers)
+            if (id <= -2) id = base + (-2 - id);
+          const bool last = j + 1 == c.size();
+          const bool write = last || chain_write_[static_cast<std::size_t>(s.d)];
+          const bool west_out = P(s.d).west;
+          const int dst = take(alu[j], west_out, g_out, last ? -1 : alu[j + 1]);
+          if (!ok) break;
+          args.push_back(isa::stream_arg(dst, west_out));
+          const std::uint16_t aq = alus_[static_cast<std::size_t>(alu[j])];
+          use_queue(op, aq, at - vx.d_skew, v);
+          Emit e;
+          e.queue = aq;
+          e.off = at - vx.d_skew;
+          e.instr = alu_instr(s, args);
+          e.count = v;
+          e.done_off = at + vx.d_func + sl_ - 1;
+          e.expects = producers;
+          const int alu_emit = static_cast<int>(op.emits.size());
+          op.emits.push_back(std::move(e));
+          const std::size_t first_use = op.uses.size();
+          if (write) {
+            writes.push_back({s.d, {}});
+            write_rows(op, s.d, part.first, v, dst, vxm_pos_, at + vx.d_func, alu_emit,
+                       &writes.back().second);
+          } else {
+            for (int b = 0; b < g_out; ++b)  // the stream at the VXM only: the next ALU reads it
+              use_stream(op, dst + b, west_out, at + vx.d_func + key_const(west_out, vxm_pos_), v,
+                         vxm_pos_, vxm_pos_);
+          }
+          merge_stream_uses(op, first_use);
+          prev_emit = alu_emit;
+          prev_arg = isa::stream_arg(dst, west_out);
+          at += vx.d_func;
+        }
+        if (!ok) continue;
+        const auto t = fit(op);
+        if (!t) continue;
+        if (!best || *t < best->second) {
+          best = {std::move(op), *t};
+          best_w = std::move(writes);
+        }
+      }
+    if (!best) {
+      if (v >= 64) {  // halves fit sooner
+        const std::int64_t half = part.rows / 2;
+        chain_part(c, Part{part.first, half, part.copy});
+        chain_part(c, Part{part.first + half, part.rows - half, part.copy});
+        return;
+      }
+      for (const KStep* st : c)
+        vxm_tile(*st, 0, part);
+      return;
+    }
+    commit(best->first, best->second);
+    for (const auto& [t, acc] : best_w)
+      written(t, best->second, part.first, acc);
+    vxm_busy_ += static_cast<std::uint64_t>(v) * c.size();
+  }
+
+  // The ALU instruction of VXM step s with stream arguments `args` (operands, then the result).
+  isa::Instr alu_instr(const KStep& s, const std::vector<std::uint32_t>& args) const {
+    const char* mn = mnemonic(s.args.op);
+    const isa::OpInfo& info = *isa::by_mnemonic(mn);
+    isa::Instr in = instr(mn);
+    in.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
+    if (info.mods[1] == isa::ModKind::kOvf && isa::is_integer(s.args.type))
+      in.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
+    if (s.args.op == func::VxmOp::kCast)
+      in.mod[1] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.to));
+    if (info.mods[1] == isa::ModKind::kCmp) {
+      static const std::map<func::VxmOp, const char*> cmp = {
+          {func::VxmOp::kCmpEq, "eq"}, {func::VxmOp::kCmpNe, "ne"}, {func::VxmOp::kCmpLt, "lt"},
+          {func::VxmOp::kCmpLe, "le"}, {func::VxmOp::kCmpGt, "gt"}, {func::VxmOp::kCmpGe, "ge"}};
+      in.mod[1] = mod_code(isa::ModKind::kCmp, cmp.at(s.args.op));
+    }
+    for (std::size_t i = 0; i < args.size(); ++i)
+      in.arg[i] = args[i];
+    return in;
+  }
+
   // Copies a VXM step split over ALUs may read a broadcast constant from (TensorPlace::replicas).
   static constexpr int kReplicas = 4;
 
@@ -1686,14 +2094,6 @@ class Scheduler {
       vxm_tile(s, t);
   }
 
-  // A part of a split step: its rows first .. first + rows - 1 (of the whole tensors, or from the
-  // start of each operand's and the result's row range), broadcast operands read from copy
-  // `copy` (0: the tensor itself).
-  struct Part {
-    std::int64_t first = 0, rows = 0;
-    int copy = 0;
-  };
-
   // Column tile `tile` of a step writing a row range (each tile's rows are consecutive vector
   // rows); the whole tensor when the step has no row range; or one part of a whole-tensor step.
   void vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> part = std::nullopt) {
@@ -1736,17 +2136,9 @@ class Scheduler {
               cand.begin() + static_cast<long>((static_cast<std::size_t>(rot) * cand.size() / 4) %
                                                cand.size()),
               cand.end());
-          for (int st : cand) {
-            bool clash = false;
-            for (auto [u, n] : used[west])
-              if (st < u + n && u < st + group) clash = true;
-            if (!clash) {
-              used[west].push_back({st, group});
-              return st;
-            }
-          }
-          ok = false;
-          return 0;
+          const int st = first_free(cand, group, used[west]);
+          ok = ok && st >= 0;
+          return std::max(st, 0);
         };
         Op op;
         std::vector<int> producers;
@@ -1785,21 +2177,7 @@ class Scheduler {
         Emit e;
         e.queue = aq;
         e.off = -vx.d_skew;
-        e.instr = instr(mn);
-        e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
-        if (info.mods[1] == isa::ModKind::kOvf && isa::is_integer(s.args.type))
-          e.instr.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
-        if (s.args.op == func::VxmOp::kCast)
-          e.instr.mod[1] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.to));
-        if (info.mods[1] == isa::ModKind::kCmp) {
-          static const std::map<func::VxmOp, const char*> cmp = {
-              {func::VxmOp::kCmpEq, "eq"}, {func::VxmOp::kCmpNe, "ne"},
-              {func::VxmOp::kCmpLt, "lt"}, {func::VxmOp::kCmpLe, "le"},
-              {func::VxmOp::kCmpGt, "gt"}, {func::VxmOp::kCmpGe, "ge"}};
-          e.instr.mod[1] = mod_code(isa::ModKind::kCmp, cmp.at(s.args.op));
-        }
-        for (std::size_t i = 0; i < args.size(); ++i)
-          e.instr.arg[i] = args[i];
+        e.instr = alu_instr(s, args);
         e.count = v;
         e.done_off = vx.d_func + sl_ - 1;
         e.expects = producers;
@@ -2393,8 +2771,11 @@ class Scheduler {
 
   std::uint64_t vxm_busy_ = 0, mxm_busy_ = 0;
   std::vector<StepTiming> step_timing_;
-  std::vector<bool> streamed_;  // per tensor: chunked by default when long (see run())
-  std::vector<bool> no_chunk_;  // per tensor: never chunked (exchanged between chips)
+  std::vector<bool> streamed_;
+  std::vector<std::size_t> chain_len_;  // per step: see find_chains()
+  std::vector<bool> chain_write_;  // per tensor: a value passed along a chain is written too  //
+                                   // per tensor: chunked by default when long (see run())
+  std::vector<bool> no_chunk_;     // per tensor: never chunked (exchanged between chips)
 };
 
 void Scheduler::matmul_step(const KStep& s) {

@@ -358,9 +358,9 @@ class Scheduler {
           co_write_[static_cast<std::size_t>(root(s.d))].push_back(x);
         }
     }
-    // Tensors only VXM steps and products touch are chunked by default when long (reads and
-    // writes at a row offset, dealt ones too, go run by run over the chunks' slices); tensors
-    // exchanged between chips or moved by the SXM keep their placement rules.
+    // Tensors only VXM and SXM steps and products touch are chunked by default when long (reads
+    // and writes at a row offset, dealt ones too, go run by run over the chunks' slices);
+    // tensors exchanged between chips or through the transposers keep their placement rules.
     streamed_.assign(k_.tensors.size(), true);
     no_chunk_.assign(k_.tensors.size(), false);
     for (const KStep& s : k_.steps) {
@@ -368,7 +368,7 @@ class Scheduler {
       if (s.kind == KStep::Kind::kExchange)  // exchanged rows sit in one range of addresses
         for (int t : {s.a, s.d})
           if (t >= 0) no_chunk_[static_cast<std::size_t>(root(t))] = true;
-      if (s.kind == KStep::Kind::kVxm) continue;
+      if (s.kind == KStep::Kind::kVxm || s.kind == KStep::Kind::kSxm) continue;
       for (int t : {s.a, s.b, s.mask, s.d})
         if (t >= 0) streamed_[static_cast<std::size_t>(root(t))] = false;
     }

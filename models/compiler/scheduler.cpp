@@ -1611,9 +1611,9 @@ class Scheduler {
     std::vector<bool> output(k_.tensors.size(), false);
     for (int x : k_.outputs)
       output[static_cast<std::size_t>(root(x))] = true;
-    auto whole = [&](const KStep& st) {
-      return st.kind == KStep::Kind::kVxm && !st.rows && st.deal.empty() && st.d >= 0 &&
-             root(st.d) == st.d;
+    auto whole = [&](const KStep& st) {  // a whole tensor, or a row range of one column tile
+      return st.kind == KStep::Kind::kVxm && st.deal.empty() && st.d >= 0 && root(st.d) == st.d &&
+             (!st.rows || k_.tensors[static_cast<std::size_t>(st.d)].tiles(lanes_) == 1);
     };
     for (std::size_t i = 0; i < n;) {
       std::size_t j = i;
@@ -1632,8 +1632,10 @@ class Scheduler {
           std::vector<int> more;
           for (int t : {b.a, b.b, b.mask}) {
             if (t < 0) continue;
-            // a.d itself, or a view of it with the same vector rows (a reshape keeping rows)
-            if (root(t) == a.d && rows_of(t) == rows_of(a.d))
+            // a.d itself (or a view of it with the same vector rows: a reshape keeping rows),
+            // read at the rows a writes
+            if (root(t) == a.d && rows_of(t) == rows_of(a.d) &&
+                operand_row(b, t) == result_row(a) && run_rows(a) == run_rows(b))
               ++refs;
             else if (std::find(ds.begin(), ds.end(), root(t)) != ds.end())
               other = true;
@@ -1645,8 +1647,7 @@ class Scheduler {
           if (std::find(ds.begin(), ds.end(), b.d) != ds.end()) other = true;
           const KTensor& ta = k_.tensors[static_cast<std::size_t>(a.d)];
           const KTensor& tb = k_.tensors[static_cast<std::size_t>(b.d)];
-          if (refs != 1 || other || ta.rows() != tb.rows() ||
-              ta.tiles(lanes_) != tb.tiles(lanes_) ||
+          if (refs != 1 || other || ta.tiles(lanes_) != tb.tiles(lanes_) ||
               isa::dtype_bytes(ta.dtype) != isa::dtype_bytes(b.args.type))
             break;
           ds.push_back(b.d);
@@ -1665,6 +1666,17 @@ class Scheduler {
       }
       i = j + 1;
     }
+  }
+
+  // A VXM step's first result row, its rows (vector rows), and the first row it reads of operand
+  // t (as vxm_tile reads them).
+  std::int64_t result_row(const KStep& s) const { return s.rows ? s.d_row : 0; }
+  std::int64_t run_rows(const KStep& s) const {
+    return s.rows ? s.rows : static_cast<std::int64_t>(rows_of(s.d));
+  }
+  std::int64_t operand_row(const KStep& s, int t) const {
+    if (!s.rows || t == s.mask) return 0;
+    return t == s.a ? s.a_row : s.b_row;
   }
 
   // Merges operation `sub`, built as if it started in cycle T + delta, into `into` (starting in
@@ -1727,7 +1739,7 @@ class Scheduler {
     for (const KStep* st : c)
       place_off(st->d, {st->a, st->b, st->mask});
     const KStep& last = *c.back();
-    const auto n = static_cast<std::int64_t>(rows_of(last.d));
+    const std::int64_t d0 = result_row(last), n = run_rows(last);
     std::vector<Part> parts;
     int copies = kReplicas;
     bool split = splittable(last) && P(last.d).chunked;
@@ -1739,19 +1751,28 @@ class Scheduler {
           if (tp.chunked || tp.t16 || tp.weights) split = false;
         }
     if (split)
-      for (const auto& [f, r] : chunk_bounds(last.d))
-        parts.push_back({f, r, static_cast<int>(parts.size()) % copies});
-    else
-      parts.push_back({0, n, 0});
+      for (const auto& [f, r] : chunk_bounds(last.d)) {
+        const std::int64_t lo = std::max(f, d0), hi = std::min(f + r, d0 + n);
+        if (lo < hi) parts.push_back({lo - d0, hi - lo, static_cast<int>(parts.size()) % copies});
+      }
+    if (parts.empty()) parts.push_back({0, n, 0});
     for (const Part& p : parts)
       chain_part(c, p);
   }
 
-  // One part of a chain; when no ALUs and streams fit it, its halves, and at last step by step.
+  struct ChainWrite {  // a tensor a chain writes: from row row0, as write_rows reported
+    int t = -1;
+    std::int64_t row0 = 0;
+    std::vector<Written> acc;
+  };
+
+  // One part of a chain (rows part.first .. of each step's run); when no ALUs and streams fit
+  // it, its two halves as chains of their own (the value between them goes through MEM), and at
+  // last step by step.
   void chain_part(const std::vector<const KStep*>& c, const Part& part) {
     const auto v = static_cast<std::uint32_t>(part.rows);
     std::optional<std::pair<Op, std::uint64_t>> best;
-    std::vector<std::pair<int, std::vector<Written>>> best_w;
+    std::vector<ChainWrite> best_w;
     const int nalu = static_cast<int>(alus_.size());
     for (int a0 = 0; a0 < nalu; ++a0)
       for (int rot = 0; rot < 4; ++rot) {
@@ -1806,7 +1827,7 @@ class Scheduler {
           return std::max(st, 0);
         };
         Op op;
-        std::vector<std::pair<int, std::vector<Written>>> writes;
+        std::vector<ChainWrite> writes;
         std::int64_t at = 0;  // access cycle of step j's ALU (from T)
         int prev_emit = -1;
         std::uint32_t prev_arg = 0;
@@ -1822,14 +1843,15 @@ class Scheduler {
           Op sub;
           std::vector<int> producers;
           std::vector<std::uint32_t> args;
-          std::map<int, std::uint32_t> read_once;
+          std::map<std::pair<int, std::int64_t>, std::uint32_t> read_once;
           for (int t : ins) {
             if (j > 0 && root(t) == c[j - 1]->d) {
               args.push_back(prev_arg);
               producers.push_back(prev_emit);
               continue;
             }
-            if (auto it = read_once.find(root(t)); it != read_once.end()) {
+            const std::int64_t from = operand_row(s, t) + part.first;
+            if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
               args.push_back(it->second);
               continue;
             }
@@ -1837,11 +1859,11 @@ class Scheduler {
             const int st = take(alu[j], west, g_in, -1);
             if (!ok) break;
             const bool bc = broadcast_of(s, t);
-            const std::vector<int> ids = bc ? read_broadcast(sub, t, part.copy, part.first, v,
-                                                             logical_rows(s.d), st, vxm_pos_)
-                                            : read_rows(sub, t, part.first, v, false, st, vxm_pos_);
+            const std::vector<int> ids =
+                bc ? read_broadcast(sub, t, part.copy, part.first, v, step_rows(s), st, vxm_pos_)
+                   : read_rows(sub, t, from, v, false, st, vxm_pos_);
             args.push_back(isa::stream_arg(st, west));
-            read_once[root(t)] = args.back();
+            read_once[{root(t), from}] = args.back();
             for (int id : ids)
               producers.push_back(-2 - id);  // sub's emits: renumbered below
           }
@@ -1868,9 +1890,9 @@ class Scheduler {
           op.emits.push_back(std::move(e));
           const std::size_t first_use = op.uses.size();
           if (write) {
-            writes.push_back({s.d, {}});
-            write_rows(op, s.d, part.first, v, dst, vxm_pos_, at + vx.d_func, alu_emit,
-                       &writes.back().second);
+            writes.push_back({s.d, result_row(s) + part.first, {}});
+            write_rows(op, s.d, result_row(s) + part.first, v, dst, vxm_pos_, at + vx.d_func,
+                       alu_emit, &writes.back().acc);
           } else {
             for (int b = 0; b < g_out; ++b)  // the stream at the VXM only: the next ALU reads it
               use_stream(op, dst + b, west_out, at + vx.d_func + key_const(west_out, vxm_pos_), v,
@@ -1890,19 +1912,18 @@ class Scheduler {
         }
       }
     if (!best) {
-      if (v >= 64) {  // halves fit sooner
-        const std::int64_t half = part.rows / 2;
-        chain_part(c, Part{part.first, half, part.copy});
-        chain_part(c, Part{part.first + half, part.rows - half, part.copy});
+      if (c.size() > 1) {  // shorter chains need fewer ALUs, streams and slices
+        const auto mid = static_cast<std::ptrdiff_t>(c.size() / 2);
+        chain_part({c.begin(), c.begin() + mid}, part);
+        chain_part({c.begin() + mid, c.end()}, part);
         return;
       }
-      for (const KStep* st : c)
-        vxm_tile(*st, 0, part);
+      vxm_tile(*c[0], 0, part);  // which halves itself when it must
       return;
     }
     commit(best->first, best->second);
-    for (const auto& [t, acc] : best_w)
-      written(t, best->second, part.first, acc);
+    for (const ChainWrite& w : best_w)
+      written(w.t, best->second, w.row0, w.acc);
     vxm_busy_ += static_cast<std::uint64_t>(v) * c.size();
   }
 

@@ -374,6 +374,27 @@ class Lowering {
       return;
     }
     if (!lower_cl(n)) lower_node(n);
+    count_macs(n);
+  }
+
+  // Kernels::model_macs of a product node n once lowered (its output's shape is known; a
+  // convolution counts its own, its output may be folded away).
+  void count_macs(const Node& n) {
+    if (n.inputs.size() < 2 || n.outputs.empty() || n.inputs[0] < 0 || n.inputs[1] < 0) return;
+    std::int64_t k = 0;
+    if (n.op == "MatMul") {
+      const auto a = nchw_shape(n.inputs[0]);
+      k = a.empty() ? 0 : a.back();
+    } else if (n.op == "Gemm") {
+      const auto a = nchw_shape(n.inputs[0]);
+      const Attr* t = n.attr("transA");
+      if (a.size() == 2) k = t && t->i ? a[0] : a[1];
+    }
+    if (k == 0) return;
+    std::int64_t out = 1;
+    for (auto d : nchw_shape(n.outputs[0]))
+      out *= d;
+    k_.model_macs += out * k;
   }
 
   // ------------------------------------------------------ exchanges between chips
@@ -1714,6 +1735,7 @@ class Lowering {
     const Window w0 = window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
     const Window w = tr ? swapped(w0) : w0;
     const std::int64_t nb = xs[0], c = xs[1], m = ws[0];
+    k_.model_macs += nb * m * w0.ho * w0.wo * c * w0.kh * w0.kw;
     if ((c > k_.mxm_rows || m > k_.mxm_cols) &&
         (k_.mxm_rows != k_.lanes || k_.mxm_cols != k_.lanes))
       throw InputError(g_.where(n), std::to_string(c) + " input and " + std::to_string(m) +

@@ -128,6 +128,10 @@ struct Kernels {
   /// The activations an int8 lowering quantizes (the float operand of each product with
   /// constant weights), by key (the node's name): what calibration measures.
   std::vector<std::pair<std::string, int>> calibration;
+  /// The multiply-accumulates the model's products need (Conv, MatMul, Gemm: output elements x
+  /// inner dimension), whatever the lowering does with them: what a MAC utilisation is measured
+  /// against.
+  std::int64_t model_macs = 0;
   /// Chips running this program in step (one shard each, the same steps): exchange steps move
   /// rows between them. 1 for a single chip.
   int chips = 1;

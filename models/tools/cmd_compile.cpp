@@ -261,6 +261,15 @@ int cmd_compile(const Args& args) {
                 a.chip.mxm.planes,
                 alu_cycles > 0 ? 100.0 * static_cast<double>(s.vxm_busy) / alu_cycles : 0.0,
                 a.chip.vxm.alus());
+    if (const std::int64_t macs = k.model_macs; macs > 0 && system_name.empty()) {
+      const bool i8 = prec == compiler::Precision::kInt8;
+      const double peak = static_cast<double>(a.chip.mxm.planes) * a.chip.mxm.rows *
+                          a.chip.mxm.cols * (i8 ? 1.0 : a.chip.mxm.fp16_rate);
+      std::printf("  model MACs        %.4g G: %.1f%% of the %s peak over the predicted cycles\n",
+                  static_cast<double>(macs) / 1e9,
+                  100.0 * static_cast<double>(macs) / (peak * static_cast<double>(s.cycles)),
+                  i8 ? "int8" : "fp16");
+    }
     if (layers) {
       // Per node: its span, and the planes' and ALUs' occupancy over that span.
       std::printf("  %-44s %9s %9s %7s %6s %6s\n", "node", "start", "end", "cycles", "MXM %",

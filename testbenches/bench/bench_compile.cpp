@@ -66,8 +66,8 @@ int main() {
   const auto dir = std::filesystem::temp_directory_path() / "lpu_bench_compile";
   std::filesystem::create_directories(dir);
   std::printf("Compiler on tsp-v1 (%s), one thread.\n\n", a.hash_hex().c_str());
-  std::printf("%-48s %9s %10s %12s %8s %8s\n", "workload", "compile s", "pred. cyc", "instructions",
-              "MXM %", "VXM %");
+  std::printf("%-48s %9s %10s %12s %8s %8s %8s\n", "workload", "compile s", "pred. cyc",
+              "instructions", "MXM %", "VXM %", "MAC %");
   for (const auto& c : cases) {
     const std::string path = (dir / (c.workload + ".onnx")).string();
     try {
@@ -79,16 +79,22 @@ int main() {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double cyc = static_cast<double>(s.cycles);
-      std::printf("%-48s %9.3f %10llu %12zu %8.2f %8.2f\n", c.label.c_str(), secs,
+      // The model's MACs against the peak of its product type over the predicted cycles.
+      const double peak = static_cast<double>(a.chip.mxm.planes) * a.chip.mxm.rows *
+                          a.chip.mxm.cols * (c.precision == int8 ? 1.0 : a.chip.mxm.fp16_rate);
+      std::printf("%-48s %9.3f %10llu %12zu %8.2f %8.2f %8.2f\n", c.label.c_str(), secs,
                   static_cast<unsigned long long>(s.cycles), s.program.instruction_count(),
                   100.0 * static_cast<double>(s.mxm_busy) / (cyc * a.chip.mxm.planes),
-                  100.0 * static_cast<double>(s.vxm_busy) / (cyc * a.chip.vxm.alus()));
+                  100.0 * static_cast<double>(s.vxm_busy) / (cyc * a.chip.vxm.alus()),
+                  100.0 * static_cast<double>(k.model_macs) / (peak * cyc));
     } catch (const InputError& e) {
       std::printf("%-48s does not compile: %s\n", c.label.c_str(), e.what());
     }
     std::filesystem::remove(path);
   }
   std::printf(
-      "\nint8 compile times include calibration (the float model on the host reference).\n");
+      "\nint8 compile times include calibration (the float model on the host reference).\n"
+      "MAC %%: the model's multiply-accumulates (Conv, MatMul, Gemm) over the peak of its product\n"
+      "type (int8, or fp16 at chip.mxm.fp16_rate) times the predicted cycles.\n");
   return 0;
 }

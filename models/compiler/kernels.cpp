@@ -3433,9 +3433,11 @@ class Lowering {
         chunk_by(x, k_.mxm_accumulators);
       }
     }
+    // Column tile outer, blocks of rows inner: the planes, which take consecutive steps, then
+    // stream different blocks of rows (other slices) through the same weights.
     for (std::int64_t bi = 0; bi < batches; ++bi)
-      for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators)
-        for (std::int64_t tn = 0; tn < tn_n; ++tn) {
+      for (std::int64_t tn = 0; tn < tn_n; ++tn)
+        for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators) {
           KStep s = product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, m - r0),
                                  bi * m + r0, tn, kk, n, int8 ? DType::kI8 : DType::kFp16);
           for (std::int64_t tk = 0; tk < tk_n; ++tk)

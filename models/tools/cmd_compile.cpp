@@ -265,8 +265,11 @@ int cmd_compile(const Args& args) {
       const bool i8 = prec == compiler::Precision::kInt8;
       const double peak = static_cast<double>(a.chip.mxm.planes) * a.chip.mxm.rows *
                           a.chip.mxm.cols * (i8 ? 1.0 : a.chip.mxm.fp16_rate);
-      std::printf("  model MACs        %.4g G: %.1f%% of the %s peak over the predicted cycles\n",
-                  static_cast<double>(macs) / 1e9,
+      const double m = static_cast<double>(macs);
+      const char* unit = m >= 1e9 ? "G" : m >= 1e6 ? "M" : m >= 1e3 ? "k" : "";
+      const double scaled = m >= 1e9 ? m / 1e9 : m >= 1e6 ? m / 1e6 : m >= 1e3 ? m / 1e3 : m;
+      std::printf("  model MACs        %.4g%s%s: %.1f%% of the %s peak over the predicted cycles\n",
+                  scaled, *unit ? " " : "", unit,
                   100.0 * static_cast<double>(macs) / (peak * static_cast<double>(s.cycles)),
                   i8 ? "int8" : "fp16");
     }

@@ -1568,6 +1568,18 @@ class Scheduler {
     int copy = 0;
   };
 
+  // Step s's run cut at its result's chunks (rows from the start of the run); part c reads
+  // broadcast operands from copy c mod copies.
+  std::vector<Part> chunk_parts(const KStep& s, int copies) const {
+    const std::int64_t d0 = result_row(s), n = run_rows(s);
+    std::vector<Part> parts;
+    for (const auto& [f, r] : chunk_bounds(s.d)) {
+      const std::int64_t lo = std::max(f, d0), hi = std::min(f + r, d0 + n);
+      if (lo < hi) parts.push_back({lo - d0, hi - lo, static_cast<int>(parts.size()) % copies});
+    }
+    return parts;
+  }
+
   // The first of the streams `cand` whose `group` streams from it are not among `used` (taking
   // them), or -1.
   static int first_free(const std::vector<int>& cand, int group,
@@ -1586,11 +1598,11 @@ class Scheduler {
 
   // ---------------------------------------------------------------- chains of VXM steps
 
-  // Consecutive whole-tensor VXM steps, each reading the previous one's result row for row, run
-  // as one operation: a step's ALU reads the value the previous ALU writes onto a stream in the
-  // cycle it is written (the VXM is one stream position), so the value never goes through MEM
-  // unless something else reads it. chain_len_[i]: the steps of the chain starting at step i
-  // (1: none), 0 for a chain's later steps.
+  // Consecutive VXM steps (whole tensors, or row ranges of tensors of one column tile), each
+  // reading the rows the previous one writes, run as one operation: a step's ALU reads the value
+  // the previous ALU writes onto a stream in the cycle it is written (the VXM is one stream
+  // position), so the value never goes through MEM unless something else reads it. chain_len_[i]:
+  // the steps of the chain starting at step i (1: none), 0 for a chain's later steps.
   static constexpr std::size_t kMaxChain = 8;
   void find_chains() {
     const std::size_t n = k_.steps.size();
@@ -1739,8 +1751,6 @@ class Scheduler {
     for (const KStep* st : c)
       place_off(st->d, {st->a, st->b, st->mask});
     const KStep& last = *c.back();
-    const std::int64_t d0 = result_row(last), n = run_rows(last);
-    std::vector<Part> parts;
     int copies = kReplicas;
     bool split = splittable(last) && P(last.d).chunked;
     for (const KStep* st : c)
@@ -1750,12 +1760,9 @@ class Scheduler {
           copies = std::min<int>(copies, 1 + static_cast<int>(tp.replicas.size()));
           if (tp.chunked || tp.t16 || tp.weights) split = false;
         }
-    if (split)
-      for (const auto& [f, r] : chunk_bounds(last.d)) {
-        const std::int64_t lo = std::max(f, d0), hi = std::min(f + r, d0 + n);
-        if (lo < hi) parts.push_back({lo - d0, hi - lo, static_cast<int>(parts.size()) % copies});
-      }
-    if (parts.empty()) parts.push_back({0, n, 0});
+    std::vector<Part> parts;
+    if (split) parts = chunk_parts(last, copies);
+    if (parts.empty()) parts.push_back({0, run_rows(last), 0});
     for (const Part& p : parts)
       chain_part(c, p);
   }
@@ -1807,12 +1814,7 @@ class Scheduler {
         if (!ok) continue;
         std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
         auto take = [&](int a, bool west, int group, int also) -> int {
-          auto cand = alu_streams(a, group);
-          std::rotate(
-              cand.begin(),
-              cand.begin() + static_cast<long>((static_cast<std::size_t>(rot) * cand.size() / 4) %
-                                               cand.size()),
-              cand.end());
+          auto cand = alu_streams(a, group, rot);
           if (also >= 0) {
             const auto other = alu_streams(also, group);
             cand.erase(std::remove_if(cand.begin(), cand.end(),
@@ -1995,12 +1997,18 @@ class Scheduler {
   }
 
   // Streams an ALU may use: the SG4 groups of its row (chip.vxm.row_stream_groups; brief A3).
-  std::vector<int> alu_streams(int alu, int group) const {
+  // With rot (0 .. 3), the list starts rot quarters in (candidates spread over the groups).
+  std::vector<int> alu_streams(int alu, int group, int rot = 0) const {
     std::vector<int> out;
     const int row = alu / chip_.vxm.ranks;
     for (int g : chip_.vxm.row_stream_groups[static_cast<std::size_t>(row)])
       for (int s = 4 * g; s < 4 * g + 4; s += group)
         out.push_back(s);
+    if (rot && !out.empty())
+      std::rotate(out.begin(),
+                  out.begin() + static_cast<long>((static_cast<std::size_t>(rot) * out.size() / 4) %
+                                                  out.size()),
+                  out.end());
     return out;
   }
 
@@ -2082,14 +2090,7 @@ class Scheduler {
       // the result and every broadcast one is a contiguous tensor (read from its copies in turn).
       // Streamed operands are read where the part's rows are (across their chunks when those
       // do not line up with the result's; their slices' ports then decide what overlaps).
-      const std::int64_t d0 = s.rows ? s.d_row : 0;
-      const auto n = static_cast<std::int64_t>(s.rows ? s.rows : rows_of(s.d));  // vector rows
-      std::vector<std::pair<std::int64_t, std::int64_t>> parts;
-      for (const auto& [first, rows] : chunk_bounds(s.d)) {
-        const std::int64_t lo = std::max(first, d0), hi = std::min(first + rows, d0 + n);
-        if (lo < hi) parts.push_back({lo - d0, hi - lo});
-      }
-      bool ok = parts.size() > 1;
+      bool ok = true;
       int copies = kReplicas;
       for (int t : {s.a, s.b, s.mask}) {
         if (t < 0) continue;
@@ -2100,9 +2101,10 @@ class Scheduler {
           if (tp.chunked || tp.t16 || tp.weights) ok = false;
         }
       }
-      if (ok) {
-        for (std::size_t c = 0; c < parts.size(); ++c)
-          vxm_tile(s, 0, Part{parts[c].first, parts[c].second, static_cast<int>(c) % copies});
+      const std::vector<Part> parts = ok ? chunk_parts(s, copies) : std::vector<Part>{};
+      if (parts.size() > 1) {
+        for (const Part& p : parts)
+          vxm_tile(s, 0, p);
         return;
       }
     }
@@ -2116,7 +2118,7 @@ class Scheduler {
   }
 
   // Column tile `tile` of a step writing a row range (each tile's rows are consecutive vector
-  // rows); the whole tensor when the step has no row range; or one part of a whole-tensor step.
+  // rows); the whole tensor when the step has no row range; or one part of a split step.
   void vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> part = std::nullopt) {
     auto first_row = [&](int t, std::int64_t row) {
       if (part) return (s.rows ? row : 0) + part->first;
@@ -2151,12 +2153,7 @@ class Scheduler {
         std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
         bool ok = true;
         auto take = [&](bool west, int group) -> int {
-          auto cand = alu_streams(static_cast<int>(alu), group);
-          std::rotate(
-              cand.begin(),
-              cand.begin() + static_cast<long>((static_cast<std::size_t>(rot) * cand.size() / 4) %
-                                               cand.size()),
-              cand.end());
+          const auto cand = alu_streams(static_cast<int>(alu), group, rot);
           const int st = first_free(cand, group, used[west]);
           ok = ok && st >= 0;
           return std::max(st, 0);

@@ -80,8 +80,8 @@ int main() {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double cyc = static_cast<double>(s.cycles);
       // The model's MACs against the peak of its product type over the predicted cycles.
-      const double peak = static_cast<double>(a.chip.mxm.planes) * a.chip.mxm.rows *
-                          a.chip.mxm.cols * (c.precision == int8 ? 1.0 : a.chip.mxm.fp16_rate);
+      const double peak = static_cast<double>(arch::derive(a).mxm_macs) *
+                          (c.precision == int8 ? 1.0 : a.chip.mxm.fp16_rate);
       std::printf("%-48s %9.3f %10llu %12zu %8.2f %8.2f %8.2f\n", c.label.c_str(), secs,
                   static_cast<unsigned long long>(s.cycles), s.program.instruction_count(),
                   100.0 * static_cast<double>(s.mxm_busy) / (cyc * a.chip.mxm.planes),

@@ -105,6 +105,7 @@ class Lowering {
       k_.tensors[static_cast<std::size_t>(t)].name = val.name;
       k_.outputs.push_back(t);
     }
+    if (opt_.precision == Precision::kInt8) fold_requantize();
     // Constants no step reads (the float originals of int8 weights, folded ones) drop their
     // data: a wide model's weights are large.
     std::vector<bool> read(k_.tensors.size(), false);
@@ -131,6 +132,126 @@ class Lowering {
   }
 
  private:
+  // ---------------------------------------------------------------- requantization folded
+
+  // An int8 epilogue feeding only the next product's quantization,
+  //   p = y * s (fp32); b = p + c (fp32); o = fp16(b); r = relu(o); x = r * k (fp16); q = i8(x),
+  // becomes p = y * (s k); b = p + c k; r = relu(b) (fp32); q = i8(r): relu commutes with a
+  // positive scale, so two VXM steps go and the chain's fp16 values with them (fewer ALUs and
+  // streams per chain, and one rounding less). Every tensor dropped has no other reader.
+  void fold_requantize() {
+    const std::size_t n = k_.steps.size();
+    std::vector<int> readers(k_.tensors.size(), 0), writer(k_.tensors.size(), -1);
+    auto count = [&](int t) {
+      if (t < 0) return;
+      ++readers[static_cast<std::size_t>(t)];
+      const int v = k_.tensors[static_cast<std::size_t>(t)].view_of;
+      if (v >= 0) ++readers[static_cast<std::size_t>(v)];
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      const KStep& s = k_.steps[i];
+      for (int t : {s.a, s.b, s.mask})
+        count(t);
+      for (const KPass& p : s.passes) {
+        count(p.x);
+        count(p.w);
+      }
+      if (s.d >= 0) writer[static_cast<std::size_t>(s.d)] = static_cast<int>(i);
+    }
+    for (int t : k_.outputs)
+      readers[static_cast<std::size_t>(t)] += 2;
+    auto T = [&](int t) -> KTensor& { return k_.tensors[static_cast<std::size_t>(t)]; };
+    // The whole-tensor VXM step writing t, read only once, when it is `op` on `type`.
+    auto only = [&](int t, VxmOp op, DType type) -> KStep* {
+      if (t < 0 || T(t).view_of >= 0 || readers[static_cast<std::size_t>(t)] != 1) return nullptr;
+      const int w = writer[static_cast<std::size_t>(t)];
+      if (w < 0) return nullptr;
+      KStep& s = k_.steps[static_cast<std::size_t>(w)];
+      if (s.kind != KStep::Kind::kVxm || s.rows || !s.deal.empty() || s.mask >= 0 ||
+          s.args.op != op || s.args.type != type)
+        return nullptr;
+      return &s;
+    };
+    // A constant of `cols` floats a row whose rows are all alike (one, or one broadcast).
+    auto row_of = [&](int t, std::int64_t cols) {
+      if (t < 0 || T(t).view_of >= 0 || T(t).role != KTensor::Role::kConstant ||
+          T(t).cols() != cols || T(t).data.empty())
+        return false;
+      const auto& data = T(t).data;
+      const std::size_t row = data.size() / static_cast<std::size_t>(T(t).rows());
+      for (std::size_t i = row; i < data.size(); ++i)
+        if (data[i] != data[i % row]) return false;
+      return true;
+    };
+    std::vector<bool> drop(n, false);
+    for (std::size_t gi = 0; gi < n; ++gi) {
+      KStep& g = k_.steps[gi];
+      if (g.kind != KStep::Kind::kVxm || g.rows || !g.deal.empty() || g.args.op != VxmOp::kCast ||
+          g.args.type != DType::kFp16 || g.args.to != DType::kI8)
+        continue;
+      KStep* f = only(g.a, VxmOp::kMul, DType::kFp16);
+      if (!f) continue;
+      KStep* e = f ? only(f->a, VxmOp::kRelu, DType::kFp16) : nullptr;
+      KStep* d = e ? only(e->a, VxmOp::kCast, DType::kFp32) : nullptr;
+      if (!d || d->args.to != DType::kFp16) continue;
+      const std::int64_t cols = T(d->a).cols();
+      if (!row_of(f->b, cols) || T(f->b).dtype != DType::kFp16) continue;
+      // Back from d: adds of constants, then the multiplication by one.
+      std::vector<KStep*> adds;
+      KStep* m = nullptr;
+      for (int t = d->a; !m;) {
+        KStep* c = only(t, VxmOp::kAdd, DType::kFp32);
+        if (c && row_of(c->b, cols) && T(c->b).dtype == DType::kFp32) {
+          adds.push_back(c);
+          t = c->a;
+          continue;
+        }
+        c = only(t, VxmOp::kMul, DType::kFp32);
+        if (!c || !row_of(c->b, cols) || T(c->b).dtype != DType::kFp32) break;
+        m = c;
+      }
+      if (!m) continue;
+      std::vector<double> k(static_cast<std::size_t>(cols));
+      bool positive = true;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        k[static_cast<std::size_t>(j)] = element_of(T(f->b), j);
+        positive = positive && k[static_cast<std::size_t>(j)] > 0;
+      }
+      if (!positive) continue;
+      auto scaled = [&](int c) {  // a copy of constant c, times k
+        const int t =
+            add_tensor(T(c).name + "*k", DType::kFp32, T(c).shape, KTensor::Role::kConstant);
+        for (std::int64_t r = 0; r < T(c).rows(); ++r)
+          for (std::int64_t j = 0; j < cols; ++j) {
+            const auto bits = func::float_bits(
+                static_cast<float>(element_of(T(c), j) * k[static_cast<std::size_t>(j)]));
+            for (int b = 0; b < 4; ++b)
+              T(t).data.push_back(static_cast<std::uint8_t>(bits >> (8 * b)));
+          }
+        return t;
+      };
+      m->b = scaled(m->b);
+      for (KStep* c : adds)
+        c->b = scaled(c->b);
+      // relu on the fp32 sum, its result in r's tensor (now fp32), cast straight to int8
+      const int r = e->d;
+      T(r).dtype = DType::kFp32;
+      e->a = d->a;
+      e->args.type = DType::kFp32;
+      g.a = r;
+      g.args.type = DType::kFp32;
+      drop[static_cast<std::size_t>(d - k_.steps.data())] = true;
+      drop[static_cast<std::size_t>(f - k_.steps.data())] = true;
+    }
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (!drop[i]) {
+        if (out != i) k_.steps[out] = std::move(k_.steps[i]);
+        ++out;
+      }
+    k_.steps.resize(out);
+  }
+
   // A tensor of the lowered program. Internal ones (internal = true) get a "#n" suffix when their
   // name is taken, so that every tensor of the program has its own name; graph-facing ones keep
   // the model's.
@@ -1906,20 +2027,21 @@ class Lowering {
       const std::int64_t band_results = wb.ho * gd.wq;
       // Blocks of output pixels that several planes may stream at once: their rows (and the
       // phases' rows they read) on slices of their own.
-      if (band_results > k_.mxm_accumulators) {
-        chunk_by(y, k_.mxm_accumulators);
+      const std::int64_t blk = row_block(band_results, nb * tn_n);
+      if (band_results > blk) {
+        chunk_by(y, blk);
         for (const auto& pp : parts)
           for (const auto& [xa, wa] : pp) {
             (void)wa;
-            chunk_by(xa, k_.mxm_accumulators);
+            chunk_by(xa, blk);
           }
       }
       for (std::int64_t b = 0; b < nb; ++b)
-        for (std::int64_t r0 = 0; r0 < band_results; r0 += k_.mxm_accumulators)
+        for (std::int64_t r0 = 0; r0 < band_results; r0 += blk)
           for (std::int64_t tn = 0; tn < tn_n; ++tn) {
-            KStep s = product_step(
-                y, std::min<std::int64_t>(k_.mxm_accumulators, band_results - r0),
-                b * results + oh0 * gd.wq + r0, tn, c, n, int8 ? DType::kI8 : DType::kFp16);
+            KStep s = product_step(y, std::min<std::int64_t>(blk, band_results - r0),
+                                   b * results + oh0 * gd.wq + r0, tn, c, n,
+                                   int8 ? DType::kI8 : DType::kFp16);
             for (std::int64_t i = 0; i < w.kh; ++i)
               for (std::int64_t j = 0; j < w.kw; ++j)
                 for (std::int64_t tk = 0; tk < tk_n; ++tk)
@@ -3262,6 +3384,20 @@ class Lowering {
     if (root.chunk_rows == 0 || rows < root.chunk_rows) root.chunk_rows = rows;
   }
 
+  // Output rows per product step: at most the accumulators hold; when a product has fewer steps
+  // than there are planes (`others` steps per block of rows: column tiles, batches), smaller
+  // blocks, so that every plane streams. Each block loads the weights again, and the planes'
+  // loads share the weights' slices, so a block streams at least as many rows as one load takes
+  // cycles (a plane's rows, 16 a cycle): fewer gain less than the extra load costs.
+  std::int64_t row_block(std::int64_t rows, std::int64_t others) const {
+    const std::int64_t acc = k_.mxm_accumulators, planes = arch_.chip.mxm.planes;
+    const std::int64_t shortest = std::max<std::int64_t>(1, k_.mxm_rows / 16);
+    const std::int64_t b0 = (rows + acc - 1) / acc;
+    const std::int64_t rounds = (b0 * others + planes - 1) / planes;
+    const std::int64_t b = std::max(b0, std::min(rounds * planes / others, rows / shortest));
+    return (rows + b - 1) / b;
+  }
+
   KStep product_step(int d, std::int64_t m, std::int64_t d_row, std::int64_t tn,
                      std::int64_t w_block, const Node& n, DType mm = DType::kFp16) const {
     KStep s;
@@ -3426,20 +3562,21 @@ class Lowering {
     const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
     const std::int64_t batches = std::max(batch_a, batch_b);
     // Blocks of rows that several planes may stream at once: their own slices.
-    if (m > k_.mxm_accumulators) {
-      chunk_by(y, k_.mxm_accumulators);
+    const std::int64_t blk = row_block(m, tn_n * batches);
+    if (m > blk) {
+      chunk_by(y, blk);
       for (const auto& [x, w] : passes) {
         (void)w;
-        chunk_by(x, k_.mxm_accumulators);
+        chunk_by(x, blk);
       }
     }
     // Column tile outer, blocks of rows inner: the planes, which take consecutive steps, then
     // stream different blocks of rows (other slices) through the same weights.
     for (std::int64_t bi = 0; bi < batches; ++bi)
       for (std::int64_t tn = 0; tn < tn_n; ++tn)
-        for (std::int64_t r0 = 0; r0 < m; r0 += k_.mxm_accumulators) {
-          KStep s = product_step(y, std::min<std::int64_t>(k_.mxm_accumulators, m - r0),
-                                 bi * m + r0, tn, kk, n, int8 ? DType::kI8 : DType::kFp16);
+        for (std::int64_t r0 = 0; r0 < m; r0 += blk) {
+          KStep s = product_step(y, std::min<std::int64_t>(blk, m - r0), bi * m + r0, tn, kk, n,
+                                 int8 ? DType::kI8 : DType::kFp16);
           for (std::int64_t tk = 0; tk < tk_n; ++tk)
             for (const auto& [x, w] : passes) {
               KPass p;

@@ -696,7 +696,9 @@ class Scheduler {
     }
     // Chunks asked for (KTensor::chunk_rows), or by default for a long tensor the units stream:
     // blocks of rows on slices of their own, which several units can read and write at once.
-    const std::int64_t chunk = kt.chunk_rows > 0 ? kt.chunk_rows
+    // (Exchanged tensors never: a slot's rows sit in one range of addresses.)
+    const std::int64_t chunk = no_chunk_[static_cast<std::size_t>(t)] ? 0
+                               : kt.chunk_rows > 0                    ? kt.chunk_rows
                                : kt.role != KTensor::Role::kConstant &&
                                        streamed_[static_cast<std::size_t>(t)] &&
                                        rows > 2 * static_cast<std::uint64_t>(chip_.mxm.accumulators)
@@ -1782,7 +1784,10 @@ class Scheduler {
     std::vector<ChainWrite> best_w;
     const int nalu = static_cast<int>(alus_.size());
     for (int a0 = 0; a0 < nalu; ++a0)
-      for (int rot = 0; rot < 4; ++rot) {
+      for (int rot = 0; rot < 8; ++rot) {
+        // rot 4 .. 7: values only passed along take the direction with fewer streams taken so
+        // far (either serves: they are written and read at the VXM alone).
+        const bool balance = rot >= 4;
         // ALUs in turn from a0 (large ones where the op needs one), each sharing a stream group
         // with the previous one.
         std::vector<int> alu;
@@ -1814,7 +1819,7 @@ class Scheduler {
         if (!ok) continue;
         std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
         auto take = [&](int a, bool west, int group, int also) -> int {
-          auto cand = alu_streams(a, group, rot);
+          auto cand = alu_streams(a, group, rot % 4);
           if (also >= 0) {
             const auto other = alu_streams(also, group);
             cand.erase(std::remove_if(cand.begin(), cand.end(),
@@ -1875,7 +1880,14 @@ class Scheduler {
             if (id <= -2) id = base + (-2 - id);
           const bool last = j + 1 == c.size();
           const bool write = last || chain_write_[static_cast<std::size_t>(s.d)];
-          const bool west_out = P(s.d).west;
+          bool west_out = P(s.d).west;
+          if (balance && !write) {
+            int n[2] = {0, 0};
+            for (int w = 0; w < 2; ++w)
+              for (auto [first, size] : used[w == 1])
+                n[w] += size;
+            west_out = n[1] < n[0];
+          }
           const int dst = take(alu[j], west_out, g_out, last ? -1 : alu[j + 1]);
           if (!ok) break;
           args.push_back(isa::stream_arg(dst, west_out));

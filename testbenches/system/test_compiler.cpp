@@ -439,10 +439,11 @@ TEST(CompilerMxm, ShortFp16WeightsClearTheBufferFirst) {
 }
 
 TEST(CompilerMxm, Fp16RateSetsTheStreamingTime) {
-  // 320 fp16 vectors through one plane: one every 4 cycles at 0.25, every cycle at 1.
+  // 320 fp16 vectors, a block of 80 through each of the 4 planes: one every 4 cycles at 0.25,
+  // every cycle at 1.
   const std::uint64_t quarter = predicted({}, 320, 320, 320);
   const std::uint64_t full = fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 320, 320, 320);
-  EXPECT_GE(quarter, full + 3 * 319);
+  EXPECT_GE(quarter, full + 3 * 79);
 }
 
 // fp16 [4,400] x [400,24]: K is wider than a 320-row plane, so the product is cut into K tiles
@@ -1748,6 +1749,71 @@ TEST(Compiler, Int8ConvNetworkIsCalibratedAndExact) {
   for (double& v : want)
     v = std::max(0.0, v);
   expect_close(f16_values(out[0]), want, mag, 2.0 / 127.0, 1e-3);
+}
+
+// Two int8 convolutions with a ReLU between: the first one's epilogue feeds only the second's
+// quantization, so it is folded (scale and bias times the next input's 1/scale, the ReLU on the
+// fp32 sums, a cast straight to int8: no fp16 step between the products). Each product has 100
+// output pixels (conv2 120 on its padded grid), fewer than one plane's accumulators: it is cut
+// into one block per plane.
+TEST(Compiler, Int8ConvReluConvFoldsTheRequantizationAndUsesEveryPlane) {
+  const ConvShape s1{1, 16, 10, 10, 24, 1, 1, 0, 0, 0, 0};
+  const ConvShape s2{1, 24, 10, 10, 8, 3, 1, 1, 1, 1, 1};
+  const auto w1 = uniform(static_cast<std::size_t>(s1.m * s1.c), -0.4f, 0.4f, 81);
+  const auto b1 = uniform(static_cast<std::size_t>(s1.m), -0.2f, 0.2f, 82);
+  const auto w2 = uniform(static_cast<std::size_t>(s2.m * s2.c * 9), -0.3f, 0.3f, 83);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {1, s1.c, s1.h, s1.w});
+  const int c1 = gb.node("Conv", "conv1",
+                         {x, gb.constant("w1", DType::kFp16, {s1.m, s1.c, 1, 1}, f16_bytes(w1)),
+                          gb.constant("b1", DType::kFp16, {s1.m}, f16_bytes(b1))},
+                         "c1", DType::kFp16, {1, s1.m, s1.h, s1.w}, conv_attrs(s1));
+  const int r1 = gb.node("Relu", "relu1", {c1}, "r1", DType::kFp16, {1, s1.m, s1.h, s1.w});
+  const int c2 = gb.node("Conv", "conv2",
+                         {r1, gb.constant("w2", DType::kFp16, {s2.m, s2.c, 3, 3}, f16_bytes(w2))},
+                         "c2", DType::kFp16, {1, s2.m, s2.ho(), s2.wo()}, conv_attrs(s2));
+  gb.output(gb.node("Relu", "relu2", {c2}, "y", DType::kFp16, {1, s2.m, s2.ho(), s2.wo()}));
+  Compiled cc;
+  cc.k = compiler::lower_with_precision(gb.g, tsp(), compiler::Precision::kInt8);
+  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  int relu32 = 0, fp16_between = 0, to_i8 = 0;
+  std::map<std::string, int> blocks;   // product steps per result
+  bool first = false, second = false;  // past conv1's, conv2's first product step
+  for (const auto& st : cc.k.steps) {
+    const std::string d = cc.k.tensors[static_cast<std::size_t>(st.d)].name;
+    if (st.kind == compiler::KStep::Kind::kMatMul) {
+      ++blocks[d];
+      EXPECT_EQ(st.m, d.rfind("conv1", 0) == 0 ? 25 : 30) << d;  // conv2: 10 x 12 (padded)
+      first = true;
+      second = second || d.rfind("conv2", 0) == 0;
+      continue;
+    }
+    if (!first || second || st.kind != compiler::KStep::Kind::kVxm) continue;
+    if (st.args.op == func::VxmOp::kRelu && st.args.type == DType::kFp32) ++relu32;
+    if (st.args.op == func::VxmOp::kCast && st.args.type == DType::kFp32 &&
+        st.args.to == DType::kI8)
+      ++to_i8;
+    fp16_between += st.args.type == DType::kFp16 || st.args.to == DType::kFp16;
+  }
+  EXPECT_EQ(relu32, 1);
+  EXPECT_EQ(to_i8, 1);
+  EXPECT_EQ(fp16_between, 0);
+  EXPECT_EQ(blocks.size(), 2u);
+  for (const auto& [d, n] : blocks)
+    EXPECT_EQ(n, tsp().chip.mxm.planes) << d;
+  const auto xv = uniform_fp16(static_cast<std::size_t>(s1.c * s1.h * s1.w), -1, 1, 84);
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  // Within the quantization error of two layers of the float network in double.
+  std::vector<double> h, hmag, want, mag;
+  conv_double(s1, xv, w1, b1, h, hmag);
+  std::vector<float> hf(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i)
+    hf[i] = static_cast<float>(std::max(0.0, h[i]));
+  conv_double(s2, hf, w2, {}, want, mag);
+  for (double& v : want)
+    v = std::max(0.0, v);
+  expect_close(f16_values(out[0]), want, mag, 4.0 / 127.0, 1e-3);
 }
 
 // --- Gather ----------------------------------------------------------------------------------

@@ -1,0 +1,368 @@
+// Reservation tables and fitting: an operation's uses of queues, ports, banks and streams, placed
+// at its earliest free cycle.
+#include "compiler/schedule/scheduling.h"
+
+namespace lpu::compiler::scheduling {
+
+int Scheduler::commit(const Op& op, std::uint64_t t) {
+  for (const auto& [tensor, off] : op.reads) {
+    TensorPlace& tp = place_[static_cast<std::size_t>(tensor)];
+    tp.last_read = std::max<std::uint64_t>(
+        tp.last_read, static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + off));
+  }
+  for (const Use& u : op.uses) {
+    const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
+    if (u.kind == Use::Kind::kStream)
+      claims_[static_cast<std::size_t>(u.id)].add({s, s + u.len, u.p0, u.p1});
+    else
+      busy_of(u.kind)[static_cast<std::size_t>(u.id)].add(s, u.len);
+  }
+  const int base = static_cast<int>(blocks_.size());
+  for (const Emit& e : op.emits) {
+    Block b;
+    b.queue = e.queue;
+    b.dispatch = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.off);
+    b.instr = e.instr;
+    b.count = e.count;
+    b.stride = e.stride;
+    b.separate = e.separate;
+    b.tensor = e.tensor;
+    b.self_counted = e.self_counted;
+    b.v0 = e.v0;
+    b.vs = e.vs;
+    b.first_done = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + e.done_off);
+    b.spmd_sign = e.spmd_sign;
+    b.spmd_round = e.spmd_round;
+    b.spmd_unit = e.spmd_unit;
+    for (int x : e.expects)
+      b.expects.push_back(base + x);
+    blocks_.push_back(std::move(b));
+  }
+  return base;
+}
+
+void Scheduler::use_mem(Op& op, std::uint16_t slice, bool write, std::int64_t off,
+                        std::uint32_t count, std::uint32_t stride, std::uint64_t lo,
+                        std::uint64_t hi) {
+  const std::uint64_t len = static_cast<std::uint64_t>(stride) * (count - 1) + 1;
+  op.uses.push_back({write ? Use::Kind::kWrite : Use::Kind::kRead, slice, off, len});
+  const auto banks = static_cast<std::uint64_t>(chip_.mem.banks);
+  std::uint64_t b0 = 0, b1 = banks - 1;
+  if (!chip_.mem.interleaved) {
+    b0 = static_cast<std::uint64_t>(chip_.mem.bank_of(static_cast<std::uint32_t>(lo)));
+    b1 = static_cast<std::uint64_t>(chip_.mem.bank_of(static_cast<std::uint32_t>(hi)));
+  } else if (lo == hi) {
+    b0 = b1 = lo % banks;
+  }
+  for (std::uint64_t b = b0; b <= b1; ++b)
+    op.uses.push_back({Use::Kind::kBank, static_cast<int>(slice * banks + b), off, len});
+}
+
+void Scheduler::merge_stream_uses(Op& op, std::size_t first) {
+  for (std::size_t i = first; i < op.uses.size(); ++i) {
+    Use& a = op.uses[i];
+    if (a.kind != Use::Kind::kStream) continue;
+    for (std::size_t j = i + 1; j < op.uses.size();) {
+      const Use& b = op.uses[j];
+      if (b.kind != Use::Kind::kStream || b.id != a.id) {
+        ++j;
+        continue;
+      }
+      const std::int64_t lo = std::min(a.off, b.off);
+      const std::int64_t hi = std::max(a.off + static_cast<std::int64_t>(a.len),
+                                       b.off + static_cast<std::int64_t>(b.len));
+      a.off = lo;
+      a.len = static_cast<std::uint64_t>(hi - lo);
+      a.p0 = std::min(a.p0, b.p0);
+      a.p1 = std::max(a.p1, b.p1);
+      op.uses.erase(op.uses.begin() + static_cast<long>(j));
+    }
+  }
+}
+
+std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count,
+                                      bool broadcast, int first, int to, std::uint32_t cs) {
+  const TensorPlace& tp = P(t);
+  const auto& rd = lat("read");
+  std::vector<int> ids;
+  if (broadcast && cs != 1) throw std::logic_error("scheduler: spaced broadcast read");
+  const std::uint64_t span = static_cast<std::uint64_t>(count - 1) * cs + 1;
+  if (tp.t16 || tp.weights || tp.chunked) {
+    // Rows spread over slices: one read (with a repeat) per run of consecutive addresses of one
+    // slice at evenly spaced cycles; the whole tensor must be written first.
+    if (broadcast) throw std::logic_error("scheduler: broadcast read of a spread tensor");
+    const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(root(t))].dtype);
+    const auto all = plane_runs(t, row0, count, bytes);
+    for (int b = 0; b < bytes; ++b) {
+      const int stream = first + b;
+      int far = to;
+      bool west = false;
+      for (const Run& r : all[static_cast<std::size_t>(b)]) {
+        const arch::Queue& sq = q(r.slice);
+        west = sq.position > to;
+        far = std::abs(sq.position - to) > std::abs(far - to) ? sq.position : far;
+        const std::int64_t written = -dist(sq.position, to) + r.first_i * cs;
+        const std::int64_t access = written - rd.d_func;
+        const std::int64_t d = access - rd.d_skew;
+        const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
+        use_queue(op, sq.id, d, r.n, stride);
+        use_mem(op, sq.id, false, access, r.n, stride, r.addr, r.addr + r.n - 1);
+        Emit e;
+        e.queue = sq.id;
+        e.off = d;
+        e.instr = instr("read");
+        e.tensor = root(t);
+        e.instr.arg[0] = r.addr;
+        e.instr.arg[1] = isa::stream_arg(stream, west);
+        e.count = r.n;
+        e.stride = stride;
+        e.v0 = r.first_i;
+        e.vs = std::max<std::int64_t>(1, r.stride);
+        e.done_off = written + sl_ - 1;
+        ids.push_back(static_cast<int>(op.emits.size()));
+        op.emits.push_back(std::move(e));
+        // This run's rows must be written before its first read (chunk by chunk).
+        const std::int64_t need =
+            static_cast<std::int64_t>(ready_rows(tp, row0 + r.first_i, r.last_i - r.first_i + 1)) -
+            access;
+        op.lo = std::max<std::uint64_t>(
+            op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+        op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
+      }
+      // Values arriving at `to` in cycle T + i cs left their slices on one diagonal run.
+      use_stream(op, stream, west, key_const(west, to), span, far, to);
+    }
+    return ids;
+  }
+  for (std::size_t b = 0; b < tp.slices.size(); ++b) {
+    const arch::Queue& sq = q(tp.slices[b]);
+    const bool west = sq.position > to;
+    const std::int64_t written = -dist(sq.position, to);  // when the value leaves the slice
+    const std::int64_t access = written - rd.d_func;
+    const std::int64_t d = access - rd.d_skew;
+    use_queue(op, sq.id, d, count, cs);
+    use_mem(op, sq.id, false, access, count, cs,
+            broadcast ? tp.addr : tp.addr + static_cast<std::uint64_t>(row0),
+            broadcast ? tp.addr + tp.vectors - 1
+                      : tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
+    const int stream = first + static_cast<int>(b);
+    use_stream(op, stream, west, written + key_const(west, sq.position), span, sq.position, to);
+    // A broadcast operand of L logical rows (one, or a few read cyclically) and T tiles.
+    const auto L = static_cast<std::uint32_t>(logical_rows(t));
+    const auto tiles = static_cast<std::uint32_t>(rows_of(t)) / (broadcast ? L : 1);
+    const std::uint32_t per_tile = broadcast ? count / tiles : count;
+    if (broadcast && L > 1 && row0 != 0)
+      throw std::logic_error("scheduler: cyclic read of '" + name(t) + "' from a row offset");
+    if (broadcast && L > 1) {  // one read of the L rows (a repeat) per L result rows
+      for (std::uint32_t ti = 0; ti < tiles; ++ti)
+        for (std::uint32_t k = 0; k < per_tile; k += L) {
+          Emit e;
+          e.queue = sq.id;
+          e.off = d + static_cast<std::int64_t>(ti * per_tile + k);
+          e.instr = instr("read");
+          e.tensor = root(t);
+          e.instr.arg[0] = tp.addr + ti * L;
+          e.instr.arg[1] = isa::stream_arg(stream, west);
+          e.count = std::min(L, per_tile - k);
+          e.v0 = static_cast<std::int64_t>(ti * per_tile + k);
+          e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile + k);
+          ids.push_back(static_cast<int>(op.emits.size()));
+          op.emits.push_back(std::move(e));
+        }
+    }
+    for (std::uint32_t ti = 0; ti < (broadcast ? tiles : 1) && !(broadcast && L > 1); ++ti) {
+      Emit e;
+      e.queue = sq.id;
+      e.off = d + static_cast<std::int64_t>(ti * per_tile);
+      e.instr = instr("read");
+      e.tensor = root(t);
+      e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0) + ti;
+      e.instr.arg[1] = isa::stream_arg(stream, west);
+      e.count = per_tile;
+      e.stride = cs;
+      e.separate = broadcast && per_tile > 1;
+      e.v0 = static_cast<std::int64_t>(ti * per_tile);
+      e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile);
+      ids.push_back(static_cast<int>(op.emits.size()));
+      op.emits.push_back(std::move(e));
+    }
+    op.reads.push_back({root(t), access + static_cast<std::int64_t>(span) - 1});
+    // Vector row row0 + i is read in cycle T + access + i cs: after it was written.
+    const std::int64_t need = broadcast
+                                  ? static_cast<std::int64_t>(tp.ready_all) - access
+                                  : static_cast<std::int64_t>(tp.ready_stream) + row0 - access;
+    op.lo =
+        std::max<std::uint64_t>(op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
+  }
+  return ids;
+}
+
+std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t r0,
+                                           std::uint32_t count, std::int64_t R, int first, int to) {
+  const TensorPlace& tp = P(t);
+  const auto& rd = lat("read");
+  const std::vector<std::uint16_t>& slices =
+      copy == 0 ? tp.slices : tp.replicas[static_cast<std::size_t>(copy - 1)].first;
+  const std::uint32_t addr =
+      copy == 0 ? tp.addr : tp.replicas[static_cast<std::size_t>(copy - 1)].second;
+  const std::int64_t L = logical_rows(t);
+  auto crow = [&](std::int64_t i) { return (i / R) * L + (i % R) % L; };
+  std::vector<int> ids;
+  for (std::size_t b = 0; b < slices.size(); ++b) {
+    const arch::Queue& sq = q(slices[b]);
+    const bool west = sq.position > to;
+    const std::int64_t written = -dist(sq.position, to);
+    const std::int64_t access = written - rd.d_func;
+    const std::int64_t d = access - rd.d_skew;
+    use_queue(op, sq.id, d, count);
+    use_mem(op, sq.id, false, access, count, 1, addr, addr + tp.vectors - 1);
+    const int stream = first + static_cast<int>(b);
+    use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
+    for (std::uint32_t i = 0; i < count;) {
+      const std::int64_t c0 = crow(r0 + i);
+      std::uint32_t n = 1;
+      while (i + n < count && crow(r0 + i + n) == c0 + n)
+        ++n;
+      Emit e;
+      e.queue = sq.id;
+      e.off = d + i;
+      e.instr = instr("read");
+      e.tensor = root(t);
+      e.instr.arg[0] = addr + static_cast<std::uint32_t>(c0);
+      e.instr.arg[1] = isa::stream_arg(stream, west);
+      e.count = n;
+      e.v0 = i;
+      e.done_off = written + sl_ - 1 + i;
+      ids.push_back(static_cast<int>(op.emits.size()));
+      op.emits.push_back(std::move(e));
+      i += n;
+    }
+    op.reads.push_back({root(t), access + static_cast<std::int64_t>(count) - 1});
+    op.lo =
+        std::max<std::uint64_t>(op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                           0, static_cast<std::int64_t>(tp.ready_all) - access)));
+  }
+  return ids;
+}
+
+void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first,
+                           int from, std::int64_t at, int producer,
+                           std::vector<Written>* access_of_row0, std::uint32_t cs,
+                           std::int64_t value0, std::int64_t value_stride) {
+  const std::int64_t span = static_cast<std::int64_t>(count - 1) * cs;  // first to last value
+  const TensorPlace& tp = P(t);
+  const auto& wr = lat("write");
+  const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
+  if (!tp.weights && !tp.t16 && !tp.chunked) {
+    for (std::size_t b = 0; b < tp.slices.size(); ++b) {
+      const arch::Queue& sq = q(tp.slices[b]);
+      const bool west = sq.position < from;
+      const std::int64_t access = at + dist(sq.position, from);
+      // Reused storage: not before its previous tenant's last read.
+      op.lo = std::max<std::uint64_t>(op.lo,
+                                      static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                          0, static_cast<std::int64_t>(tp.write_after) - access)));
+      op.reads.push_back({root(t), access + span});
+      const std::int64_t d = access - wr.d_skew;
+      use_queue(op, sq.id, d, count, cs);
+      use_mem(op, sq.id, true, access, count, cs, tp.addr + static_cast<std::uint64_t>(row0),
+              tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
+      const int stream = first + static_cast<int>(b);
+      use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
+                 from, sq.position);
+      Emit e;
+      e.queue = sq.id;
+      e.off = d;
+      e.instr = instr("write");
+      e.tensor = root(t);
+      e.instr.arg[0] = tp.addr + static_cast<std::uint32_t>(row0);
+      e.instr.arg[1] = isa::stream_arg(stream, west);
+      e.count = count;
+      e.stride = cs;
+      e.v0 = value0;
+      e.vs = value_stride;
+      e.done_off = access + wr.d_func + sl_ - 1;
+      e.expects = {producer};
+      op.emits.push_back(std::move(e));
+      access_of_row0->push_back({access + span - static_cast<std::int64_t>(count - 1),
+                                 access + span, row0, row0 + static_cast<std::int64_t>(count) - 1});
+    }
+    return;
+  }
+  // Spread layouts (MXM weights, t16): each vector row goes to its own slice and address;
+  // rows bound for one slice at consecutive addresses and evenly spaced cycles become one write
+  // with a repeat.
+  const auto all = plane_runs(t, row0, count, bytes);
+  for (int b = 0; b < bytes; ++b) {
+    const int stream = first + b;
+    int far = from;
+    const std::vector<Run>& runs = all[static_cast<std::size_t>(b)];
+    for (const Run& r : runs)
+      far = std::abs(q(r.slice).position - from) > std::abs(far - from) ? q(r.slice).position : far;
+    for (const Run& r : runs) {
+      const arch::Queue& sq = q(r.slice);
+      const bool west = sq.position < from;
+      const std::int64_t access = at + dist(sq.position, from) + r.first_i * cs;
+      op.lo = std::max<std::uint64_t>(op.lo,
+                                      static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                          0, static_cast<std::int64_t>(tp.write_after) - access)));
+      const std::int64_t d = access - wr.d_skew;
+      const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
+      op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
+      use_queue(op, sq.id, d, r.n, stride);
+      use_mem(op, sq.id, true, access, r.n, stride, r.addr, r.addr + r.n - 1);
+      Emit e;
+      e.queue = sq.id;
+      e.off = d;
+      e.instr = instr("write");
+      e.tensor = root(t);
+      e.instr.arg[0] = r.addr;
+      e.instr.arg[1] = isa::stream_arg(stream, west);
+      e.count = r.n;
+      e.stride = stride;
+      e.v0 = value0 + r.first_i * value_stride;
+      e.vs = std::max<std::int64_t>(1, r.stride) * value_stride;
+      e.done_off = access + wr.d_func + sl_ - 1;
+      e.expects = {producer};
+      op.emits.push_back(std::move(e));
+      // Row first_i + k r.stride is written in access + k stride: the last row lags most.
+      const std::int64_t last = access + static_cast<std::int64_t>(stride) * (r.n - 1);
+      access_of_row0->push_back(
+          {last - (r.first_i + std::max<std::int64_t>(1, r.stride) * (r.n - 1)), last,
+           row0 + r.first_i, row0 + r.last_i});
+    }
+    const bool west = far < from;
+    use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
+               from, far);
+  }
+}
+
+std::uint64_t Scheduler::ready_rows(const TensorPlace& tp, std::int64_t row0, std::int64_t count) {
+  if (!tp.chunked || tp.chunk_ready.size() != tp.chunks.size()) return tp.ready_all;
+  std::uint64_t r = 0;
+  for (std::size_t c = 0; c < tp.chunks.size(); ++c)
+    if (tp.chunks[c].first < row0 + count && row0 < tp.chunks[c].first + tp.chunks[c].rows)
+      r = std::max(r, tp.chunk_ready[c]);
+  return r;
+}
+
+void Scheduler::written(int t, std::uint64_t T, std::int64_t row0,
+                        const std::vector<Written>& access) {
+  TensorPlace& tp = P(t);
+  for (const Written& w : access) {
+    // Row row0 + i is written by T + first + i: readable from the next cycle.
+    const std::int64_t stream = static_cast<std::int64_t>(T) + w.first + 1 - row0;
+    tp.ready_stream = std::max<std::uint64_t>(
+        tp.ready_stream, static_cast<std::uint64_t>(std::max<std::int64_t>(0, stream)));
+    const std::uint64_t done = T + static_cast<std::uint64_t>(w.last) + 1;
+    tp.ready_all = std::max<std::uint64_t>(tp.ready_all, done);
+    if (tp.chunked) {
+      tp.chunk_ready.resize(tp.chunks.size(), 0);
+      for (std::size_t c = 0; c < tp.chunks.size(); ++c)
+        if (tp.chunks[c].first <= w.hi && w.lo < tp.chunks[c].first + tp.chunks[c].rows)
+          tp.chunk_ready[c] = std::max(tp.chunk_ready[c], done);
+    }
+  }
+}
+
+}  // namespace lpu::compiler::scheduling

@@ -250,7 +250,8 @@ std::pair<int, int> boundary_ports(const arch::Arch& sys, const std::string& sou
 }  // namespace
 
 PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stages, int group,
-                                 Precision precision, std::uint32_t calibration_seed) {
+                                 Precision precision, std::uint32_t calibration_seed,
+                                 const ScheduleOptions& options) {
   if (group < 1) throw InputError(g.source, "a pipeline stage needs 1 chip or more");
   if (stages * group > sys.system.chips)
     throw InputError(g.source, std::to_string(stages) + " stages of " + std::to_string(group) +
@@ -299,8 +300,8 @@ PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& sys, int stag
     // are no longer inputs or outputs drop out).
     sk.partition.inputs.resize(sk.kernels[0].inputs.size());
     sk.partition.outputs.resize(sk.kernels[0].outputs.size());
-    Schedule sc = group == 1 ? schedule(sk.kernels[0], sys, g.source)
-                             : schedule_spmd(sk.kernels, sys, g.source);
+    Schedule sc = group == 1 ? schedule(sk.kernels[0], sys, g.source, options)
+                             : schedule_spmd(sk.kernels, sys, g.source, options);
     out.kernels.push_back(std::move(sk));
     out.schedules.push_back(std::move(sc));
     out.offset.push_back(offset);

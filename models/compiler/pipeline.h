@@ -47,7 +47,8 @@ struct PipelineProgram {
 /// on the whole graph, so every stage quantizes as one chip would. Throws InputError naming the
 /// system when it has too few chips or lacks a link a boundary needs.
 PipelineProgram compile_pipeline(const Graph& g, const arch::Arch& system, int stages, int group,
-                                 Precision precision, std::uint32_t calibration_seed = 7);
+                                 Precision precision, std::uint32_t calibration_seed = 7,
+                                 const ScheduleOptions& options = {});
 
 /// `--parallel auto`: how to split g over the system. Tensor parallelism needs a fully connected
 /// group (the whole system when fully connected, a node of a dragonfly); a system of several

@@ -17,6 +17,7 @@
 // conflict in turn; the choice of VXM ALU and stream groups is the first that reaches it.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,7 @@ struct Schedule {
   std::uint64_t mxm_busy = 0;           ///< MXM plane-cycles streaming activations
   std::vector<Placed> placements;
   std::vector<StepTiming> steps;  ///< per kernel step, in program order
-  std::vector<bool> reused;  ///< per kernel tensor: its storage went to later tensors
+  std::vector<bool> reused;       ///< per kernel tensor: its storage went to later tensors
   /// Per kSend step, in program order: the cycle each vector's send reads its stream (the
   /// frame's send cycle; it arrives func::LinkTiming::arrival of it later).
   std::vector<std::vector<std::uint64_t>> sends;
@@ -63,12 +64,31 @@ struct NodeTiming {
 };
 std::vector<NodeTiming> per_node(const Schedule& s);
 
+/// How to schedule, and the scheduler's self-checks and diagnostics (which never change the
+/// program).
+struct ScheduleOptions {
+  /// A tensor's MEM is handed to later tensors once its last reader is scheduled (their writes
+  /// wait for that read); without, every tensor keeps its own (so that all of them can be read
+  /// back after the run, as `lpu verify --probe` does).
+  bool reuse_memory = true;
+  /// Replays every MEM read and write of the program in time order and requires each read to
+  /// find what its tensor's writer put there (a std::logic_error otherwise): a check of
+  /// placement and reuse for tests (`--check-memory`).
+  bool check_memory = false;
+  /// Diagnostics on stderr (`--scheduler-log`): "mem" (the slices and the largest live tensors
+  /// when a placement fails), "fit" (an operation that conflicts with itself), "instr" (the
+  /// tensors with the most MEM instructions).
+  std::set<std::string> log;
+};
+
+/// The names ScheduleOptions::log takes; parse_schedule_log("mem,fit", where) checks a list of
+/// them (InputError naming `where` otherwise).
+const std::vector<std::string>& schedule_log_names();
+std::set<std::string> parse_schedule_log(const std::string& list, const std::string& where);
+
 /// Throws InputError (naming the tensor and the sizes involved) when a tensor does not fit.
-/// With reuse_memory, a tensor's MEM is handed to later tensors once its last reader is
-/// scheduled (their writes wait for that read); without, every tensor keeps its own (so that all
-/// of them can be read back after the run, as `lpu verify --probe` does).
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
-                  bool reuse_memory = true);
+                  const ScheduleOptions& options = {});
 
 /// A program split over chips (compiler/partition.h, docs/multichip.md): chips[c] are chip c's
 /// kernels (the same steps and tensors, its own constants). One timetable serves every chip;
@@ -77,6 +97,6 @@ Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& s
 /// every chip must reach chip c + k on the same port (as a fully connected system does).
 /// Throws InputError naming the system when it does not connect the chips so.
 Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
-                       const std::string& source);
+                       const std::string& source, const ScheduleOptions& options = {});
 
 }  // namespace lpu::compiler

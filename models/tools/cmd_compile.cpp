@@ -54,7 +54,10 @@ const char* kCompileUsage =
     "  --layers                  also print each node's cycles and MXM and VXM occupancy\n"
     "  --steps                   also print every kernel step: what it does, its result, its\n"
     "                            rows and the cycles it spans (one chip)\n"
-    "  --quiet                   no summary on standard output\n";
+    "  --quiet                   no summary on standard output\n"
+    "  --check-memory            the scheduler also replays the program's MEM traffic and\n"
+    "                            requires every read to find what its tensor's writer put there\n"
+    "  --scheduler-log L         scheduler diagnostics on stderr, a list of fit, instr, mem\n";
 
 // One line per kernel step, in program order: its kind (the VXM op and type), its result tensor
 // and rows, its span and the unit cycles it took.
@@ -112,7 +115,8 @@ int cmd_compile(const Args& args) {
   std::string model, output, asm_out, arch_name = "tsp-v1", report, precision = "model",
                                       system_name, parallel = "tensor";
   std::vector<std::string> sets;
-  bool help = false, quiet = false, layers = false, steps = false;
+  bool help = false, quiet = false, layers = false, steps = false, check_memory = false;
+  std::string scheduler_log;
   int chips = 0, stages = 0, per_stage = 1;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("output,o", po::value(&output))(
@@ -122,7 +126,8 @@ int cmd_compile(const Args& args) {
       "layers", po::bool_switch(&layers))("steps", po::bool_switch(&steps))(
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
       "chips", po::value(&chips))("stages", po::value(&stages))(
-      "chips-per-stage", po::value(&per_stage))("model", po::value(&model));
+      "chips-per-stage", po::value(&per_stage))("check-memory", po::bool_switch(&check_memory))(
+      "scheduler-log", po::value(&scheduler_log))("model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -147,6 +152,10 @@ int cmd_compile(const Args& args) {
   if (!system_name.empty() && (chips < 0 || chips == 1 || chips > a.system.chips))
     throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
                      system_name};
+  compiler::ScheduleOptions so;
+  so.check_memory = check_memory;
+  if (vm.count("scheduler-log"))
+    so.log = compiler::parse_schedule_log(scheduler_log, "--scheduler-log");
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
   compiler::SplitKernels sk;
@@ -167,7 +176,7 @@ int cmd_compile(const Args& args) {
       throw UsageError{"--stages x --chips-per-stage must be at most the " +
                        std::to_string(a.system.chips) + " chips of " + system_name};
     pp = compiler::compile_pipeline(g, a, stages ? stages : a.system.chips / per_stage, per_stage,
-                                    prec);
+                                    prec, 7, so);
     sk = pp->kernels[0];
     k = sk.kernels[0];
     s = pp->schedules[0];
@@ -175,11 +184,11 @@ int cmd_compile(const Args& args) {
     s.cycles = *pp->program.predicted_cycles;
   } else if (system_name.empty()) {
     k = compiler::lower_with_precision(g, a, prec);
-    s = compiler::schedule(k, a, model);
+    s = compiler::schedule(k, a, model, so);
   } else {
     sk = compiler::lower_split(g, a, prec, chips ? chips : a.system.chips);
     k = sk.kernels[0];
-    s = compiler::schedule_spmd(sk.kernels, a, model);
+    s = compiler::schedule_spmd(sk.kernels, a, model, so);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -50,7 +50,10 @@ const char* kVerifyUsage =
     "  --unit UNIT=MODE    run a unit as tlm, rtl or lockstep (as for lpu run); lockstep also\n"
     "                      needs every output vector of the unit's RTL to match the model\n"
     "  --waves FILE        RTL waveform (.fst or .vcd), as for lpu run\n"
-    "  --plant-fault       the RTL with its planted fault, as for lpu run\n";
+    "  --plant-fault       the RTL with its planted fault, as for lpu run\n"
+    "  --check-memory      the scheduler also replays the program's MEM traffic and requires\n"
+    "                      every read to find what its tensor's writer put there\n"
+    "  --scheduler-log L   scheduler diagnostics on stderr, a list of fit, instr, mem\n";
 
 // A kernel tensor's value for the simulator.
 system::TensorValue value_of(const compiler::KTensor& kt, compiler::Bytes bytes) {
@@ -141,13 +144,14 @@ double max_difference(const compiler::Bytes& a, const compiler::Bytes& b, isa::D
 }
 
 int verify_split(const std::string& model, const arch::Arch& a, const std::string& precision,
-                 int chips, std::uint32_t seed, bool functional, const units::CosimOptions& cosim) {
+                 int chips, std::uint32_t seed, bool functional, const units::CosimOptions& cosim,
+                 const compiler::ScheduleOptions& so) {
   const auto t0 = std::chrono::steady_clock::now();
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
   if (chips == 0) chips = a.system.chips;
   const compiler::SplitKernels sk = compiler::lower_split(g, a, prec, chips);
-  const compiler::Schedule s = compiler::schedule_spmd(sk.kernels, a, model);
+  const compiler::Schedule s = compiler::schedule_spmd(sk.kernels, a, model, so);
   const double compile_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The single-chip lowering: the whole inputs and outputs, and its reference.
@@ -219,7 +223,7 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
   // The same model on one chip, for comparison (it may not fit).
   std::string alone;
   try {
-    alone = "one chip would take " + std::to_string(compiler::schedule(one, a, model).cycles);
+    alone = "one chip would take " + std::to_string(compiler::schedule(one, a, model, so).cycles);
   } catch (const InputError& e) {
     alone = "it does not fit one chip";
   }
@@ -233,12 +237,12 @@ int verify_split(const std::string& model, const arch::Arch& a, const std::strin
 
 int verify_pipeline(const std::string& model, const arch::Arch& a, const std::string& precision,
                     int stages, int group, std::uint32_t seed, bool functional,
-                    const units::CosimOptions& cosim) {
+                    const units::CosimOptions& cosim, const compiler::ScheduleOptions& so) {
   const auto t0 = std::chrono::steady_clock::now();
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Precision prec = compiler::parse_precision(precision, "--precision");
   if (stages == 0) stages = a.system.chips / group;
-  const compiler::PipelineProgram pp = compiler::compile_pipeline(g, a, stages, group, prec);
+  const compiler::PipelineProgram pp = compiler::compile_pipeline(g, a, stages, group, prec, 7, so);
   const double compile_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const compiler::Kernels one = compiler::lower_with_precision(g, a, prec);
@@ -342,7 +346,8 @@ int cmd_verify(const Args& args) {
   std::string waves;
   std::uint32_t seed = 1;
   int chips = 0, stages = 0, per_stage = 1;
-  bool help = false, probe = false, plant_fault = false;
+  bool help = false, probe = false, plant_fault = false, check_memory = false;
+  std::string scheduler_log;
   po::options_description opts;
   opts.add_options()("help,h", po::bool_switch(&help))("arch", po::value(&arch_name))(
       "set", po::value(&sets)->composing())("seed", po::value(&seed))("mode", po::value(&mode))(
@@ -350,8 +355,9 @@ int cmd_verify(const Args& args) {
       "system", po::value(&system_name))("parallel", po::value(&parallel))(
       "chips", po::value(&chips))("stages", po::value(&stages))(
       "chips-per-stage", po::value(&per_stage))("unit", po::value(&unit_modes)->composing())(
-      "waves", po::value(&waves))("plant-fault", po::bool_switch(&plant_fault))("model",
-                                                                                po::value(&model));
+      "waves", po::value(&waves))("plant-fault", po::bool_switch(&plant_fault))(
+      "check-memory", po::bool_switch(&check_memory))("scheduler-log", po::value(&scheduler_log))(
+      "model", po::value(&model));
   po::positional_options_description pos;
   pos.add("model", 1);
   po::variables_map vm;
@@ -367,6 +373,10 @@ int cmd_verify(const Args& args) {
   const bool functional = mode == "functional";
   units::CosimOptions cosim;
   parse_cosim(unit_modes, waves, "", plant_fault, &cosim);
+  compiler::ScheduleOptions so;
+  so.check_memory = check_memory;
+  if (vm.count("scheduler-log"))
+    so.log = compiler::parse_schedule_log(scheduler_log, "--scheduler-log");
   if (!system_name.empty()) {
     if (parallel != "tensor" && parallel != "pipeline" && parallel != "auto")
       throw UsageError{"--parallel must be tensor, pipeline or auto, got '" + parallel + "'"};
@@ -389,12 +399,12 @@ int cmd_verify(const Args& args) {
       if (per_stage < 1 || stages < 0 || stages * per_stage > a.system.chips)
         throw UsageError{"--stages x --chips-per-stage must be at most the " +
                          std::to_string(a.system.chips) + " chips of " + system_name};
-      return verify_pipeline(model, a, precision, stages, per_stage, seed, functional, cosim);
+      return verify_pipeline(model, a, precision, stages, per_stage, seed, functional, cosim, so);
     }
     if (chips < 0 || chips == 1 || chips > a.system.chips)
       throw UsageError{"--chips must be 2 .. " + std::to_string(a.system.chips) + " for " +
                        system_name};
-    return verify_split(model, a, precision, chips, seed, functional, cosim);
+    return verify_split(model, a, precision, chips, seed, functional, cosim, so);
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -402,7 +412,8 @@ int cmd_verify(const Args& args) {
   const compiler::Graph g = compiler::import_onnx(model);
   const compiler::Kernels k =
       compiler::lower_with_precision(g, a, compiler::parse_precision(precision, "--precision"));
-  compiler::Schedule s = compiler::schedule(k, a, model, /*reuse_memory=*/!probe);
+  so.reuse_memory = !probe;
+  compiler::Schedule s = compiler::schedule(k, a, model, so);
   if (probe)  // every scratch tensor is read back like an output
     for (auto& t : s.program.tensors)
       if (t.role == isa::TensorRole::kScratch) t.role = isa::TensorRole::kOutput;

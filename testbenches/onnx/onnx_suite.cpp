@@ -2,6 +2,7 @@
 // simulated, and compared with the suite's expected outputs.
 //
 //   onnx_suite [DATA_DIR] [--filter SUBSTRING] [--verbose (adds a count of skips by reason)]
+//              [--check-memory (the scheduler also replays each program's MEM traffic)]
 //
 // For every test directory (model.onnx, test_data_set_*/input_N.pb and output_N.pb):
 //  * SKIP when the model uses an operator the compiler does not support, or an element type the
@@ -121,7 +122,7 @@ Verdict run_data_set(const compiler::Kernels& k, const isa::Program& prog, const
   return {};
 }
 
-Verdict run_test(const fs::path& dir, const arch::Arch& a) {
+Verdict run_test(const fs::path& dir, const arch::Arch& a, const compiler::ScheduleOptions& so) {
   compiler::Graph g;
   try {
     g = compiler::import_onnx((dir / "model.onnx").string());
@@ -152,7 +153,7 @@ Verdict run_test(const fs::path& dir, const arch::Arch& a) {
   compiler::Schedule s;
   try {
     k = compiler::lower(g, a);
-    s = compiler::schedule(k, a, (dir / "model.onnx").string());
+    s = compiler::schedule(k, a, (dir / "model.onnx").string(), so);
   } catch (const InputError& e) {
     return {Verdict::kFail, std::string("compile: ") + e.what()};
   } catch (const std::exception& e) {
@@ -205,12 +206,15 @@ int main(int argc, char** argv) {
   setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
   std::string data = "/usr/share/libonnx-testdata/data/node", filter, known_file;
   bool verbose = false;
+  compiler::ScheduleOptions so;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--filter" && i + 1 < argc)
       filter = argv[++i];
     else if (a == "--verbose")
       verbose = true;
+    else if (a == "--check-memory")
+      so.check_memory = true;
     else if (a == "--known" && i + 1 < argc)
       known_file = argv[++i];
     else
@@ -246,7 +250,7 @@ int main(int argc, char** argv) {
   int pass = 0, fail = 0, skip = 0;
   std::map<std::string, int> skip_reasons;
   for (const auto& t : tests) {
-    const Verdict v = run_test(t, a);
+    const Verdict v = run_test(t, a, so);
     const std::string name = t.filename().string();
     const bool listed = known.count(name) > 0;
     if (v.kind == Verdict::kPass) {

@@ -838,7 +838,9 @@ TEST(CompilerSchedule, PointwiseChainPassesValuesAluToAlu) {
   EXPECT_EQ(vectors_written(cc.s.program), 3 * kTensor);
   Compiled apart;
   apart.k = cc.k;
-  apart.s = compiler::schedule(apart.k, tsp(), "test", /*reuse_memory=*/false);
+  compiler::ScheduleOptions no_reuse;
+  no_reuse.reuse_memory = false;
+  apart.s = compiler::schedule(apart.k, tsp(), "test", no_reuse);
   EXPECT_EQ(vectors_written(apart.s.program), 4 * kTensor);
   EXPECT_LT(cc.s.cycles, apart.s.cycles);
   const auto xv = uniform(kRows * kCols, -2, 2, 81), wv = uniform(kRows * kCols, -2, 2, 82),

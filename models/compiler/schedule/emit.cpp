@@ -3,8 +3,8 @@
 
 namespace lpu::compiler::scheduling {
 
-// A self-check (LPU_CHECK_MEM=1): replays every MEM read and write in time order and requires
-// each read to find the tensor it is reading, not a later tenant of the same address.
+// A self-check (ScheduleOptions::check_memory): replays every MEM read and write in time order and
+// requires each read to find the tensor it is reading, not a later tenant of the same address.
 void Scheduler::check_memory() const {
   struct Ev {
     std::uint64_t cycle;
@@ -184,7 +184,7 @@ Schedule Scheduler::emit() {
     if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   }
   prog.predicted_cycles = end;
-  if (const char* c = std::getenv("LPU_CHECK_MEM"); c && *c == '1') check_memory();
+  if (opt_.check_memory) check_memory();
   out.cycles = end;
 
   for (int chip = 0; chip < chips_; ++chip)
@@ -304,7 +304,7 @@ Schedule Scheduler::emit() {
       return "compiled program: image " + std::to_string(i);
     }
   } where;
-  if (std::getenv("LPU_DEBUG_INSTR")) {  // MEM instructions per tensor, the most first
+  if (logs("instr")) {  // MEM instructions per tensor, the most first
     std::map<int, std::uint64_t> per;
     for (const Block& b : blocks_)
       if (b.tensor >= 0) per[b.tensor] += b.count > 1 && !b.separate ? 2 : b.count;

@@ -89,7 +89,7 @@ void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
                           p.block_addrs, fresh);
         first = k;
       }
-      if (!found && std::getenv("LPU_DEBUG_MEM"))
+      if (!found && logs("mem"))
         for (auto sl : all)
           std::fprintf(stderr, "slice %d live %llu high %llu allocs %zu\n", sl,
                        (unsigned long long)live_[sl], (unsigned long long)high_[sl],
@@ -292,7 +292,7 @@ bool Scheduler::place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uin
 }
 
 std::string Scheduler::live_mib() const {
-  if (std::getenv("LPU_DEBUG_MEM")) {  // the largest live tensors
+  if (logs("mem")) {  // the largest live tensors
     std::vector<std::pair<std::uint64_t, std::size_t>> v;
     for (std::size_t t = 0; t < place_.size(); ++t) {
       const TensorPlace& p = place_[t];
@@ -520,7 +520,7 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op) const {
       if (a.kind == b.kind && a.id == b.id && a.off < b.off + static_cast<std::int64_t>(b.len) &&
           b.off < a.off + static_cast<std::int64_t>(a.len) &&
           (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1))) {
-        if (std::getenv("LPU_DEBUG_FIT"))
+        if (logs("fit"))
           std::fprintf(stderr, "self-conflict: kind %d id %d [%lld,+%llu) vs [%lld,+%llu)\n",
                        static_cast<int>(a.kind), a.id, static_cast<long long>(a.off),
                        static_cast<unsigned long long>(a.len), static_cast<long long>(b.off),

@@ -325,17 +325,17 @@ std::vector<NodeTiming> per_node(const Schedule& s) {
 }
 
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
-                  bool reuse_memory) {
+                  const ScheduleOptions& options) {
   if (k.chips > 1)
     throw std::logic_error("scheduler: kernels for " + std::to_string(k.chips) +
                            " chips go to schedule_spmd");
   Scheduler s(k, arch, source);
-  s.set_reuse(reuse_memory);
+  s.set_options(options);
   return s.run();
 }
 
 Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
-                       const std::string& source) {
+                       const std::string& source, const ScheduleOptions& options) {
   const int n = static_cast<int>(chips.size());
   if (n < 2) throw std::logic_error("scheduler: schedule_spmd needs 2 chips or more");
   for (const Kernels& k : chips) {
@@ -385,8 +385,29 @@ Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch
       (dir == 0 ? send : recv)[static_cast<std::size_t>(k)] = qn->id;
     }
   Scheduler s(chips[0], arch, source);
+  s.set_options(options);
   s.set_spmd(&chips, send, recv);
   return s.run();
+}
+
+const std::vector<std::string>& schedule_log_names() {
+  static const std::vector<std::string> names = {"fit", "instr", "mem"};
+  return names;
+}
+
+std::set<std::string> parse_schedule_log(const std::string& list, const std::string& where) {
+  std::set<std::string> out;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string name = list.substr(at, comma - at);
+    const auto& names = schedule_log_names();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw InputError(where, "'" + name + "' is not a scheduler log (fit, instr or mem)");
+    out.insert(name);
+    at = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace lpu::compiler

@@ -245,7 +245,11 @@ class Scheduler {
     claims_.resize(static_cast<std::size_t>(chip_.streams.per_direction) * 2);
   }
 
-  void set_reuse(bool on) { reuse_ = on; }
+  void set_options(const ScheduleOptions& o) {
+    opt_ = o;
+    reuse_ = o.reuse_memory;
+  }
+  bool logs(const char* what) const { return opt_.log.count(what) > 0; }
 
   // A program for `chips` chips in step (one Kernels each, the same steps): in round k of an
   // exchange every chip sends on queue send[k] to chip c + k and receives on recv[k] from c - k.
@@ -625,6 +629,7 @@ class Scheduler {
   std::vector<std::vector<Alloc>> alloc_;
   std::vector<std::uint64_t> live_, high_;  // per slice: live vectors, highest address used
   bool reuse_ = true;
+  ScheduleOptions opt_;
   std::vector<Claims> claims_;
   std::vector<TensorPlace> place_;
   std::vector<Block> blocks_;

@@ -352,6 +352,18 @@ std::vector<double> Lowering::constant_values(int v, const Node& n) {
 }
 
 void Lowering::conv(const Node& n) {
+  ConvPlan p = conv_plan(n);
+  // A convolution of a small input only in the ONNX layout (a model's image): rows of input
+  // pixels through banded weights, columns of output pixels out (see conv_rowwise).
+  if (p.host && !p.tr && rowwise_fits(n, p.xs, p.w, p.m)) {
+    conv_rowwise(n, p.w, p.wts, p.bias, p.has_bias, p.out_value, p.dt);
+    return;
+  }
+  conv_weights(n, p);
+  conv_epilogue(n, p, conv_products(n, p));
+}
+
+Lowering::ConvPlan Lowering::conv_plan(const Node& n) {
   no_attrs(n, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
   if (const Attr* g = n.attr("group"); g && g->i != 1)
     throw InputError(g_.where(n), "group = " + std::to_string(g->i) +
@@ -359,8 +371,11 @@ void Lowering::conv(const Node& n) {
   if (n.inputs.size() < 2 || n.inputs.size() > 3 || n.inputs[0] < 0 || n.inputs[1] < 0)
     throw InputError(g_.where(n), "takes two or three inputs");
   const Value& wv = g_.values[static_cast<std::size_t>(n.inputs[1])];
-  const std::vector<std::int64_t> xs = nchw_shape(n.inputs[0]), ws = nchw_shape(n.inputs[1]);
-  const DType dt = dtype_of(n.inputs[0]);
+  ConvPlan p;
+  p.xs = nchw_shape(n.inputs[0]);
+  p.ws = nchw_shape(n.inputs[1]);
+  const std::vector<std::int64_t>&xs = p.xs, &ws = p.ws;
+  const DType dt = p.dt = dtype_of(n.inputs[0]);
   if (dt != DType::kFp32 && dt != DType::kFp16)
     throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
                                       " is not supported (fp32 or fp16)");
@@ -369,49 +384,32 @@ void Lowering::conv(const Node& n) {
     throw InputError(g_.where(n), "input " + shape_str(xs) + " and weights " + shape_str(ws) +
                                       " do not match (N, C, spatial) and (M, C, kernel)");
   // On a transposed channels-last input the window (and below the kernel) swap their axes.
-  const bool tr = cl_transposed(n.inputs[0]);
-  const Window w0 = window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
-  const Window w = tr ? swapped(w0) : w0;
-  const std::int64_t nb = xs[0], c = xs[1], m = ws[0];
+  const bool tr = p.tr = cl_transposed(n.inputs[0]);
+  const Window w0 = p.w0 =
+      window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
+  const Window w = p.w = tr ? swapped(w0) : w0;
+  const std::int64_t nb = p.nb = xs[0], c = p.c = xs[1], m = p.m = ws[0];
   k_.model_macs += nb * m * w0.ho * w0.wo * c * w0.kh * w0.kw;
   if ((c > k_.mxm_rows || m > k_.mxm_cols) && (k_.mxm_rows != k_.lanes || k_.mxm_cols != k_.lanes))
     throw InputError(g_.where(n), std::to_string(c) + " input and " + std::to_string(m) +
                                       " output channels need MXM planes as wide as the vector");
   // Constant weights and bias are prepared on the host: row (tap, c), column m; scaled by a
   // folded normalization. Computed ones are transposed on the chip.
-  const int bv = n.inputs.size() == 3 ? n.inputs[2] : -1;
-  const bool host = wv.constant && (bv < 0 || g_.values[static_cast<std::size_t>(bv)].constant);
-  std::vector<double> wts, bias(static_cast<std::size_t>(m), 0);
+  const int bv = p.bv = n.inputs.size() == 3 ? n.inputs[2] : -1;
+  const bool host = p.host =
+      wv.constant && (bv < 0 || g_.values[static_cast<std::size_t>(bv)].constant);
+  std::vector<double>&wts = p.wts, &bias = p.bias;
+  bias.assign(static_cast<std::size_t>(m), 0);
   if (host) wts = constant_values(n.inputs[1], n);
   if (host && bv >= 0) {
     bias = constant_values(bv, n);
     if (static_cast<std::int64_t>(bias.size()) != m)
       throw InputError(g_.where(n), "the bias must have " + std::to_string(m) + " values");
   }
-  bool has_bias = bv >= 0;
-  int out_value = n.outputs.empty() ? -1 : n.outputs[0];
-  if (const Node* bn = host ? foldable_bn(n) : nullptr) {
-    const Attr* ep = bn->attr("epsilon");
-    const double eps = ep ? ep->f : 1e-5;
-    std::vector<std::vector<double>> p;
-    for (std::size_t i = 1; i < 5; ++i) {
-      p.push_back(constant_values(bn->inputs[i], *bn));
-      if (static_cast<std::int64_t>(p.back().size()) != m)
-        throw InputError(g_.where(*bn), "parameters must have one value per channel");
-    }
-    const std::int64_t per = static_cast<std::int64_t>(wts.size()) / m;
-    for (std::int64_t j = 0; j < m; ++j) {
-      const auto sj = static_cast<std::size_t>(j);
-      const double a = p[0][sj] / std::sqrt(p[3][sj] + eps);
-      for (std::int64_t e = 0; e < per; ++e)
-        wts[static_cast<std::size_t>(j * per + e)] *= a;
-      bias[sj] = (bias[sj] - p[2][sj]) * a + p[1][sj];
-    }
-    has_bias = true;
-    folded_.insert(bn);
-    out_value = bn->outputs[0];
-  }
-  const std::int64_t taps = w.kh * w.kw;
+  p.has_bias = bv >= 0;
+  p.out_value = n.outputs.empty() ? -1 : n.outputs[0];
+  if (const Node* bn = host ? foldable_bn(n) : nullptr) fold_bn(*bn, p);
+  const std::int64_t taps = p.taps = w.kh * w.kw;
   if (tr && host) {  // taps in the swapped window's order: tap (i, j) is the kernel's (j, i)
     const std::vector<double> given = wts;
     for (std::int64_t e = 0; e < m * c; ++e)
@@ -420,13 +418,37 @@ void Lowering::conv(const Node& n) {
           wts[static_cast<std::size_t>(e * taps + i * w.kw + j)] =
               given[static_cast<std::size_t>(e * taps + j * w.kh + i)];
   }
-  // A convolution of a small input only in the ONNX layout (a model's image): rows of input
-  // pixels through banded weights, columns of output pixels out (see conv_rowwise).
-  if (host && !tr && rowwise_fits(n, xs, w, m)) {
-    conv_rowwise(n, w, wts, bias, has_bias, out_value, dt);
-    return;
+  return p;
+}
+
+void Lowering::fold_bn(const Node& bn, ConvPlan& p) {
+  const Attr* ep = bn.attr("epsilon");
+  const double eps = ep ? ep->f : 1e-5;
+  std::vector<std::vector<double>> q;
+  for (std::size_t i = 1; i < 5; ++i) {
+    q.push_back(constant_values(bn.inputs[i], bn));
+    if (static_cast<std::int64_t>(q.back().size()) != p.m)
+      throw InputError(g_.where(bn), "parameters must have one value per channel");
   }
-  int wt = -1;
+  const std::int64_t m = p.m, per = static_cast<std::int64_t>(p.wts.size()) / m;
+  for (std::int64_t j = 0; j < m; ++j) {
+    const auto sj = static_cast<std::size_t>(j);
+    const double a = q[0][sj] / std::sqrt(q[3][sj] + eps);
+    for (std::int64_t e = 0; e < per; ++e)
+      p.wts[static_cast<std::size_t>(j * per + e)] *= a;
+    p.bias[sj] = (p.bias[sj] - q[2][sj]) * a + q[1][sj];
+  }
+  p.has_bias = true;
+  folded_.insert(&bn);
+  p.out_value = bn.outputs[0];
+}
+
+void Lowering::conv_weights(const Node& n, ConvPlan& p) {
+  const std::int64_t taps = p.taps, c = p.c, m = p.m;
+  const std::vector<double>& wts = p.wts;
+  const DType dt = p.dt;
+  const bool host = p.host, tr = p.tr;
+  const std::vector<std::int64_t>& ws = p.ws;
   if (!host) {
     // [M, C, kernel...] -> [kernel..., C, M] -> [taps C, M] (kernel axes swapped on a
     // transposed input)
@@ -437,16 +459,17 @@ void Lowering::conv(const Node& n) {
     perm.push_back(1);
     perm.push_back(0);
     const int wk = transpose_perm(clean(tensor(n.inputs[1], &n), n), perm, n);
-    wt = reshaped(wk, {taps * c, m}, n, n.name + "/taps");
+    p.wt = reshaped(wk, {taps * c, m}, n, n.name + "/taps");
   }
   // int8 (constant weights): each output channel's weights scaled by their largest
   // magnitude / 127, the input by its calibrated range.
-  const bool int8 = host && opt_.precision == Precision::kInt8;
-  std::vector<double> w_scale(static_cast<std::size_t>(m), 1.0);
-  const double x_scale = int8 ? activation_scale(n) : 1.0;
+  const bool int8 = p.int8 = host && opt_.precision == Precision::kInt8;
+  p.w_scale.assign(static_cast<std::size_t>(m), 1.0);
+  p.x_scale = int8 ? activation_scale(n) : 1.0;
   if (int8) {
     const std::int64_t per = taps * c;
-    wt = add_tensor(n.name + "/taps.q", DType::kI8, {per, m}, KTensor::Role::kConstant);
+    const int wt = p.wt =
+        add_tensor(n.name + "/taps.q", DType::kI8, {per, m}, KTensor::Role::kConstant);
     auto& data = k_.tensors[static_cast<std::size_t>(wt)].data;
     data.resize(static_cast<std::size_t>(per * m));
     for (std::int64_t j = 0; j < m; ++j) {
@@ -454,7 +477,7 @@ void Lowering::conv(const Node& n) {
       for (std::int64_t e = 0; e < per; ++e)
         most = std::max(most, std::fabs(wts[static_cast<std::size_t>(j * per + e)]));
       const double s = most > 0 ? most / 127.0 : 1.0;
-      w_scale[static_cast<std::size_t>(j)] = s;
+      p.w_scale[static_cast<std::size_t>(j)] = s;
       for (std::int64_t ci = 0; ci < c; ++ci)
         for (std::int64_t t = 0; t < taps; ++t) {
           const double q =
@@ -464,7 +487,7 @@ void Lowering::conv(const Node& n) {
         }
     }
   } else if (host) {
-    wt = add_tensor(n.name + "/taps", dt, {taps * c, m}, KTensor::Role::kConstant);
+    const int wt = p.wt = add_tensor(n.name + "/taps", dt, {taps * c, m}, KTensor::Role::kConstant);
     const auto bytes = static_cast<std::size_t>(isa::dtype_bytes(dt));
     auto& data = k_.tensors[static_cast<std::size_t>(wt)].data;
     data.resize(static_cast<std::size_t>(taps * c * m) * bytes);
@@ -482,6 +505,15 @@ void Lowering::conv(const Node& n) {
           }
         }
   }
+}
+
+int Lowering::conv_products(const Node& n, const ConvPlan& p) {
+  const Window& w = p.w;
+  const std::vector<std::int64_t>& xs = p.xs;
+  const std::int64_t nb = p.nb, c = p.c, m = p.m;
+  const bool int8 = p.int8, host = p.host;
+  const int wt = p.wt;
+  const DType dt = p.dt;
   const Grid gd = grid(w);
   const int y = add_tensor(n.name + (int8 ? "/sum" : "/product"), int8 ? DType::kI32 : DType::kFp32,
                            {nb, w.ho, gd.wq, m}, KTensor::Role::kTemp);
@@ -526,7 +558,7 @@ void Lowering::conv(const Node& n) {
       xb = transpose_perm(rows, to_cl(4), n);
     }
     if (host) k_.calibration.push_back({n.name, xb});
-    if (int8) xb = quantize_activations(xb, x_scale, n);
+    if (int8) xb = quantize_activations(xb, p.x_scale, n);
     const std::vector<int> ph = phases(xb, wb, gb, 0.0, n);
     // (activations, weights) per pass of a tap; fp32 as three fp16 passes
     std::vector<std::vector<std::pair<int, int>>> parts(ph.size());
@@ -575,29 +607,29 @@ void Lowering::conv(const Node& n) {
           k_.steps.push_back(std::move(s));
         }
   }
+  return y;
+}
+
+void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y) {
+  const std::int64_t nb = p.nb, m = p.m;
+  const bool host = p.host;
+  const int bv = p.bv;
+  const DType dt = p.dt;
+  const Window &w = p.w, &w0 = p.w0;
+  const Grid gd = grid(w);
   int r = y;
-  if (int8) {  // back to fp32: the sums times x_scale w_scale[channel]
-    const int sc = add_tensor(n.name + "/dequant", DType::kFp32, {m}, KTensor::Role::kConstant);
-    for (double ws : w_scale) {
-      const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
-      for (int k = 0; k < 4; ++k)
-        k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
-            static_cast<std::uint8_t>(bits >> (8 * k)));
-    }
-    const int yf = add_tensor(n.name + "/sum_f", DType::kFp32, meta(y).shape, KTensor::Role::kTemp);
-    cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
-    r = vx(VxmOp::kMul, yf, sc, n, "product");
-  }
-  if (has_bias && !host) {
+  if (p.int8)  // back to fp32: the sums times x_scale w_scale[channel]
+    r = dequantize(n, y, p.x_scale, p.w_scale, {m}, meta(y).shape);
+  if (p.has_bias && !host) {
     const KTensor kb = meta(tensor(bv, &n));
     if (kb.elements() != m || kb.dtype != dt)
       throw InputError(g_.where(n), "the bias must have " + std::to_string(m) + " values of " +
                                         "the input's type");
     r = vx(VxmOp::kAdd, r, widen(reshaped(tensor(bv, &n), {m}, n, n.name + "/b"), n), n, "biased");
-  } else if (has_bias) {
+  } else if (p.has_bias) {
     const int bt = add_tensor(n.name + "/bias", DType::kFp32, {m}, KTensor::Role::kConstant);
     auto& data = k_.tensors[static_cast<std::size_t>(bt)].data;
-    for (double v : bias) {
+    for (double v : p.bias) {
       const std::uint32_t bits = func::float_bits(static_cast<float>(v));
       for (int k = 0; k < 4; ++k)
         data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
@@ -605,8 +637,8 @@ void Lowering::conv(const Node& n) {
     r = vx(VxmOp::kAdd, r, bt, n, "biased");
   }
   std::vector<std::int64_t> os = {nb, m, w0.ho, w0.wo};
-  if (xs.size() == 3) os.erase(os.begin() + 2);
-  set_cl_output(n, out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os, tr);
+  if (p.xs.size() == 3) os.erase(os.begin() + 2);
+  set_cl_output(n, p.out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os, p.tr);
 }
 
 bool Lowering::rowwise_fits(const Node& n, const std::vector<std::int64_t>& xs, const Window& w,
@@ -655,7 +687,6 @@ void Lowering::conv_rowwise(const Node& n, const Window& w, const std::vector<do
                             DType dt) {
   const std::int64_t nb = nchw_shape(n.inputs[0])[0], c = nchw_shape(n.inputs[0])[1];
   const std::int64_t m = static_cast<std::int64_t>(bias.size());
-  const std::int64_t taps = w.kh * w.kw, W = w.w;
   const RowBands bands = *row_bands(w, m);
   const std::int64_t q_n = bands.q, groups = bands.groups, kb = bands.rows;
   const std::int64_t hq = ((w.ho - 1) * w.sh + w.kh - 1) / w.sh + 1;
@@ -664,10 +695,51 @@ void Lowering::conv_rowwise(const Node& n, const Window& w, const std::vector<do
   k_.calibration.push_back({n.name, x});
   const double x_scale = int8 ? activation_scale(n) : 1.0;
   if (int8) x = quantize_activations(x, x_scale, n);
+  const std::int64_t copies = std::max<std::int64_t>(1, arch_.chip.mxm.planes);
+  const std::vector<std::vector<int>> phase = rowwise_phases(n, w, x, hq, copies);
+  std::vector<double> w_scale;
+  const int wb = rowwise_weights(n, w, wts, bands, c, w_scale, dt);
+  const std::int64_t cols = q_n * m;
+  // The products: per image, group and block of output rows, the kh x C passes.
+  const int y = add_tensor(n.name + (int8 ? "/sum" : "/product"), int8 ? DType::kI32 : DType::kFp32,
+                           {nb, groups, w.ho, cols}, KTensor::Role::kTemp);
+  std::vector<std::vector<std::vector<std::pair<int, int>>>> parts(
+      static_cast<std::size_t>(copies));
+  for (std::int64_t k = 0; k < copies; ++k)
+    for (int t : phase[static_cast<std::size_t>(k)])
+      parts[static_cast<std::size_t>(k)].push_back(int8 ? std::vector<std::pair<int, int>>{{t, wb}}
+                                                        : product_parts(t, wb, dt, n));
+  for (std::int64_t b = 0; b < nb; ++b)
+    for (std::int64_t g = 0; g < groups; ++g)
+      for (std::int64_t r0 = 0; r0 < w.ho; r0 += k_.mxm_accumulators) {
+        const std::int64_t mrows = std::min<std::int64_t>(k_.mxm_accumulators, w.ho - r0);
+        KStep s = product_step(y, mrows, (b * groups + g) * w.ho + r0, 0, kb, n,
+                               int8 ? DType::kI8 : DType::kFp16);
+        const auto& pk = parts[static_cast<std::size_t>(g % copies)];
+        for (std::int64_t r = 0; r < w.kh; ++r)
+          for (std::int64_t ci = 0; ci < c; ++ci)
+            for (const auto& [xa, wa] : pk[static_cast<std::size_t>(r % w.sh)]) {
+              KPass ps;
+              ps.x = xa;
+              ps.w = wa;
+              ps.x_row = (b * c + ci) * hq + r0 + r / w.sh;
+              ps.w_row = ((g * w.kh + r) * c + ci) * kb;
+              ps.k = kb;
+              ps.window = true;
+              ps.w_at = bands.at[static_cast<std::size_t>(g)];
+              s.passes.push_back(ps);
+            }
+        k_.steps.push_back(std::move(s));
+      }
+  rowwise_output(n, w, bands, y, x_scale, w_scale, bias, has_bias, out_value, dt);
+}
+
+std::vector<std::vector<int>> Lowering::rowwise_phases(const Node& n, const Window& w, int x,
+                                                       std::int64_t hq, std::int64_t copies) {
   const KTensor kx = meta(x);
+  const std::int64_t nb = nchw_shape(n.inputs[0])[0], c = nchw_shape(n.inputs[0])[1], W = w.w;
   // Row phases: phase a holds padded rows i sh + a of every (image, channel), copies of them
   // (one per plane, so that the planes' passes read their own).
-  const std::int64_t copies = std::max<std::int64_t>(1, arch_.chip.mxm.planes);
   std::vector<std::vector<int>> phase(static_cast<std::size_t>(copies));
   const int zero = splat(n.name + "/border", kx.dtype, 0.0, {hq, W});
   for (std::int64_t k = 0; k < copies; ++k)
@@ -708,9 +780,19 @@ void Lowering::conv_rowwise(const Node& n, const Window& w, const std::vector<do
   for (const auto& ps : phase)
     for (int t : ps)
       k_.tensors[static_cast<std::size_t>(t)].clean = kx.clean;
+  return phase;
+}
+
+int Lowering::rowwise_weights(const Node& n, const Window& w, const std::vector<double>& wts,
+                              const RowBands& bands, std::int64_t c, std::vector<double>& w_scale,
+                              DType dt) {
+  const std::int64_t taps = w.kh * w.kw, W = w.w;
+  const std::int64_t m = static_cast<std::int64_t>(wts.size()) / (c * taps);
+  const std::int64_t q_n = bands.q, groups = bands.groups, kb = bands.rows;
+  const bool int8 = opt_.precision == Precision::kInt8;
   // The banded weights, block (g, r, c) of kb rows: input columns at[g] ..; int8 per output
   // channel m.
-  std::vector<double> w_scale(static_cast<std::size_t>(m), 1.0);
+  w_scale.assign(static_cast<std::size_t>(m), 1.0);
   if (int8)
     for (std::int64_t j = 0; j < m; ++j) {
       double most = 0;
@@ -751,37 +833,17 @@ void Lowering::conv_rowwise(const Node& n, const Window& w, const std::vector<do
               }
             }
   }
-  // The products: per image, group and block of output rows, the kh x C passes.
-  const int y = add_tensor(n.name + (int8 ? "/sum" : "/product"), int8 ? DType::kI32 : DType::kFp32,
-                           {nb, groups, w.ho, cols}, KTensor::Role::kTemp);
-  std::vector<std::vector<std::vector<std::pair<int, int>>>> parts(
-      static_cast<std::size_t>(copies));
-  for (std::int64_t k = 0; k < copies; ++k)
-    for (int t : phase[static_cast<std::size_t>(k)])
-      parts[static_cast<std::size_t>(k)].push_back(int8 ? std::vector<std::pair<int, int>>{{t, wb}}
-                                                        : product_parts(t, wb, dt, n));
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (std::int64_t g = 0; g < groups; ++g)
-      for (std::int64_t r0 = 0; r0 < w.ho; r0 += k_.mxm_accumulators) {
-        const std::int64_t mrows = std::min<std::int64_t>(k_.mxm_accumulators, w.ho - r0);
-        KStep s = product_step(y, mrows, (b * groups + g) * w.ho + r0, 0, kb, n,
-                               int8 ? DType::kI8 : DType::kFp16);
-        const auto& pk = parts[static_cast<std::size_t>(g % copies)];
-        for (std::int64_t r = 0; r < w.kh; ++r)
-          for (std::int64_t ci = 0; ci < c; ++ci)
-            for (const auto& [xa, wa] : pk[static_cast<std::size_t>(r % w.sh)]) {
-              KPass ps;
-              ps.x = xa;
-              ps.w = wa;
-              ps.x_row = (b * c + ci) * hq + r0 + r / w.sh;
-              ps.w_row = ((g * w.kh + r) * c + ci) * kb;
-              ps.k = kb;
-              ps.window = true;
-              ps.w_at = bands.at[static_cast<std::size_t>(g)];
-              s.passes.push_back(ps);
-            }
-        k_.steps.push_back(std::move(s));
-      }
+  return wb;
+}
+
+void Lowering::rowwise_output(const Node& n, const Window& w, const RowBands& bands, int y,
+                              double x_scale, const std::vector<double>& w_scale,
+                              const std::vector<double>& bias, bool has_bias, int out_value,
+                              DType dt) {
+  const std::int64_t nb = nchw_shape(n.inputs[0])[0];
+  const std::int64_t m = static_cast<std::int64_t>(bias.size());
+  const std::int64_t q_n = bands.q, groups = bands.groups, cols = q_n * m;
+  const bool int8 = opt_.precision == Precision::kInt8;
   // Back to the node's numbers: int8 sums scaled, then the bias; as the node's type.
   int yf = y;
   auto row_of = [&](const std::string& tag, const std::vector<double>& per_m) {

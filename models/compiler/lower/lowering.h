@@ -341,6 +341,33 @@ class Lowering {
   // channel tile one pass accumulated in place; a following BatchNormalization with constant
   // parameters is folded into the weights and the bias.
   void conv(const Node& n);
+  // A convolution as conv's parts see it: shapes, window, weights and their scales.
+  struct ConvPlan {
+    std::vector<std::int64_t> xs, ws;  // input and weight shapes (NCHW)
+    DType dt = DType::kFp32;
+    bool tr = false;    // the input is a transposed channels-last tensor
+    bool host = false;  // constant weights (and bias): prepared on the host
+    bool int8 = false;  // int8 products
+    Window w0, w;       // the window, and as the channels-last input sees it
+    std::int64_t nb = 0, c = 0, m = 0, taps = 0;
+    int bv = -1, out_value = -1;  // the bias value; the value the result is (a folded BN's)
+    bool has_bias = false;
+    std::vector<double> wts, bias;  // host weights [M, C, taps] and bias
+    std::vector<double> w_scale;    // int8: per output channel
+    double x_scale = 1;             // int8: the input's
+    int wt = -1;                    // the weight tensor [taps x C, M]
+  };
+  // Checks n and prepares its host weights (a following BatchNormalization folded in).
+  ConvPlan conv_plan(const Node& n);
+  // Folds normalization bn into p's weights and bias.
+  void fold_bn(const Node& bn, ConvPlan& p);
+  // p.wt: the weights as [taps x C, M] (int8 with per-channel scales, or the model's type;
+  // computed ones transposed on the chip).
+  void conv_weights(const Node& n, ConvPlan& p);
+  // The product steps (input band by band, phases, row blocks); returns the sums' tensor.
+  int conv_products(const Node& n, const ConvPlan& p);
+  // Sums to output: int8 scales, the bias, the grid's columns picked, the channels-last output.
+  void conv_epilogue(const Node& n, const ConvPlan& p, int y);
 
   // Whether conv n on input shape xs (only in the ONNX layout) is cheaper row by row: passes of
   // input rows (W pixels in the lanes) times kh x C, for groups of Q = cols / M output pixels,
@@ -369,6 +396,20 @@ class Lowering {
   // ([N, wo, ho, M]); SXM shifts move pixel q of each group to its own row.
   void conv_rowwise(const Node& n, const Window& w, const std::vector<double>& wts,
                     const std::vector<double>& bias, bool has_bias, int out_value, DType dt);
+  // conv_rowwise's row phases: phase a holds padded rows i sh + a of every (image, channel) of x
+  // ([N C H, W]), `copies` times (one per plane, so that the planes' passes read their own).
+  std::vector<std::vector<int>> rowwise_phases(const Node& n, const Window& w, int x,
+                                               std::int64_t hq, std::int64_t copies);
+  // conv_rowwise's banded weights, block (g, r, c) of bands.rows rows (input columns at[g] ..);
+  // int8 with w_scale per output channel (filled), else dt.
+  int rowwise_weights(const Node& n, const Window& w, const std::vector<double>& wts,
+                      const RowBands& bands, std::int64_t c, std::vector<double>& w_scale,
+                      DType dt);
+  // conv_rowwise's sums y to n's output: int8 scales, the bias, dt, and pixel q of each group
+  // moved to a row of its own (the output channels-last with its spatial axes swapped).
+  void rowwise_output(const Node& n, const Window& w, const RowBands& bands, int y, double x_scale,
+                      const std::vector<double>& w_scale, const std::vector<double>& bias,
+                      bool has_bias, int out_value, DType dt);
 
   // Records t as the channels-last form of graph value v (an output of node n).
   void set_cl_output(const Node& n, int v, int t, const std::vector<std::int64_t>& shape,
@@ -455,6 +496,26 @@ class Lowering {
   // lookup.)
   void matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha, int c, float beta,
               bool may_quantize = true);
+  // A product's sizes: numpy matmul shapes (1-D operands gain a dimension the result drops),
+  // batches of A and of B (one of them 1, or equal), and the result's shape.
+  struct MatMulShape {
+    std::int64_t m = 0, k = 0, n = 0, batch_a = 1, batch_b = 1;
+    std::vector<std::int64_t> out;
+  };
+  MatMulShape matmul_shape(const Node& n, const KTensor& ka, const KTensor& kb) const;
+  // The MXM steps of a product into y: per batch, column tile and block of rows, a pass per K
+  // tile and operand part. Blocks of rows go on slices of their own (KTensor::chunk_rows).
+  void product_steps(const Node& n, int y, const std::vector<std::pair<int, int>>& passes,
+                     const MatMulShape& sh, bool int8);
+  // int32 sums y (of `shape`) back to fp32: cast, times x_scale w_scale (a constant of
+  // scale_shape holding the w_scale values in order).
+  int dequantize(const Node& n, int y, double x_scale, const std::vector<double>& w_scale,
+                 const std::vector<std::int64_t>& scale_shape,
+                 const std::vector<std::int64_t>& shape);
+  // Gemm's beta C added to y (fp32): beta folded into a constant C on the host (widened from
+  // fp16), else a VXM product; the sum is n's output when the node is fp32.
+  int add_c(const Node& n, int y, int c, float beta, DType dt,
+            const std::vector<std::int64_t>& out_shape);
 
   const Graph& g_;
   const arch::Arch& arch_;

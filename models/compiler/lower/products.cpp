@@ -250,22 +250,77 @@ void Lowering::matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha
   if (dt != DType::kFp32 && dt != DType::kFp16)
     throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
                                       " is not supported (fp32 or fp16)");
+  const MatMulShape sh = matmul_shape(n, ka, kb);
+  const std::int64_t kk = sh.k, nn = sh.n, batch_b = sh.batch_b;
+  const std::vector<std::int64_t>& out_shape = sh.out;
+  // Operands in the MXM's types: int8 for constant weights when asked, else fp16 parts.
+  const bool int8 = may_quantize && kb.role == KTensor::Role::kConstant && quantized(n, a);
+  std::vector<std::pair<int, int>> passes;
+  std::vector<double> w_scale;  // int8: per (batch of B, column)
+  double x_scale = 1;
+  if (int8) {
+    x_scale = activation_scale(n);
+    const int wq = quantize_weights(n, b, batch_b, kk, nn, w_scale);
+    passes = {{quantize_activations(a, x_scale, n), wq}};
+  } else {
+    passes = product_parts(a, b, dt, n);
+  }
+  // The sum in fp32 (int32 for int8, scaled back); the node's type and the alpha/beta terms
+  // follow on the VXM.
+  const bool summed_over_chips = read_by_allreduce(n);
+  const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0 || int8 || summed_over_chips;
+  int y = int8   ? add_tensor(n.name + "/sum", DType::kI32, out_shape, KTensor::Role::kTemp)
+          : more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
+                 : output(n, DType::kFp32, out_shape);
+  product_steps(n, y, passes, sh, int8);
+  // A product whose only reader sums it over chips: its sums are summed before anything else
+  // (in int8 the int32 sums, exact, then scaled once, as one chip would).
+  if (summed_over_chips) {
+    y = all_reduce(y, n);
+    reduced_in_product_.insert(n.outputs[0]);
+  }
+  if (int8) {  // back to fp32: the sums times x_scale w_scale[batch, column]
+    std::vector<std::int64_t> sshape = {nn};
+    if (batch_b > 1) {
+      sshape.assign(out_shape.begin(), out_shape.end());
+      sshape[sshape.size() - 2] = 1;
+    }
+    y = dequantize(n, y, x_scale, w_scale, sshape, out_shape);
+  }
+  if (alpha != 1.0f) {
+    const int scaled =
+        add_tensor(n.name + "/scaled", DType::kFp32, out_shape, KTensor::Role::kTemp);
+    const int al = splat(n.name + "/alpha", DType::kFp32, alpha, {nn});
+    step(VxmOp::kMul, DType::kFp32, y, al, scaled, g_.where(n));
+    y = scaled;
+  }
+  if (c >= 0) y = add_c(n, y, c, beta, dt, out_shape);
+  if (dt == DType::kFp16) {
+    cast(DType::kFp32, DType::kFp16, y, output(n, DType::kFp16, out_shape), g_.where(n));
+  } else if ((alpha != 1.0f || int8) && c < 0) {
+    step(VxmOp::kMov, DType::kFp32, y, -1, output(n, DType::kFp32, out_shape), g_.where(n));
+  }
+}
+
+Lowering::MatMulShape Lowering::matmul_shape(const Node& n, const KTensor& ka,
+                                             const KTensor& kb) const {
   // numpy matmul shapes: 1-D operands gain a dimension that the result drops.
+  MatMulShape out;
   std::vector<std::int64_t> sa = ka.shape, sb = kb.shape;
   if (sa.empty() || sb.empty()) throw InputError(g_.where(n), "scalar operands are not allowed");
   const bool a1 = sa.size() == 1, b1 = sb.size() == 1;
   if (a1) sa.insert(sa.begin(), 1);
   if (b1) sb.push_back(1);
-  const std::int64_t m = sa[sa.size() - 2], kk = sa.back(), nn = sb.back();
+  const std::int64_t m = out.m = sa[sa.size() - 2], kk = out.k = sa.back(), nn = out.n = sb.back();
   if (sb[sb.size() - 2] != kk)
     throw InputError(g_.where(n), "inner dimensions differ: " + shape_str(ka.shape) + " x " +
                                       shape_str(kb.shape));
-  std::int64_t batch_a = 1, batch_b = 1;
+  std::int64_t &batch_a = out.batch_a, &batch_b = out.batch_b;
   for (std::size_t i = 0; i + 2 < sa.size(); ++i)
     batch_a *= sa[i];
   for (std::size_t i = 0; i + 2 < sb.size(); ++i)
     batch_b *= sb[i];
-  std::vector<std::int64_t> out_shape;
+  std::vector<std::int64_t>& out_shape = out.out;
   if (batch_b == 1) {
     out_shape.assign(sa.begin(), sa.end() - 1);
     out_shape.push_back(nn);
@@ -292,25 +347,12 @@ void Lowering::matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha
                          "as wide as the vector (" +
                          std::to_string(k_.mxm_rows) + " x " + std::to_string(k_.mxm_cols) +
                          " planes, " + std::to_string(k_.lanes) + " lanes)");
-  // Operands in the MXM's types: int8 for constant weights when asked, else fp16 parts.
-  const bool int8 = may_quantize && kb.role == KTensor::Role::kConstant && quantized(n, a);
-  std::vector<std::pair<int, int>> passes;
-  std::vector<double> w_scale;  // int8: per (batch of B, column)
-  double x_scale = 1;
-  if (int8) {
-    x_scale = activation_scale(n);
-    const int wq = quantize_weights(n, b, batch_b, kk, nn, w_scale);
-    passes = {{quantize_activations(a, x_scale, n), wq}};
-  } else {
-    passes = product_parts(a, b, dt, n);
-  }
-  // The sum in fp32 (int32 for int8, scaled back); the node's type and the alpha/beta terms
-  // follow on the VXM.
-  const bool summed_over_chips = read_by_allreduce(n);
-  const bool more = dt != DType::kFp32 || alpha != 1.0f || c >= 0 || int8 || summed_over_chips;
-  int y = int8   ? add_tensor(n.name + "/sum", DType::kI32, out_shape, KTensor::Role::kTemp)
-          : more ? add_tensor(n.name + "/product", DType::kFp32, out_shape, KTensor::Role::kTemp)
-                 : output(n, DType::kFp32, out_shape);
+  return out;
+}
+
+void Lowering::product_steps(const Node& n, int y, const std::vector<std::pair<int, int>>& passes,
+                             const MatMulShape& sh, bool int8) {
+  const std::int64_t m = sh.m, kk = sh.k, nn = sh.n, batch_a = sh.batch_a, batch_b = sh.batch_b;
   // Tiles: K by the plane's rows, N by its columns; every K tile and split is one pass.
   const std::int64_t tk_n = (kk + k_.mxm_rows - 1) / k_.mxm_rows;
   const std::int64_t tn_n = (nn + k_.mxm_cols - 1) / k_.mxm_cols;
@@ -346,82 +388,64 @@ void Lowering::matmul(const Node& n, int a, int b, bool ta, bool tb, float alpha
         s.origin = g_.where(n);
         k_.steps.push_back(std::move(s));
       }
-  // A product whose only reader sums it over chips: its sums are summed before anything else
-  // (in int8 the int32 sums, exact, then scaled once, as one chip would).
-  if (summed_over_chips) {
-    y = all_reduce(y, n);
-    reduced_in_product_.insert(n.outputs[0]);
+}
+
+int Lowering::dequantize(const Node& n, int y, double x_scale, const std::vector<double>& w_scale,
+                         const std::vector<std::int64_t>& scale_shape,
+                         const std::vector<std::int64_t>& shape) {
+  const int sc =
+      add_tensor(n.name + "/dequant", DType::kFp32, scale_shape, KTensor::Role::kConstant);
+  for (double ws : w_scale) {
+    const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
+    for (int k = 0; k < 4; ++k)
+      k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
+          static_cast<std::uint8_t>(bits >> (8 * k)));
   }
-  if (int8) {  // back to fp32: the sums times x_scale w_scale[batch, column]
-    std::vector<std::int64_t> sshape = {nn};
-    if (batch_b > 1) {
-      sshape.assign(out_shape.begin(), out_shape.end());
-      sshape[sshape.size() - 2] = 1;
-    }
-    const int sc = add_tensor(n.name + "/dequant", DType::kFp32, sshape, KTensor::Role::kConstant);
-    for (double ws : w_scale) {
-      const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
-      for (int k = 0; k < 4; ++k)
-        k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
-            static_cast<std::uint8_t>(bits >> (8 * k)));
-    }
-    const int yf = add_tensor(n.name + "/sum_f", DType::kFp32, out_shape, KTensor::Role::kTemp);
-    cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
-    y = vx(VxmOp::kMul, yf, sc, n, "product");
-  }
-  if (alpha != 1.0f) {
-    const int scaled =
-        add_tensor(n.name + "/scaled", DType::kFp32, out_shape, KTensor::Role::kTemp);
-    const int al = splat(n.name + "/alpha", DType::kFp32, alpha, {nn});
-    step(VxmOp::kMul, DType::kFp32, y, al, scaled, g_.where(n));
-    y = scaled;
-  }
-  if (c >= 0) {
-    const KTensor kc = meta(c);
-    if (kc.dtype != dt) throw InputError(g_.where(n), "C has another type than A and B");
-    if (!broadcast(kc.shape, out_shape) || *broadcast(kc.shape, out_shape) != out_shape)
-      throw InputError(g_.where(n), "C " + shape_str(kc.shape) + " does not broadcast to " +
-                                        shape_str(out_shape));
-    int cc = c;
-    if (dt == DType::kFp16) {
-      if (kc.role != KTensor::Role::kConstant)
-        throw InputError(g_.where(n), "a computed fp16 C is not supported yet");
-    }
-    if (kc.role == KTensor::Role::kConstant && (beta != 1.0f || dt == DType::kFp16)) {
-      // Fold beta (and the widening to fp32) into the constant on the host.
-      const auto count = static_cast<std::size_t>(kc.elements());
-      const auto& in = data_of(c);
-      std::vector<std::uint8_t> data(count * 4);
-      for (std::size_t i = 0; i < count; ++i) {
-        float x;
-        if (dt == DType::kFp16)
-          x = func::fp16_to_fp32(static_cast<std::uint16_t>(in[2 * i] | (in[2 * i + 1] << 8)));
-        else
-          std::memcpy(&x, &in[i * 4], 4);
-        x *= beta;
-        std::memcpy(&data[i * 4], &x, 4);
-      }
-      const int f = add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kConstant);
-      k_.tensors[static_cast<std::size_t>(f)].data = std::move(data);
-      cc = f;
-    } else if (beta != 1.0f) {
-      const int scaled =
-          add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kTemp);
-      const int be = splat(n.name + "/beta", DType::kFp32, beta, {kc.cols()});
-      step(VxmOp::kMul, DType::kFp32, c, fit(be, kc.shape, n), scaled, g_.where(n));
-      cc = scaled;
-    }
-    const int sum = dt == DType::kFp32 ? output(n, DType::kFp32, out_shape)
-                                       : add_tensor(n.name + "/sum", DType::kFp32, out_shape,
-                                                    KTensor::Role::kTemp);
-    step(VxmOp::kAdd, DType::kFp32, y, fit(cc, out_shape, n), sum, g_.where(n));
-    y = sum;
-  }
+  const int yf = add_tensor(n.name + "/sum_f", DType::kFp32, shape, KTensor::Role::kTemp);
+  cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
+  return vx(VxmOp::kMul, yf, sc, n, "product");
+}
+
+int Lowering::add_c(const Node& n, int y, int c, float beta, DType dt,
+                    const std::vector<std::int64_t>& out_shape) {
+  const KTensor kc = meta(c);
+  if (kc.dtype != dt) throw InputError(g_.where(n), "C has another type than A and B");
+  if (!broadcast(kc.shape, out_shape) || *broadcast(kc.shape, out_shape) != out_shape)
+    throw InputError(g_.where(n),
+                     "C " + shape_str(kc.shape) + " does not broadcast to " + shape_str(out_shape));
+  int cc = c;
   if (dt == DType::kFp16) {
-    cast(DType::kFp32, DType::kFp16, y, output(n, DType::kFp16, out_shape), g_.where(n));
-  } else if ((alpha != 1.0f || int8) && c < 0) {
-    step(VxmOp::kMov, DType::kFp32, y, -1, output(n, DType::kFp32, out_shape), g_.where(n));
+    if (kc.role != KTensor::Role::kConstant)
+      throw InputError(g_.where(n), "a computed fp16 C is not supported yet");
   }
+  if (kc.role == KTensor::Role::kConstant && (beta != 1.0f || dt == DType::kFp16)) {
+    // Fold beta (and the widening to fp32) into the constant on the host.
+    const auto count = static_cast<std::size_t>(kc.elements());
+    const auto& in = data_of(c);
+    std::vector<std::uint8_t> data(count * 4);
+    for (std::size_t i = 0; i < count; ++i) {
+      float x;
+      if (dt == DType::kFp16)
+        x = func::fp16_to_fp32(static_cast<std::uint16_t>(in[2 * i] | (in[2 * i + 1] << 8)));
+      else
+        std::memcpy(&x, &in[i * 4], 4);
+      x *= beta;
+      std::memcpy(&data[i * 4], &x, 4);
+    }
+    const int f = add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kConstant);
+    k_.tensors[static_cast<std::size_t>(f)].data = std::move(data);
+    cc = f;
+  } else if (beta != 1.0f) {
+    const int scaled = add_tensor(kc.name + "/beta", DType::kFp32, kc.shape, KTensor::Role::kTemp);
+    const int be = splat(n.name + "/beta", DType::kFp32, beta, {kc.cols()});
+    step(VxmOp::kMul, DType::kFp32, c, fit(be, kc.shape, n), scaled, g_.where(n));
+    cc = scaled;
+  }
+  const int sum = dt == DType::kFp32
+                      ? output(n, DType::kFp32, out_shape)
+                      : add_tensor(n.name + "/sum", DType::kFp32, out_shape, KTensor::Role::kTemp);
+  step(VxmOp::kAdd, DType::kFp32, y, fit(cc, out_shape, n), sum, g_.where(n));
+  return sum;
 }
 
 void Lowering::lower_matmul(const Node& n) {

@@ -49,17 +49,16 @@ std::vector<Busy>& Scheduler::busy_of(Use::Kind k) {
 }
 
 void Scheduler::matmul_step(const KStep& s) {
-  const int xb = isa::dtype_bytes(s.mm_type);
-  const int per = 16 / xb;
-  const auto nlw_all = static_cast<std::uint32_t>(chip_.mxm.rows / per);
-  const auto m = static_cast<std::uint32_t>(s.m);
-  const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
-  const char* type = isa::to_string(s.mm_type);
-  // fp16 activations (and their fp32 products) come one every iv cycles.
-  const auto iv =
-      static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
   if (!P(s.d).placed) place(s.d);
-  // The plane free soonest.
+  Plane& pl = planes_[free_plane()];
+  for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
+    const KPass& ps = s.passes[pass];
+    const std::uint64_t weights_in = load_weights(s, ps, pl);
+    accumulate(s, pass, pl, stream_activations(s, ps, pl, weights_in));
+  }
+}
+
+std::size_t Scheduler::free_plane() const {
   auto ready = [&](const Plane& p) {
     const std::uint64_t r = std::max(p.last_abc, p.install_end);
     return p.buf_free.empty() ? r : std::max(r, p.buf_free[p.next_buf]);
@@ -67,210 +66,244 @@ void Scheduler::matmul_step(const KStep& s) {
   std::size_t pi = 0;
   for (std::size_t i = 1; i < planes_.size(); ++i)
     if (ready(planes_[i]) < ready(planes_[pi])) pi = i;
-  Plane& pl = planes_[pi];
-  const int pm = pl.position;
-  const auto& lw = lat("lw");
+  return pi;
+}
+
+std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl) {
+  const int xb = isa::dtype_bytes(s.mm_type);
+  const int per = 16 / xb;
+  const auto nlw_all = static_cast<std::uint32_t>(chip_.mxm.rows / per);
   const auto& iw = lat("iw.buf");
   const auto& clw = lat("clw");
   const auto& ws = lat("iw.str");
-  const auto& abc = lat("abc");
-  const auto& acc = lat("acc");
-  const auto& rd = lat("read");
   const bool staged = !pl.buf_free.empty();  // else weights go straight into the array
+  // Rows to load: int8 loads only the pass's rows (the others are stale, but meet zero
+  // activation lanes, and integer products of zero are zero). fp16 rows past K must be zero:
+  // a cleared staging buffer gives them when that is quicker than loading the plane's zero
+  // rows, else every row is loaded.
+  // A window pass clears the buffer always and loads its rows at plane row w_at.
+  const auto nlw_k = static_cast<std::uint32_t>((ps.k + per - 1) / per);
+  const bool clear =
+      ps.window || (xb == 2 && staged && nlw_k < nlw_all &&
+                    static_cast<std::uint32_t>(chip_.mxm.clear_cycles) + nlw_k <= nlw_all);
+  const auto nlw = xb == 1 || clear ? nlw_k : nlw_all;
+  const std::size_t buf = staged ? pl.next_buf : 0;
+  if (staged) pl.next_buf = (pl.next_buf + 1) % pl.buf_free.size();
+  // Operations are anchored at their access cycle (T; dispatch T - d_skew).
+  std::uint64_t load_from = staged ? pl.buf_free[buf] : 0;
+  if (clear) {
+    // (a0) clear the buffer; the loads follow once it is done.
+    Op op;
+    op.lo = pl.buf_free[buf];
+    use_queue(op, pl.wt, -clw.d_skew, 1);
+    Emit e;
+    e.queue = pl.wt;
+    e.off = -clw.d_skew;
+    e.instr = instr("clw");
+    e.instr.arg[0] = static_cast<std::uint32_t>(buf);
+    e.done_off = clw.d_func + sl_ - 1;
+    op.emits.push_back(std::move(e));
+    const std::uint64_t t_c = *fit(op);
+    commit(op, t_c);
+    load_from = std::max(load_from, t_c + static_cast<std::uint64_t>(clw.d_func));
+  }
+  if (!staged)  // straight into the array: after the activations through the old weights
+    load_from = std::max({load_from, pl.last_abc + 1, pl.install_end});
+  // (a) the weight rows into the staging buffer (or the array)
+  const std::uint64_t t_lw = load_rows(s, ps, pl, buf, nlw, load_from);
+  // The last load step's access; its rows are in one cycle later.
+  const std::uint64_t last_load = t_lw + nlw - 1;
+  // (b) install from the buffer: after the last load, after the activations through the old
+  // weights and after the previous install. The array then takes install_cycles, during which
+  // the buffer is read.
+  std::uint64_t weights_in;  // the first cycle activations may enter
+  if (staged) {
+    Op inst;
+    inst.lo = std::max({last_load + 1, pl.last_abc + 1, pl.install_end});
+    use_queue(inst, pl.wt, -iw.d_skew, 1);
+    Emit e;
+    e.queue = pl.wt;
+    e.off = -iw.d_skew;
+    e.instr = instr("iw.buf");
+    e.instr.arg[0] = static_cast<std::uint32_t>(buf);
+    e.done_off = iw.d_func + sl_ - 1;
+    inst.emits.push_back(std::move(e));
+    const std::uint64_t t_iw = *fit(inst);
+    commit(inst, t_iw);
+    weights_in = t_iw + static_cast<std::uint64_t>(iw.d_func);
+    pl.buf_free[buf] = weights_in;
+  } else {
+    weights_in = last_load + static_cast<std::uint64_t>(ws.d_func);
+  }
+  pl.install_end = weights_in;
 
+  return weights_in;
+}
+
+std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane& pl,
+                                   std::size_t buf, std::uint32_t nlw, std::uint64_t load_from) {
+  const TensorPlace& wp = P(ps.w);
+  const char* type = isa::to_string(s.mm_type);
+  const int pm = pl.position;
+  const auto& lw = lat("lw");
+  const auto& ws = lat("iw.str");
+  const auto& rd = lat("read");
+  const bool staged = !pl.buf_free.empty();
   auto at_least = [](std::int64_t x) {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(0, x));
   };
-  for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
-    const KPass& ps = s.passes[pass];
-    const TensorPlace& wp = P(ps.w);
-    // Rows to load: int8 loads only the pass's rows (the others are stale, but meet zero
-    // activation lanes, and integer products of zero are zero). fp16 rows past K must be zero:
-    // a cleared staging buffer gives them when that is quicker than loading the plane's zero
-    // rows, else every row is loaded.
-    // A window pass clears the buffer always and loads its rows at plane row w_at.
-    const auto nlw_k = static_cast<std::uint32_t>((ps.k + per - 1) / per);
-    const bool clear =
-        ps.window || (xb == 2 && staged && nlw_k < nlw_all &&
-                      static_cast<std::uint32_t>(chip_.mxm.clear_cycles) + nlw_k <= nlw_all);
-    const auto nlw = xb == 1 || clear ? nlw_k : nlw_all;
-    const std::size_t buf = staged ? pl.next_buf : 0;
-    if (staged) pl.next_buf = (pl.next_buf + 1) % pl.buf_free.size();
-    // Operations are anchored at their access cycle (T; dispatch T - d_skew).
-    std::uint64_t load_from = staged ? pl.buf_free[buf] : 0;
-    if (clear) {
-      // (a0) clear the buffer; the loads follow once it is done.
-      Op op;
-      op.lo = pl.buf_free[buf];
-      use_queue(op, pl.wt, -clw.d_skew, 1);
+  // (a) the weight rows into the staging buffer (or the array): 16 streams, one step a cycle.
+  const auto& ld = staged ? lw : ws;
+  std::optional<std::pair<Op, std::uint64_t>> best;
+  for (int base = 0; base + 16 <= chip_.streams.per_direction; base += 16) {
+    Op op;
+    const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
+    const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
+    std::vector<int> reads;
+    const std::uint32_t addr0 = wp.piece_addr[piece];
+    for (int j = 0; j < 16; ++j) {
+      const arch::Queue& sq = q(wp.piece_slices[16 * piece + static_cast<std::size_t>(j)]);
+      const std::int64_t written = -dist(sq.position, pm);
+      const std::int64_t access = written - rd.d_func;
+      const std::int64_t d = access - rd.d_skew;
+      use_queue(op, sq.id, d, nlw);
+      use_mem(op, sq.id, false, access, nlw, 1, addr0, addr0 + nlw - 1);
+      use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position, pm);
       Emit e;
-      e.queue = pl.wt;
-      e.off = -clw.d_skew;
-      e.instr = instr("clw");
-      e.instr.arg[0] = static_cast<std::uint32_t>(buf);
-      e.done_off = clw.d_func + sl_ - 1;
-      op.emits.push_back(std::move(e));
-      const std::uint64_t t_c = *fit(op);
-      commit(op, t_c);
-      load_from = std::max(load_from, t_c + static_cast<std::uint64_t>(clw.d_func));
-    }
-    if (!staged)  // straight into the array: after the activations through the old weights
-      load_from = std::max({load_from, pl.last_abc + 1, pl.install_end});
-    // (a) the weight rows into the staging buffer (or the array): 16 streams, one step a cycle.
-    const auto& ld = staged ? lw : ws;
-    std::optional<std::pair<Op, std::uint64_t>> best;
-    for (int base = 0; base + 16 <= chip_.streams.per_direction; base += 16) {
-      Op op;
-      const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
-      const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
-      std::vector<int> reads;
-      const std::uint32_t addr0 = wp.piece_addr[piece];
-      for (int j = 0; j < 16; ++j) {
-        const arch::Queue& sq = q(wp.piece_slices[16 * piece + static_cast<std::size_t>(j)]);
-        const std::int64_t written = -dist(sq.position, pm);
-        const std::int64_t access = written - rd.d_func;
-        const std::int64_t d = access - rd.d_skew;
-        use_queue(op, sq.id, d, nlw);
-        use_mem(op, sq.id, false, access, nlw, 1, addr0, addr0 + nlw - 1);
-        use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position,
-                   pm);
-        Emit e;
-        e.queue = sq.id;
-        e.off = d;
-        e.instr = instr("read");
-        e.tensor = root(ps.w);
-        e.instr.arg[0] = addr0;
-        e.instr.arg[1] = isa::stream_arg(base + j, west);
-        e.count = nlw;
-        e.done_off = written + sl_ - 1;
-        reads.push_back(static_cast<int>(op.emits.size()));
-        op.emits.push_back(std::move(e));
-        const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
-        op.lo = std::max<std::uint64_t>(op.lo, at_least(need));
-      }
-      op.lo = std::max(op.lo, load_from);
-      use_queue(op, pl.wt, -ld.d_skew, nlw);
-      Emit e;
-      e.queue = pl.wt;
-      e.off = -ld.d_skew;
-      e.instr = instr(staged ? "lw" : "iw.str");
-      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
-      e.instr.arg[0] = isa::stream_arg(base, west);
-      e.instr.arg[1] = static_cast<std::uint32_t>(ps.window ? ps.w_at : 0);
-      if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
+      e.queue = sq.id;
+      e.off = d;
+      e.instr = instr("read");
+      e.tensor = root(ps.w);
+      e.instr.arg[0] = addr0;
+      e.instr.arg[1] = isa::stream_arg(base + j, west);
       e.count = nlw;
-      e.done_off = ld.d_func + sl_ - 1;
-      e.expects = reads;
+      e.done_off = written + sl_ - 1;
+      reads.push_back(static_cast<int>(op.emits.size()));
       op.emits.push_back(std::move(e));
-      if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
+      const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
+      op.lo = std::max<std::uint64_t>(op.lo, at_least(need));
     }
-    if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
-    commit(best->first, best->second);
-    const std::uint64_t t_lw = best->second;
-    // The last load step's access; its rows are in one cycle later.
-    const std::uint64_t last_load = t_lw + nlw - 1;
-
-    // (b) install from the buffer: after the last load, after the activations through the old
-    // weights and after the previous install. The array then takes install_cycles, during which
-    // the buffer is read.
-    std::uint64_t weights_in;  // the first cycle activations may enter
-    if (staged) {
-      Op inst;
-      inst.lo = std::max({last_load + 1, pl.last_abc + 1, pl.install_end});
-      use_queue(inst, pl.wt, -iw.d_skew, 1);
-      Emit e;
-      e.queue = pl.wt;
-      e.off = -iw.d_skew;
-      e.instr = instr("iw.buf");
-      e.instr.arg[0] = static_cast<std::uint32_t>(buf);
-      e.done_off = iw.d_func + sl_ - 1;
-      inst.emits.push_back(std::move(e));
-      const std::uint64_t t_iw = *fit(inst);
-      commit(inst, t_iw);
-      weights_in = t_iw + static_cast<std::uint64_t>(iw.d_func);
-      pl.buf_free[buf] = weights_in;
-    } else {
-      weights_in = last_load + static_cast<std::uint64_t>(ws.d_func);
-    }
-    pl.install_end = weights_in;
-
-    // (c) the activation rows, once the weights are in, one every iv cycles.
-    best.reset();
-    for (int xs = 0; xs < chip_.streams.per_direction; xs += 2 * xb) {
-      Op op;
-      op.lo = std::max(weights_in, pl.next_act);
-      // toward the plane: a value from a slice east of the plane flows west
-      const bool toward_west = q(P(ps.x).slices[0]).position > pm;
-      const auto reads =
-          read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm, iv);
-      use_queue(op, pl.abc, -abc.d_skew, m, iv);
-      Emit e;
-      e.queue = pl.abc;
-      e.off = -abc.d_skew;
-      e.instr = instr("abc");
-      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
-      e.instr.arg[0] = isa::stream_arg(xs, toward_west);
-      e.instr.arg[1] = m;
-      e.self_counted = true;
-      e.count = m;
-      e.done_off = static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
-      e.expects = reads;
-      op.emits.push_back(std::move(e));
-      if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
-      if (best && best->second == op_lower_bound(best->first)) break;
-    }
-    if (!best) no_fit(s.origin, "no streams carry the activations to the plane");
-    commit(best->first, best->second);
-    const std::uint64_t t_abc = best->second;
-    pl.last_abc = t_abc + (m - 1) * iv;
-    pl.next_act = pl.last_abc + iv;
-    mxm_busy_ += static_cast<std::uint64_t>(m) * iv;
-
-    // (d) the products into the accumulators; the last pass sends the sums to MEM.
-    using Mode = func::MxmPlane::AccMode;
-    const Mode mode = s.passes.size() == 1          ? Mode::kOnly
-                      : pass == 0                   ? Mode::kFirst
-                      : pass + 1 == s.passes.size() ? Mode::kLast
-                                                    : Mode::kNext;
-    const bool emits = func::MxmPlane::emits(mode);
-    const char* mode_name = mode == Mode::kOnly    ? "only"
-                            : mode == Mode::kFirst ? "first"
-                            : mode == Mode::kLast  ? "last"
-                                                   : "next";
-    best.reset();
-    std::vector<Written> rows_written;
-    const TensorPlace& dp = P(s.d);
-    const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
-    for (int rs = 0; rs < chip_.streams.per_direction; rs += 4) {
-      Op op;
-      op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
-      use_queue(op, pl.acc, -acc.d_skew, m, iv);
-      Emit e;
-      e.queue = pl.acc;
-      e.off = -acc.d_skew;
-      e.instr = instr("acc");
-      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(rt));
-      e.instr.mod[1] = mod_code(isa::ModKind::kAccMode, mode_name);
-      e.instr.arg[0] = isa::stream_arg(emits ? rs : 0, emits && out_west);
-      e.instr.arg[1] = m;
-      e.self_counted = true;
-      e.count = m;
-      e.done_off = static_cast<std::int64_t>((m - 1) * iv) + acc.d_func + sl_ - 1;
-      op.emits.push_back(std::move(e));
-      std::vector<Written> rows;
-      const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
-      if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv);
-      if (auto t = fit(op); t && (!best || *t < best->second)) {
-        best = {op, *t};
-        rows_written = rows;
-      }
-      if (!emits || (best && best->second == op_lower_bound(best->first))) break;
-    }
-    if (!best) no_fit(s.origin, "no 4 streams carry the plane's results");
-    commit(best->first, best->second);
-    pl.acc_free = best->second + (m - 1) * iv + 1;  // the ACC's last step is in T + (m-1) iv
-    if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
+    op.lo = std::max(op.lo, load_from);
+    use_queue(op, pl.wt, -ld.d_skew, nlw);
+    Emit e;
+    e.queue = pl.wt;
+    e.off = -ld.d_skew;
+    e.instr = instr(staged ? "lw" : "iw.str");
+    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+    e.instr.arg[0] = isa::stream_arg(base, west);
+    e.instr.arg[1] = static_cast<std::uint32_t>(ps.window ? ps.w_at : 0);
+    if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
+    e.count = nlw;
+    e.done_off = ld.d_func + sl_ - 1;
+    e.expects = reads;
+    op.emits.push_back(std::move(e));
+    if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
   }
+  if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
+  commit(best->first, best->second);
+  const std::uint64_t t_lw = best->second;
+
+  return t_lw;
+}
+
+std::uint64_t Scheduler::stream_activations(const KStep& s, const KPass& ps, Plane& pl,
+                                            std::uint64_t weights_in) {
+  const int xb = isa::dtype_bytes(s.mm_type);
+  const char* type = isa::to_string(s.mm_type);
+  const int pm = pl.position;
+  const auto m = static_cast<std::uint32_t>(s.m);
+  // fp16 activations (and their fp32 products) come one every iv cycles.
+  const auto iv =
+      static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
+  const auto& abc = lat("abc");
+  // (c) the activation rows, once the weights are in, one every iv cycles.
+  std::optional<std::pair<Op, std::uint64_t>> best;
+  for (int xs = 0; xs < chip_.streams.per_direction; xs += 2 * xb) {
+    Op op;
+    op.lo = std::max(weights_in, pl.next_act);
+    // toward the plane: a value from a slice east of the plane flows west
+    const bool toward_west = q(P(ps.x).slices[0]).position > pm;
+    const auto reads =
+        read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm, iv);
+    use_queue(op, pl.abc, -abc.d_skew, m, iv);
+    Emit e;
+    e.queue = pl.abc;
+    e.off = -abc.d_skew;
+    e.instr = instr("abc");
+    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+    e.instr.arg[0] = isa::stream_arg(xs, toward_west);
+    e.instr.arg[1] = m;
+    e.self_counted = true;
+    e.count = m;
+    e.done_off = static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
+    e.expects = reads;
+    op.emits.push_back(std::move(e));
+    if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
+    if (best && best->second == op_lower_bound(best->first)) break;
+  }
+  if (!best) no_fit(s.origin, "no streams carry the activations to the plane");
+  commit(best->first, best->second);
+  const std::uint64_t t_abc = best->second;
+  pl.last_abc = t_abc + (m - 1) * iv;
+  pl.next_act = pl.last_abc + iv;
+  mxm_busy_ += static_cast<std::uint64_t>(m) * iv;
+
+  return t_abc;
+}
+
+void Scheduler::accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uint64_t t_abc) {
+  const auto m = static_cast<std::uint32_t>(s.m);
+  // fp16 activations (and their fp32 products) come one every iv cycles.
+  const auto iv =
+      static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
+  const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
+  const int pm = pl.position;
+  const auto& abc = lat("abc");
+  const auto& acc = lat("acc");
+  // (d) the products into the accumulators; the last pass sends the sums to MEM.
+  using Mode = func::MxmPlane::AccMode;
+  const Mode mode = s.passes.size() == 1          ? Mode::kOnly
+                    : pass == 0                   ? Mode::kFirst
+                    : pass + 1 == s.passes.size() ? Mode::kLast
+                                                  : Mode::kNext;
+  const bool emits = func::MxmPlane::emits(mode);
+  const char* mode_name = mode == Mode::kOnly    ? "only"
+                          : mode == Mode::kFirst ? "first"
+                          : mode == Mode::kLast  ? "last"
+                                                 : "next";
+  std::optional<std::pair<Op, std::uint64_t>> best;
+  std::vector<Written> rows_written;
+  const TensorPlace& dp = P(s.d);
+  const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
+  for (int rs = 0; rs < chip_.streams.per_direction; rs += 4) {
+    Op op;
+    op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
+    use_queue(op, pl.acc, -acc.d_skew, m, iv);
+    Emit e;
+    e.queue = pl.acc;
+    e.off = -acc.d_skew;
+    e.instr = instr("acc");
+    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(rt));
+    e.instr.mod[1] = mod_code(isa::ModKind::kAccMode, mode_name);
+    e.instr.arg[0] = isa::stream_arg(emits ? rs : 0, emits && out_west);
+    e.instr.arg[1] = m;
+    e.self_counted = true;
+    e.count = m;
+    e.done_off = static_cast<std::int64_t>((m - 1) * iv) + acc.d_func + sl_ - 1;
+    op.emits.push_back(std::move(e));
+    std::vector<Written> rows;
+    const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
+    if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv);
+    if (auto t = fit(op); t && (!best || *t < best->second)) {
+      best = {op, *t};
+      rows_written = rows;
+    }
+    if (!emits || (best && best->second == op_lower_bound(best->first))) break;
+  }
+  if (!best) no_fit(s.origin, "no 4 streams carry the plane's results");
+  commit(best->first, best->second);
+  pl.acc_free = best->second + (m - 1) * iv + 1;  // the ACC's last step is in T + (m-1) iv
+  if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
 }
 
 }  // namespace lpu::compiler::scheduling

@@ -3,6 +3,84 @@
 
 namespace lpu::compiler::scheduling {
 
+void Scheduler::place_weights(int t, const std::vector<std::uint16_t>& avoid) {
+  const KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
+  TensorPlace& p = P(t);
+  const int bytes = isa::dtype_bytes(kt.dtype);
+  const auto depth = static_cast<std::uint64_t>(chip_.mem.depth);
+  // Piece by piece, each on the 16 emptiest slices (every slice lies on the same side of an
+  // MXM plane, so any 16 can feed one lw). Weights loaded by the host may use the whole chip;
+  // weights a unit computes arrive on one stream direction, so they stay in one hemisphere.
+  const int per = 16 / bytes;  // rows per load
+  const auto blocks = static_cast<std::uint64_t>(kt.rows() / p.block_rows);
+  p.k_tiles = (p.block_rows + chip_.mxm.rows - 1) / chip_.mxm.rows;
+  p.n_tiles = kt.tiles(lanes_);
+  // A piece holds a plane's worth of rows; int8 pieces only the rows a block has (a load of
+  // fewer rows leaves the staging buffer's other rows stale, harmless in int8: they meet
+  // zero activation lanes, and integer products of zero are exactly zero).
+  p.block_addrs = static_cast<std::uint32_t>(
+      bytes == 1 || p.window_only
+          ? (std::min<std::int64_t>(p.block_rows, chip_.mxm.rows) + per - 1) / per
+          : chip_.mxm.rows / per);
+  const std::uint64_t pieces = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles);
+  const bool host = kt.role == KTensor::Role::kInput || kt.role == KTensor::Role::kConstant;
+  std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
+  for (int h = 0; h < 2; ++h)
+    for (auto sl : h == 0 ? west_ : east_)
+      room[h] += depth - live_[sl];
+  p.west = room[0] >= room[1];
+  std::vector<std::uint16_t> all;
+  for (int h = 0; h < 2; ++h)
+    if (host || p.west == (h == 0))
+      for (auto sl : h == 0 ? west_ : east_)
+        if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
+  // fp16 pieces a unit computes must take addresses never used before: the rows past K that
+  // a full load reads are never written and must be zero. The host's images hold those
+  // zeros, and int8 loads read only the rows a block has.
+  const bool fresh = !host && bytes == 2;
+  for (std::uint64_t i = 0; i < pieces; ++i) {
+    // Slices are taken by how high they are used (then how full), so that 16 at the same
+    // height leave no gaps below a common base.
+    std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
+      return high_[a] != high_[b] ? high_[a] < high_[b] : live_[a] < live_[b];
+    });
+    // The 16 lowest slices, or the next ones when their free ranges do not line up.
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
+    std::size_t first = 0;
+    for (std::size_t k = 0; !found && k + 16 <= all.size(); ++k) {
+      found = find_base(std::vector<std::uint16_t>(all.begin() + static_cast<long>(k),
+                                                   all.begin() + static_cast<long>(k) + 16),
+                        p.block_addrs, fresh);
+      first = k;
+    }
+    if (!found && logs("mem"))
+      for (auto sl : all)
+        std::fprintf(stderr, "slice %d live %llu high %llu allocs %zu\n", sl,
+                     (unsigned long long)live_[sl], (unsigned long long)high_[sl],
+                     alloc_[sl].size());
+    if (!found)
+      throw InputError(
+          source_, "weights '" + kt.name + "' need " + std::to_string(pieces) + " pieces of " +
+                       std::to_string(p.block_addrs) + " vectors on 16 MEM slices each (" +
+                       std::to_string(
+                           pieces * p.block_addrs * 16 * static_cast<std::uint64_t>(lanes_) >> 20) +
+                       " MiB); MEM is full after " + std::to_string(i) + " of them (depth " +
+                       std::to_string(depth) + "; live now: " + live_mib() + ")");
+    const std::uint64_t base = found->first;
+    p.write_after = std::max(p.write_after, found->second);
+    const std::vector<std::uint16_t> pick(all.begin() + static_cast<long>(first),
+                                          all.begin() + static_cast<long>(first) + 16);
+    allocate(pick, base, p.block_addrs);
+    for (auto sl : pick)
+      p.piece_slices.push_back(sl);
+    p.piece_addr.push_back(static_cast<std::uint32_t>(base));
+  }
+  p.slices.assign(p.piece_slices.begin(), p.piece_slices.begin() + 16);
+  p.addr = p.piece_addr.front();
+  p.vectors = static_cast<std::uint32_t>(pieces * p.block_addrs);
+  p.placed = true;
+}
+
 void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
   t = root(t);
   // The tensors read or written with this one keep to other slices: a contiguous one's slices
@@ -44,78 +122,7 @@ void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
     width = 16;
   }
   if (p.weights) {
-    // Piece by piece, each on the 16 emptiest slices (every slice lies on the same side of an
-    // MXM plane, so any 16 can feed one lw). Weights loaded by the host may use the whole chip;
-    // weights a unit computes arrive on one stream direction, so they stay in one hemisphere.
-    const int per = 16 / bytes;  // rows per load
-    const auto blocks = static_cast<std::uint64_t>(kt.rows() / p.block_rows);
-    p.k_tiles = (p.block_rows + chip_.mxm.rows - 1) / chip_.mxm.rows;
-    p.n_tiles = kt.tiles(lanes_);
-    // A piece holds a plane's worth of rows; int8 pieces only the rows a block has (a load of
-    // fewer rows leaves the staging buffer's other rows stale, harmless in int8: they meet
-    // zero activation lanes, and integer products of zero are exactly zero).
-    p.block_addrs = static_cast<std::uint32_t>(
-        bytes == 1 || p.window_only
-            ? (std::min<std::int64_t>(p.block_rows, chip_.mxm.rows) + per - 1) / per
-            : chip_.mxm.rows / per);
-    const std::uint64_t pieces = blocks * static_cast<std::uint64_t>(p.k_tiles * p.n_tiles);
-    const bool host = kt.role == KTensor::Role::kInput || kt.role == KTensor::Role::kConstant;
-    std::uint64_t room[2] = {0, 0};  // free vectors per hemisphere
-    for (int h = 0; h < 2; ++h)
-      for (auto sl : h == 0 ? west_ : east_)
-        room[h] += depth - live_[sl];
-    p.west = room[0] >= room[1];
-    std::vector<std::uint16_t> all;
-    for (int h = 0; h < 2; ++h)
-      if (host || p.west == (h == 0))
-        for (auto sl : h == 0 ? west_ : east_)
-          if (std::find(avoid.begin(), avoid.end(), sl) == avoid.end()) all.push_back(sl);
-    // fp16 pieces a unit computes must take addresses never used before: the rows past K that
-    // a full load reads are never written and must be zero. The host's images hold those
-    // zeros, and int8 loads read only the rows a block has.
-    const bool fresh = !host && bytes == 2;
-    for (std::uint64_t i = 0; i < pieces; ++i) {
-      // Slices are taken by how high they are used (then how full), so that 16 at the same
-      // height leave no gaps below a common base.
-      std::stable_sort(all.begin(), all.end(), [&](std::uint16_t a, std::uint16_t b) {
-        return high_[a] != high_[b] ? high_[a] < high_[b] : live_[a] < live_[b];
-      });
-      // The 16 lowest slices, or the next ones when their free ranges do not line up.
-      std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
-      std::size_t first = 0;
-      for (std::size_t k = 0; !found && k + 16 <= all.size(); ++k) {
-        found = find_base(std::vector<std::uint16_t>(all.begin() + static_cast<long>(k),
-                                                     all.begin() + static_cast<long>(k) + 16),
-                          p.block_addrs, fresh);
-        first = k;
-      }
-      if (!found && logs("mem"))
-        for (auto sl : all)
-          std::fprintf(stderr, "slice %d live %llu high %llu allocs %zu\n", sl,
-                       (unsigned long long)live_[sl], (unsigned long long)high_[sl],
-                       alloc_[sl].size());
-      if (!found)
-        throw InputError(
-            source_,
-            "weights '" + kt.name + "' need " + std::to_string(pieces) + " pieces of " +
-                std::to_string(p.block_addrs) + " vectors on 16 MEM slices each (" +
-                std::to_string(pieces * p.block_addrs * 16 * static_cast<std::uint64_t>(lanes_) >>
-                               20) +
-                " MiB); MEM is full after " + std::to_string(i) + " of them (depth " +
-                std::to_string(depth) + "; live now: " + live_mib() + ")");
-      const std::uint64_t base = found->first;
-      p.write_after = std::max(p.write_after, found->second);
-      const std::vector<std::uint16_t> pick(all.begin() + static_cast<long>(first),
-                                            all.begin() + static_cast<long>(first) + 16);
-      allocate(pick, base, p.block_addrs);
-      for (auto sl : pick)
-        p.piece_slices.push_back(sl);
-      p.piece_addr.push_back(static_cast<std::uint32_t>(base));
-    }
-    p.slices.assign(p.piece_slices.begin(), p.piece_slices.begin() + 16);
-    p.addr = p.piece_addr.front();
-    p.vectors = static_cast<std::uint32_t>(pieces * p.block_addrs);
-    p.placed = true;
+    place_weights(t, avoid);
     return;
   }
   // Chunks asked for (KTensor::chunk_rows), or by default for a long tensor the units stream:

@@ -75,6 +75,21 @@ void Scheduler::set_spmd(const std::vector<Kernels>* all, std::vector<std::uint1
 Schedule Scheduler::run() {
   place_.resize(k_.tensors.size());
   find_chains();
+  check_weights();
+  placement_rules();
+  place_inputs();
+  keep_chain_operands_apart();
+  const std::vector<std::vector<int>> release_after = release_plan();
+  for (std::size_t i = 0; i < k_.steps.size(); ++i)
+    schedule_step(i, release_after[i]);
+  for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+    if (!P(static_cast<int>(t)).placed && used(static_cast<int>(t)))
+      place(root(static_cast<int>(t)));  // never written
+  if (!chip_.icu.preloaded) plan_ifetch();
+  return emit();
+}
+
+void Scheduler::check_weights() {
   // Tensors the MXM loads as weights get the interleaved layout; nothing else may read them.
   for (const KStep& s : k_.steps)
     if (s.kind == KStep::Kind::kMatMul)
@@ -107,6 +122,9 @@ Schedule Scheduler::run() {
         operand(p.x);
     }
   }
+}
+
+void Scheduler::placement_rules() {
   // Operands a VXM step reads together must sit in different slices (one read per slice and
   // cycle): each tensor, when placed, avoids the slices of those it is read with.
   co_.resize(k_.tensors.size());
@@ -142,6 +160,9 @@ Schedule Scheduler::run() {
     for (int t : {s.a, s.b, s.mask, s.d})
       if (t >= 0) streamed_[static_cast<std::size_t>(root(t))] = false;
   }
+}
+
+void Scheduler::place_inputs() {
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if ((k_.tensors[t].role == KTensor::Role::kInput ||
          k_.tensors[t].role == KTensor::Role::kConstant) &&
@@ -156,6 +177,9 @@ Schedule Scheduler::run() {
           k_.tensors[static_cast<std::size_t>(root(t))].role == KTensor::Role::kConstant)
         replicate(root(t));
   }
+}
+
+void Scheduler::keep_chain_operands_apart() {
   // A chain reads every operand of its steps (but the values passed between them) in
   // overlapping cycles: they keep apart like one step's. Constants only where there is room
   // (as results do): placed first, and with copies for broadcasts, a chain's constants could
@@ -183,6 +207,9 @@ Schedule Scheduler::run() {
         }
     }
   }
+}
+
+std::vector<std::vector<int>> Scheduler::release_plan() const {
   // The step after which nothing reads a tensor: its storage can then be reused. Graph outputs
   // (and what they view) stay.
   std::vector<std::size_t> last_use(k_.tensors.size(), 0);
@@ -206,55 +233,52 @@ Schedule Scheduler::run() {
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if (static_cast<int>(t) == root(static_cast<int>(t)) && !keep[t] && used(static_cast<int>(t)))
       release_after[last_use[t]].push_back(static_cast<int>(t));
-  for (std::size_t i = 0; i < k_.steps.size(); ++i) {
-    const KStep& s = k_.steps[i];
-    const std::size_t b0 = blocks_.size();
-    const std::uint64_t mxm0 = mxm_busy_, vxm0 = vxm_busy_;
-    if (chain_len_[i] == 0) {  // done with its chain's first step
-      step_timing_.push_back(step_timing_.back());
-      step_timing_.back().origin = s.origin;
-      step_timing_.back().mxm_cycles = step_timing_.back().vxm_cycles = 0;
-      for (int t : release_after[i])
-        release(t);
-      continue;
-    }
-    if (chain_len_[i] > 1)
-      vxm_chain(i);
-    else if (s.kind == KStep::Kind::kVxm)
-      vxm_step(s);
-    else if (s.kind == KStep::Kind::kSxm)
-      sxm_step(s);
-    else if (s.kind == KStep::Kind::kTranspose)
-      transpose_step(s);
-    else if (s.kind == KStep::Kind::kExchange)
-      exchange_step(s);
-    else if (s.kind == KStep::Kind::kSend)
-      send_step(s);
-    else if (s.kind == KStep::Kind::kRecv)
-      recv_step(s);
-    else
-      matmul_step(s);
-    StepTiming st;
-    st.origin = s.origin;
-    st.first = ~0ull;
-    for (std::size_t b = b0; b < blocks_.size(); ++b) {
-      const Block& bl = blocks_[b];
-      st.first = std::min(st.first, bl.dispatch);
-      const std::uint64_t reps = bl.self_counted || bl.count < 2 ? 0 : bl.count - 1;
-      st.last = std::max(st.last, bl.first_done + reps * bl.stride);
-    }
-    if (st.first == ~0ull) st.first = 0;
-    st.mxm_cycles = mxm_busy_ - mxm0;
-    st.vxm_cycles = vxm_busy_ - vxm0;
-    step_timing_.push_back(std::move(st));
-    for (int t : release_after[i])
+  return release_after;
+}
+
+void Scheduler::schedule_step(std::size_t i, const std::vector<int>& release_now) {
+  const KStep& s = k_.steps[i];
+  const std::size_t b0 = blocks_.size();
+  const std::uint64_t mxm0 = mxm_busy_, vxm0 = vxm_busy_;
+  if (chain_len_[i] == 0) {  // done with its chain's first step
+    step_timing_.push_back(step_timing_.back());
+    step_timing_.back().origin = s.origin;
+    step_timing_.back().mxm_cycles = step_timing_.back().vxm_cycles = 0;
+    for (int t : release_now)
       release(t);
+    return;
   }
-  for (std::size_t t = 0; t < k_.tensors.size(); ++t)
-    if (!P(static_cast<int>(t)).placed && used(static_cast<int>(t)))
-      place(root(static_cast<int>(t)));  // never written
-  if (!chip_.icu.preloaded) plan_ifetch();
-  return emit();
+  if (chain_len_[i] > 1)
+    vxm_chain(i);
+  else if (s.kind == KStep::Kind::kVxm)
+    vxm_step(s);
+  else if (s.kind == KStep::Kind::kSxm)
+    sxm_step(s);
+  else if (s.kind == KStep::Kind::kTranspose)
+    transpose_step(s);
+  else if (s.kind == KStep::Kind::kExchange)
+    exchange_step(s);
+  else if (s.kind == KStep::Kind::kSend)
+    send_step(s);
+  else if (s.kind == KStep::Kind::kRecv)
+    recv_step(s);
+  else
+    matmul_step(s);
+  StepTiming st;
+  st.origin = s.origin;
+  st.first = ~0ull;
+  for (std::size_t b = b0; b < blocks_.size(); ++b) {
+    const Block& bl = blocks_[b];
+    st.first = std::min(st.first, bl.dispatch);
+    const std::uint64_t reps = bl.self_counted || bl.count < 2 ? 0 : bl.count - 1;
+    st.last = std::max(st.last, bl.first_done + reps * bl.stride);
+  }
+  if (st.first == ~0ull) st.first = 0;
+  st.mxm_cycles = mxm_busy_ - mxm0;
+  st.vxm_cycles = vxm_busy_ - vxm0;
+  step_timing_.push_back(std::move(st));
+  for (int t : release_now)
+    release(t);
 }
 
 bool Scheduler::used(int t) const {

@@ -256,6 +256,21 @@ class Scheduler {
   void set_spmd(const std::vector<Kernels>* all, std::vector<std::uint16_t> send,
                 std::vector<std::uint16_t> recv);
 
+  // run()'s parts, in order. Every MXM weight tensor's layout and block rows (and that nothing
+  // else reads it); window passes that can be loaded.
+  void check_weights();
+  // Which tensors keep off each other's slices (co_, co_write_), which are chunked by default
+  // (streamed_) and which never (no_chunk_).
+  void placement_rules();
+  // Inputs and constants placed before any step (their images load with the program), copies
+  // of the constants long VXM steps broadcast.
+  void place_inputs();
+  // A chain reads all its operands in overlapping cycles: they keep apart like one step's.
+  void keep_chain_operands_apart();
+  // Per step: the tensors nothing reads after it (their MEM is reused), unless kept.
+  std::vector<std::vector<int>> release_plan() const;
+  // Step i (or, for a chain's later steps, its timing entry), then its releases.
+  void schedule_step(std::size_t i, const std::vector<int>& release_now);
   Schedule run();
 
  private:
@@ -317,6 +332,11 @@ class Scheduler {
   // Chooses slices for tensor t: contiguous (one slice per byte plane, all in one hemisphere, the
   // same addresses) or, for MXM weights, 16 slices of one hemisphere with the rows interleaved.
   void place(int t, std::vector<std::uint16_t> avoid = {}, int side = -1);
+  // MXM weights piece by piece, each on the 16 emptiest slices (every slice lies on the same
+  // side of an MXM plane, so any 16 can feed one load). Weights loaded by the host may use the
+  // whole chip; weights a unit computes arrive on one stream direction, so they stay in one
+  // hemisphere.
+  void place_weights(int t, const std::vector<std::uint16_t>& avoid);
 
   // Places tensor t's `need` vector rows in chunks of `per` rows, each on the least-used slices
   // (one per byte plane) of one hemisphere; false (nothing taken) when they do not fit.
@@ -502,6 +522,14 @@ class Scheduler {
   // it, its two halves as chains of their own (the value between them goes through MEM), and at
   // last step by step.
   void chain_part(const std::vector<const KStep*>& c, const Part& part);
+  // chain_part's ALUs for chain c from ALU a0: in turn (large ones where the op needs one),
+  // each sharing a stream group with the previous one; empty when there are not enough.
+  std::vector<int> chain_alus(const std::vector<const KStep*>& c, int a0) const;
+  // The operation running part `part` of chain c on ALUs alu, streams taken from a rotation
+  // rot of their candidates (rot 4 .. 7 also balance the directions of the values passed
+  // along); false when the streams do not suffice.
+  bool chain_op(const std::vector<const KStep*>& c, const Part& part, const std::vector<int>& alu,
+                int rot, Op& op, std::vector<ChainWrite>& writes);
 
   // The ALU instruction of VXM step s with stream arguments `args` (operands, then the result).
   isa::Instr alu_instr(const KStep& s, const std::vector<std::uint32_t>& args) const;
@@ -593,8 +621,41 @@ class Scheduler {
 
   // ---------------------------------------------------------------- MXM steps
   void matmul_step(const KStep& s);
+  // matmul_step's parts. The plane free soonest.
+  std::size_t free_plane() const;
+  // A pass's weights into the plane: the staging buffer cleared when that helps (or for a
+  // window), loaded, installed. Returns the first cycle activations may enter.
+  std::uint64_t load_weights(const KStep& s, const KPass& ps, Plane& pl);
+  // The weight rows into buffer buf (or straight into the array): 16 streams, one load step a
+  // cycle for nlw cycles, not before load_from. Returns the loads' access cycle.
+  std::uint64_t load_rows(const KStep& s, const KPass& ps, const Plane& pl, std::size_t buf,
+                          std::uint32_t nlw, std::uint64_t load_from);
+  // The pass's activation rows through the installed weights, one every fp16 interval for
+  // fp16. Returns the ABC's access cycle.
+  std::uint64_t stream_activations(const KStep& s, const KPass& ps, Plane& pl,
+                                   std::uint64_t weights_in);
+  // The products into the accumulators; the step's last pass sends the sums to MEM.
+  void accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uint64_t t_abc);
 
   Schedule emit();
+  // emit()'s parts. Each block's entry numbers in its queue (blocks sorted by dispatch; a
+  // block is 1, 2 (with a repeat) or count entries); throws when a preloaded queue overflows.
+  std::vector<std::vector<std::uint32_t>> number_entries(
+      std::map<std::uint16_t, std::vector<int>>& by_queue) const;
+  // One queue's entries on chip `chip`, with their expectations; end: the last completion + 1.
+  isa::QueueProgram queue_program(int chip, std::uint16_t queue, const std::vector<int>& list,
+                                  const std::vector<std::vector<std::uint32_t>>& entries_of,
+                                  std::uint64_t& end) const;
+  // The instruction text the ifetches stream: fetch k of a queue carries its entries
+  // D + k * per_fetch onward, as 16-byte slots.
+  void fetch_images(int chip, const isa::ChipProgram& cp, isa::Program& prog) const;
+  // Tensor t of chip `chip`: its placement (and images, for a constant) in the program.
+  void tensor_record(int chip, int t, Schedule& out) const;
+  // A constant's images: its range and copies, or its weight pieces.
+  void constant_images(int chip, const KTensor& kt, const TensorPlace& tp,
+                       isa::Program& prog) const;
+  // The tensors with the most MEM instructions (--scheduler-log instr).
+  void log_instructions() const;
 
   // Block b's instruction on chip `chip` (Emit::spmd_*: blocks_ hold chip 0's).
   isa::Instr patched(const Block& b, int chip) const;

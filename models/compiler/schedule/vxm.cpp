@@ -178,140 +178,13 @@ void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part)
   std::optional<std::pair<Op, std::uint64_t>> best;
   std::vector<ChainWrite> best_w;
   const int nalu = static_cast<int>(alus_.size());
-  for (int a0 = 0; a0 < nalu; ++a0)
+  for (int a0 = 0; a0 < nalu; ++a0) {
+    const std::vector<int> alu = chain_alus(c, a0);
+    if (alu.empty()) continue;
     for (int rot = 0; rot < 8; ++rot) {
-      // rot 4 .. 7: values only passed along take the direction with fewer streams taken so
-      // far (either serves: they are written and read at the VXM alone).
-      const bool balance = rot >= 4;
-      // ALUs in turn from a0 (large ones where the op needs one), each sharing a stream group
-      // with the previous one.
-      std::vector<int> alu;
-      std::vector<bool> taken(static_cast<std::size_t>(nalu), false);
-      bool ok = true;
-      for (std::size_t j = 0; j < c.size() && ok; ++j) {
-        const isa::OpInfo& info = *isa::by_mnemonic(mnemonic(c[j]->args.op));
-        int pick = -1;
-        for (int k = 0; k < nalu && pick < 0; ++k) {
-          const int x = (a0 + (j ? alu.back() - a0 + 1 : 0) + k) % nalu;
-          if (taken[static_cast<std::size_t>(x)]) continue;
-          if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(x)) continue;
-          if (j) {
-            const auto p4 = alu_streams(alu.back(), 4), x4 = alu_streams(x, 4);
-            if (std::none_of(p4.begin(), p4.end(), [&](int s4) {
-                  return std::find(x4.begin(), x4.end(), s4) != x4.end();
-                }))
-              continue;
-          }
-          pick = x;
-        }
-        if (pick < 0)
-          ok = false;
-        else {
-          alu.push_back(pick);
-          taken[static_cast<std::size_t>(pick)] = true;
-        }
-      }
-      if (!ok) continue;
-      std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
-      auto take = [&](int a, bool west, int group, int also) -> int {
-        auto cand = alu_streams(a, group, rot % 4);
-        if (also >= 0) {
-          const auto other = alu_streams(also, group);
-          cand.erase(
-              std::remove_if(
-                  cand.begin(), cand.end(),
-                  [&](int st) { return std::find(other.begin(), other.end(), st) == other.end(); }),
-              cand.end());
-        }
-        const int st = first_free(cand, group, used[west]);
-        ok = ok && st >= 0;
-        return std::max(st, 0);
-      };
       Op op;
       std::vector<ChainWrite> writes;
-      std::int64_t at = 0;  // access cycle of step j's ALU (from T)
-      int prev_emit = -1;
-      std::uint32_t prev_arg = 0;
-      for (std::size_t j = 0; j < c.size() && ok; ++j) {
-        const KStep& s = *c[j];
-        const int g_in = isa::dtype_bytes(s.args.type);
-        const int g_out = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : g_in;
-        const auto& vx = lat(mnemonic(s.args.op));
-        std::vector<int> ins;
-        if (s.mask >= 0) ins.push_back(s.mask);
-        ins.push_back(s.a);
-        if (s.b >= 0) ins.push_back(s.b);
-        Op sub;
-        std::vector<int> producers;
-        std::vector<std::uint32_t> args;
-        std::map<std::pair<int, std::int64_t>, std::uint32_t> read_once;
-        for (int t : ins) {
-          if (j > 0 && root(t) == c[j - 1]->d) {
-            args.push_back(prev_arg);
-            producers.push_back(prev_emit);
-            continue;
-          }
-          const std::int64_t from = operand_row(s, t) + part.first;
-          if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
-            args.push_back(it->second);
-            continue;
-          }
-          const bool west = !P(t).west;  // toward the VXM
-          const int st = take(alu[j], west, g_in, -1);
-          if (!ok) break;
-          const bool bc = broadcast_of(s, t);
-          const std::vector<int> ids =
-              bc ? read_broadcast(sub, t, part.copy, part.first, v, step_rows(s), st, vxm_pos_)
-                 : read_rows(sub, t, from, v, false, st, vxm_pos_);
-          args.push_back(isa::stream_arg(st, west));
-          read_once[{root(t), from}] = args.back();
-          for (int id : ids)
-            producers.push_back(-2 - id);  // sub's emits: renumbered below
-        }
-        if (!ok) break;
-        const int base = merge_shifted(op, std::move(sub), at);
-        for (int& id : producers)
-          if (id <= -2) id = base + (-2 - id);
-        const bool last = j + 1 == c.size();
-        const bool write = last || chain_write_[static_cast<std::size_t>(s.d)];
-        bool west_out = P(s.d).west;
-        if (balance && !write) {
-          int n[2] = {0, 0};
-          for (int w = 0; w < 2; ++w)
-            for (auto [first, size] : used[w == 1])
-              n[w] += size;
-          west_out = n[1] < n[0];
-        }
-        const int dst = take(alu[j], west_out, g_out, last ? -1 : alu[j + 1]);
-        if (!ok) break;
-        args.push_back(isa::stream_arg(dst, west_out));
-        const std::uint16_t aq = alus_[static_cast<std::size_t>(alu[j])];
-        use_queue(op, aq, at - vx.d_skew, v);
-        Emit e;
-        e.queue = aq;
-        e.off = at - vx.d_skew;
-        e.instr = alu_instr(s, args);
-        e.count = v;
-        e.done_off = at + vx.d_func + sl_ - 1;
-        e.expects = producers;
-        const int alu_emit = static_cast<int>(op.emits.size());
-        op.emits.push_back(std::move(e));
-        const std::size_t first_use = op.uses.size();
-        if (write) {
-          writes.push_back({s.d, result_row(s) + part.first, {}});
-          write_rows(op, s.d, result_row(s) + part.first, v, dst, vxm_pos_, at + vx.d_func,
-                     alu_emit, &writes.back().acc);
-        } else {
-          for (int b = 0; b < g_out; ++b)  // the stream at the VXM only: the next ALU reads it
-            use_stream(op, dst + b, west_out, at + vx.d_func + key_const(west_out, vxm_pos_), v,
-                       vxm_pos_, vxm_pos_);
-        }
-        merge_stream_uses(op, first_use);
-        prev_emit = alu_emit;
-        prev_arg = isa::stream_arg(dst, west_out);
-        at += vx.d_func;
-      }
-      if (!ok) continue;
+      if (!chain_op(c, part, alu, rot, op, writes)) continue;
       const auto t = fit(op);
       if (!t) continue;
       if (!best || *t < best->second) {
@@ -319,6 +192,7 @@ void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part)
         best_w = std::move(writes);
       }
     }
+  }
   if (!best) {
     if (c.size() > 1) {  // shorter chains need fewer ALUs, streams and slices
       const auto mid = static_cast<std::ptrdiff_t>(c.size() / 2);
@@ -333,6 +207,147 @@ void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part)
   for (const ChainWrite& w : best_w)
     written(w.t, best->second, w.row0, w.acc);
   vxm_busy_ += static_cast<std::uint64_t>(v) * c.size();
+}
+
+std::vector<int> Scheduler::chain_alus(const std::vector<const KStep*>& c, int a0) const {
+  const int nalu = static_cast<int>(alus_.size());
+  // ALUs in turn from a0 (large ones where the op needs one), each sharing a stream group
+  // with the previous one.
+  std::vector<int> alu;
+  std::vector<bool> taken(static_cast<std::size_t>(nalu), false);
+  bool ok = true;
+  for (std::size_t j = 0; j < c.size() && ok; ++j) {
+    const isa::OpInfo& info = *isa::by_mnemonic(mnemonic(c[j]->args.op));
+    int pick = -1;
+    for (int k = 0; k < nalu && pick < 0; ++k) {
+      const int x = (a0 + (j ? alu.back() - a0 + 1 : 0) + k) % nalu;
+      if (taken[static_cast<std::size_t>(x)]) continue;
+      if (info.alu == isa::AluNeed::kLarge && !chip_.vxm.is_large(x)) continue;
+      if (j) {
+        const auto p4 = alu_streams(alu.back(), 4), x4 = alu_streams(x, 4);
+        if (std::none_of(p4.begin(), p4.end(),
+                         [&](int s4) { return std::find(x4.begin(), x4.end(), s4) != x4.end(); }))
+          continue;
+      }
+      pick = x;
+    }
+    if (pick < 0)
+      ok = false;
+    else {
+      alu.push_back(pick);
+      taken[static_cast<std::size_t>(pick)] = true;
+    }
+  }
+  if (!ok) alu.clear();
+  return alu;
+}
+
+bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,
+                         const std::vector<int>& alu, int rot, Op& op,
+                         std::vector<ChainWrite>& writes) {
+  const auto v = static_cast<std::uint32_t>(part.rows);
+  // rot 4 .. 7: values only passed along take the direction with fewer streams taken so far
+  // (either serves: they are written and read at the VXM alone).
+  const bool balance = rot >= 4;
+  bool ok = true;
+  std::map<bool, std::vector<std::pair<int, int>>> used;  // direction -> (first, size)
+  auto take = [&](int a, bool west, int group, int also) -> int {
+    auto cand = alu_streams(a, group, rot % 4);
+    if (also >= 0) {
+      const auto other = alu_streams(also, group);
+      cand.erase(std::remove_if(cand.begin(), cand.end(),
+                                [&](int st) {
+                                  return std::find(other.begin(), other.end(), st) == other.end();
+                                }),
+                 cand.end());
+    }
+    const int st = first_free(cand, group, used[west]);
+    ok = ok && st >= 0;
+    return std::max(st, 0);
+  };
+  std::int64_t at = 0;  // access cycle of step j's ALU (from T)
+  int prev_emit = -1;
+  std::uint32_t prev_arg = 0;
+  for (std::size_t j = 0; j < c.size() && ok; ++j) {
+    const KStep& s = *c[j];
+    const int g_in = isa::dtype_bytes(s.args.type);
+    const int g_out = s.args.op == func::VxmOp::kCast ? isa::dtype_bytes(s.args.to) : g_in;
+    const auto& vx = lat(mnemonic(s.args.op));
+    std::vector<int> ins;
+    if (s.mask >= 0) ins.push_back(s.mask);
+    ins.push_back(s.a);
+    if (s.b >= 0) ins.push_back(s.b);
+    Op sub;
+    std::vector<int> producers;
+    std::vector<std::uint32_t> args;
+    std::map<std::pair<int, std::int64_t>, std::uint32_t> read_once;
+    for (int t : ins) {
+      if (j > 0 && root(t) == c[j - 1]->d) {
+        args.push_back(prev_arg);
+        producers.push_back(prev_emit);
+        continue;
+      }
+      const std::int64_t from = operand_row(s, t) + part.first;
+      if (auto it = read_once.find({root(t), from}); it != read_once.end()) {
+        args.push_back(it->second);
+        continue;
+      }
+      const bool west = !P(t).west;  // toward the VXM
+      const int st = take(alu[j], west, g_in, -1);
+      if (!ok) break;
+      const bool bc = broadcast_of(s, t);
+      const std::vector<int> ids =
+          bc ? read_broadcast(sub, t, part.copy, part.first, v, step_rows(s), st, vxm_pos_)
+             : read_rows(sub, t, from, v, false, st, vxm_pos_);
+      args.push_back(isa::stream_arg(st, west));
+      read_once[{root(t), from}] = args.back();
+      for (int id : ids)
+        producers.push_back(-2 - id);  // sub's emits: renumbered below
+    }
+    if (!ok) break;
+    const int base = merge_shifted(op, std::move(sub), at);
+    for (int& id : producers)
+      if (id <= -2) id = base + (-2 - id);
+    const bool last = j + 1 == c.size();
+    const bool write = last || chain_write_[static_cast<std::size_t>(s.d)];
+    bool west_out = P(s.d).west;
+    if (balance && !write) {
+      int n[2] = {0, 0};
+      for (int w = 0; w < 2; ++w)
+        for (auto [first, size] : used[w == 1])
+          n[w] += size;
+      west_out = n[1] < n[0];
+    }
+    const int dst = take(alu[j], west_out, g_out, last ? -1 : alu[j + 1]);
+    if (!ok) break;
+    args.push_back(isa::stream_arg(dst, west_out));
+    const std::uint16_t aq = alus_[static_cast<std::size_t>(alu[j])];
+    use_queue(op, aq, at - vx.d_skew, v);
+    Emit e;
+    e.queue = aq;
+    e.off = at - vx.d_skew;
+    e.instr = alu_instr(s, args);
+    e.count = v;
+    e.done_off = at + vx.d_func + sl_ - 1;
+    e.expects = producers;
+    const int alu_emit = static_cast<int>(op.emits.size());
+    op.emits.push_back(std::move(e));
+    const std::size_t first_use = op.uses.size();
+    if (write) {
+      writes.push_back({s.d, result_row(s) + part.first, {}});
+      write_rows(op, s.d, result_row(s) + part.first, v, dst, vxm_pos_, at + vx.d_func, alu_emit,
+                 &writes.back().acc);
+    } else {
+      for (int b = 0; b < g_out; ++b)  // the stream at the VXM only: the next ALU reads it
+        use_stream(op, dst + b, west_out, at + vx.d_func + key_const(west_out, vxm_pos_), v,
+                   vxm_pos_, vxm_pos_);
+    }
+    merge_stream_uses(op, first_use);
+    prev_emit = alu_emit;
+    prev_arg = isa::stream_arg(dst, west_out);
+    at += vx.d_func;
+  }
+  return ok;
 }
 
 isa::Instr Scheduler::alu_instr(const KStep& s, const std::vector<std::uint32_t>& args) const {

@@ -142,11 +142,8 @@ class VxmRtl final : public sc_core::sc_module, public units::VxmRtlPort {
   }
 
   bool covers(const func::VxmArgs& x) const override {
+    if (func::vxm_op_info(x.op).rtl < 0) return false;  // exp, rsqrt, tanh: not in the RTL
     switch (x.op) {
-      case func::VxmOp::kExp:
-      case func::VxmOp::kRsqrt:
-      case func::VxmOp::kTanh:
-        return false;
       case func::VxmOp::kCast:
         return width_code(x.type) >= 0 && width_code(x.to) >= 0;
       default:
@@ -227,7 +224,7 @@ class VxmRtl final : public sc_core::sc_module, public units::VxmRtlPort {
     // S + 1 RTL clocks per chip cycle: the last superlane's result is read before the next cycle.
     const sc_core::sc_time half = period_ / (2.0 * (superlanes_ + 1));
     const func::VxmArgs& x = j.args;
-    p.op.write(static_cast<std::uint32_t>(x.op));
+    p.op.write(static_cast<std::uint32_t>(func::vxm_op_info(x.op).rtl));
     p.width.write(static_cast<std::uint32_t>(width_code(x.type)));
     p.to.write(static_cast<std::uint32_t>(x.op == func::VxmOp::kCast ? width_code(x.to) : 0));
     p.saturate.write(x.saturate);

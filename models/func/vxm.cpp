@@ -546,60 +546,50 @@ void check_planes(const VxmArgs& x, const std::uint8_t* const* p, int bytes, con
 
 }  // namespace
 
+const std::vector<VxmOpInfo>& vxm_ops() {
+  static const std::vector<VxmOpInfo> ops = {
+      {VxmOp::kAdd, "add", "add", "", 0, "OP_ADD"},
+      {VxmOp::kSub, "sub", "sub", "", 1, "OP_SUB"},
+      {VxmOp::kMul, "mul", "mul", "", 2, "OP_MUL"},
+      {VxmOp::kMax, "max", "max", "", 3, "OP_MAX"},
+      {VxmOp::kMin, "min", "min", "", 4, "OP_MIN"},
+      {VxmOp::kAnd, "and", "and", "", 5, "OP_AND"},
+      {VxmOp::kOr, "or", "or", "", 6, "OP_OR"},
+      {VxmOp::kXor, "xor", "xor", "", 7, "OP_XOR"},
+      {VxmOp::kShl, "shl", "shl", "", 8, "OP_SHL"},
+      {VxmOp::kShr, "shr", "shr", "", 9, "OP_SHR"},
+      {VxmOp::kCmpEq, "cmp.eq", "cmp", "eq", 10, "OP_EQ"},
+      {VxmOp::kCmpNe, "cmp.ne", "cmp", "ne", 11, "OP_NE"},
+      {VxmOp::kCmpLt, "cmp.lt", "cmp", "lt", 12, "OP_LT"},
+      {VxmOp::kCmpLe, "cmp.le", "cmp", "le", 13, "OP_LE"},
+      {VxmOp::kCmpGt, "cmp.gt", "cmp", "gt", 14, "OP_GT"},
+      {VxmOp::kCmpGe, "cmp.ge", "cmp", "ge", 15, "OP_GE"},
+      {VxmOp::kSel, "sel", "sel", "", 16, "OP_SEL"},
+      {VxmOp::kNeg, "neg", "neg", "", 17, "OP_NEG"},
+      {VxmOp::kAbs, "abs", "abs", "", 18, "OP_ABS"},
+      {VxmOp::kRelu, "relu", "relu", "", 19, "OP_RELU"},
+      {VxmOp::kExp, "exp", "exp", "", -1, ""},
+      {VxmOp::kRsqrt, "rsqrt", "rsqrt", "", -1, ""},
+      {VxmOp::kTanh, "tanh", "tanh", "", -1, ""},
+      {VxmOp::kCast, "cast", "cast", "", 23, "OP_CAST"},
+      {VxmOp::kMov, "mov", "mov", "", 24, "OP_MOV"},
+  };
+  return ops;
+}
+
+const VxmOpInfo& vxm_op_info(VxmOp op) {
+  return vxm_ops()[static_cast<std::size_t>(op)];
+}
+
+const VxmOpInfo* vxm_op_of(std::string_view mnemonic, std::string_view cmp) {
+  for (const VxmOpInfo& o : vxm_ops())
+    if (mnemonic == o.mnemonic && cmp == o.cmp) return &o;
+  return nullptr;
+}
+
 const char* to_string(VxmOp op) {
-  switch (op) {
-    case VxmOp::kAdd:
-      return "add";
-    case VxmOp::kSub:
-      return "sub";
-    case VxmOp::kMul:
-      return "mul";
-    case VxmOp::kMax:
-      return "max";
-    case VxmOp::kMin:
-      return "min";
-    case VxmOp::kAnd:
-      return "and";
-    case VxmOp::kOr:
-      return "or";
-    case VxmOp::kXor:
-      return "xor";
-    case VxmOp::kShl:
-      return "shl";
-    case VxmOp::kShr:
-      return "shr";
-    case VxmOp::kCmpEq:
-      return "cmp.eq";
-    case VxmOp::kCmpNe:
-      return "cmp.ne";
-    case VxmOp::kCmpLt:
-      return "cmp.lt";
-    case VxmOp::kCmpLe:
-      return "cmp.le";
-    case VxmOp::kCmpGt:
-      return "cmp.gt";
-    case VxmOp::kCmpGe:
-      return "cmp.ge";
-    case VxmOp::kSel:
-      return "sel";
-    case VxmOp::kNeg:
-      return "neg";
-    case VxmOp::kAbs:
-      return "abs";
-    case VxmOp::kRelu:
-      return "relu";
-    case VxmOp::kExp:
-      return "exp";
-    case VxmOp::kRsqrt:
-      return "rsqrt";
-    case VxmOp::kTanh:
-      return "tanh";
-    case VxmOp::kCast:
-      return "cast";
-    case VxmOp::kMov:
-      return "mov";
-  }
-  return "?";
+  const auto i = static_cast<std::size_t>(op);
+  return i < vxm_ops().size() ? vxm_ops()[i].name : "?";
 }
 
 bool vxm_supports(VxmOp op, DType type) {

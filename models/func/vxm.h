@@ -28,6 +28,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include "isa/isa.h"
 
@@ -61,6 +63,25 @@ enum class VxmOp : std::uint8_t {
   kMov
 };
 const char* to_string(VxmOp op);
+
+/// The one link between a VXM operation, its instruction and its RTL: the ISA mnemonic (the
+/// opcode is isa::by_mnemonic's), the cmp instruction's comparison modifier, and the operation
+/// code of the RTL ALU (rtl/vxm/vxm_alu.sv's OP_ localparams, which a test checks against this
+/// table). The compiler, the VXM unit's decoder and the co-simulation read it.
+struct VxmOpInfo {
+  VxmOp op;
+  const char* name;      ///< to_string(op): "add", "cmp.eq", ..
+  const char* mnemonic;  ///< the instruction: "add", "cmp", ..
+  const char* cmp;       ///< cmp's comparison modifier ("eq" ..), "" for the others
+  int rtl;               ///< the RTL ALU's operation code; -1 when the RTL has none
+  const char* rtl_name;  ///< its localparam ("OP_ADD"), "" when none
+};
+/// Every VxmOp, in enum order.
+const std::vector<VxmOpInfo>& vxm_ops();
+const VxmOpInfo& vxm_op_info(VxmOp op);
+/// The operation of an instruction with `mnemonic` (and, for cmp, comparison modifier `cmp`);
+/// null when the instruction is no VXM operation.
+const VxmOpInfo* vxm_op_of(std::string_view mnemonic, std::string_view cmp = "");
 
 struct VxmArgs {
   VxmOp op;

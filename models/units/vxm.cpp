@@ -1,5 +1,8 @@
 #include "units/vxm.h"
 
+#include <array>
+#include <vector>
+
 #include "func/vxm.h"
 
 namespace lpu::units {
@@ -16,52 +19,25 @@ Vxm::Vxm(const sc_core::sc_module_name& name, ChipContext& ctx) : Unit(name, ctx
 }
 
 namespace {
+// The operation of a VXM instruction, by opcode and comparison modifier, from func::vxm_ops()
+// (decoded once; anything else moves).
 VxmOp op_of(const isa::Instr& in) {
-  switch (in.opcode) {
-    case 0x20:
-      return VxmOp::kAdd;
-    case 0x21:
-      return VxmOp::kSub;
-    case 0x22:
-      return VxmOp::kMul;
-    case 0x23:
-      return VxmOp::kMax;
-    case 0x24:
-      return VxmOp::kMin;
-    case 0x25:
-      return VxmOp::kAnd;
-    case 0x26:
-      return VxmOp::kOr;
-    case 0x27:
-      return VxmOp::kXor;
-    case 0x28:
-      return VxmOp::kShl;
-    case 0x29:
-      return VxmOp::kShr;
-    case 0x2a: {
-      static constexpr VxmOp cmp[] = {VxmOp::kCmpEq, VxmOp::kCmpEq, VxmOp::kCmpNe, VxmOp::kCmpLt,
-                                      VxmOp::kCmpLe, VxmOp::kCmpGt, VxmOp::kCmpGe};
-      return cmp[in.mod[1] < 7 ? in.mod[1] : 0];
+  static const std::vector<std::array<VxmOp, 8>> table = [] {
+    std::vector<std::array<VxmOp, 8>> t(256);
+    const auto& cmp = isa::mod_names(isa::ModKind::kCmp);
+    for (auto& row : t)
+      row.fill(VxmOp::kMov);
+    for (const func::VxmOpInfo& o : func::vxm_ops()) {
+      const isa::OpInfo* info = isa::by_mnemonic(o.mnemonic);
+      if (!info) continue;
+      for (std::size_t m = 0; m < 8; ++m)
+        if (*o.cmp == 0 || (m < cmp.size() && cmp[m] == o.cmp)) t[info->opcode][m] = o.op;
     }
-    case 0x2b:
-      return VxmOp::kSel;
-    case 0x30:
-      return VxmOp::kNeg;
-    case 0x31:
-      return VxmOp::kAbs;
-    case 0x32:
-      return VxmOp::kRelu;
-    case 0x33:
-      return VxmOp::kExp;
-    case 0x34:
-      return VxmOp::kRsqrt;
-    case 0x35:
-      return VxmOp::kTanh;
-    case 0x36:
-      return VxmOp::kCast;
-    default:
-      return VxmOp::kMov;
-  }
+    // cmp without a comparison modifier compares for equality
+    if (const isa::OpInfo* c = isa::by_mnemonic("cmp")) t[c->opcode][0] = VxmOp::kCmpEq;
+    return t;
+  }();
+  return table[in.opcode][in.mod[1] < 8 ? in.mod[1] : 0];
 }
 }  // namespace
 

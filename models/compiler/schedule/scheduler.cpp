@@ -11,51 +11,7 @@ std::uint8_t mod_code(isa::ModKind k, const std::string& name) {
 }
 
 const char* mnemonic(func::VxmOp op) {
-  switch (op) {
-    case func::VxmOp::kAdd:
-      return "add";
-    case func::VxmOp::kSub:
-      return "sub";
-    case func::VxmOp::kMul:
-      return "mul";
-    case func::VxmOp::kMax:
-      return "max";
-    case func::VxmOp::kMin:
-      return "min";
-    case func::VxmOp::kNeg:
-      return "neg";
-    case func::VxmOp::kAbs:
-      return "abs";
-    case func::VxmOp::kRelu:
-      return "relu";
-    case func::VxmOp::kExp:
-      return "exp";
-    case func::VxmOp::kTanh:
-      return "tanh";
-    case func::VxmOp::kRsqrt:
-      return "rsqrt";
-    case func::VxmOp::kCast:
-      return "cast";
-    case func::VxmOp::kMov:
-      return "mov";
-    case func::VxmOp::kAnd:
-      return "and";
-    case func::VxmOp::kOr:
-      return "or";
-    case func::VxmOp::kXor:
-      return "xor";
-    case func::VxmOp::kSel:
-      return "sel";
-    case func::VxmOp::kCmpEq:
-    case func::VxmOp::kCmpNe:
-    case func::VxmOp::kCmpLt:
-    case func::VxmOp::kCmpLe:
-    case func::VxmOp::kCmpGt:
-    case func::VxmOp::kCmpGe:
-      return "cmp";
-    default:
-      throw std::logic_error(std::string("scheduler: no VXM mnemonic for ") + func::to_string(op));
-  }
+  return func::vxm_op_info(op).mnemonic;
 }
 
 isa::Instr instr(const char* mn) {

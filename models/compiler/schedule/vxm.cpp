@@ -359,12 +359,8 @@ isa::Instr Scheduler::alu_instr(const KStep& s, const std::vector<std::uint32_t>
     in.mod[1] = mod_code(isa::ModKind::kOvf, s.args.saturate ? "sat" : "mod");
   if (s.args.op == func::VxmOp::kCast)
     in.mod[1] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.to));
-  if (info.mods[1] == isa::ModKind::kCmp) {
-    static const std::map<func::VxmOp, const char*> cmp = {
-        {func::VxmOp::kCmpEq, "eq"}, {func::VxmOp::kCmpNe, "ne"}, {func::VxmOp::kCmpLt, "lt"},
-        {func::VxmOp::kCmpLe, "le"}, {func::VxmOp::kCmpGt, "gt"}, {func::VxmOp::kCmpGe, "ge"}};
-    in.mod[1] = mod_code(isa::ModKind::kCmp, cmp.at(s.args.op));
-  }
+  if (info.mods[1] == isa::ModKind::kCmp)
+    in.mod[1] = mod_code(isa::ModKind::kCmp, func::vxm_op_info(s.args.op).cmp);
   for (std::size_t i = 0; i < args.size(); ++i)
     in.arg[i] = args[i];
   return in;

@@ -7,12 +7,16 @@
 // layout, canonical NaNs, argument checks and the int -> fp16/bf16 conversions of numerics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -1091,4 +1095,54 @@ TEST(NumericsIntToHalf, EveryI16AndI32Samples) {
   EXPECT_EQ(int_to_fp16(2049), 0x6800);
   EXPECT_EQ(int_to_fp16(4097), 0x6c00);
   EXPECT_EQ(int_to_fp16(4099), 0x6c01);  // above the tie (4100 is 0x6c01)
+}
+
+// --- the one table linking a VXM operation to its instruction and its RTL -------------------
+
+// Every VxmOp has its row, in enum order; its instruction is a VXM instruction of the ISA, and
+// decoding (mnemonic, comparison) gives the op back.
+TEST(VxmOps, EveryOpIsAnInstructionThatDecodesBack) {
+  const auto& ops = vxm_ops();
+  ASSERT_EQ(ops.size(), static_cast<std::size_t>(VxmOp::kMov) + 1);
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const VxmOpInfo& o = ops[i];
+    EXPECT_EQ(static_cast<std::size_t>(o.op), i) << o.name;
+    const lpu::isa::OpInfo* info = lpu::isa::by_mnemonic(o.mnemonic);
+    ASSERT_NE(info, nullptr) << o.mnemonic;
+    EXPECT_EQ(info->unit, lpu::isa::Unit::kVxm) << o.mnemonic;
+    ASSERT_NE(vxm_op_of(o.mnemonic, o.cmp), nullptr) << o.name;
+    EXPECT_EQ(vxm_op_of(o.mnemonic, o.cmp)->op, o.op) << o.name;
+    EXPECT_STREQ(to_string(o.op), o.name);
+    if (*o.cmp) {
+      const auto& names = lpu::isa::mod_names(lpu::isa::ModKind::kCmp);
+      EXPECT_NE(std::find(names.begin(), names.end(), o.cmp), names.end()) << o.cmp;
+    }
+  }
+  EXPECT_EQ(vxm_op_of("lw"), nullptr);
+  EXPECT_EQ(vxm_op_of("cmp", "xx"), nullptr);
+}
+
+// The RTL ALU's operation codes (its OP_ localparams) are the table's, both ways.
+TEST(VxmOps, RtlOperationCodesMatchTheTable) {
+  std::ifstream f(std::string(LPU_SOURCE_DIR) + "/rtl/vxm/vxm_alu.sv");
+  ASSERT_TRUE(f) << "rtl/vxm/vxm_alu.sv";
+  std::stringstream text;
+  text << f.rdbuf();
+  std::map<std::string, int> rtl;
+  const std::regex def(R"((OP_[A-Z]+)\s*=\s*5'd([0-9]+))");
+  const std::string s = text.str();
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), def); it != std::sregex_iterator(); ++it)
+    rtl[(*it)[1]] = std::stoi((*it)[2]);
+  ASSERT_GE(rtl.size(), 20u);
+  std::size_t in_rtl = 0;
+  for (const VxmOpInfo& o : vxm_ops()) {
+    if (o.rtl < 0) {
+      EXPECT_STREQ(o.rtl_name, "") << o.name;
+      continue;
+    }
+    ++in_rtl;
+    ASSERT_TRUE(rtl.count(o.rtl_name)) << o.rtl_name << " is not in vxm_alu.sv";
+    EXPECT_EQ(rtl[o.rtl_name], o.rtl) << o.rtl_name;
+  }
+  EXPECT_EQ(in_rtl, rtl.size()) << "vxm_alu.sv has an operation the table does not name";
 }

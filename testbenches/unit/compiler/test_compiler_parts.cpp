@@ -1,0 +1,221 @@
+// The compiler's parts on their own, without SystemC: the operator registry, how products are
+// cut into row blocks, the int8 epilogue fold (structure, and values on the host reference
+// against double-precision arithmetic written here), the scheduler's reservation tables and its
+// options.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "arch/arch.h"
+#include "common/diagnostics.h"
+#include "compiler/kernels.h"
+#include "compiler/reference.h"
+#include "compiler/schedule/scheduling.h"
+#include "compiler/scheduler.h"
+#include "graph_builder.h"
+
+using namespace lpu;
+using compiler::KStep;
+using test::Builder;
+using test::Dims;
+using test::f16_bytes;
+using test::f16_values;
+using test::ints_attr;
+
+namespace {
+
+const arch::Arch& tsp() {
+  static const arch::Arch a = arch::load("tsp-v1");
+  return a;
+}
+
+// --- the registry ------------------------------------------------------------------------------
+
+TEST(Registry, SupportedOperatorsAreTheRegistrysNames) {
+  const auto& ops = compiler::supported_ops();
+  EXPECT_TRUE(std::is_sorted(ops.begin(), ops.end()));
+  EXPECT_EQ(std::adjacent_find(ops.begin(), ops.end()), ops.end());
+  for (const char* op : {"Add", "Relu", "Conv", "MaxPool", "MatMul", "Gemm", "Gather",
+                         "LayerNormalization", "Softmax", "Reshape", "Cast"})
+    EXPECT_NE(std::find(ops.begin(), ops.end(), op), ops.end()) << op;
+  EXPECT_EQ(std::find(ops.begin(), ops.end(), "Foo"), ops.end());
+}
+
+TEST(Registry, AnOperatorNotInItIsAnErrorNamingTheNode) {
+  Builder gb;
+  const int x = gb.input("x", isa::DType::kFp32, {4, 8});
+  gb.output(gb.node("Foo", "my_foo", {x}, "y", isa::DType::kFp32, {4, 8}));
+  try {
+    compiler::lower(gb.g, tsp());
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'my_foo'"), std::string::npos) << m;
+    EXPECT_NE(m.find("operator 'Foo' is not supported"), std::string::npos) << m;
+  }
+}
+
+// --- row blocks of products --------------------------------------------------------------------
+
+// The matrix product steps writing a tensor whose name starts with `prefix`: their rows.
+std::vector<std::int64_t> product_rows(const compiler::Kernels& k, const std::string& prefix) {
+  std::vector<std::int64_t> rows;
+  for (const KStep& s : k.steps)
+    if (s.kind == KStep::Kind::kMatMul &&
+        k.tensors[static_cast<std::size_t>(s.d)].name.rfind(prefix, 0) == 0)
+      rows.push_back(s.m);
+  return rows;
+}
+
+compiler::Kernels matmul_kernels(std::int64_t m) {
+  Builder gb;
+  const int a = gb.input("a", isa::DType::kFp16, {m, 64});
+  const int b =
+      gb.constant("b", isa::DType::kFp16, {64, 32}, f16_bytes(test::uniform(64 * 32, -1, 1, 5)));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", isa::DType::kFp16, {m, 32}));
+  return compiler::lower(gb.g, tsp());
+}
+
+// One column tile: 100 rows go to the 4 planes as blocks of 25; 2000 rows (7 blocks of at most
+// 320) as 8 blocks of 250, two rounds of 4; 2 rows stay one block (shorter than one weight
+// load: 320 / 16 = 20 rows).
+TEST(ProductBlocks, FewBlocksAreCutSoThatEveryPlaneStreams) {
+  ASSERT_EQ(tsp().chip.mxm.planes, 4);
+  EXPECT_EQ(product_rows(matmul_kernels(100), "mm"), std::vector<std::int64_t>(4, 25));
+  EXPECT_EQ(product_rows(matmul_kernels(2000), "mm"), std::vector<std::int64_t>(8, 250));
+  EXPECT_EQ(product_rows(matmul_kernels(2), "mm"), std::vector<std::int64_t>{2});
+  EXPECT_EQ(product_rows(matmul_kernels(30), "mm"), std::vector<std::int64_t>{30});
+}
+
+// --- the int8 epilogue fold --------------------------------------------------------------------
+
+// conv1 (1 x 1, bias) -> relu -> conv2 (1 x 1) at int8; `tap` also makes relu1's output a graph
+// output, which must then keep its fp16 value (no fold).
+struct TwoConvs {
+  compiler::Kernels k;
+  std::vector<float> x, w1, b1, w2;
+};
+TwoConvs two_convs(bool tap) {
+  TwoConvs t;
+  t.w1 = test::uniform(24 * 16, -0.4f, 0.4f, 11);
+  t.b1 = test::uniform(24, -0.2f, 0.2f, 12);
+  t.w2 = test::uniform(8 * 24, -0.3f, 0.3f, 13);
+  t.x = test::uniform_fp16(16 * 6 * 6, -0.5f, 0.5f, 14);
+  Builder gb;
+  const std::map<std::string, compiler::Attr> one = {{"kernel_shape", ints_attr({1, 1})}};
+  const int x = gb.input("x", isa::DType::kFp16, {1, 16, 6, 6});
+  const int c1 = gb.node("Conv", "conv1",
+                         {x, gb.constant("w1", isa::DType::kFp16, {24, 16, 1, 1}, f16_bytes(t.w1)),
+                          gb.constant("b1", isa::DType::kFp16, {24}, f16_bytes(t.b1))},
+                         "c1", isa::DType::kFp16, {1, 24, 6, 6}, one);
+  const int r1 = gb.node("Relu", "relu1", {c1}, "r1", isa::DType::kFp16, {1, 24, 6, 6});
+  const int c2 = gb.node("Conv", "conv2",
+                         {r1, gb.constant("w2", isa::DType::kFp16, {8, 24, 1, 1}, f16_bytes(t.w2))},
+                         "c2", isa::DType::kFp16, {1, 8, 6, 6}, one);
+  gb.output(c2);
+  if (tap) gb.output(r1);
+  t.k = compiler::lower_with_precision(gb.g, tsp(), compiler::Precision::kInt8);
+  return t;
+}
+
+int count(const compiler::Kernels& k, func::VxmOp op, isa::DType type) {
+  int n = 0;
+  for (const KStep& s : k.steps)
+    n += s.kind == KStep::Kind::kVxm && s.args.op == op && s.args.type == type;
+  return n;
+}
+
+TEST(RequantizationFold, ReluOnTheSumsThenStraightToInt8) {
+  const TwoConvs t = two_convs(false);
+  EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp32), 1);
+  EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp16), 0);
+  // The only fp16 steps left quantize the graph's input x and round conv2's result.
+  EXPECT_EQ(count(t.k, func::VxmOp::kMul, isa::DType::kFp16), 1);
+  // Values: within two layers of int8 quantization error of the network in double (inputs in
+  // [-0.5, 0.5], inside the calibration's range, so nothing saturates).
+  const auto out = compiler::run_reference(t.k, {f16_bytes(t.x)});
+  ASSERT_EQ(out.size(), 1u);
+  const auto got = f16_values(out[0]);
+  ASSERT_EQ(got.size(), 8u * 36);
+  for (int o = 0; o < 8; ++o)
+    for (int p = 0; p < 36; ++p) {
+      double want = 0, mag = 0;
+      for (int c = 0; c < 24; ++c) {
+        double h = t.b1[static_cast<std::size_t>(c)];
+        for (int i = 0; i < 16; ++i)
+          h += static_cast<double>(t.w1[static_cast<std::size_t>(c * 16 + i)]) *
+               t.x[static_cast<std::size_t>(i * 36 + p)];
+        h = std::max(0.0, h);
+        want += t.w2[static_cast<std::size_t>(o * 24 + c)] * h;
+        mag += std::fabs(t.w2[static_cast<std::size_t>(o * 24 + c)] * h);
+      }
+      EXPECT_NEAR(got[static_cast<std::size_t>(o * 36 + p)], want, 4.0 / 127.0 * mag + 1e-3)
+          << o << "," << p;
+    }
+}
+
+TEST(RequantizationFold, AReluValueSomethingElseReadsIsKept) {
+  const TwoConvs t = two_convs(true);
+  EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp32), 0);
+  EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp16), 1);
+}
+
+// --- the scheduler's reservation tables -------------------------------------------------------
+
+TEST(Reservation, BusyIntervalsReportTheLastOverlapsEnd) {
+  compiler::scheduling::Busy b;
+  b.add(10, 5);   // [10, 15)
+  b.add(20, 10);  // [20, 30)
+  EXPECT_FALSE(b.conflict(0, 10));
+  EXPECT_FALSE(b.conflict(15, 5));
+  EXPECT_EQ(b.conflict(14, 1), 15u);
+  EXPECT_EQ(b.conflict(12, 10), 30u);  // overlaps both: the later end
+  EXPECT_FALSE(b.conflict(30, 100));
+}
+
+TEST(Reservation, StreamClaimsOverlapInTimeAndPosition) {
+  compiler::scheduling::Claims c;
+  c.add({100, 110, 3, 7});
+  std::vector<std::uint64_t> ends;
+  auto collect = [&](const compiler::scheduling::Claim& o) { ends.push_back(o.k1); };
+  c.overlapping(105, 106, 7, 9, collect);  // shares position 7
+  EXPECT_EQ(ends, std::vector<std::uint64_t>{110});
+  ends.clear();
+  c.overlapping(105, 106, 8, 9, collect);  // other positions
+  c.overlapping(110, 120, 3, 7, collect);  // after it
+  c.overlapping(90, 100, 3, 7, collect);   // before it
+  EXPECT_TRUE(ends.empty());
+}
+
+// --- scheduler options -------------------------------------------------------------------------
+
+TEST(ScheduleOptions, LogNamesAreChecked) {
+  EXPECT_EQ(compiler::parse_schedule_log("mem,fit", "--scheduler-log"),
+            (std::set<std::string>{"fit", "mem"}));
+  try {
+    compiler::parse_schedule_log("mem,bogus", "--scheduler-log");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("'bogus' is not a scheduler log"), std::string::npos);
+  }
+}
+
+// The MEM self-check replays a whole program without complaint. With reuse, tensors nothing
+// reads any more hand their MEM on; without, none does (lpu verify --probe reads them all back).
+TEST(ScheduleOptions, MemoryCheckAndNoReuse) {
+  const TwoConvs t = two_convs(false);
+  compiler::ScheduleOptions checked;
+  checked.check_memory = true;
+  const compiler::Schedule a = compiler::schedule(t.k, tsp(), "test", checked);
+  compiler::ScheduleOptions apart;
+  apart.reuse_memory = false;
+  const compiler::Schedule b = compiler::schedule(t.k, tsp(), "test", apart);
+  EXPECT_GT(a.cycles, 0u);
+  EXPECT_TRUE(std::any_of(a.reused.begin(), a.reused.end(), [](bool r) { return r; }));
+  EXPECT_TRUE(std::none_of(b.reused.begin(), b.reused.end(), [](bool r) { return r; }));
+}
+
+}  // namespace

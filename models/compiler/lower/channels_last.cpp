@@ -574,13 +574,18 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
     const std::int64_t band_results = wb.ho * gd.wq;
     // Blocks of output pixels that several planes may stream at once: their rows (and the
     // phases' rows they read) on slices of their own.
+    // The input goes in chunks of half a block: a product waits only for the chunks it reads,
+    // so it starts on its producer's first half-block, and a block's taps, which read up to
+    // (kh - 1) grid rows into the next block (where another plane is reading), find the slice
+    // of each chunk held only about half a pass.
     const std::int64_t blk = row_block(band_results, nb * tn_n);
     if (band_results > blk) {
       chunk_by(y, blk);
+      const std::int64_t in_chunk = std::max<std::int64_t>(1, blk / 2);
       for (const auto& pp : parts)
         for (const auto& [xa, wa] : pp) {
           (void)wa;
-          chunk_by(xa, blk);
+          chunk_by(xa, in_chunk);
         }
     }
     for (std::int64_t b = 0; b < nb; ++b)

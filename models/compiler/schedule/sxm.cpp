@@ -3,6 +3,98 @@
 
 namespace lpu::compiler::scheduling {
 
+void Scheduler::sxm_step(const KStep& s) {
+  if (!P(s.d).placed) {
+    std::vector<std::uint16_t> avoid;
+    for (int t : {s.a, s.b, s.mask})
+      if (t >= 0)
+        for (auto sl : P(t).slices)
+          avoid.push_back(sl);
+    place(s.d, avoid);
+  }
+  const std::uint32_t v = static_cast<std::uint32_t>(s.rows ? s.rows : rows_of(s.d));
+  const std::int64_t drow = s.rows ? s.d_row : 0;
+  const int g = isa::dtype_bytes(s.args.type);
+  const char* mn = s.sxm == KStep::SxmOp::kShift    ? "shift"
+                   : s.sxm == KStep::SxmOp::kSelect ? "select"
+                                                    : "distribute";
+  const auto& lt = lat(mn);
+  std::optional<std::pair<Op, std::uint64_t>> best;
+  std::vector<Written> best_rows;
+  // Every SXM unit of the chip (chip.sxm.units, half per hemisphere).
+  const auto kind = s.sxm == KStep::SxmOp::kDistribute ? arch::QueueUnit::kSxmDistribute
+                                                       : arch::QueueUnit::kSxmShift;
+  // Streams are taken from one of 4 starting points (units working at once, or a unit and a
+  // VXM step, then need not share a stream where their paths overlap).
+  const int nst = chip_.streams.per_direction;
+  bool done = false;  // a candidate at its lower bound: none can be earlier
+  for (const arch::Queue& uq : queues_)
+    for (int rot = 0; rot < 4 && !done; ++rot) {
+      if (uq.unit != kind) continue;
+      const arch::Queue* unit = &uq;
+      const int pos = unit->position;
+      Op op;
+      std::map<bool, std::vector<std::pair<int, int>>> used;
+      auto take = [&](bool west, int group) -> int {
+        for (int k = 0; k + group <= nst; k += group) {
+          const int st = (k + rot * nst / 4) % nst;
+          if (st + group > nst) continue;
+          bool clash = false;
+          for (auto [u, n] : used[west])
+            if (st < u + n && u < st + group) clash = true;
+          if (!clash) {
+            used[west].push_back({st, group});
+            return st;
+          }
+        }
+        throw std::logic_error("scheduler: out of streams for " + s.origin);
+      };
+      std::vector<int> producers;
+      std::vector<std::uint32_t> args;
+      std::vector<std::pair<int, int>> ins = {{s.a, g}};
+      if (s.sxm == KStep::SxmOp::kSelect) ins.push_back({s.b, g});
+      if (s.sxm == KStep::SxmOp::kDistribute) ins.push_back({s.mask, 1});
+      for (auto [t, group] : ins) {
+        const bool west = q(P(t).slices[0]).position > pos;  // toward the SXM
+        const int st = take(west, group);
+        const bool bc = logical_rows(t) == 1 && (s.rows ? s.rows : logical_rows(s.d)) > 1;
+        for (int id : read_rows(op, t, s.rows && t == s.a ? s.a_row : 0, v, bc, st, pos))
+          producers.push_back(id);
+        args.push_back(isa::stream_arg(st, west));
+      }
+      const bool out_west = q(P(s.d).slices[0]).position < pos;  // away from the SXM
+      const int dst = take(out_west, g);
+      args.push_back(isa::stream_arg(dst, out_west));
+      if (s.sxm != KStep::SxmOp::kDistribute) args.push_back(static_cast<std::uint32_t>(s.sxm_n));
+      use_queue(op, unit->id, -lt.d_skew, v);
+      Emit e;
+      e.queue = unit->id;
+      e.off = -lt.d_skew;
+      e.instr = instr(mn);
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(s.args.type));
+      if (s.sxm == KStep::SxmOp::kShift)
+        e.instr.mod[1] = mod_code(isa::ModKind::kDir, s.north ? "n" : "s");
+      for (std::size_t i = 0; i < args.size(); ++i)
+        e.instr.arg[i] = args[i];
+      e.count = v;
+      e.done_off = lt.d_func + sl_ - 1;
+      e.expects = producers;
+      const int sxm_emit = static_cast<int>(op.emits.size());
+      op.emits.push_back(std::move(e));
+      std::vector<Written> rows;
+      write_rows(op, s.d, drow, v, dst, pos, lt.d_func, sxm_emit, &rows);
+      const auto t = fit(op);
+      if (t && (!best || *t < best->second)) {
+        best = {op, *t};
+        best_rows = rows;
+      }
+      done = best && best->second == op_lower_bound(best->first);
+    }
+  if (!best) no_fit(s.origin, "no SXM unit and streams fit the lane move");
+  commit(best->first, best->second);
+  written(s.d, best->second, drow, best_rows);
+}
+
 void Scheduler::transpose_step(const KStep& s) {
   if (!P(s.d).placed) place(s.d, P(s.a).slices);
   const TensorPlace& ap = P(s.a);

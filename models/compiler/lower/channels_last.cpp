@@ -632,14 +632,7 @@ void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y) {
                                         "the input's type");
     r = vx(VxmOp::kAdd, r, widen(reshaped(tensor(bv, &n), {m}, n, n.name + "/b"), n), n, "biased");
   } else if (p.has_bias) {
-    const int bt = add_tensor(n.name + "/bias", DType::kFp32, {m}, KTensor::Role::kConstant);
-    auto& data = k_.tensors[static_cast<std::size_t>(bt)].data;
-    for (double v : p.bias) {
-      const std::uint32_t bits = func::float_bits(static_cast<float>(v));
-      for (int k = 0; k < 4; ++k)
-        data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
-    }
-    r = vx(VxmOp::kAdd, r, bt, n, "biased");
+    r = vx(VxmOp::kAdd, r, fp32_constant(n.name + "/bias", {m}, p.bias), n, "biased");
   }
   std::vector<std::int64_t> os = {nb, m, w0.ho, w0.wo};
   if (p.xs.size() == 3) os.erase(os.begin() + 2);
@@ -852,15 +845,10 @@ void Lowering::rowwise_output(const Node& n, const Window& w, const RowBands& ba
   // Back to the node's numbers: int8 sums scaled, then the bias; as the node's type.
   int yf = y;
   auto row_of = [&](const std::string& tag, const std::vector<double>& per_m) {
-    const int t = add_tensor(n.name + tag, DType::kFp32, {cols}, KTensor::Role::kConstant);
-    auto& data = k_.tensors[static_cast<std::size_t>(t)].data;
+    std::vector<double> row;  // per_m for each of the group's q_n pixels
     for (std::int64_t q = 0; q < q_n; ++q)
-      for (double v : per_m) {
-        const std::uint32_t bits = func::float_bits(static_cast<float>(v));
-        for (int k = 0; k < 4; ++k)
-          data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
-      }
-    return t;
+      row.insert(row.end(), per_m.begin(), per_m.end());
+    return fp32_constant(n.name + tag, {cols}, row);
   };
   if (int8) {
     std::vector<double> sc(static_cast<std::size_t>(m));

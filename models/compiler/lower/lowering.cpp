@@ -200,6 +200,19 @@ void Lowering::step(VxmOp op, DType type, int a, int b, int d, const std::string
   k_.steps.push_back(std::move(s));
 }
 
+int Lowering::fp32_constant(const std::string& name, std::vector<std::int64_t> shape,
+                            const std::vector<double>& values) {
+  const int t = add_tensor(name, DType::kFp32, std::move(shape), KTensor::Role::kConstant);
+  auto& data = k_.tensors[static_cast<std::size_t>(t)].data;
+  data.reserve(values.size() * 4);
+  for (double v : values) {
+    const std::uint32_t bits = func::float_bits(static_cast<float>(v));
+    for (int k = 0; k < 4; ++k)
+      data.push_back(static_cast<std::uint8_t>(bits >> (8 * k)));
+  }
+  return t;
+}
+
 int Lowering::splat(const std::string& name, DType dt, double x, std::vector<std::int64_t> shape) {
   const int t = add_tensor(name, dt, std::move(shape), KTensor::Role::kConstant);
   KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];

@@ -75,6 +75,9 @@ class Lowering {
 
   // A constant tensor of `shape` whose elements all hold `x` (converted to dt).
   int splat(const std::string& name, DType dt, double x, std::vector<std::int64_t> shape);
+  // An fp32 constant tensor of `shape` holding `values` (row-major, one per element).
+  int fp32_constant(const std::string& name, std::vector<std::int64_t> shape,
+                    const std::vector<double>& values);
 
   // Makes operand t usable against a result of `shape`: the same shape, or a broadcast along
   // rows (one vector row reused); constants are expanded on the host to whichever fits.

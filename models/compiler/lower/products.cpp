@@ -393,14 +393,10 @@ void Lowering::product_steps(const Node& n, int y, const std::vector<std::pair<i
 int Lowering::dequantize(const Node& n, int y, double x_scale, const std::vector<double>& w_scale,
                          const std::vector<std::int64_t>& scale_shape,
                          const std::vector<std::int64_t>& shape) {
-  const int sc =
-      add_tensor(n.name + "/dequant", DType::kFp32, scale_shape, KTensor::Role::kConstant);
-  for (double ws : w_scale) {
-    const std::uint32_t bits = func::float_bits(static_cast<float>(x_scale * ws));
-    for (int k = 0; k < 4; ++k)
-      k_.tensors[static_cast<std::size_t>(sc)].data.push_back(
-          static_cast<std::uint8_t>(bits >> (8 * k)));
-  }
+  std::vector<double> scale;
+  for (double ws : w_scale)
+    scale.push_back(x_scale * ws);
+  const int sc = fp32_constant(n.name + "/dequant", scale_shape, scale);
   const int yf = add_tensor(n.name + "/sum_f", DType::kFp32, shape, KTensor::Role::kTemp);
   cast(DType::kI32, DType::kFp32, y, yf, g_.where(n));
   return vx(VxmOp::kMul, yf, sc, n, "product");

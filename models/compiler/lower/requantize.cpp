@@ -55,7 +55,7 @@ void Lowering::fold_requantize() {
       continue;
     KStep* f = only(g.a, VxmOp::kMul, DType::kFp16);
     if (!f) continue;
-    KStep* e = f ? only(f->a, VxmOp::kRelu, DType::kFp16) : nullptr;
+    KStep* e = only(f->a, VxmOp::kRelu, DType::kFp16);
     KStep* d = e ? only(e->a, VxmOp::kCast, DType::kFp32) : nullptr;
     if (!d || d->args.to != DType::kFp16) continue;
     const std::int64_t cols = T(d->a).cols();
@@ -83,16 +83,11 @@ void Lowering::fold_requantize() {
     }
     if (!positive) continue;
     auto scaled = [&](int c) {  // a copy of constant c, times k
-      const int t =
-          add_tensor(T(c).name + "*k", DType::kFp32, T(c).shape, KTensor::Role::kConstant);
+      std::vector<double> v;
       for (std::int64_t r = 0; r < T(c).rows(); ++r)
-        for (std::int64_t j = 0; j < cols; ++j) {
-          const auto bits = func::float_bits(
-              static_cast<float>(element_of(T(c), j) * k[static_cast<std::size_t>(j)]));
-          for (int b = 0; b < 4; ++b)
-            T(t).data.push_back(static_cast<std::uint8_t>(bits >> (8 * b)));
-        }
-      return t;
+        for (std::int64_t j = 0; j < cols; ++j)
+          v.push_back(element_of(T(c), j) * k[static_cast<std::size_t>(j)]);
+      return fp32_constant(T(c).name + "*k", T(c).shape, v);
     };
     m->b = scaled(m->b);
     for (KStep* c : adds)

@@ -43,6 +43,11 @@ struct KTensor {
   /// the MXM steps that read or write different blocks of rows can run at once on several planes
   /// (a slice reads and writes one vector a cycle).
   std::int64_t chunk_rows = 0;
+  /// When > 1, the rows (of each chunk) are dealt over this many groups of slices: row r in
+  /// group r mod interleave at address r / interleave, so that every interleave-th row (a
+  /// strided pass or result, KPass::x_stride) is one run of consecutive addresses. Honoured for
+  /// tensors the units write (a hint elsewhere).
+  int interleave = 1;
 
   std::int64_t elements() const {
     std::int64_t n = 1;
@@ -71,6 +76,8 @@ struct KPass {
   /// cleared first), so x's other lanes may hold any finite values. Needs staging buffers.
   bool window = false;
   std::int64_t w_at = 0;
+  /// Activation row i of the pass is x row x_row + i x_stride.
+  std::int64_t x_stride = 1;
 };
 
 struct KStep {
@@ -116,7 +123,8 @@ struct KStep {
   isa::DType mm_type = isa::DType::kI8;  ///< operand type: kI8 (result kI32) or kFp16 (kFp32)
   std::vector<KPass> passes;
   std::int64_t m = 0, d_row = 0, d_tile = 0, w_block = 0;
-  std::string origin;  ///< the graph node it comes from (Graph::where), for messages
+  std::int64_t d_stride = 1;  ///< result row i is d row d_row + i d_stride
+  std::string origin;         ///< the graph node it comes from (Graph::where), for messages
 };
 
 struct Kernels {

@@ -58,7 +58,8 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
     wa.assign(static_cast<std::size_t>(kk * cn), 0.0f);
     for (std::int64_t i = 0; i < s.m; ++i)
       for (std::int64_t r = 0; r < kk; ++r)
-        xa[static_cast<std::size_t>(i * kk + r)] = value(xd, (ps.x_row + i) * xc + xk + r);
+        xa[static_cast<std::size_t>(i * kk + r)] =
+            value(xd, (ps.x_row + i * ps.x_stride) * xc + xk + r);
     for (std::int64_t r = 0; r < kk; ++r)
       for (std::int64_t c = 0; c < cn; ++c)
         wa[static_cast<std::size_t>(r * cn + c)] =
@@ -72,7 +73,8 @@ void approx_matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
       const std::uint32_t bits = s.mm_type == isa::DType::kI8
                                      ? static_cast<std::uint32_t>(static_cast<std::int32_t>(v))
                                      : func::float_bits(static_cast<float>(v));
-      std::memcpy(&out[static_cast<std::size_t>(((s.d_row + i) * dc + c0 + c) * 4)], &bits, 4);
+      std::memcpy(&out[static_cast<std::size_t>(((s.d_row + i * s.d_stride) * dc + c0 + c) * 4)],
+                  &bits, 4);
     }
 }
 
@@ -122,7 +124,7 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
         const std::int64_t c0 = ps.x_tile * lanes;
         for (std::int64_t c = c0; c < xc && c < c0 + lanes; ++c)
           pl[static_cast<std::size_t>(c - c0)] =
-              xd[static_cast<std::size_t>(((ps.x_row + i) * xc + c) * xb + b)];
+              xd[static_cast<std::size_t>(((ps.x_row + i * ps.x_stride) * xc + c) * xb + b)];
       }
       plane.activate(s.mm_type, pp);
     }
@@ -138,7 +140,7 @@ void matmul(const Kernels& k, const KStep& s, std::vector<Bytes>& buf) {
       const std::int64_t dc = d.cols(), c0 = s.d_tile * lanes;
       for (std::int64_t c = c0; c < dc && c < c0 + lanes; ++c)
         for (int b = 0; b < 4; ++b)
-          out[static_cast<std::size_t>(((s.d_row + i) * dc + c) * 4 + b)] =
+          out[static_cast<std::size_t>(((s.d_row + i * s.d_stride) * dc + c) * 4 + b)] =
               res[static_cast<std::size_t>(b)][static_cast<std::size_t>(c - c0)];
     }
   }

@@ -504,3 +504,173 @@ TEST(Compiler, ConvAfterDivHasCleanPaddingLanes) {
   conv_double(s2, hv, w2, {}, want, mag);
   expect_close(f32_values(out[0]), want, mag, 1e-5, 1e-6);
 }
+
+// --- packed bottlenecks
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Two ResNet bottleneck blocks after a max pool: 1 x 1 (+ BN) -> Relu -> 3 x 3 -> Relu -> 1 x 1,
+// added to a projection (block 1) or to the block's input (block 2), Relu. The middle has 64
+// channels, so it runs packed, 5 pixels a vector; the pool writes its output on the grid the
+// blocks share (11 pixels a row on a pitch of 15).
+struct Bottlenecks {
+  static constexpr int kC0 = 64, kH = 20, kW = 22, kMid = 64, kOut = 96, kHo = 10, kWo = 11;
+  Builder gb;
+  std::vector<float> x;
+  struct ConvW {
+    ConvShape s;
+    std::vector<float> w, b;
+  };
+  std::vector<ConvW> convs;  // a1 b1 c1 s1 a2 b2 c2
+  std::vector<float> bn_scale, bn_bias, bn_mean, bn_var;
+
+  int conv(const std::string& name, int in, const ConvShape& s, unsigned seed) {
+    const auto w = uniform_fp16(static_cast<std::size_t>(s.m * s.c * s.k * s.k), -1.0f, 1.0f, seed);
+    std::vector<float> wv = w;
+    for (auto& v : wv)  // about unit gain
+      v = func::fp16_to_fp32(func::fp32_to_fp16(v / std::sqrt(static_cast<float>(s.c * s.k))));
+    const auto b = uniform_fp16(static_cast<std::size_t>(s.m), -0.2f, 0.2f, seed + 1);
+    convs.push_back({s, wv, b});
+    return gb.node("Conv", name,
+                   {in, gb.constant(name + ".w", DType::kFp16, {s.m, s.c, s.k, s.k}, f16_bytes(wv)),
+                    gb.constant(name + ".b", DType::kFp16, {s.m}, f16_bytes(b))},
+                   name + ".y", DType::kFp16, {1, s.m, s.ho(), s.wo()}, conv_attrs(s));
+  }
+  int relu(const std::string& name, int in, int c) {
+    return gb.node("Relu", name, {in}, name + ".y", DType::kFp16, {1, c, kHo, kWo});
+  }
+
+  Bottlenecks() {
+    x = uniform_fp16(static_cast<std::size_t>(kC0 * kH * kW), -1, 1, 91);
+    const int xi = gb.input("x", DType::kFp16, {1, kC0, kH, kW});
+    const int p = gb.node("MaxPool", "pool", {xi}, "p", DType::kFp16, {1, kC0, kHo, kWo},
+                          {{"kernel_shape", ints_attr({3, 3})},
+                           {"strides", ints_attr({2, 2})},
+                           {"pads", ints_attr({1, 1, 1, 1})}});
+    const ConvShape a1{1, kC0, kHo, kWo, kMid, 1, 1, 0, 0, 0, 0};
+    const ConvShape b{1, kMid, kHo, kWo, kMid, 3, 1, 1, 1, 1, 1};
+    const ConvShape c{1, kMid, kHo, kWo, kOut, 1, 1, 0, 0, 0, 0};
+    const ConvShape s1{1, kC0, kHo, kWo, kOut, 1, 1, 0, 0, 0, 0};
+    const ConvShape a2{1, kOut, kHo, kWo, kMid, 1, 1, 0, 0, 0, 0};
+    int h = conv("a1", p, a1, 100);
+    bn_scale = uniform_fp16(kMid, 0.5f, 1.5f, 110);
+    bn_bias = uniform_fp16(kMid, -0.2f, 0.2f, 111);
+    bn_mean = uniform_fp16(kMid, -0.2f, 0.2f, 112);
+    bn_var = uniform_fp16(kMid, 0.5f, 2.0f, 113);
+    h = gb.node("BatchNormalization", "a1.bn",
+                {h, gb.constant("bn.s", DType::kFp16, {kMid}, f16_bytes(bn_scale)),
+                 gb.constant("bn.b", DType::kFp16, {kMid}, f16_bytes(bn_bias)),
+                 gb.constant("bn.m", DType::kFp16, {kMid}, f16_bytes(bn_mean)),
+                 gb.constant("bn.v", DType::kFp16, {kMid}, f16_bytes(bn_var))},
+                "a1.bn.y", DType::kFp16, {1, kMid, kHo, kWo});
+    h = conv("b1", relu("a1.relu", h, kMid), b, 120);
+    h = conv("c1", relu("b1.relu", h, kMid), c, 130);
+    const int sc = conv("s1", p, s1, 140);
+    const int h1 = relu(
+        "out1", gb.node("Add", "add1", {h, sc}, "add1.y", DType::kFp16, {1, kOut, kHo, kWo}), kOut);
+    h = conv("a2", h1, a2, 150);
+    h = conv("b2", relu("a2.relu", h, kMid), b, 160);
+    h = conv("c2", relu("b2.relu", h, kMid), c, 170);
+    gb.output(relu("out2",
+                   gb.node("Add", "add2", {h, h1}, "add2.y", DType::kFp16, {1, kOut, kHo, kWo}),
+                   kOut));
+  }
+
+  // The network in double, every node's output rounded to fp16 as the chip's are; `mag` gets the
+  // last convolution's sum |x w| (the scale of its rounding error).
+  std::vector<double> reference(std::vector<double>& mag) const {
+    auto f16 = [](const std::vector<double>& v) {
+      std::vector<float> out(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i)
+        out[i] = func::fp16_to_fp32(func::fp32_to_fp16(static_cast<float>(v[i])));
+      return out;
+    };
+    auto relu_d = [](std::vector<float> v) {
+      for (auto& e : v)
+        e = std::max(0.0f, e);
+      return v;
+    };
+    auto run = [&](int i, const std::vector<float>& in, std::vector<double>& m) {
+      std::vector<double> y;
+      conv_double(convs[static_cast<std::size_t>(i)].s, in, convs[static_cast<std::size_t>(i)].w,
+                  convs[static_cast<std::size_t>(i)].b, y, m);
+      return y;
+    };
+    std::vector<float> p(static_cast<std::size_t>(kC0 * kHo * kWo));
+    for (int ch = 0; ch < kC0; ++ch)
+      for (int oh = 0; oh < kHo; ++oh)
+        for (int ow = 0; ow < kWo; ++ow) {
+          float best = -1e30f;
+          for (int i = 2 * oh - 1; i <= 2 * oh + 1; ++i)
+            for (int j = 2 * ow - 1; j <= 2 * ow + 1; ++j)
+              if (i >= 0 && i < kH && j >= 0 && j < kW)
+                best = std::max(best, x[static_cast<std::size_t>((ch * kH + i) * kW + j)]);
+          p[static_cast<std::size_t>((ch * kHo + oh) * kWo + ow)] = best;
+        }
+    std::vector<double> m;
+    std::vector<double> a = run(0, p, m);
+    const int px = kHo * kWo;
+    for (int ch = 0; ch < kMid; ++ch)
+      for (int i = 0; i < px; ++i) {
+        double& v = a[static_cast<std::size_t>(ch * px + i)];
+        v = (v - bn_mean[static_cast<std::size_t>(ch)]) /
+                std::sqrt(static_cast<double>(bn_var[static_cast<std::size_t>(ch)]) + 1e-5) *
+                bn_scale[static_cast<std::size_t>(ch)] +
+            bn_bias[static_cast<std::size_t>(ch)];
+      }
+    const auto h = f16(run(2, relu_d(f16(run(1, relu_d(f16(a)), m))), m));
+    const auto s = f16(run(3, p, m));
+    std::vector<float> h1(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i)
+      h1[i] = std::max(0.0f, func::fp16_to_fp32(func::fp32_to_fp16(h[i] + s[i])));
+    std::vector<double> c2 = run(6, relu_d(f16(run(5, relu_d(f16(run(4, h1, m))), m))), mag);
+    const auto c2h = f16(c2);
+    std::vector<double> out(c2.size());
+    for (std::size_t i = 0; i < out.size(); ++i)
+      out[i] = std::max(0.0f, func::fp16_to_fp32(func::fp32_to_fp16(c2h[i] + h1[i])));
+    for (std::size_t i = 0; i < mag.size(); ++i)
+      mag[i] += std::fabs(h1[i]);
+    return out;
+  }
+};
+
+// The products of the packed middle: activations every 5th row (the 1 x 1 into it), results
+// every 5th row (the 1 x 1 out of it).
+void expect_packed(const compiler::Kernels& k) {
+  int strided_in = 0, strided_out = 0;
+  for (const auto& st : k.steps) {
+    if (st.kind != compiler::KStep::Kind::kMatMul) continue;
+    strided_out += st.d_stride == 5;
+    for (const auto& ps : st.passes)
+      strided_in += ps.x_stride == 5;
+  }
+  EXPECT_GT(strided_in, 0);
+  EXPECT_GT(strided_out, 0);
+}
+
+}  // namespace
+
+TEST(Compiler, Fp16BottlenecksRunPacked) {
+  Bottlenecks nb;
+  const Compiled cc = compile(nb.gb.g);
+  expect_packed(cc.k);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
+}
+
+TEST(Compiler, Int8BottlenecksRunPackedWithinQuantizationError) {
+  Bottlenecks nb;
+  Compiled cc;
+  cc.k = compiler::lower_with_precision(nb.gb.g, tsp(), compiler::Precision::kInt8);
+  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  expect_packed(cc.k);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4.0 / 127.0, 0.02);
+}

@@ -22,7 +22,8 @@ std::vector<std::int64_t> Lowering::nchw_shape(int v) const {
   const auto i = static_cast<std::size_t>(v);
   if (tensor_of_[i] >= 0) return k_.tensors[static_cast<std::size_t>(tensor_of_[i])].shape;
   if (cl_of_[i] >= 0) {
-    const auto& s = k_.tensors[static_cast<std::size_t>(cl_of_[i])].shape;
+    auto s = k_.tensors[static_cast<std::size_t>(cl_of_[i])].shape;
+    if (const CLGrid* g = grid_of_tensor(cl_of_[i])) s[2] = g->w;
     return permuted(s, cl_to_nchw(s.size(), cl_t_[i]));
   }
   return g_.values[i].shape;
@@ -99,6 +100,26 @@ bool Lowering::lower_cl_pointwise(const Node& n) {
     const Value& val = g_.values[static_cast<std::size_t>(v)];
     if (val.constant ? val.shape.size() > rank : nchw_shape(v) != out_shape) return false;
   }
+  // Operands on one grid keep it; on different ones (or some on none) they are compacted.
+  std::optional<CLGrid> on;
+  bool first = true, same = true;
+  for (int v : n.inputs) {
+    if (v < 0 || g_.values[static_cast<std::size_t>(v)].constant) continue;
+    const CLGrid* g = grid_of_value(v);
+    if (first) {
+      if (g) on = *g;
+      first = false;
+    } else if (on.has_value() != (g != nullptr) ||
+               (g &&
+                (g->pitch != on->pitch || g->off != on->off || g->p != on->p || g->w != on->w))) {
+      same = false;
+    }
+  }
+  if (!same) {
+    for (int v : n.inputs)
+      if (v >= 0 && !g_.values[static_cast<std::size_t>(v)].constant) cl_compact(v, n);
+    on.reset();
+  }
   std::vector<std::pair<int, int>> saved;
   for (int v : n.inputs)
     if (v >= 0) saved.push_back({v, tensor_of_[static_cast<std::size_t>(v)]});
@@ -115,6 +136,7 @@ bool Lowering::lower_cl_pointwise(const Node& n) {
   cl_of_[o] = tensor_of_[o];
   cl_t_[o] = transposed;
   tensor_of_[o] = -1;
+  if (on) put_on_grid(cl_of_[o], *on);
   // The value's name goes to its ONNX-layout form, if one is ever made.
   KTensor& kt = k_.tensors[static_cast<std::size_t>(cl_of_[o])];
   std::string name = kt.name + "/cl";
@@ -224,7 +246,12 @@ std::vector<int> Lowering::phases(int x, const Window& w, const Grid& g, double 
                                   const Node& n) {
   const KTensor kx = meta(x);
   const std::int64_t nb = kx.shape[0], c = kx.cols();
-  if (w.sh == 1 && w.sw == 1 && !w.pt && !w.pl && g.wq == w.w && g.hq == w.h) return {x};
+  // On a grid, input row h of image bi starts at row (bi h + h) pitch + off (a caller that
+  // takes the whole grid as its image passes w.w = pitch).
+  const CLGrid* gx = grid_of_tensor(x);
+  if (gx && w.w == gx->pitch) gx = nullptr;
+  const std::int64_t pitch = gx ? gx->pitch : w.w, off = gx ? gx->off : 0;
+  if (!gx && w.sh == 1 && w.sw == 1 && !w.pt && !w.pl && g.wq == w.w && g.hq == w.h) return {x};
   // The phases some tap reads; rows of other row phases are not copied (a dealt row still
   // fills all of its column phases).
   std::vector<bool> used(static_cast<std::size_t>(w.sh * w.sw), false),
@@ -250,7 +277,7 @@ std::vector<int> Lowering::phases(int x, const Window& w, const Grid& g, double 
       s.args.op = VxmOp::kMov;
       s.args.type = kx.dtype;
       s.a = x;
-      s.a_row = (bi * w.h + h) * w.w;
+      s.a_row = (bi * w.h + h) * pitch + off;
       s.rows = w.w;
       for (std::int64_t p = 0; p < std::min(w.sw, w.w); ++p)
         s.deal.push_back(
@@ -296,12 +323,30 @@ std::vector<int> Lowering::phases(int x, const Window& w, const Grid& g, double 
 }
 
 int Lowering::pick(int y, std::int64_t nb, std::int64_t ho, std::int64_t wo, std::int64_t wq,
-                   DType to, const Node& n) {
+                   DType to, const Node& n, const CLGrid* onto) {
   const KTensor ky = meta(y);
   const std::int64_t c = ky.cols();
-  const bool whole = wq == wo;
+  const bool whole = wq == wo && !onto;
   if (whole && ky.dtype == to) return y;
-  const int d = add_tensor(n.name + "/out", to, {nb, ho, wo, c}, KTensor::Role::kTemp);
+  const std::int64_t pitch = onto ? onto->pitch : wo, off = onto ? onto->off : 0;
+  const int d = add_tensor(n.name + "/out", to, {nb, ho, pitch, c}, KTensor::Role::kTemp);
+  if (onto) {
+    // The padding rows between the pixel rows: zero.
+    std::vector<std::pair<std::int64_t, std::int64_t>> pads;  // row, rows
+    std::int64_t cursor = 0;
+    for (std::int64_t r = 0; r < nb * ho; ++r) {
+      if (r * pitch + off > cursor) pads.push_back({cursor, r * pitch + off - cursor});
+      cursor = r * pitch + off + wo;
+    }
+    if (nb * ho * pitch > cursor) pads.push_back({cursor, nb * ho * pitch - cursor});
+    std::int64_t most = 0;
+    for (const auto& pr : pads)
+      most = std::max(most, pr.second);
+    const int z = most ? splat(n.name + "/pad", to, 0.0, {most, c}) : -1;
+    for (const auto& [row, rows] : pads)
+      copy_rows(to, z, 0, d, row, rows, n);
+    put_on_grid(d, *onto);
+  }
   if (whole) {
     cast(ky.dtype, to, y, d, g_.where(n));
     return d;
@@ -316,7 +361,7 @@ int Lowering::pick(int y, std::int64_t nb, std::int64_t ho, std::int64_t wo, std
       s.a_row = (b * ho + r) * wq;
       s.d = d;
       s.rows = wo;
-      s.d_row = (b * ho + r) * wo;
+      s.d_row = (b * ho + r) * pitch + off;
       s.origin = g_.where(n);
       k_.steps.push_back(std::move(s));
     }
@@ -352,6 +397,7 @@ std::vector<double> Lowering::constant_values(int v, const Node& n) {
 }
 
 void Lowering::conv(const Node& n) {
+  if (packed_bottleneck(n)) return;
   ConvPlan p = conv_plan(n);
   // A convolution of a small input only in the ONNX layout (a model's image): rows of input
   // pixels through banded weights, columns of output pixels out (see conv_rowwise).
@@ -360,10 +406,19 @@ void Lowering::conv(const Node& n) {
     return;
   }
   conv_weights(n, p);
-  conv_epilogue(n, p, conv_products(n, p));
+  // A 1 x 1 convolution (stride 1, no padding) of a value on a grid takes every row of the grid
+  // as a pixel: its result is on the same grid.
+  std::optional<CLGrid> gx;
+  if (const CLGrid* g = grid_of_value(n.inputs[0]); g && p.w.kh == 1 && p.w.kw == 1 &&
+                                                    p.w.sh == 1 && p.w.sw == 1 && !p.w.pt &&
+                                                    !p.w.pl && !p.w.pb && !p.w.pr) {
+    gx = *g;
+    p.w.w = p.w.wo = g->pitch;
+  }
+  conv_epilogue(n, p, conv_products(n, p), gx ? &*gx : nullptr);
 }
 
-Lowering::ConvPlan Lowering::conv_plan(const Node& n) {
+Lowering::ConvPlan Lowering::conv_plan(const Node& n, const ConvInput* in) {
   no_attrs(n, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
   if (const Attr* g = n.attr("group"); g && g->i != 1)
     throw InputError(g_.where(n), "group = " + std::to_string(g->i) +
@@ -372,10 +427,10 @@ Lowering::ConvPlan Lowering::conv_plan(const Node& n) {
     throw InputError(g_.where(n), "takes two or three inputs");
   const Value& wv = g_.values[static_cast<std::size_t>(n.inputs[1])];
   ConvPlan p;
-  p.xs = nchw_shape(n.inputs[0]);
+  p.xs = in ? in->xs : nchw_shape(n.inputs[0]);
   p.ws = nchw_shape(n.inputs[1]);
   const std::vector<std::int64_t>&xs = p.xs, &ws = p.ws;
-  const DType dt = p.dt = dtype_of(n.inputs[0]);
+  const DType dt = p.dt = in ? in->dt : dtype_of(n.inputs[0]);
   if (dt != DType::kFp32 && dt != DType::kFp16)
     throw InputError(g_.where(n), std::string("type ") + isa::to_string(dt) +
                                       " is not supported (fp32 or fp16)");
@@ -384,7 +439,7 @@ Lowering::ConvPlan Lowering::conv_plan(const Node& n) {
     throw InputError(g_.where(n), "input " + shape_str(xs) + " and weights " + shape_str(ws) +
                                       " do not match (N, C, spatial) and (M, C, kernel)");
   // On a transposed channels-last input the window (and below the kernel) swap their axes.
-  const bool tr = p.tr = cl_transposed(n.inputs[0]);
+  const bool tr = p.tr = in ? in->tr : cl_transposed(n.inputs[0]);
   const Window w0 = p.w0 =
       window(n, xs, std::vector<std::int64_t>(ws.begin() + 2, ws.end()), false);
   const Window w = p.w = tr ? swapped(w0) : w0;
@@ -538,7 +593,7 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
     Grid gb = gd;
     int xb = -1;
     if (bands.size() == 1) {
-      xb = clean(cl_tensor(xv, n), n);  // padding lanes meet the MXM
+      xb = on_grid_of(cl_tensor(xv, n), clean(cl_tensor(xv, n), n));  // lanes meet the MXM
     } else {
       // Padded rows [p0, p1) of the band; the input rows among them.
       const std::int64_t p0 = oh0 * w.sh, p1 = (oh1 - 1) * w.sh + (w.kh - 1) * w.dh + 1;
@@ -558,7 +613,7 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
       xb = transpose_perm(rows, to_cl(4), n);
     }
     if (host) k_.calibration.push_back({n.name, xb});
-    if (int8) xb = quantize_activations(xb, p.x_scale, n);
+    if (int8) xb = on_grid_of(xb, quantize_activations(xb, p.x_scale, n));
     const std::vector<int> ph = phases(xb, wb, gb, 0.0, n);
     // (activations, weights) per pass of a tap; fp32 as three fp16 passes
     std::vector<std::vector<std::pair<int, int>>> parts(ph.size());
@@ -572,6 +627,12 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
           int8 ? std::vector<std::pair<int, int>>{{ph[p], wt}} : product_parts(ph[p], wt, dt, n);
     }
     const std::int64_t band_results = wb.ho * gd.wq;
+    // The whole of a grid whose rows are dealt over groups of slices (a 1 x 1 convolution).
+    if (const CLGrid* gi = grid_of_tensor(xb);
+        gi && gi->p > 1 && wb.w == gi->pitch && bands.size() == 1 && nb == 1) {
+      grid_products(n, p, y, parts[0], gi->p, band_results);
+      continue;
+    }
     // Blocks of output pixels that several planes may stream at once: their rows (and the
     // phases' rows they read) on slices of their own.
     // The input goes in chunks of half a block: a product waits only for the chunks it reads,
@@ -615,7 +676,46 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
   return y;
 }
 
-void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y) {
+void Lowering::grid_products(const Node& n, const ConvPlan& p, int y,
+                             const std::vector<std::pair<int, int>>& parts, std::int64_t pp,
+                             std::int64_t rows) {
+  // A step per group of slices, every pp-th row in and out: one run of each tensor.
+  const std::int64_t c = p.c, per = rows / pp;
+  const std::int64_t tk_n = (c + k_.mxm_rows - 1) / k_.mxm_rows;
+  const std::int64_t tn_n = (p.m + k_.mxm_cols - 1) / k_.mxm_cols;
+  const std::int64_t blk = row_block(per, tn_n * pp);
+  if (per > blk) {
+    chunk_by(y, blk * pp);
+    for (const auto& [xa, wa] : parts) {
+      (void)wa;
+      chunk_by(xa, blk * pp);
+    }
+  }
+  for (std::int64_t r0 = 0; r0 < per; r0 += blk)
+    for (std::int64_t k = 0; k < pp; ++k)
+      for (std::int64_t tn = 0; tn < tn_n; ++tn) {
+        KStep s = product_step(y, std::min(blk, per - r0), r0 * pp + k, tn, c, n,
+                               p.int8 ? DType::kI8 : DType::kFp16);
+        s.d_stride = pp;
+        for (std::int64_t tk = 0; tk < tk_n; ++tk)
+          for (const auto& [xa, wa] : parts) {
+            KPass ps;
+            ps.x = xa;
+            ps.w = wa;
+            ps.x_row = r0 * pp + k;
+            ps.x_stride = pp;
+            ps.x_tile = tk;
+            ps.w_row = tk * k_.mxm_rows;
+            ps.w_tile = tn;
+            ps.k = std::min<std::int64_t>(k_.mxm_rows, c - tk * k_.mxm_rows);
+            s.passes.push_back(ps);
+          }
+        s.origin = g_.where(n);
+        k_.steps.push_back(std::move(s));
+      }
+}
+
+void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y, const CLGrid* onto) {
   const std::int64_t nb = p.nb, m = p.m;
   const bool host = p.host;
   const int bv = p.bv;
@@ -636,7 +736,11 @@ void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y) {
   }
   std::vector<std::int64_t> os = {nb, m, w0.ho, w0.wo};
   if (p.xs.size() == 3) os.erase(os.begin() + 2);
-  set_cl_output(n, p.out_value, pick(r, nb, w.ho, w.wo, gd.wq, dt, n), os, p.tr);
+  const int t = pick(r, nb, w.ho, w.wo, gd.wq, dt, n);
+  if (onto)  // the whole grid was convolved
+    for (int u : {y, r, t})
+      put_on_grid(u, *onto);
+  set_cl_output(n, p.out_value, t, os, p.tr);
 }
 
 bool Lowering::rowwise_fits(const Node& n, const std::vector<std::int64_t>& xs, const Window& w,
@@ -893,7 +997,8 @@ void Lowering::set_cl_output(const Node& n, int v, int t, const std::vector<std:
                              bool transposed) {
   if (v < 0) throw InputError(g_.where(n), "has no output");
   const auto want = permuted(shape, nchw_to_cl(shape.size(), transposed));
-  if (meta(t).shape != want) t = reshaped(t, want, n, n.name + "/cl");  // a 1-D window's
+  if (!grid_of_tensor(t) && meta(t).shape != want)
+    t = reshaped(t, want, n, n.name + "/cl");  // a 1-D window's
   cl_of_[static_cast<std::size_t>(v)] = t;
   cl_t_[static_cast<std::size_t>(v)] = transposed;
 }
@@ -933,7 +1038,7 @@ void Lowering::pool(const Node& n) {
   if (xs.size() == 3) os.erase(os.begin() + 2);
   int x = cl_tensor(n.inputs[0], n);
   const DType wt = avg ? DType::kFp32 : dt;  // the type of the work
-  if (avg) x = widen(x, n);
+  if (avg) x = on_grid_of(x, widen(x, n));
   const Grid gd = grid(w);
   const double fill = avg                ? 0.0
                       : dt == DType::kI8 ? -128.0
@@ -973,7 +1078,14 @@ void Lowering::pool(const Node& n) {
   const int out_value = n.outputs.empty() ? -1 : n.outputs[0];
   auto sample = [&](DType to) { return pick(acc, nb, w.ho, w.wo, gd.wq, to, n); };
   if (!avg) {
-    set_cl_output(n, out_value, sample(dt), os, tr);
+    // Onto the grid of a packed bottleneck it feeds.
+    std::optional<CLGrid> onto;
+    for (const Node& m : g_.nodes)
+      if (!onto && m.op == "Conv" && !m.inputs.empty() && m.inputs[0] == out_value && nb == 1 &&
+          xs.size() == 4 && dt == DType::kFp16)
+        if (const auto pk = packable(m)) onto = grid_for(w.wo, *pk);
+    set_cl_output(n, out_value, onto ? pick(acc, nb, w.ho, w.wo, gd.wq, dt, n, &*onto) : sample(dt),
+                  os, tr);
     return;
   }
   // The divisor: the window's size, or (count_include_pad = 0) the input pixels it covers.
@@ -1036,6 +1148,7 @@ bool Lowering::lower_cl(const Node& n) {
   if (folded_.count(&n)) return true;
   if (n.inputs.empty() || !cl_only(n.inputs[0])) return lower_cl_pointwise(n);
   const std::vector<std::int64_t> xs = nchw_shape(n.inputs[0]);
+  if (n.op == "GlobalAveragePool" || n.op == "Flatten") cl_compact(n.inputs[0], n);
   if (n.op == "GlobalAveragePool" && n.attrs.empty() && n.inputs.size() == 1) {
     global_pool_cl(n);
     return true;

@@ -140,6 +140,7 @@ KTensor Lowering::meta(int t) const {
   m.clean = s.clean;
   m.spread16 = s.spread16;
   m.chunk_rows = s.chunk_rows;
+  m.interleave = s.interleave;
   return m;
 }
 
@@ -148,11 +149,12 @@ int Lowering::tensor(int v, const Node* n) {
   int& t = tensor_of_[static_cast<std::size_t>(v)];
   if (t >= 0) return t;
   const Value& val = g_.values[static_cast<std::size_t>(v)];
-  if (const int c = cl_of_[static_cast<std::size_t>(v)]; c >= 0) {
+  if (cl_of_[static_cast<std::size_t>(v)] >= 0) {
     // Only channels-last so far: the ONNX layout by a transpose.
     Node made;
     made.name = val.name + "/nchw";
     made.op = "Transpose";
+    const int c = cl_compact(v, n ? *n : made);
     t = transpose_perm(c,
                        cl_to_nchw(k_.tensors[static_cast<std::size_t>(c)].shape.size(),
                                   cl_t_[static_cast<std::size_t>(v)]),

@@ -255,6 +255,15 @@ class Lowering {
   // a sum of matrix products over shifted row ranges of the padded input, one per kernel tap
   // (docs/compiler.md).
 
+  // A channels-last value on a *grid*: its tensor is [N, H, pitch, C] (data orientation), pixel
+  // (h, w) in row (n H + h) pitch + off + w, the other rows padding (zero where a pool wrote
+  // the grid, anything finite after that); its rows dealt over p slice groups
+  // (KTensor::interleave), so that every p-th row is one run. A packed bottleneck reads and
+  // writes it p rows apart.
+  struct CLGrid {
+    std::int64_t pitch = 0, off = 0, w = 0;  // w: the data width (pixels per row)
+    int p = 1;
+  };
   static std::vector<std::int64_t> to_cl(std::size_t rank);
   static std::vector<std::int64_t> from_cl(std::size_t rank);
   // A channels-last value may hold its two spatial axes swapped ([N, W, H, C], "transposed"):
@@ -331,8 +340,9 @@ class Lowering {
   // The wanted columns of results [nb, ho, wq, C] as [nb, ho, wo, C] of type `to`: one VXM
   // copy (or cast) per output row; the whole tensor at once when no column is dropped (y itself
   // when the type stays too).
+  // With `onto`, the result is on that grid instead (its padding rows zero).
   int pick(int y, std::int64_t nb, std::int64_t ho, std::int64_t wo, std::int64_t wq, DType to,
-           const Node& n);
+           const Node& n, const CLGrid* onto = nullptr);
 
   // The BatchNormalization that only reads the output of convolution n, with constant
   // parameters (folded into the convolution's weights and bias), or nullptr.
@@ -360,8 +370,14 @@ class Lowering {
     double x_scale = 1;             // int8: the input's
     int wt = -1;                    // the weight tensor [taps x C, M]
   };
-  // Checks n and prepares its host weights (a following BatchNormalization folded in).
-  ConvPlan conv_plan(const Node& n);
+  // Checks n and prepares its host weights (a following BatchNormalization folded in). `in`
+  // gives the input's shape, type and orientation when it is not lowered yet.
+  struct ConvInput {
+    std::vector<std::int64_t> xs;
+    DType dt = DType::kFp16;
+    bool tr = false;
+  };
+  ConvPlan conv_plan(const Node& n, const ConvInput* in = nullptr);
   // Folds normalization bn into p's weights and bias.
   void fold_bn(const Node& bn, ConvPlan& p);
   // p.wt: the weights as [taps x C, M] (int8 with per-channel scales, or the model's type;
@@ -369,8 +385,14 @@ class Lowering {
   void conv_weights(const Node& n, ConvPlan& p);
   // The product steps (input band by band, phases, row blocks); returns the sums' tensor.
   int conv_products(const Node& n, const ConvPlan& p);
+  // conv_products of a 1 x 1 convolution over the whole of a grid of `rows` rows dealt over pp
+  // groups of slices: a step per group and block, every pp-th row in and out.
+  void grid_products(const Node& n, const ConvPlan& p, int y,
+                     const std::vector<std::pair<int, int>>& parts, std::int64_t pp,
+                     std::int64_t rows);
   // Sums to output: int8 scales, the bias, the grid's columns picked, the channels-last output.
-  void conv_epilogue(const Node& n, const ConvPlan& p, int y);
+  // With `onto`, the result is on that grid (the whole grid was convolved).
+  void conv_epilogue(const Node& n, const ConvPlan& p, int y, const CLGrid* onto = nullptr);
 
   // Whether conv n on input shape xs (only in the ONNX layout) is cheaper row by row: passes of
   // input rows (W pixels in the lanes) times kh x C, for groups of Q = cols / M output pixels,
@@ -413,6 +435,53 @@ class Lowering {
   void rowwise_output(const Node& n, const Window& w, const RowBands& bands, int y, double x_scale,
                       const std::vector<double>& w_scale, const std::vector<double>& bias,
                       bool has_bias, int out_value, DType dt);
+
+  // ---------------------------------------------- grids and packed bottlenecks (packed.cpp)
+  //
+  const CLGrid* grid_of_tensor(int t) const {
+    auto it = tgrid_.find(t);
+    return it == tgrid_.end() ? nullptr : &it->second;
+  }
+  const CLGrid* grid_of_value(int v) const {
+    return v >= 0 && cl_of_[static_cast<std::size_t>(v)] >= 0
+               ? grid_of_tensor(cl_of_[static_cast<std::size_t>(v)])
+               : nullptr;
+  }
+  // Graph value v's channels-last tensor without grid padding (a copy per pixel row when v is
+  // on a grid).
+  int cl_compact(int v, const Node& n);
+  // `to` (made from `from` point by point) on from's grid, if it has one; returns to.
+  int on_grid_of(int from, int to);
+  // Records tensor t as on grid g (its rows interleaved over g.p groups of slices).
+  void put_on_grid(int t, const CLGrid& g);
+  // A bottleneck that runs packed: 1 x 1 conv a (+ BN) -> Relu -> 3 x 3 conv b (stride 1, pads
+  // 1, + BN) -> Relu -> 1 x 1 conv c, with p = lanes / (a's output channels) >= 2 pixels of
+  // the narrow middle per vector (docs/compiler.md, "Packed bottlenecks").
+  struct Packed {
+    const Node *a = nullptr, *relu_a = nullptr, *b = nullptr, *relu_b = nullptr, *c = nullptr;
+    std::int64_t mid = 0;  // the narrow channels
+    int p = 1;
+  };
+  std::optional<Packed> packable(const Node& a) const;
+  // The grid a value of data width w feeding bottleneck pk is put on.
+  static CLGrid grid_for(std::int64_t w, const Packed& pk);
+  // Lowers a packed bottleneck whose input is on its grid; false (nothing done) otherwise.
+  bool packed_bottleneck(const Node& a);
+  struct PackedShape {
+    std::int64_t p = 1, c = 0, pc = 0, g = 0, h = 0;  // pixels a vector, channels, lanes used,
+                                                      // vectors a grid row, rows
+    bool int8 = false;
+  };
+  int packed_relu(const Node& n, const Node& r, int y, double x_scale,
+                  const std::vector<double>& scale, int bias, const PackedShape& ps);
+  int packed_in(const ConvPlan& pa, const Packed& pk, const CLGrid& g, const PackedShape& ps);
+  int packed_mid(const ConvPlan& pb, const Packed& pk, int xp, const PackedShape& ps);
+  void packed_out(const ConvPlan& pc, const Packed& pk, int xc, const CLGrid& g,
+                  const PackedShape& ps);
+  // A packed product's passes: the host weights as one int8 (per-column scales filled) or
+  // fp16 tensor of `blocks` blocks of [k, cols].
+  int packed_weights(const std::string& name, const std::vector<double>& w, std::int64_t blocks,
+                     std::int64_t k, std::int64_t cols, bool int8, std::vector<double>* scale);
 
   // Records t as the channels-last form of graph value v (an output of node n).
   void set_cl_output(const Node& n, int v, int t, const std::vector<std::int64_t>& shape,
@@ -530,7 +599,9 @@ class Lowering {
   std::vector<int> uses_;       // graph value -> how many node inputs read it
   // Graph values whose AllReduce an int8 product already did on its int32 sums.
   std::set<int> reduced_in_product_;
-  std::set<const Node*> folded_;  // normalizations folded into a convolution
+  std::set<const Node*> folded_;  // normalizations folded into a convolution (and nodes of a
+                                  // packed bottleneck)
+  std::map<int, CLGrid> tgrid_;   // channels-last tensors on a grid
   std::set<std::string> used_names_, graph_names_;
   std::map<std::pair<int, bool>, std::pair<int, int>> splits_;  // (tensor, weights) -> (hi, lo)
 };

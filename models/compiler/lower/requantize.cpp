@@ -47,11 +47,18 @@ void Lowering::fold_requantize() {
       if (data[i] != data[i % row]) return false;
     return true;
   };
+  // A constant of `cols` floats a row (any rows: an added one may vary from row to row).
+  auto any_rows = [&](int t, std::int64_t cols) {
+    return t >= 0 && T(t).view_of < 0 && T(t).role == KTensor::Role::kConstant &&
+           T(t).cols() == cols && !T(t).data.empty();
+  };
   std::vector<bool> drop(n, false);
   for (std::size_t gi = 0; gi < n; ++gi) {
     KStep& g = k_.steps[gi];
-    if (g.kind != KStep::Kind::kVxm || g.rows || !g.deal.empty() || g.args.op != VxmOp::kCast ||
-        g.args.type != DType::kFp16 || g.args.to != DType::kI8)
+    // (the cast may write its rows into a larger tensor: all of its operand's)
+    if (g.kind != KStep::Kind::kVxm || !g.deal.empty() || g.args.op != VxmOp::kCast ||
+        g.args.type != DType::kFp16 || g.args.to != DType::kI8 ||
+        (g.rows && (g.a_row != 0 || g.rows != T(g.a).rows())))
       continue;
     KStep* f = only(g.a, VxmOp::kMul, DType::kFp16);
     if (!f) continue;
@@ -65,7 +72,7 @@ void Lowering::fold_requantize() {
     KStep* m = nullptr;
     for (int t = d->a; !m;) {
       KStep* c = only(t, VxmOp::kAdd, DType::kFp32);
-      if (c && row_of(c->b, cols) && T(c->b).dtype == DType::kFp32) {
+      if (c && any_rows(c->b, cols) && T(c->b).dtype == DType::kFp32) {
         adds.push_back(c);
         t = c->a;
         continue;
@@ -86,7 +93,7 @@ void Lowering::fold_requantize() {
       std::vector<double> v;
       for (std::int64_t r = 0; r < T(c).rows(); ++r)
         for (std::int64_t j = 0; j < cols; ++j)
-          v.push_back(element_of(T(c), j) * k[static_cast<std::size_t>(j)]);
+          v.push_back(element_of(T(c), r * cols + j) * k[static_cast<std::size_t>(j)]);
       return fp32_constant(T(c).name + "*k", T(c).shape, v);
     };
     m->b = scaled(m->b);

@@ -81,18 +81,19 @@ void Scheduler::merge_stream_uses(Op& op, std::size_t first) {
 }
 
 std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count,
-                                      bool broadcast, int first, int to, std::uint32_t cs) {
+                                      bool broadcast, int first, int to, std::uint32_t cs,
+                                      std::int64_t rs) {
   const TensorPlace& tp = P(t);
   const auto& rd = lat("read");
   std::vector<int> ids;
   if (broadcast && cs != 1) throw std::logic_error("scheduler: spaced broadcast read");
   const std::uint64_t span = static_cast<std::uint64_t>(count - 1) * cs + 1;
-  if (tp.t16 || tp.weights || tp.chunked) {
+  if (tp.t16 || tp.weights || tp.chunked || tp.il > 1 || rs != 1) {
     // Rows spread over slices: one read (with a repeat) per run of consecutive addresses of one
     // slice at evenly spaced cycles; the whole tensor must be written first.
     if (broadcast) throw std::logic_error("scheduler: broadcast read of a spread tensor");
     const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(root(t))].dtype);
-    const auto all = plane_runs(t, row0, count, bytes);
+    const auto all = plane_runs(t, row0, count, bytes, rs);
     for (int b = 0; b < bytes; ++b) {
       const int stream = first + b;
       int far = to;
@@ -122,9 +123,9 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
         ids.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
         // This run's rows must be written before its first read (chunk by chunk).
-        const std::int64_t need =
-            static_cast<std::int64_t>(ready_rows(tp, row0 + r.first_i, r.last_i - r.first_i + 1)) -
-            access;
+        const std::int64_t need = static_cast<std::int64_t>(ready_rows(
+                                      tp, row0 + r.first_i * rs, (r.last_i - r.first_i) * rs + 1)) -
+                                  access;
         op.lo = std::max<std::uint64_t>(
             op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
         op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
@@ -198,7 +199,8 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
 }
 
 std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t r0,
-                                           std::uint32_t count, std::int64_t R, int first, int to) {
+                                           std::uint32_t count, std::int64_t R, int first, int to,
+                                           std::int64_t rs) {
   const TensorPlace& tp = P(t);
   const auto& rd = lat("read");
   const std::vector<std::uint16_t>& slices =
@@ -219,9 +221,9 @@ std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t
     const int stream = first + static_cast<int>(b);
     use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
     for (std::uint32_t i = 0; i < count;) {
-      const std::int64_t c0 = crow(r0 + i);
+      const std::int64_t c0 = crow(r0 + i * rs);
       std::uint32_t n = 1;
-      while (i + n < count && crow(r0 + i + n) == c0 + n)
+      while (i + n < count && crow(r0 + (i + n) * rs) == c0 + n)
         ++n;
       Emit e;
       e.queue = sq.id;
@@ -248,12 +250,12 @@ std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t
 void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first,
                            int from, std::int64_t at, int producer,
                            std::vector<Written>* access_of_row0, std::uint32_t cs,
-                           std::int64_t value0, std::int64_t value_stride) {
+                           std::int64_t value0, std::int64_t value_stride, std::int64_t rs) {
   const std::int64_t span = static_cast<std::int64_t>(count - 1) * cs;  // first to last value
   const TensorPlace& tp = P(t);
   const auto& wr = lat("write");
   const int bytes = isa::dtype_bytes(k_.tensors[static_cast<std::size_t>(t)].dtype);
-  if (!tp.weights && !tp.t16 && !tp.chunked) {
+  if (!tp.weights && !tp.t16 && !tp.chunked && tp.il == 1 && rs == 1) {
     for (std::size_t b = 0; b < tp.slices.size(); ++b) {
       const arch::Queue& sq = q(tp.slices[b]);
       const bool west = sq.position < from;
@@ -292,7 +294,7 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
   // Spread layouts (MXM weights, t16): each vector row goes to its own slice and address;
   // rows bound for one slice at consecutive addresses and evenly spaced cycles become one write
   // with a repeat.
-  const auto all = plane_runs(t, row0, count, bytes);
+  const auto all = plane_runs(t, row0, count, bytes, rs);
   for (int b = 0; b < bytes; ++b) {
     const int stream = first + b;
     int far = from;
@@ -325,11 +327,11 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
       e.done_off = access + wr.d_func + sl_ - 1;
       e.expects = {producer};
       op.emits.push_back(std::move(e));
-      // Row first_i + k r.stride is written in access + k stride: the last row lags most.
+      // Row row0 + (first_i + k r.stride) rs is written in access + k stride: the lag of a row
+      // behind its offset from row0 is largest at one end of the run.
       const std::int64_t last = access + static_cast<std::int64_t>(stride) * (r.n - 1);
-      access_of_row0->push_back(
-          {last - (r.first_i + std::max<std::int64_t>(1, r.stride) * (r.n - 1)), last,
-           row0 + r.first_i, row0 + r.last_i});
+      access_of_row0->push_back({std::max(access - r.first_i * rs, last - r.last_i * rs), last,
+                                 row0 + r.first_i * rs, row0 + r.last_i * rs});
     }
     const bool west = far < from;
     use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,

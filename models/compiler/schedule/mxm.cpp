@@ -49,6 +49,14 @@ std::vector<Busy>& Scheduler::busy_of(Use::Kind k) {
 }
 
 void Scheduler::matmul_step(const KStep& s) {
+  auto in_rows = [&](int t, std::int64_t row0, std::int64_t stride) {
+    if (stride < 1 || row0 < 0 || row0 + (s.m - 1) * stride >= logical_rows(t))
+      throw std::logic_error("scheduler: " + s.origin + ": product rows " + std::to_string(row0) +
+                             " + i x " + std::to_string(stride) + " outside '" + name(t) + "'");
+  };
+  in_rows(s.d, s.d_row, s.d_stride);
+  for (const KPass& ps : s.passes)
+    in_rows(ps.x, ps.x_row, ps.x_stride);
   if (!P(s.d).placed) place(s.d);
   Plane& pl = planes_[free_plane()];
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
@@ -223,8 +231,8 @@ std::uint64_t Scheduler::stream_activations(const KStep& s, const KPass& ps, Pla
     op.lo = std::max(weights_in, pl.next_act);
     // toward the plane: a value from a slice east of the plane flows west
     const bool toward_west = q(P(ps.x).slices[0]).position > pm;
-    const auto reads =
-        read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs, pm, iv);
+    const auto reads = read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs,
+                                 pm, iv, ps.x_stride);
     use_queue(op, pl.abc, -abc.d_skew, m, iv);
     Emit e;
     e.queue = pl.abc;
@@ -293,7 +301,7 @@ void Scheduler::accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uin
     op.emits.push_back(std::move(e));
     std::vector<Written> rows;
     const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
-    if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv);
+    if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv, 0, 1, s.d_stride);
     if (auto t = fit(op); t && (!best || *t < best->second)) {
       best = {op, *t};
       rows_written = rows;

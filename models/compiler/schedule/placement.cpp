@@ -125,6 +125,17 @@ void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
     place_weights(t, avoid);
     return;
   }
+  // Rows dealt over il groups of slices (KTensor::interleave): a group per il rows, each
+  // holding every il-th row at consecutive addresses.
+  const int il = kt.interleave > 1 && !p.t16 && kt.role == KTensor::Role::kTemp &&
+                         !no_chunk_[static_cast<std::size_t>(t)] && kt.tiles(lanes_) == 1
+                     ? kt.interleave
+                     : 1;
+  p.il = il;
+  width *= il;
+  const auto addrs = [il](std::uint64_t n) {
+    return (n + static_cast<std::uint64_t>(il) - 1) / il;
+  };
   // Chunks asked for (KTensor::chunk_rows), or by default for a long tensor the units stream:
   // blocks of rows on slices of their own, which several units can read and write at once.
   // (Exchanged tensors never: a slot's rows sit in one range of addresses.)
@@ -166,7 +177,7 @@ void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
       // Tensors the units write spread over the banks; the host's stay packed from address 0
       // (they are placed first, beside the weights' 16-slice pieces).
       const bool written = kt.role != KTensor::Role::kInput && kt.role != KTensor::Role::kConstant;
-      const auto f = find_base(g, need, false, written ? quiet_bank(g) : -1);
+      const auto f = find_base(g, addrs(need), false, written ? quiet_bank(g) : -1);
       if (f && (!found || f->second < found->second)) {
         found = f;
         pick = std::move(g);
@@ -176,10 +187,10 @@ void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {
     if (!found) continue;
     const std::uint64_t base = found->first;
     p.write_after = found->second;
-    allocate(pick, base, need);
+    allocate(pick, base, addrs(need));
     p.slices = pick;
     p.addr = static_cast<std::uint32_t>(base);
-    p.vectors = static_cast<std::uint32_t>(need);
+    p.vectors = static_cast<std::uint32_t>(addrs(need));
     p.west = west;
     p.placed = true;
     ++next_side_;
@@ -202,6 +213,8 @@ bool Scheduler::place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uin
                              int width, const std::vector<std::uint16_t>& avoid, int side,
                              const ChunkAvoid& chunk_avoid) {
   (void)t;
+  const auto il = static_cast<std::uint64_t>(p.il);
+  per = (per + il - 1) / il * il;  // a chunk starts on group 0
   for (int attempt = 0; attempt < 2; ++attempt) {
     const bool west = side >= 0 ? (side == 0) == (attempt == 0) : ((next_side_ + attempt) % 2) == 0;
     if (side >= 0 && attempt > 0) break;
@@ -219,11 +232,12 @@ bool Scheduler::place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uin
     std::vector<std::vector<std::uint16_t>> group_slices;
     for (std::uint64_t first = 0; first < need && ok; first += per) {
       const std::uint64_t rows_here = std::min(per, need - first);
+      const std::uint64_t addrs_here = (rows_here + il - 1) / il;
       const std::size_t c_index = chunks.size();
       if (c_index >= groups) {  // the group's slices again, at its next free range
         const auto& g = group_slices[c_index % groups];
-        if (const auto f = find_base(g, rows_here)) {
-          allocate(g, f->first, rows_here);
+        if (const auto f = find_base(g, addrs_here)) {
+          allocate(g, f->first, addrs_here);
           after = std::max(after, f->second);
           chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
                             g, static_cast<std::uint32_t>(f->first)});
@@ -261,7 +275,7 @@ bool Scheduler::place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uin
            k += static_cast<std::size_t>(width)) {
         std::vector<std::uint16_t> g(cand.begin() + static_cast<long>(k),
                                      cand.begin() + static_cast<long>(k) + width);
-        const auto f = find_base(g, rows_here);
+        const auto f = find_base(g, addrs_here);
         if (f && (!found || f->second < found->second)) {
           found = f;
           pick = std::move(g);
@@ -272,7 +286,7 @@ bool Scheduler::place_chunks(int t, TensorPlace& p, std::uint64_t need, std::uin
         ok = false;
         break;
       }
-      allocate(pick, found->first, rows_here);
+      allocate(pick, found->first, addrs_here);
       after = std::max(after, found->second);
       if (c_index < groups) group_slices.push_back(pick);
       chunks.push_back({static_cast<std::int64_t>(first), static_cast<std::int64_t>(rows_here),
@@ -307,7 +321,7 @@ std::string Scheduler::live_mib() const {
       std::uint64_t n = 0;
       if (p.chunked)
         for (const auto& c : p.chunks)
-          n += static_cast<std::uint64_t>(c.rows) * c.slices.size();
+          n += static_cast<std::uint64_t>((c.rows + p.il - 1) / p.il) * c.slices.size();
       else
         n = static_cast<std::uint64_t>(p.vectors) * (p.weights ? 16 : p.slices.size());
       v.push_back({n, t});
@@ -424,7 +438,7 @@ void Scheduler::release(int t) {
     return;
   }
   for (const auto& c : tp.chunks)
-    free_range(c.slices, c.base, static_cast<std::uint64_t>(c.rows));
+    free_range(c.slices, c.base, static_cast<std::uint64_t>((c.rows + tp.il - 1) / tp.il));
 }
 
 std::size_t Scheduler::weight_piece(const TensorPlace& p, std::int64_t r, std::int64_t tn) const {
@@ -454,10 +468,19 @@ std::pair<std::uint16_t, std::uint32_t> Scheduler::at(int t, std::int64_t vr, in
   }
   if (tp.chunked) {
     for (const auto& c : tp.chunks)
-      if (vr < c.first + c.rows)
-        return {c.slices[static_cast<std::size_t>(b)],
-                static_cast<std::uint32_t>(c.base + (vr - c.first))};
+      if (vr < c.first + c.rows) {
+        const std::int64_t r = vr - c.first;
+        const std::size_t group = static_cast<std::size_t>(r % tp.il) *
+                                  (c.slices.size() / static_cast<std::size_t>(tp.il));
+        return {c.slices[group + static_cast<std::size_t>(b)],
+                static_cast<std::uint32_t>(c.base + r / tp.il)};
+      }
   }
+  if (tp.il > 1)
+    return {tp.slices[static_cast<std::size_t>(vr % tp.il) *
+                          (tp.slices.size() / static_cast<std::size_t>(tp.il)) +
+                      static_cast<std::size_t>(b)],
+            static_cast<std::uint32_t>(tp.addr + static_cast<std::uint64_t>(vr / tp.il))};
   if (tp.t16)
     return {tp.slices[static_cast<std::size_t>((vr + 4 * b) % 16)],
             static_cast<std::uint32_t>(tp.addr + static_cast<std::uint32_t>(b) * tp.plane_addrs +
@@ -467,11 +490,11 @@ std::pair<std::uint16_t, std::uint32_t> Scheduler::at(int t, std::int64_t vr, in
 }
 
 std::vector<std::vector<Scheduler::Run>> Scheduler::plane_runs(int t, std::int64_t row0,
-                                                               std::uint32_t count,
-                                                               int bytes) const {
+                                                               std::uint32_t count, int bytes,
+                                                               std::int64_t rs) const {
   std::vector<std::vector<Run>> all;
   for (int b = 0; b < bytes; ++b)
-    all.push_back(runs(t, row0, count, b));
+    all.push_back(runs(t, row0, count, b, rs));
   std::map<std::uint16_t, std::vector<std::pair<std::int64_t, std::int64_t>>> spans;
   for (const auto& rs : all)
     for (const Run& r : rs)
@@ -496,12 +519,12 @@ std::vector<std::vector<Scheduler::Run>> Scheduler::plane_runs(int t, std::int64
   return all;
 }
 
-std::vector<Scheduler::Run> Scheduler::runs(int t, std::int64_t row0, std::uint32_t count,
-                                            int b) const {
+std::vector<Scheduler::Run> Scheduler::runs(int t, std::int64_t row0, std::uint32_t count, int b,
+                                            std::int64_t rs) const {
   std::vector<Run> out;
   std::map<std::uint16_t, std::size_t> open;  // slice -> its last run
   for (std::uint32_t i = 0; i < count; ++i) {
-    const auto [slice, addr] = at(t, row0 + i, b);
+    const auto [slice, addr] = at(t, row0 + static_cast<std::int64_t>(i) * rs, b);
     auto it = open.find(slice);
     if (it != open.end()) {
       Run& r = out[it->second];

@@ -107,6 +107,9 @@ struct TensorPlace {
   };
   bool chunked = false;
   std::vector<Chunk> chunks;
+  // KTensor::interleave: the rows (of each chunk) dealt over il groups of slices (one per byte
+  // plane each, group g = slices[g * bytes ..]): row r in group r mod il at address r / il.
+  int il = 1;
   std::vector<std::uint16_t> slices;  // contiguous: one per byte plane; weights: 16
   std::uint32_t addr = 0;             // base address in every slice
   std::uint32_t vectors = 0;          // addresses used per slice
@@ -390,10 +393,12 @@ class Scheduler {
   };
   // Runs of every byte plane; where two runs of one slice overlap in time (a repeat keeps its
   // queue busy from the first row to the last), they become single rows.
-  std::vector<std::vector<Run>> plane_runs(int t, std::int64_t row0, std::uint32_t count,
-                                           int bytes) const;
+  // With rs > 1 the rows are row0, row0 + rs, ... (first_i and last_i still count them).
+  std::vector<std::vector<Run>> plane_runs(int t, std::int64_t row0, std::uint32_t count, int bytes,
+                                           std::int64_t rs = 1) const;
 
-  std::vector<Run> runs(int t, std::int64_t row0, std::uint32_t count, int b) const;
+  std::vector<Run> runs(int t, std::int64_t row0, std::uint32_t count, int b,
+                        std::int64_t rs = 1) const;
 
   // ---------------------------------------------------------------- fitting
 
@@ -434,15 +439,17 @@ class Scheduler {
   // logical row) is read again for every row of a result of `count` vector rows: with T tiles
   // the result's vector row i needs its tile i / (count / T). Returns the emits' indices.
   // With cs > 1 the rows come cs cycles apart (row i in T + i cs; not for broadcasts).
+  // With rs > 1 the rows are row0, row0 + rs, ... (a strided pass).
   std::vector<int> read_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, bool broadcast,
-                             int first, int to, std::uint32_t cs = 1);
+                             int first, int to, std::uint32_t cs = 1, std::int64_t rs = 1);
 
   // Broadcast operand t (L logical rows read cyclically, a block per column tile) for result
   // vector rows r0 .. r0 + count - 1 of a result of R logical rows, from copy `copy`: result
   // row i takes tile i / R, row (i mod R) mod L, in cycle T + i - r0 at position `to`. Reads of
   // consecutive addresses become one read with a repeat. Returns the emits' indices.
+  // (rs: result rows r0, r0 + rs, ...)
   std::vector<int> read_broadcast(Op& op, int t, int copy, std::int64_t r0, std::uint32_t count,
-                                  std::int64_t R, int first, int to);
+                                  std::int64_t R, int first, int to, std::int64_t rs = 1);
 
   // Writes values leaving position `from` in cycle T + at + i cs (i < count, on streams first..;
   // the values in between pass by) as rows row0.. of tensor t; each write expects emit
@@ -451,7 +458,8 @@ class Scheduler {
   // (see written()).
   void write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count, int first, int from,
                   std::int64_t at, int producer, std::vector<Written>* access_of_row0,
-                  std::uint32_t cs = 1, std::int64_t value0 = 0, std::int64_t value_stride = 1);
+                  std::uint32_t cs = 1, std::int64_t value0 = 0, std::int64_t value_stride = 1,
+                  std::int64_t rs = 1);
 
   // When vector rows row0 .. row0 + count - 1 of a tensor are all written: its chunks' readiness
   // for a chunked tensor, else the whole tensor's.
@@ -468,11 +476,17 @@ class Scheduler {
   struct Part {
     std::int64_t first = 0, rows = 0;
     int copy = 0;
+    std::int64_t stride = 1;  // the part's rows are first, first + stride, ...
   };
 
   // Step s's run cut at its result's chunks (rows from the start of the run); part c reads
-  // broadcast operands from copy c mod copies.
-  std::vector<Part> chunk_parts(const KStep& s, int copies) const;
+  // broadcast operands from copy c mod copies. With `classes` (tensors whose rows are dealt
+  // over il groups of slices, KTensor::interleave), each chunk is cut further into its rows of
+  // each group, every il-th: each part then reads and writes one run per tensor.
+  std::vector<Part> chunk_parts(const KStep& s, int copies, bool classes = false) const;
+  // Whether the steps (a chain, or one) read and write only tensors interleaved alike (their
+  // result's il > 1), so that their parts may take every il-th row.
+  bool classed(const std::vector<const KStep*>& c) const;
 
   // The first of the streams `cand` whose `group` streams from it are not among `used` (taking
   // them), or -1.

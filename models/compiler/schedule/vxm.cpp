@@ -3,14 +3,38 @@
 
 namespace lpu::compiler::scheduling {
 
-std::vector<Scheduler::Part> Scheduler::chunk_parts(const KStep& s, int copies) const {
+std::vector<Scheduler::Part> Scheduler::chunk_parts(const KStep& s, int copies,
+                                                    bool classes) const {
   const std::int64_t d0 = result_row(s), n = run_rows(s);
+  const std::int64_t il = classes ? P(s.d).il : 1;
+  std::vector<std::pair<std::int64_t, std::int64_t>> bounds = chunk_bounds(s.d);
+  if (bounds.empty()) bounds.push_back({d0, n});
   std::vector<Part> parts;
-  for (const auto& [f, r] : chunk_bounds(s.d)) {
+  for (const auto& [f, r] : bounds) {
     const std::int64_t lo = std::max(f, d0), hi = std::min(f + r, d0 + n);
-    if (lo < hi) parts.push_back({lo - d0, hi - lo, static_cast<int>(parts.size()) % copies});
+    for (std::int64_t k = 0; k < il && lo + k < hi; ++k) {
+      const std::int64_t rows = (hi - lo - k + il - 1) / il;
+      parts.push_back({lo + k - d0, rows, static_cast<int>(parts.size()) % copies, il});
+    }
   }
   return parts;
+}
+
+bool Scheduler::classed(const std::vector<const KStep*>& c) const {
+  const KStep& last = *c.back();
+  const int il = P(last.d).il;
+  if (il < 2) return false;
+  for (std::size_t j = 0; j < c.size(); ++j) {
+    const KStep& s = *c[j];
+    if (s.kind != KStep::Kind::kVxm || !s.deal.empty()) return false;
+    for (int t : {s.a, s.b, s.mask}) {
+      if (t < 0 || (j > 0 && root(t) == c[j - 1]->d) || broadcast_of(s, t)) continue;
+      if (!P(t).placed || P(t).il != il || (operand_row(s, t) - result_row(s)) % il) return false;
+    }
+    if ((j + 1 == c.size() || chain_write_[static_cast<std::size_t>(s.d)]) && P(s.d).il != il)
+      return false;
+  }
+  return true;
 }
 
 int Scheduler::first_free(const std::vector<int>& cand, int group,
@@ -158,7 +182,8 @@ void Scheduler::vxm_chain(std::size_t first) {
     place_off(st->d, {st->a, st->b, st->mask});
   const KStep& last = *c.back();
   int copies = kReplicas;
-  bool split = splittable(last) && P(last.d).chunked;
+  const bool classes = classed(c);
+  bool split = splittable(last) && (P(last.d).chunked || classes);
   for (const KStep* st : c)
     for (int t : {st->a, st->b, st->mask})
       if (t >= 0 && broadcast_of(*st, t)) {
@@ -167,7 +192,7 @@ void Scheduler::vxm_chain(std::size_t first) {
         if (tp.chunked || tp.t16 || tp.weights) split = false;
       }
   std::vector<Part> parts;
-  if (split) parts = chunk_parts(last, copies);
+  if (split) parts = chunk_parts(last, copies, classes);
   if (parts.empty()) parts.push_back({0, run_rows(last), 0});
   for (const Part& p : parts)
     chain_part(c, p);
@@ -297,8 +322,9 @@ bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,
       if (!ok) break;
       const bool bc = broadcast_of(s, t);
       const std::vector<int> ids =
-          bc ? read_broadcast(sub, t, part.copy, part.first, v, step_rows(s), st, vxm_pos_)
-             : read_rows(sub, t, from, v, false, st, vxm_pos_);
+          bc ? read_broadcast(sub, t, part.copy, part.first, v, step_rows(s), st, vxm_pos_,
+                              part.stride)
+             : read_rows(sub, t, from, v, false, st, vxm_pos_, 1, part.stride);
       args.push_back(isa::stream_arg(st, west));
       read_once[{root(t), from}] = args.back();
       for (int id : ids)
@@ -336,7 +362,7 @@ bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,
     if (write) {
       writes.push_back({s.d, result_row(s) + part.first, {}});
       write_rows(op, s.d, result_row(s) + part.first, v, dst, vxm_pos_, at + vx.d_func, alu_emit,
-                 &writes.back().acc);
+                 &writes.back().acc, 1, 0, 1, part.stride);
     } else {
       for (int b = 0; b < g_out; ++b)  // the stream at the VXM only: the next ALU reads it
         use_stream(op, dst + b, west_out, at + vx.d_func + key_const(west_out, vxm_pos_), v,
@@ -485,7 +511,7 @@ void Scheduler::vxm_step(const KStep& s) {
       throw InputError(source_, "no room for '" + name(t) + "' in the hemisphere of '" + name(s.d) +
                                     "' (MEM is too full; live now: " + live_mib() + ")");
   }
-  if (splittable(s) && P(s.d).chunked) {
+  if (splittable(s) && (P(s.d).chunked || classed({&s}))) {
     // Part by part, a chunk of the result each, on several ALUs at once: when no operand is
     // the result and every broadcast one is a contiguous tensor (read from its copies in turn).
     // Streamed operands are read where the part's rows are (across their chunks when those
@@ -501,7 +527,8 @@ void Scheduler::vxm_step(const KStep& s) {
         if (tp.chunked || tp.t16 || tp.weights) ok = false;
       }
     }
-    const std::vector<Part> parts = ok ? chunk_parts(s, copies) : std::vector<Part>{};
+    const std::vector<Part> parts =
+        ok ? chunk_parts(s, copies, classed({&s})) : std::vector<Part>{};
     if (parts.size() > 1) {
       for (const Part& p : parts)
         vxm_tile(s, 0, p);
@@ -577,9 +604,10 @@ void Scheduler::vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> 
         const bool west = !tp.west;  // toward the VXM
         const int st = take(west, g_in);
         const bool bc = broadcast_of(s, t);
+        const std::int64_t rs = part ? part->stride : 1;
         for (int id : part&& bc ? read_broadcast(op, t, part->copy, part->first, v, step_rows(s),
-                                                 st, vxm_pos_)
-                                : read_rows(op, t, from, v, bc, st, vxm_pos_))
+                                                 st, vxm_pos_, rs)
+                                : read_rows(op, t, from, v, bc, st, vxm_pos_, 1, rs))
           producers.push_back(id);
         args.push_back(isa::stream_arg(st, west));
         read_once[{root(t), from}] = args.back();
@@ -603,7 +631,8 @@ void Scheduler::vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> 
       const std::size_t first_use = op.uses.size();
       for (std::uint32_t p = 0; p < n_dest && p < v; ++p)
         write_rows(op, dests[p].first, dests[p].second, (v - p + n_dest - 1) / n_dest, dst,
-                   vxm_pos_, vx.d_func + p, alu_emit, &acc[p], n_dest, p, n_dest);
+                   vxm_pos_, vx.d_func + p, alu_emit, &acc[p], n_dest, p, n_dest,
+                   part ? part->stride : 1);
       merge_stream_uses(op, first_use);
       const auto t = fit(op);
       if (!t) continue;
@@ -622,8 +651,10 @@ void Scheduler::vxm_tile(const KStep& s, std::int64_t tile, std::optional<Part> 
     const std::uint32_t half = (v / 2 + n_dest - 1) / n_dest * n_dest;
     if (!s.rows || part) {
       const Part whole = part ? *part : Part{0, static_cast<std::int64_t>(v), 0};
-      vxm_tile(s, tile, Part{whole.first, half, whole.copy});
-      vxm_tile(s, tile, Part{whole.first + half, whole.rows - half, whole.copy});
+      vxm_tile(s, tile, Part{whole.first, half, whole.copy, whole.stride});
+      vxm_tile(
+          s, tile,
+          Part{whole.first + half * whole.stride, whole.rows - half, whole.copy, whole.stride});
       return;
     }
     KStep lo = s, hi = s;

@@ -198,6 +198,20 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
   return ids;
 }
 
+bool Scheduler::rows_alike(int t) const {
+  auto& memo = rows_alike_[root(t)];
+  if (memo == 0) {
+    const KTensor& kt = k_.tensors[static_cast<std::size_t>(root(t))];
+    const std::size_t row =
+        static_cast<std::size_t>(kt.cols()) * static_cast<std::size_t>(isa::dtype_bytes(kt.dtype));
+    bool same = kt.role == KTensor::Role::kConstant && row > 0 && !kt.data.empty();
+    for (std::size_t i = row; same && i < kt.data.size(); ++i)
+      same = kt.data[i] == kt.data[i % row];
+    memo = same ? 1 : -1;
+  }
+  return memo > 0;
+}
+
 std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t r0,
                                            std::uint32_t count, std::int64_t R, int first, int to,
                                            std::int64_t rs) {
@@ -208,7 +222,13 @@ std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t
   const std::uint32_t addr =
       copy == 0 ? tp.addr : tp.replicas[static_cast<std::size_t>(copy - 1)].second;
   const std::int64_t L = logical_rows(t);
-  auto crow = [&](std::int64_t i) { return (i / R) * L + (i % R) % L; };
+  // The row the i-th read takes: that of result row r0 + i rs; or, when the constant's rows are
+  // all alike and the result rows are strided, its rows in turn (consecutive addresses).
+  const bool alike = rs > 1 && rows_alike(t);
+  auto crow = [&](std::int64_t i) {
+    const std::int64_t r = r0 + i * rs;
+    return (r / R) * L + (alike ? i % L : (r % R) % L);
+  };
   std::vector<int> ids;
   for (std::size_t b = 0; b < slices.size(); ++b) {
     const arch::Queue& sq = q(slices[b]);
@@ -221,9 +241,9 @@ std::vector<int> Scheduler::read_broadcast(Op& op, int t, int copy, std::int64_t
     const int stream = first + static_cast<int>(b);
     use_stream(op, stream, west, written + key_const(west, sq.position), count, sq.position, to);
     for (std::uint32_t i = 0; i < count;) {
-      const std::int64_t c0 = crow(r0 + i * rs);
+      const std::int64_t c0 = crow(i);
       std::uint32_t n = 1;
-      while (i + n < count && crow(r0 + (i + n) * rs) == c0 + n)
+      while (i + n < count && crow(i + n) == c0 + n)
         ++n;
       Emit e;
       e.queue = sq.id;

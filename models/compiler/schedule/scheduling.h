@@ -448,6 +448,9 @@ class Scheduler {
   // row i takes tile i / R, row (i mod R) mod L, in cycle T + i - r0 at position `to`. Reads of
   // consecutive addresses become one read with a repeat. Returns the emits' indices.
   // (rs: result rows r0, r0 + rs, ...)
+  // Whether constant t's rows are all alike (memoized).
+  bool rows_alike(int t) const;
+  mutable std::map<int, int> rows_alike_;
   std::vector<int> read_broadcast(Op& op, int t, int copy, std::int64_t r0, std::uint32_t count,
                                   std::int64_t R, int first, int to, std::int64_t rs = 1);
 

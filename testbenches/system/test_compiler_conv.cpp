@@ -515,7 +515,8 @@ namespace {
 // channels, so it runs packed, 5 pixels a vector; the pool writes its output on the grid the
 // blocks share (11 pixels a row on a pitch of 15).
 struct Bottlenecks {
-  static constexpr int kC0 = 64, kH = 20, kW = 22, kMid = 64, kOut = 96, kHo = 10, kWo = 11;
+  static constexpr int kC0 = 64, kH = 20, kW = 22, kOut = 96, kHo = 10, kWo = 11;
+  int mid;  // 64: 5 pixels a vector; 128: 2 (fp16 only)
   Builder gb;
   std::vector<float> x;
   struct ConvW {
@@ -541,37 +542,51 @@ struct Bottlenecks {
     return gb.node("Relu", name, {in}, name + ".y", DType::kFp16, {1, c, kHo, kWo});
   }
 
-  Bottlenecks() {
+  // With conv_entry, a 3 x 3 / 2 convolution and a Relu take the pool's place (its output
+  // goes onto the grid as the pool's does).
+  bool conv_entry;
+  ConvW entry;
+  const ConvShape entry_s{1, kC0, kH, kW, kC0, 3, 2, 1, 1, 1, 1};
+
+  explicit Bottlenecks(int mid_channels = 64, bool conv_entry_ = false)
+      : mid(mid_channels), conv_entry(conv_entry_) {
     x = uniform_fp16(static_cast<std::size_t>(kC0 * kH * kW), -1, 1, 91);
     const int xi = gb.input("x", DType::kFp16, {1, kC0, kH, kW});
-    const int p = gb.node("MaxPool", "pool", {xi}, "p", DType::kFp16, {1, kC0, kHo, kWo},
-                          {{"kernel_shape", ints_attr({3, 3})},
-                           {"strides", ints_attr({2, 2})},
-                           {"pads", ints_attr({1, 1, 1, 1})}});
-    const ConvShape a1{1, kC0, kHo, kWo, kMid, 1, 1, 0, 0, 0, 0};
-    const ConvShape b{1, kMid, kHo, kWo, kMid, 3, 1, 1, 1, 1, 1};
-    const ConvShape c{1, kMid, kHo, kWo, kOut, 1, 1, 0, 0, 0, 0};
+    int p;
+    if (conv_entry) {
+      p = relu("entry.relu", conv("entry", xi, entry_s, 90), kC0);
+      entry = convs.back();
+      convs.pop_back();
+    } else {
+      p = gb.node("MaxPool", "pool", {xi}, "p", DType::kFp16, {1, kC0, kHo, kWo},
+                  {{"kernel_shape", ints_attr({3, 3})},
+                   {"strides", ints_attr({2, 2})},
+                   {"pads", ints_attr({1, 1, 1, 1})}});
+    }
+    const ConvShape a1{1, kC0, kHo, kWo, mid, 1, 1, 0, 0, 0, 0};
+    const ConvShape b{1, mid, kHo, kWo, mid, 3, 1, 1, 1, 1, 1};
+    const ConvShape c{1, mid, kHo, kWo, kOut, 1, 1, 0, 0, 0, 0};
     const ConvShape s1{1, kC0, kHo, kWo, kOut, 1, 1, 0, 0, 0, 0};
-    const ConvShape a2{1, kOut, kHo, kWo, kMid, 1, 1, 0, 0, 0, 0};
+    const ConvShape a2{1, kOut, kHo, kWo, mid, 1, 1, 0, 0, 0, 0};
     int h = conv("a1", p, a1, 100);
-    bn_scale = uniform_fp16(kMid, 0.5f, 1.5f, 110);
-    bn_bias = uniform_fp16(kMid, -0.2f, 0.2f, 111);
-    bn_mean = uniform_fp16(kMid, -0.2f, 0.2f, 112);
-    bn_var = uniform_fp16(kMid, 0.5f, 2.0f, 113);
+    bn_scale = uniform_fp16(static_cast<std::size_t>(mid), 0.5f, 1.5f, 110);
+    bn_bias = uniform_fp16(static_cast<std::size_t>(mid), -0.2f, 0.2f, 111);
+    bn_mean = uniform_fp16(static_cast<std::size_t>(mid), -0.2f, 0.2f, 112);
+    bn_var = uniform_fp16(static_cast<std::size_t>(mid), 0.5f, 2.0f, 113);
     h = gb.node("BatchNormalization", "a1.bn",
-                {h, gb.constant("bn.s", DType::kFp16, {kMid}, f16_bytes(bn_scale)),
-                 gb.constant("bn.b", DType::kFp16, {kMid}, f16_bytes(bn_bias)),
-                 gb.constant("bn.m", DType::kFp16, {kMid}, f16_bytes(bn_mean)),
-                 gb.constant("bn.v", DType::kFp16, {kMid}, f16_bytes(bn_var))},
-                "a1.bn.y", DType::kFp16, {1, kMid, kHo, kWo});
-    h = conv("b1", relu("a1.relu", h, kMid), b, 120);
-    h = conv("c1", relu("b1.relu", h, kMid), c, 130);
+                {h, gb.constant("bn.s", DType::kFp16, {mid}, f16_bytes(bn_scale)),
+                 gb.constant("bn.b", DType::kFp16, {mid}, f16_bytes(bn_bias)),
+                 gb.constant("bn.m", DType::kFp16, {mid}, f16_bytes(bn_mean)),
+                 gb.constant("bn.v", DType::kFp16, {mid}, f16_bytes(bn_var))},
+                "a1.bn.y", DType::kFp16, {1, mid, kHo, kWo});
+    h = conv("b1", relu("a1.relu", h, mid), b, 120);
+    h = conv("c1", relu("b1.relu", h, mid), c, 130);
     const int sc = conv("s1", p, s1, 140);
     const int h1 = relu(
         "out1", gb.node("Add", "add1", {h, sc}, "add1.y", DType::kFp16, {1, kOut, kHo, kWo}), kOut);
     h = conv("a2", h1, a2, 150);
-    h = conv("b2", relu("a2.relu", h, kMid), b, 160);
-    h = conv("c2", relu("b2.relu", h, kMid), c, 170);
+    h = conv("b2", relu("a2.relu", h, mid), b, 160);
+    h = conv("c2", relu("b2.relu", h, mid), c, 170);
     gb.output(relu("out2",
                    gb.node("Add", "add2", {h, h1}, "add2.y", DType::kFp16, {1, kOut, kHo, kWo}),
                    kOut));
@@ -609,9 +624,14 @@ struct Bottlenecks {
           p[static_cast<std::size_t>((ch * kHo + oh) * kWo + ow)] = best;
         }
     std::vector<double> m;
+    if (conv_entry) {
+      std::vector<double> e;
+      conv_double(entry.s, x, entry.w, entry.b, e, m);
+      p = relu_d(f16(e));
+    }
     std::vector<double> a = run(0, p, m);
     const int px = kHo * kWo;
-    for (int ch = 0; ch < kMid; ++ch)
+    for (int ch = 0; ch < mid; ++ch)
       for (int i = 0; i < px; ++i) {
         double& v = a[static_cast<std::size_t>(ch * px + i)];
         v = (v - bn_mean[static_cast<std::size_t>(ch)]) /
@@ -635,15 +655,15 @@ struct Bottlenecks {
   }
 };
 
-// The products of the packed middle: activations every 5th row (the 1 x 1 into it), results
-// every 5th row (the 1 x 1 out of it).
-void expect_packed(const compiler::Kernels& k) {
+// The products of the packed middle: activations every p-th row (the 1 x 1 into it), results
+// every p-th row (the 1 x 1 out of it).
+void expect_packed(const compiler::Kernels& k, int p = 5) {
   int strided_in = 0, strided_out = 0;
   for (const auto& st : k.steps) {
     if (st.kind != compiler::KStep::Kind::kMatMul) continue;
-    strided_out += st.d_stride == 5;
+    strided_out += st.d_stride == p;
     for (const auto& ps : st.passes)
-      strided_in += ps.x_stride == 5;
+      strided_in += ps.x_stride == p;
   }
   EXPECT_GT(strided_in, 0);
   EXPECT_GT(strided_out, 0);
@@ -653,6 +673,30 @@ void expect_packed(const compiler::Kernels& k) {
 
 TEST(Compiler, Fp16BottlenecksRunPacked) {
   Bottlenecks nb;
+  const Compiled cc = compile(nb.gb.g);
+  expect_packed(cc.k);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
+}
+
+// 128 channels in the middle: two pixels a vector (in fp16; int8 products gain too little).
+TEST(Compiler, Fp16WiderBottlenecksRunTwoPixelsAVector) {
+  Bottlenecks nb(128);
+  const Compiled cc = compile(nb.gb.g);
+  expect_packed(cc.k, 2);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
+}
+
+// The bottlenecks after a strided convolution, whose output goes onto their grid.
+TEST(Compiler, Fp16BottlenecksAfterAConvolutionRunPacked) {
+  Bottlenecks nb(64, true);
   const Compiled cc = compile(nb.gb.g);
   expect_packed(cc.k);
   const auto out = simulate(cc, {f16_bytes(nb.x)});

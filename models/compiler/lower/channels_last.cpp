@@ -736,7 +736,11 @@ void Lowering::conv_epilogue(const Node& n, const ConvPlan& p, int y, const CLGr
   }
   std::vector<std::int64_t> os = {nb, m, w0.ho, w0.wo};
   if (p.xs.size() == 3) os.erase(os.begin() + 2);
-  const int t = pick(r, nb, w.ho, w.wo, gd.wq, dt, n);
+  // Onto the grid of a packed bottleneck it leads to (batch 1, fp16).
+  std::optional<CLGrid> want;
+  if (!onto && nb == 1 && p.xs.size() == 4 && dt == DType::kFp16)
+    want = grid_wanted(p.out_value, w.wo);
+  const int t = pick(r, nb, w.ho, w.wo, gd.wq, dt, n, want ? &*want : nullptr);
   if (onto)  // the whole grid was convolved
     for (int u : {y, r, t})
       put_on_grid(u, *onto);
@@ -1080,10 +1084,7 @@ void Lowering::pool(const Node& n) {
   if (!avg) {
     // Onto the grid of a packed bottleneck it feeds.
     std::optional<CLGrid> onto;
-    for (const Node& m : g_.nodes)
-      if (!onto && m.op == "Conv" && !m.inputs.empty() && m.inputs[0] == out_value && nb == 1 &&
-          xs.size() == 4 && dt == DType::kFp16)
-        if (const auto pk = packable(m)) onto = grid_for(w.wo, *pk);
+    if (nb == 1 && xs.size() == 4 && dt == DType::kFp16) onto = grid_wanted(out_value, w.wo);
     set_cl_output(n, out_value, onto ? pick(acc, nb, w.ho, w.wo, gd.wq, dt, n, &*onto) : sample(dt),
                   os, tr);
     return;

@@ -465,6 +465,9 @@ class Lowering {
   std::optional<Packed> packable(const Node& a) const;
   // The grid a value of data width w feeding bottleneck pk is put on.
   static CLGrid grid_for(std::int64_t w, const Packed& pk);
+  // The grid value v (data width w) should be put on: that of a packed bottleneck it reaches
+  // through Relus, Adds and 1 x 1 convolutions (which keep a grid), if any.
+  std::optional<CLGrid> grid_wanted(int v, std::int64_t w) const;
   // Lowers a packed bottleneck whose input is on its grid; false (nothing done) otherwise.
   bool packed_bottleneck(const Node& a);
   struct PackedShape {

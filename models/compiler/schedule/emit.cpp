@@ -257,7 +257,7 @@ void Scheduler::tensor_record(int chip, int t, Schedule& out) const {
     it.shape.push_back(static_cast<std::uint64_t>(d));
   it.layout = "rows";
   std::string where;
-  if (!tp.weights && !tp.t16 && !tp.chunked) {
+  if (!tp.weights && !tp.t16 && !tp.chunked && tp.il == 1) {
     for (auto sl : tp.slices) {
       it.placements.push_back({sl, tp.addr, tp.vectors});
       where += (where.empty() ? "" : ", ") + queues_[sl].name + ":" + std::to_string(tp.addr) +
@@ -274,8 +274,9 @@ void Scheduler::tensor_record(int chip, int t, Schedule& out) const {
     where = tp.weights ? "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
                              std::to_string(tp.block_addrs) +
                              " vectors on 16 slices each, rows interleaved"
-                       : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
-                             std::to_string(tp.addr);
+            : tp.il > 1 ? "rows dealt over " + std::to_string(tp.il) + " groups of slices"
+                        : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
+                              std::to_string(tp.addr);
   }
   if (chip == 0) out.placements.push_back({kt.name, where});
   if (kt.role == KTensor::Role::kConstant) constant_images(chip, kt, tp, prog);

@@ -1,6 +1,8 @@
 // MEM allocation: tensors on slices, in chunks, weight pieces and replicas.
 #include "compiler/schedule/scheduling.h"
 
+#include <tuple>
+
 namespace lpu::compiler::scheduling {
 
 void Scheduler::place_weights(int t, const std::vector<std::uint16_t>& avoid) {
@@ -467,14 +469,17 @@ std::pair<std::uint16_t, std::uint32_t> Scheduler::at(int t, std::int64_t vr, in
     return weight_at(tp, isa::dtype_bytes(kt.dtype), vr % r, vr / r, b);
   }
   if (tp.chunked) {
-    for (const auto& c : tp.chunks)
-      if (vr < c.first + c.rows) {
-        const std::int64_t r = vr - c.first;
-        const std::size_t group = static_cast<std::size_t>(r % tp.il) *
-                                  (c.slices.size() / static_cast<std::size_t>(tp.il));
-        return {c.slices[group + static_cast<std::size_t>(b)],
-                static_cast<std::uint32_t>(c.base + r / tp.il)};
-      }
+    // (chunks in row order: the first one ending past vr)
+    const auto it =
+        std::partition_point(tp.chunks.begin(), tp.chunks.end(),
+                             [vr](const TensorPlace::Chunk& c) { return c.first + c.rows <= vr; });
+    if (it != tp.chunks.end()) {
+      const std::int64_t r = vr - it->first;
+      const std::size_t group = static_cast<std::size_t>(r % tp.il) *
+                                (it->slices.size() / static_cast<std::size_t>(tp.il));
+      return {it->slices[group + static_cast<std::size_t>(b)],
+              static_cast<std::uint32_t>(it->base + r / tp.il)};
+    }
   }
   if (tp.il > 1)
     return {tp.slices[static_cast<std::size_t>(vr % tp.il) *
@@ -543,13 +548,23 @@ std::vector<Scheduler::Run> Scheduler::runs(int t, std::int64_t row0, std::uint3
 }
 
 std::optional<std::uint64_t> Scheduler::fit(const Op& op) const {
-  for (std::size_t i = 0; i < op.uses.size(); ++i)
-    for (std::size_t j = i + 1; j < op.uses.size(); ++j) {
-      const Use& a = op.uses[i];
-      const Use& b = op.uses[j];
-      if (a.kind == b.kind && a.id == b.id && a.off < b.off + static_cast<std::int64_t>(b.len) &&
-          b.off < a.off + static_cast<std::int64_t>(a.len) &&
-          (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1))) {
+  // Uses of one resource by the op itself must not overlap: sorted by resource and start, each
+  // use is compared with those that start before it ends.
+  std::vector<std::size_t> order(op.uses.size());
+  for (std::size_t i = 0; i < order.size(); ++i)
+    order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    const Use& a = op.uses[x];
+    const Use& b = op.uses[y];
+    return std::tie(a.kind, a.id, a.off) < std::tie(b.kind, b.id, b.off);
+  });
+  for (std::size_t oi = 0; oi < order.size(); ++oi)
+    for (std::size_t oj = oi + 1; oj < order.size(); ++oj) {
+      const Use& a = op.uses[order[oi]];
+      const Use& b = op.uses[order[oj]];
+      if (a.kind != b.kind || a.id != b.id || b.off >= a.off + static_cast<std::int64_t>(a.len))
+        break;
+      if (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1)) {
         if (logs("fit"))
           std::fprintf(stderr, "self-conflict: kind %d id %d [%lld,+%llu) vs [%lld,+%llu)\n",
                        static_cast<int>(a.kind), a.id, static_cast<long long>(a.off),

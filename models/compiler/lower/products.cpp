@@ -6,12 +6,14 @@ namespace lpu::compiler::lowering {
 int Lowering::clean(int t, const Node& n) {
   const KTensor kt = meta(t);
   if (kt.clean) return t;
+  if (auto it = cleaned_.find(t); it != cleaned_.end()) return it->second;  // made before
   const int bytes = isa::dtype_bytes(kt.dtype);
   const DType it = bytes == 1 ? DType::kI8 : bytes == 2 ? DType::kI16 : DType::kI32;
   const int mask = splat(kt.name + "/columns", it, -1.0, {kt.cols()});
   const int out = add_tensor(kt.name + "/clean", kt.dtype, kt.shape, KTensor::Role::kTemp);
   step(VxmOp::kAnd, it, t, fit(mask, kt.shape, n), out, g_.where(n));
   k_.tensors[static_cast<std::size_t>(out)].clean = true;
+  cleaned_[t] = out;
   return out;
 }
 
@@ -190,6 +192,9 @@ double Lowering::activation_scale(const Node& n) const {
 }
 
 int Lowering::quantize_activations(int x, double scale, const Node& n) {
+  // Two products of one input (a block's first convolution and its projection) share its
+  // quantized form when their calibrated scales agree (they measured the same tensor).
+  if (auto it = quantized_.find({x, scale}); it != quantized_.end()) return it->second;
   const KTensor kx = meta(x);
   const DType wt = kx.dtype == DType::kFp16 && 1.0 / scale < 60000.0 ? DType::kFp16 : DType::kFp32;
   const int xf = wt == DType::kFp16 ? x : widen(x, n);
@@ -198,6 +203,7 @@ int Lowering::quantize_activations(int x, double scale, const Node& n) {
   const int q = add_tensor(n.name + "/x_q", DType::kI8, kx.shape, KTensor::Role::kTemp);
   cast(wt, DType::kI8, xs, q, g_.where(n));
   k_.tensors[static_cast<std::size_t>(q)].clean = k_.tensors[static_cast<std::size_t>(xs)].clean;
+  quantized_[{x, scale}] = q;
   return q;
 }
 

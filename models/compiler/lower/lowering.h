@@ -606,7 +606,6 @@ class Lowering {
                                   // packed bottleneck)
   std::map<int, CLGrid> tgrid_;   // channels-last tensors on a grid
   std::map<int, int> cleaned_;    // tensor -> its copy with clean padding lanes
-  std::map<std::pair<int, double>, int> quantized_;  // (tensor, scale) -> int8 form
   std::set<std::string> used_names_, graph_names_;
   std::map<std::pair<int, bool>, std::pair<int, int>> splits_;  // (tensor, weights) -> (hi, lo)
 };

@@ -192,9 +192,6 @@ double Lowering::activation_scale(const Node& n) const {
 }
 
 int Lowering::quantize_activations(int x, double scale, const Node& n) {
-  // Two products of one input (a block's first convolution and its projection) share its
-  // quantized form when their calibrated scales agree (they measured the same tensor).
-  if (auto it = quantized_.find({x, scale}); it != quantized_.end()) return it->second;
   const KTensor kx = meta(x);
   const DType wt = kx.dtype == DType::kFp16 && 1.0 / scale < 60000.0 ? DType::kFp16 : DType::kFp32;
   const int xf = wt == DType::kFp16 ? x : widen(x, n);
@@ -203,7 +200,6 @@ int Lowering::quantize_activations(int x, double scale, const Node& n) {
   const int q = add_tensor(n.name + "/x_q", DType::kI8, kx.shape, KTensor::Role::kTemp);
   cast(wt, DType::kI8, xs, q, g_.where(n));
   k_.tensors[static_cast<std::size_t>(q)].clean = k_.tensors[static_cast<std::size_t>(xs)].clean;
-  quantized_[{x, scale}] = q;
   return q;
 }
 

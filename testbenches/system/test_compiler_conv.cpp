@@ -542,26 +542,36 @@ struct Bottlenecks {
     return gb.node("Relu", name, {in}, name + ".y", DType::kFp16, {1, c, kHo, kWo});
   }
 
-  // With conv_entry, a 3 x 3 / 2 convolution and a Relu take the pool's place (its output
-  // goes onto the grid as the pool's does).
-  bool conv_entry;
+  // What feeds the blocks: the max pool of the input; a 3 x 3 / 2 convolution and a Relu
+  // instead (its output goes onto the grid as the pool's does); or a 7 x 7 / 2 stem of 3
+  // channels (row by row, so the value after it is channels-last with its axes swapped), a Relu
+  // and the max pool.
+  enum class Entry { kPool, kConv, kStem } entry_kind;
   ConvW entry;
   const ConvShape entry_s{1, kC0, kH, kW, kC0, 3, 2, 1, 1, 1, 1};
+  const ConvShape stem_s{1, 3, 2 * kH, 2 * kW, kC0, 7, 2, 3, 3, 3, 3};
 
-  explicit Bottlenecks(int mid_channels = 64, bool conv_entry_ = false)
-      : mid(mid_channels), conv_entry(conv_entry_) {
-    x = uniform_fp16(static_cast<std::size_t>(kC0 * kH * kW), -1, 1, 91);
-    const int xi = gb.input("x", DType::kFp16, {1, kC0, kH, kW});
+  explicit Bottlenecks(int mid_channels = 64, Entry e = Entry::kPool)
+      : mid(mid_channels), entry_kind(e) {
+    const ConvShape& in_s = e == Entry::kStem ? stem_s : entry_s;
+    x = uniform_fp16(static_cast<std::size_t>(in_s.c * in_s.h * in_s.w), -1, 1, 91);
+    const int xi = gb.input("x", DType::kFp16, {1, in_s.c, in_s.h, in_s.w});
     int p;
-    if (conv_entry) {
+    if (e == Entry::kConv) {
       p = relu("entry.relu", conv("entry", xi, entry_s, 90), kC0);
-      entry = convs.back();
-      convs.pop_back();
     } else {
-      p = gb.node("MaxPool", "pool", {xi}, "p", DType::kFp16, {1, kC0, kHo, kWo},
+      int pin = xi;
+      if (e == Entry::kStem)
+        pin = gb.node("Relu", "stem.relu", {conv("stem", xi, stem_s, 80)}, "stem.relu.y",
+                      DType::kFp16, {1, kC0, kH, kW});
+      p = gb.node("MaxPool", "pool", {pin}, "p", DType::kFp16, {1, kC0, kHo, kWo},
                   {{"kernel_shape", ints_attr({3, 3})},
                    {"strides", ints_attr({2, 2})},
                    {"pads", ints_attr({1, 1, 1, 1})}});
+    }
+    if (e != Entry::kPool) {
+      entry = convs.back();
+      convs.pop_back();
     }
     const ConvShape a1{1, kC0, kHo, kWo, mid, 1, 1, 0, 0, 0, 0};
     const ConvShape b{1, mid, kHo, kWo, mid, 3, 1, 1, 1, 1, 1};
@@ -612,6 +622,13 @@ struct Bottlenecks {
                   convs[static_cast<std::size_t>(i)].b, y, m);
       return y;
     };
+    std::vector<double> m;
+    std::vector<float> pin = x;  // the pool's input
+    if (entry_kind == Entry::kStem) {
+      std::vector<double> e;
+      conv_double(entry.s, x, entry.w, entry.b, e, m);
+      pin = relu_d(f16(e));
+    }
     std::vector<float> p(static_cast<std::size_t>(kC0 * kHo * kWo));
     for (int ch = 0; ch < kC0; ++ch)
       for (int oh = 0; oh < kHo; ++oh)
@@ -620,11 +637,10 @@ struct Bottlenecks {
           for (int i = 2 * oh - 1; i <= 2 * oh + 1; ++i)
             for (int j = 2 * ow - 1; j <= 2 * ow + 1; ++j)
               if (i >= 0 && i < kH && j >= 0 && j < kW)
-                best = std::max(best, x[static_cast<std::size_t>((ch * kH + i) * kW + j)]);
+                best = std::max(best, pin[static_cast<std::size_t>((ch * kH + i) * kW + j)]);
           p[static_cast<std::size_t>((ch * kHo + oh) * kWo + ow)] = best;
         }
-    std::vector<double> m;
-    if (conv_entry) {
+    if (entry_kind == Entry::kConv) {
       std::vector<double> e;
       conv_double(entry.s, x, entry.w, entry.b, e, m);
       p = relu_d(f16(e));
@@ -696,9 +712,26 @@ TEST(Compiler, Fp16WiderBottlenecksRunTwoPixelsAVector) {
 
 // The bottlenecks after a strided convolution, whose output goes onto their grid.
 TEST(Compiler, Fp16BottlenecksAfterAConvolutionRunPacked) {
-  Bottlenecks nb(64, true);
+  Bottlenecks nb(64, Bottlenecks::Entry::kConv);
   const Compiled cc = compile(nb.gb.g);
   expect_packed(cc.k);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
+}
+
+// After a row-wise stem and a max pool: the blocks run on values with their spatial axes
+// swapped, the 3 x 3 convolution's taps swapped with them.
+TEST(Compiler, Fp16BottlenecksAfterARowwiseStemRunPacked) {
+  Bottlenecks nb(64, Bottlenecks::Entry::kStem);
+  const Compiled cc = compile(nb.gb.g);
+  expect_packed(cc.k);
+  bool shifts = false;  // the row-wise stem's output pixels moved to rows of their own
+  for (const auto& st : cc.k.steps)
+    shifts = shifts || st.kind == compiler::KStep::Kind::kSxm;
+  EXPECT_TRUE(shifts) << "the stem did not run row by row";
   const auto out = simulate(cc, {f16_bytes(nb.x)});
   ASSERT_EQ(out.size(), 1u);
   std::vector<double> mag;

@@ -1,11 +1,12 @@
 // The compiler's parts on their own, without SystemC: the operator registry, how products are
 // cut into row blocks, the int8 epilogue fold (structure, and values on the host reference
-// against double-precision arithmetic written here), the scheduler's reservation tables and its
-// options.
+// against double-precision arithmetic written here), packed bottlenecks (their products), the
+// scheduler's reservation tables and its options.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -161,6 +162,85 @@ TEST(RequantizationFold, AReluValueSomethingElseReadsIsKept) {
   const TwoConvs t = two_convs(true);
   EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp32), 0);
   EXPECT_EQ(count(t.k, func::VxmOp::kRelu, isa::DType::kFp16), 1);
+}
+
+// --- packed bottlenecks ------------------------------------------------------------------------
+
+// A max pool (64 channels, 5 x 6 out) into a bottleneck 1 x 1 -> Relu -> 3 x 3 -> Relu -> 1 x 1
+// (64 -> 64 -> 64 -> 96) in fp16: 5 pixels a vector, the grid 10 wide (2 vectors a row).
+compiler::Kernels packed_kernels() {
+  Builder gb;
+  auto conv = [&](const std::string& name, int in, std::int64_t m, std::int64_t c, std::int64_t k) {
+    std::map<std::string, compiler::Attr> at = {{"kernel_shape", ints_attr({k, k})}};
+    if (k == 3) at["pads"] = ints_attr({1, 1, 1, 1});
+    const auto w = test::uniform(static_cast<std::size_t>(m * c * k * k), -0.1f, 0.1f, 21);
+    return gb.node("Conv", name,
+                   {in, gb.constant(name + ".w", isa::DType::kFp16, {m, c, k, k}, f16_bytes(w))},
+                   name + ".y", isa::DType::kFp16, {1, m, 5, 6}, at);
+  };
+  auto relu = [&](const std::string& name, int in, std::int64_t c) {
+    return gb.node("Relu", name, {in}, name + ".y", isa::DType::kFp16, {1, c, 5, 6});
+  };
+  const int x = gb.input("x", isa::DType::kFp16, {1, 64, 10, 12});
+  const int p = gb.node("MaxPool", "pool", {x}, "p", isa::DType::kFp16, {1, 64, 5, 6},
+                        {{"kernel_shape", ints_attr({3, 3})},
+                         {"strides", ints_attr({2, 2})},
+                         {"pads", ints_attr({1, 1, 1, 1})}});
+  const int a = relu("a.relu", conv("a", p, 64, 64, 1), 64);
+  const int b = relu("b.relu", conv("b", a, 64, 64, 3), 64);
+  gb.output(conv("c", b, 96, 64, 1));
+  return compiler::lower(gb.g, tsp());
+}
+
+TEST(PackedBottleneck, StridedProductsInAndOutAndSixBandedPasses) {
+  const compiler::Kernels k = packed_kernels();
+  const auto name = [&](int t) { return k.tensors[static_cast<std::size_t>(t)].name; };
+  int a_steps = 0, b_steps = 0, c_steps = 0;
+  std::set<std::int64_t> c_first;  // grid rows the last product's steps start at
+  for (const KStep& s : k.steps) {
+    if (s.kind != KStep::Kind::kMatMul) continue;
+    const std::string d = name(s.d);
+    if (d.rfind("a/", 0) == 0) {  // 5 passes, pass s every 5th grid row from s
+      ++a_steps;
+      ASSERT_EQ(s.passes.size(), 5u);
+      for (std::size_t i = 0; i < 5; ++i) {
+        EXPECT_EQ(s.passes[i].x_stride, 5);
+        EXPECT_EQ(s.passes[i].x_row % 5, static_cast<std::int64_t>(i));
+      }
+    } else if (d.rfind("b/", 0) == 0) {  // input rows r + i G + dv, G = 2
+      ++b_steps;
+      ASSERT_EQ(s.passes.size(), 6u);
+      std::vector<std::int64_t> off;
+      for (const auto& ps : s.passes)
+        off.push_back(ps.x_row - s.d_row);
+      EXPECT_EQ(off, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+    } else if (d.rfind("c/", 0) == 0) {  // every 5th grid row from s + 1
+      ++c_steps;
+      EXPECT_EQ(s.d_stride, 5);
+      c_first.insert(s.d_row % 5);
+    }
+  }
+  EXPECT_GT(a_steps, 0);
+  EXPECT_GT(b_steps, 0);
+  EXPECT_GT(c_steps, 0);
+  EXPECT_EQ(c_first, (std::set<std::int64_t>{0, 1, 2, 3, 4}));
+  // The pool's output is on the grid: 5 rows of 10, dealt over 5 groups of slices.
+  bool grid = false;
+  for (const auto& t : k.tensors)
+    if (t.name == "pool/out") {
+      grid = true;
+      EXPECT_EQ(t.shape, (std::vector<std::int64_t>{1, 5, 10, 64}));
+      EXPECT_EQ(t.interleave, 5);
+    }
+  EXPECT_TRUE(grid);
+}
+
+// The scheduler places the interleaved tensors and the MEM self-check replays the program.
+TEST(PackedBottleneck, ScheduledWithTheMemorySelfCheck) {
+  compiler::ScheduleOptions checked;
+  checked.check_memory = true;
+  const compiler::Schedule s = compiler::schedule(packed_kernels(), tsp(), "test", checked);
+  EXPECT_GT(s.cycles, 0u);
 }
 
 // --- the scheduler's reservation tables -------------------------------------------------------

@@ -593,7 +593,7 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
     Grid gb = gd;
     int xb = -1;
     if (bands.size() == 1) {
-      xb = on_grid_of(cl_tensor(xv, n), clean(cl_tensor(xv, n), n));  // lanes meet the MXM
+      xb = clean(cl_tensor(xv, n), n);  // padding lanes meet the MXM
     } else {
       // Padded rows [p0, p1) of the band; the input rows among them.
       const std::int64_t p0 = oh0 * w.sh, p1 = (oh1 - 1) * w.sh + (w.kh - 1) * w.dh + 1;
@@ -613,7 +613,7 @@ int Lowering::conv_products(const Node& n, const ConvPlan& p) {
       xb = transpose_perm(rows, to_cl(4), n);
     }
     if (host) k_.calibration.push_back({n.name, xb});
-    if (int8) xb = on_grid_of(xb, quantize_activations(xb, p.x_scale, n));
+    if (int8) xb = quantize_activations(xb, p.x_scale, n);
     const std::vector<int> ph = phases(xb, wb, gb, 0.0, n);
     // (activations, weights) per pass of a tap; fp32 as three fp16 passes
     std::vector<std::vector<std::pair<int, int>>> parts(ph.size());
@@ -1042,7 +1042,7 @@ void Lowering::pool(const Node& n) {
   if (xs.size() == 3) os.erase(os.begin() + 2);
   int x = cl_tensor(n.inputs[0], n);
   const DType wt = avg ? DType::kFp32 : dt;  // the type of the work
-  if (avg) x = on_grid_of(x, widen(x, n));
+  if (avg) x = widen(x, n);
   const Grid gd = grid(w);
   const double fill = avg                ? 0.0
                       : dt == DType::kI8 ? -128.0

@@ -475,6 +475,8 @@ class Lowering {
                                                       // vectors a grid row, rows
     bool int8 = false;
   };
+  // A packed product's sums: int32 (int8 products) or fp32.
+  int packed_sums(const Node& n, std::vector<std::int64_t> shape, const PackedShape& ps);
   int packed_relu(const Node& n, const Node& r, int y, double x_scale,
                   const std::vector<double>& scale, int bias, const PackedShape& ps);
   int packed_in(const ConvPlan& pa, const Packed& pk, const CLGrid& g, const PackedShape& ps);
@@ -525,6 +527,8 @@ class Lowering {
   // fp32 x = hi + lo in fp16 (hi = fp16(x), lo = fp16(x - hi)): on the host for constants, else
   // as VXM steps (cast, cast back, subtract, cast).
   std::pair<int, int> split_fp16(int t, const Node& n, bool weights);
+  // x times 1 / scale, in fp16 unless that overflows it (then fp32): what a cast makes int8.
+  int scaled_for_int8(int x, double scale, const Node& n);
   std::pair<int, int> split_fp16_new(int t, const Node& n, bool weights);
 
   void cast(DType from, DType to, int a, int d, const std::string& origin);

@@ -206,6 +206,11 @@ bool Lowering::packed_bottleneck(const Node& a) {
   return true;
 }
 
+int Lowering::packed_sums(const Node& n, std::vector<std::int64_t> shape, const PackedShape& ps) {
+  return add_tensor(n.name + (ps.int8 ? "/sum" : "/product"), ps.int8 ? DType::kI32 : DType::kFp32,
+                    std::move(shape), KTensor::Role::kTemp);
+}
+
 // The epilogue of a packed product's sums y [rows, pc] (int8: x_scale and per-column scales):
 // dequantized, plus `bias` (a constant of y's shape), as fp16, through relu node r.
 int Lowering::packed_relu(const Node& n, const Node& r, int y, double x_scale,
@@ -226,10 +231,10 @@ int Lowering::packed_in(const ConvPlan& pa, const Packed& pk, const CLGrid& g,
                         const PackedShape& ps) {
   const Node& a = *pk.a;
   const std::int64_t ci = pa.c, rows = ps.h * ps.g;
-  int x = on_grid_of(cl_tensor(a.inputs[0], a), clean(cl_tensor(a.inputs[0], a), a));
+  int x = clean(cl_tensor(a.inputs[0], a), a);
   k_.calibration.push_back({a.name, x});
   const double xs = ps.int8 ? activation_scale(a) : 1.0;
-  if (ps.int8) x = on_grid_of(x, quantize_activations(x, xs, a));
+  if (ps.int8) x = quantize_activations(x, xs, a);
   std::vector<double> w(static_cast<std::size_t>(ps.p * ci * ps.pc), 0.0), scale;
   for (std::int64_t s = 0; s < ps.p; ++s)
     for (std::int64_t i = 0; i < ci; ++i)
@@ -237,9 +242,7 @@ int Lowering::packed_in(const ConvPlan& pa, const Packed& pk, const CLGrid& g,
         w[static_cast<std::size_t>((s * ci + i) * ps.pc + s * ps.c + m)] =
             pa.wts[static_cast<std::size_t>(m * ci + i)];
   const int wt = packed_weights(a.name + "/packed", w, ps.p, ci, ps.pc, ps.int8, &scale);
-  const int y =
-      add_tensor(a.name + (ps.int8 ? "/sum" : "/product"), ps.int8 ? DType::kI32 : DType::kFp32,
-                 {rows, ps.pc}, KTensor::Role::kTemp);
+  const int y = packed_sums(a, {rows, ps.pc}, ps);
   const std::int64_t blk = row_block(rows, 1);
   if (rows > blk) {
     chunk_by(y, blk);
@@ -280,15 +283,8 @@ int Lowering::packed_in(const ConvPlan& pa, const Packed& pk, const CLGrid& g,
   const int xp = add_tensor(b.name + "/packed_in", in_type, {rows + 2 * ps.g + 1, ps.pc},
                             KTensor::Role::kTemp);
   KStep st;
-  st.a = relu;
-  st.args.type = DType::kFp16;
-  if (ps.int8) {
-    const double bs = activation_scale(b);
-    const DType t = 1.0 / bs < 60000.0 ? DType::kFp16 : DType::kFp32;
-    st.a = vx(VxmOp::kMul, t == DType::kFp16 ? relu : widen(relu, b),
-              splat(b.name + "/1_sx", t, 1.0 / bs, {ps.pc}), b, "x_scaled");
-    st.args.type = t;
-  }
+  st.a = ps.int8 ? scaled_for_int8(relu, activation_scale(b), b) : relu;
+  st.args.type = meta(st.a).dtype;
   st.args.op = ps.int8 ? VxmOp::kCast : VxmOp::kMov;
   st.args.to = in_type;
   st.d = xp;
@@ -322,9 +318,7 @@ int Lowering::packed_mid(const ConvPlan& pb, const Packed& pk, int xp, const Pac
                   pb.wts[static_cast<std::size_t>((m * ps.c + ci) * 9 + i * 3 + j)];
         }
   const int wt = packed_weights(b.name + "/packed", w, 6, ps.pc, ps.pc, ps.int8, &scale);
-  const int y =
-      add_tensor(b.name + (ps.int8 ? "/sum" : "/product"), ps.int8 ? DType::kI32 : DType::kFp32,
-                 {rows, ps.pc}, KTensor::Role::kTemp);
+  const int y = packed_sums(b, {rows, ps.pc}, ps);
   const std::int64_t blk = row_block(rows, 1);
   if (rows > blk) {
     chunk_by(y, blk);
@@ -372,8 +366,7 @@ void Lowering::packed_out(const ConvPlan& pc, const Packed& pk, int xc, const CL
   const int wt = packed_weights(c.name + "/packed", w, ps.p, ps.pc, m, ps.int8, &scale);
   const DType st_type = ps.int8 ? DType::kI32 : DType::kFp32;
   const std::vector<std::int64_t> shape = {1, ps.h, g.pitch, m};
-  const int y =
-      add_tensor(c.name + (ps.int8 ? "/sum" : "/product"), st_type, shape, KTensor::Role::kTemp);
+  const int y = packed_sums(c, shape, ps);
   put_on_grid(y, g);
   copy_rows(st_type, splat(c.name + "/pad", st_type, 0.0, {1, m}), 0, y, 0, 1, c);
   const std::int64_t blk = row_block(rows, 1);

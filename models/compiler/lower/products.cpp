@@ -14,7 +14,7 @@ int Lowering::clean(int t, const Node& n) {
   step(VxmOp::kAnd, it, t, fit(mask, kt.shape, n), out, g_.where(n));
   k_.tensors[static_cast<std::size_t>(out)].clean = true;
   cleaned_[t] = out;
-  return out;
+  return on_grid_of(t, out);
 }
 
 int Lowering::lane_broadcast(int t, std::int64_t cols, const Node& n) {
@@ -191,16 +191,20 @@ double Lowering::activation_scale(const Node& n) const {
   return it->second > 0 ? it->second / 127.0 : 1.0;
 }
 
-int Lowering::quantize_activations(int x, double scale, const Node& n) {
+int Lowering::scaled_for_int8(int x, double scale, const Node& n) {
   const KTensor kx = meta(x);
   const DType wt = kx.dtype == DType::kFp16 && 1.0 / scale < 60000.0 ? DType::kFp16 : DType::kFp32;
   const int xf = wt == DType::kFp16 ? x : widen(x, n);
-  const int xs =
-      vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", wt, 1.0 / scale, {kx.cols()}), n, "x_scaled");
-  const int q = add_tensor(n.name + "/x_q", DType::kI8, kx.shape, KTensor::Role::kTemp);
-  cast(wt, DType::kI8, xs, q, g_.where(n));
-  k_.tensors[static_cast<std::size_t>(q)].clean = k_.tensors[static_cast<std::size_t>(xs)].clean;
-  return q;
+  return vx(VxmOp::kMul, xf, splat(n.name + "/1_sx", wt, 1.0 / scale, {kx.cols()}), n, "x_scaled");
+}
+
+int Lowering::quantize_activations(int x, double scale, const Node& n) {
+  const int xs = scaled_for_int8(x, scale, n);
+  const KTensor ks = meta(xs);
+  const int q = add_tensor(n.name + "/x_q", DType::kI8, ks.shape, KTensor::Role::kTemp);
+  cast(ks.dtype, DType::kI8, xs, q, g_.where(n));
+  k_.tensors[static_cast<std::size_t>(q)].clean = ks.clean;
+  return on_grid_of(x, q);
 }
 
 int Lowering::quantize_weights(const Node& n, int w, std::int64_t batches, std::int64_t kk,

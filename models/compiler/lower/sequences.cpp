@@ -39,7 +39,7 @@ int Lowering::widen(int t, const Node& n) {
   const auto shape = k_.tensors[static_cast<std::size_t>(t)].shape;
   const int d = add_tensor(name, DType::kFp32, shape, KTensor::Role::kTemp);
   cast(from, DType::kFp32, t, d, g_.where(n));
-  return d;
+  return on_grid_of(t, d);
 }
 
 void Lowering::narrow_into(int t, DType to, int out, const Node& n) {

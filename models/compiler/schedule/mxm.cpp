@@ -81,8 +81,6 @@ std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl
   const int xb = isa::dtype_bytes(s.mm_type);
   const int per = 16 / xb;
   const auto nlw_all = static_cast<std::uint32_t>(chip_.mxm.rows / per);
-  const auto& iw = lat("iw.buf");
-  const auto& clw = lat("clw");
   const auto& ws = lat("iw.str");
   const bool staged = !pl.buf_free.empty();  // else weights go straight into the array
   // Rows to load: int8 loads only the pass's rows (the others are stale, but meet zero
@@ -99,22 +97,26 @@ std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl
   if (staged) pl.next_buf = (pl.next_buf + 1) % pl.buf_free.size();
   // Operations are anchored at their access cycle (T; dispatch T - d_skew).
   std::uint64_t load_from = staged ? pl.buf_free[buf] : 0;
-  if (clear) {
-    // (a0) clear the buffer; the loads follow once it is done.
+  // One instruction on the plane's weight queue about staging buffer buf, no earlier than lo;
+  // the cycle its effect is done.
+  auto on_buffer = [&](const char* mn, std::uint64_t lo) {
+    const auto& l = lat(mn);
     Op op;
-    op.lo = pl.buf_free[buf];
-    use_queue(op, pl.wt, -clw.d_skew, 1);
+    op.lo = lo;
+    use_queue(op, pl.wt, -l.d_skew, 1);
     Emit e;
     e.queue = pl.wt;
-    e.off = -clw.d_skew;
-    e.instr = instr("clw");
+    e.off = -l.d_skew;
+    e.instr = instr(mn);
     e.instr.arg[0] = static_cast<std::uint32_t>(buf);
-    e.done_off = clw.d_func + sl_ - 1;
+    e.done_off = l.d_func + sl_ - 1;
     op.emits.push_back(std::move(e));
-    const std::uint64_t t_c = *fit(op);
-    commit(op, t_c);
-    load_from = std::max(load_from, t_c + static_cast<std::uint64_t>(clw.d_func));
-  }
+    const std::uint64_t t = *fit(op);
+    commit(op, t);
+    return t + static_cast<std::uint64_t>(l.d_func);
+  };
+  if (clear)  // (a0) clear the buffer; the loads follow once it is done.
+    load_from = std::max(load_from, on_buffer("clw", pl.buf_free[buf]));
   if (!staged)  // straight into the array: after the activations through the old weights
     load_from = std::max({load_from, pl.last_abc + 1, pl.install_end});
   // (a) the weight rows into the staging buffer (or the array)
@@ -126,19 +128,7 @@ std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl
   // the buffer is read.
   std::uint64_t weights_in;  // the first cycle activations may enter
   if (staged) {
-    Op inst;
-    inst.lo = std::max({last_load + 1, pl.last_abc + 1, pl.install_end});
-    use_queue(inst, pl.wt, -iw.d_skew, 1);
-    Emit e;
-    e.queue = pl.wt;
-    e.off = -iw.d_skew;
-    e.instr = instr("iw.buf");
-    e.instr.arg[0] = static_cast<std::uint32_t>(buf);
-    e.done_off = iw.d_func + sl_ - 1;
-    inst.emits.push_back(std::move(e));
-    const std::uint64_t t_iw = *fit(inst);
-    commit(inst, t_iw);
-    weights_in = t_iw + static_cast<std::uint64_t>(iw.d_func);
+    weights_in = on_buffer("iw.buf", std::max({last_load + 1, pl.last_abc + 1, pl.install_end}));
     pl.buf_free[buf] = weights_in;
   } else {
     weights_in = last_load + static_cast<std::uint64_t>(ws.d_func);

@@ -89,7 +89,7 @@ void Scheduler::plan_ifetch() {
             e.expects = {0};
             op.emits.push_back(std::move(e));
           }
-          if (auto t = fit(op); t && (!best || *t < best->second)) {
+          if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second)) {
             best = {op, *t};
             best_slice = sl;
           }

@@ -195,7 +195,8 @@ std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane&
     e.done_off = ld.d_func + sl_ - 1;
     e.expects = reads;
     op.emits.push_back(std::move(e));
-    if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
+    if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second))
+      best = {op, *t};
   }
   if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
   commit(best->first, best->second);
@@ -236,7 +237,8 @@ std::uint64_t Scheduler::stream_activations(const KStep& s, const KPass& ps, Pla
     e.done_off = static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
     e.expects = reads;
     op.emits.push_back(std::move(e));
-    if (auto t = fit(op); t && (!best || *t < best->second)) best = {op, *t};
+    if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second))
+      best = {op, *t};
     if (best && best->second == op_lower_bound(best->first)) break;
   }
   if (!best) no_fit(s.origin, "no streams carry the activations to the plane");
@@ -292,7 +294,7 @@ void Scheduler::accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uin
     std::vector<Written> rows;
     const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
     if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv, 0, 1, s.d_stride);
-    if (auto t = fit(op); t && (!best || *t < best->second)) {
+    if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second)) {
       best = {op, *t};
       rows_written = rows;
     }

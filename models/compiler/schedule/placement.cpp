@@ -547,7 +547,7 @@ std::vector<Scheduler::Run> Scheduler::runs(int t, std::int64_t row0, std::uint3
   return out;
 }
 
-std::optional<std::uint64_t> Scheduler::fit(const Op& op) const {
+std::optional<std::uint64_t> Scheduler::fit(const Op& op, std::uint64_t before) const {
   // Uses of one resource by the op itself must not overlap: sorted by resource and start, each
   // use is compared with those that start before it ends.
   std::vector<std::size_t> order(op.uses.size());
@@ -573,16 +573,33 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op) const {
         return std::nullopt;
       }
     }
+  // Uses of one resource back to back (a run of rows read or written a row a cycle) act as
+  // one: a later start clears them exactly when it clears their span, so the jumps below
+  // find the same cycle in fewer steps.
+  std::vector<Use> uses;
+  uses.reserve(order.size());
+  for (std::size_t i : order) {
+    const Use& u = op.uses[i];
+    if (!uses.empty()) {
+      Use& p = uses.back();
+      if (p.kind == u.kind && p.id == u.id && p.p0 == u.p0 && p.p1 == u.p1 &&
+          p.off + static_cast<std::int64_t>(p.len) == u.off) {
+        p.len += u.len;
+        continue;
+      }
+    }
+    uses.push_back(u);
+  }
   std::int64_t lo = static_cast<std::int64_t>(op.lo);
-  for (const Use& u : op.uses)
+  for (const Use& u : uses)
     lo = std::max(lo, -u.off);
   for (const Emit& e : op.emits)
     lo = std::max(lo, -e.off);
   auto t = static_cast<std::uint64_t>(lo);
-  for (int guard = 0; guard < 10000000; ++guard) {
+  for (int guard = 0; guard < 10000000 && t < before; ++guard) {
     std::optional<std::uint64_t> need;
     auto want = [&](std::uint64_t x) { need = need ? std::max(*need, x) : x; };
-    for (const Use& u : op.uses) {
+    for (const Use& u : uses) {
       const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
       if (u.kind == Use::Kind::kStream) {
         claims_[static_cast<std::size_t>(u.id)].overlapping(
@@ -595,6 +612,7 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op) const {
     if (!need) return t;
     t = std::max(t + 1, *need);
   }
+  if (t >= before) return std::nullopt;
   throw std::logic_error("scheduler: no cycle fits");
 }
 

@@ -402,8 +402,9 @@ class Scheduler {
 
   // ---------------------------------------------------------------- fitting
 
-  // The earliest T >= op.lo at which every use fits, or nullopt if the op conflicts with itself.
-  std::optional<std::uint64_t> fit(const Op& op) const;
+  // The earliest T >= op.lo at which every use fits, or nullopt if the op conflicts with itself
+  // or fits no earlier than `before` (a candidate already found).
+  std::optional<std::uint64_t> fit(const Op& op, std::uint64_t before = ~0ull) const;
 
   // Reserves everything and records the instructions; returns the first block's id.
   int commit(const Op& op, std::uint64_t t);

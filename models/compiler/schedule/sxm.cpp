@@ -83,7 +83,7 @@ void Scheduler::sxm_step(const KStep& s) {
       op.emits.push_back(std::move(e));
       std::vector<Written> rows;
       write_rows(op, s.d, drow, v, dst, pos, lt.d_func, sxm_emit, &rows);
-      const auto t = fit(op);
+      const auto t = fit(op, best ? best->second : ~0ull);
       if (t && (!best || *t < best->second)) {
         best = {op, *t};
         best_rows = rows;
@@ -179,7 +179,8 @@ void Scheduler::transpose_step(const KStep& s) {
           e.expects = {te};
           op.emits.push_back(std::move(e));
         }
-        if (auto tt = fit(op); tt && (!best || *tt < best->second)) best = {op, *tt};
+        if (auto tt = fit(op, best ? best->second : ~0ull); tt && (!best || *tt < best->second))
+          best = {op, *tt};
       }
     }
     if (!best) no_fit(s.origin, "no transposer fits (it takes 16 streams in and 16 out)");

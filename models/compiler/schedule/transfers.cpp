@@ -23,7 +23,7 @@ void Scheduler::send_step(const KStep& s) {
         Op op;
         op.lo = after;
         send_vector(op, tx, 0, read_vector(op, s.a, slice, addr, st, tx.position, 0));
-        const auto t = fit(op);
+        const auto t = fit(op, best ? best->second : ~0ull);
         if (!t) continue;
         if (!best || *t < best->second) best = {op, *t};
         if (best->second == op_lower_bound(best->first)) break;

@@ -210,7 +210,7 @@ void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part)
       Op op;
       std::vector<ChainWrite> writes;
       if (!chain_op(c, part, alu, rot, op, writes)) continue;
-      const auto t = fit(op);
+      const auto t = fit(op, best ? best->second : ~0ull);
       if (!t) continue;
       if (!best || *t < best->second) {
         best = {std::move(op), *t};
@@ -740,7 +740,7 @@ void Scheduler::exchange_step(const KStep& s) {
               write_vector(op, s.d, sd.id, pd.addr + dst, st, rx.position, flight + rc.d_func, got);
             }
             slot(op.emits.back(), -1);  // the write
-            const auto at = fit(op);
+            const auto at = fit(op, best ? best->second : ~0ull);
             if (!at) continue;
             if (!best || *at < best->second) best = {op, *at};
             if (best->second == op_lower_bound(best->first)) break;

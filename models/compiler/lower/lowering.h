@@ -394,42 +394,71 @@ class Lowering {
   // With `onto`, the result is on that grid (the whole grid was convolved).
   void conv_epilogue(const Node& n, const ConvPlan& p, int y, const CLGrid* onto = nullptr);
 
-  // Whether conv n on input shape xs (only in the ONNX layout) is cheaper row by row: passes of
-  // input rows (W pixels in the lanes) times kh x C, for groups of Q = cols / M output pixels,
-  // against the channels-last way's taps x ceil(C / rows) passes per output pixel.
+  // Whether conv n on input shape xs (only in the ONNX layout) is cheaper row by row (best_bands'
+  // estimate) than the channels-last way's taps x ceil(C / rows) passes per output pixel.
   bool rowwise_fits(const Node& n, const std::vector<std::int64_t>& xs, const Window& w,
                     std::int64_t m) const;
 
-  // Where the input columns of each group of Q output pixels go on the plane (conv_rowwise):
-  // group g reads columns (Q g) sw - pl .. of the input row (those inside it), which its band of
-  // `rows` weight rows puts on plane rows at[g] .. (a multiple of 16, what one load carries).
+  // Where the input columns of each group of Q output pixels go on the plane (conv_rowwise).
+  // With fold F > 1 an input vector holds F channels side by side: F blocks of S = lanes / F
+  // lanes, block f holding the columns seg_lo[s] .. seg_lo[s] + S - 1 of channel F c + f (a
+  // *segment* s of the row; segments overlap where their groups' columns do). Group g reads
+  // the columns (Q g) sw - pl .. of the input row (those inside it) in segment seg[g] of every
+  // block, which its band of `rows` weight rows puts on plane rows at[g] .. (a multiple of 16,
+  // what one load carries). F = 1 is the plain row: one segment at column 0.
   struct RowBands {
     std::int64_t q = 0, groups = 0, rows = 0;
-    std::vector<std::int64_t> at;
+    std::int64_t fold = 1, seg_w = 0;
+    std::vector<std::int64_t> at, seg, seg_lo;
+    std::int64_t cgroups(std::int64_t c) const { return (c + fold - 1) / fold; }
+    std::int64_t segments() const { return static_cast<std::int64_t>(seg_lo.size()); }
+    // The input lane of column col of channel f of a channel group, for group g.
+    std::int64_t lane(std::int64_t g, std::int64_t f, std::int64_t col) const {
+      return f * seg_w + col - seg_lo[static_cast<std::size_t>(seg[static_cast<std::size_t>(g)])];
+    }
   };
-  std::optional<RowBands> row_bands(const Window& w, std::int64_t m) const;
+  std::optional<RowBands> row_bands(const Window& w, std::int64_t m, std::int64_t fold) const;
+  // The fold that makes conv_rowwise quickest for C channels and nb images (planes' passes and
+  // the SXM's lane moves that build the folded rows, `cycles` the estimate); nullopt when no
+  // fold fits.
+  std::optional<RowBands> best_bands(const Window& w, std::int64_t m, std::int64_t c,
+                                     std::int64_t nb, double* cycles = nullptr) const;
 
   // Conv of an input x [N, C, H, W] given row by row (the ONNX layout: a vector per image row
   // of one channel, W pixels in its lanes). Output pixels go in groups of Q = cols / M
-  // consecutive columns; kernel row r of channel c is one pass of banded weights over the input
-  // rows a group's outputs read, all of a group's output rows streaming: group g's weights
-  // W[c, r][col][q M + m] = w[m, c, r, col - ((Q g + q) sw - pl)] (0 outside the kernel). So a
-  // 7 x 7, stride 2 convolution of 3 channels to 64 is 21 passes a group, each a vector per
-  // output row, with nothing gathered: the stride across the rows is taken by row phases (input
-  // rows h = i sh + a - pt in phase a, copied once), the stride across the columns by the bands.
+  // consecutive columns; kernel row r of channel group c is one pass of banded weights over the
+  // input rows a group's outputs read, all of a group's output rows streaming: group g's
+  // weights W[c, r][lane(g, f, col)][q M + m] = w[m, F c + f, r, col - ((Q g + q) sw - pl)] (0
+  // outside the kernel). So a 7 x 7, stride 2 convolution of 3 channels to 64 is 7 passes a
+  // group (3 channels folded into each input vector), each a vector per output row, with
+  // nothing gathered: the stride across the rows is taken by row phases (input rows
+  // h = i sh + a - pt in phase a, copied once), the stride across the columns by the bands.
   // The results come as columns of output pixels, so the value is left transposed
   // ([N, wo, ho, M]); SXM shifts move pixel q of each group to its own row.
   void conv_rowwise(const Node& n, const Window& w, const std::vector<double>& wts,
                     const std::vector<double>& bias, bool has_bias, int out_value, DType dt);
-  // conv_rowwise's row phases: phase a holds padded rows i sh + a of every (image, channel) of x
-  // ([N C H, W]), `copies` times (one per plane, so that the planes' passes read their own).
+  // The folded rows of x ([N C H, W]) for bands.fold > 1: [N cgroups segments H, lanes], unit
+  // (image, channel group, segment) of H rows, built by SXM shifts (channel F c + f's segment
+  // to lane f S) and selects (block by block).
+  int fold_rows(const Node& n, int x, const RowBands& bands, std::int64_t c, std::int64_t h);
+  // conv_rowwise's row phases: phase a holds padded rows i sh + a of every unit (H rows each)
+  // of x, `copies` times (one per plane, so that the planes' passes read their own).
   std::vector<std::vector<int>> rowwise_phases(const Node& n, const Window& w, int x,
-                                               std::int64_t hq, std::int64_t copies);
-  // conv_rowwise's banded weights, block (g, r, c) of bands.rows rows (input columns at[g] ..);
-  // int8 with w_scale per output channel (filled), else dt.
+                                               std::int64_t units, std::int64_t hq,
+                                               std::int64_t copies);
+  // conv_rowwise's banded weights, block (g, r, channel group) of bands.rows rows (plane rows
+  // at[g] ..); int8 with w_scale per output channel (filled), else dt.
   int rowwise_weights(const Node& n, const Window& w, const std::vector<double>& wts,
                       const RowBands& bands, std::int64_t c, std::vector<double>& w_scale,
                       DType dt);
+  // The node reading value v, when it is the only one and v is no graph output.
+  const Node* only_reader(int v) const;
+  // A row-wise conv's packed output yd ([N, groups, ho, Q M]) straight into the MaxPool
+  // that reads it (through a Relu, which then runs on the pooled rows): the window's taps down
+  // the rows on the packed rows, SXM shifts of the results (Q times fewer rows than the
+  // convolution's) to a row per pixel, the taps across on those. False (nothing done) when no
+  // such pool follows.
+  bool rowwise_pool(const Window& w, const RowBands& bands, int yd, int out_value);
   // conv_rowwise's sums y to n's output: int8 scales, the bias, dt, and pixel q of each group
   // moved to a row of its own (the output channels-last with its spatial axes swapped).
   void rowwise_output(const Node& n, const Window& w, const RowBands& bands, int y, double x_scale,

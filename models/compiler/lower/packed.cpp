@@ -52,16 +52,6 @@ bool ints_are(const Node& n, const char* key, std::int64_t v) {
 }  // namespace
 
 std::optional<Lowering::Packed> Lowering::packable(const Node& a) const {
-  // The one node reading value v (none when v is a graph output or read twice).
-  auto only_reader = [&](int v) -> const Node* {
-    if (v < 0 || uses_[static_cast<std::size_t>(v)] != 1) return nullptr;
-    for (int o : g_.outputs)
-      if (o == v) return nullptr;
-    for (const Node& m : g_.nodes)
-      for (int i : m.inputs)
-        if (i == v) return &m;
-    return nullptr;
-  };
   // A convolution with constant weights [M, C, k, k], group 1, stride and dilation 1, pads p
   // all round; its weights' shape.
   auto conv_of = [&](const Node* n, std::int64_t k,

@@ -233,6 +233,108 @@ TEST(Compiler, Fp16RowwiseStemThenTransposedPoolAndConv) {
   expect_close(f16_values(out[0]), want, mag2, 2e-3, 1e-5);
 }
 
+// A stem of five channels over a wide image (7 x 7, stride 2, 200 columns): the channels go
+// folded, several to an input vector, in segments of the row (each a run of the columns some
+// groups of output pixels read), so a group takes kh x ceil(5 / fold) passes rather than
+// kh x 5; the Relu and the max pool after it run on the packed rows and are exact.
+struct FoldedStem {
+  ConvShape s{1, 5, 12, 200, 64, 7, 2, 3, 3, 3, 3};
+  int ph() const { return (s.ho() + 2 - 3) / 2 + 1; }
+  int pw() const { return (s.wo() + 2 - 3) / 2 + 1; }
+  std::vector<float> x = uniform_fp16(static_cast<std::size_t>(5 * 12 * 200), -1, 1, 91);
+  std::vector<float> w = uniform_fp16(static_cast<std::size_t>(64 * 5 * 49), -0.2f, 0.2f, 92);
+  std::vector<float> b = uniform_fp16(64, -0.2f, 0.2f, 93);
+  Builder gb;
+  FoldedStem() {
+    const int xi = gb.input("x", DType::kFp16, {1, s.c, s.h, s.w});
+    const Dims cs = {1, s.m, s.ho(), s.wo()};
+    const int c = gb.node("Conv", "stem",
+                          {xi, gb.constant("w", DType::kFp16, {s.m, s.c, 7, 7}, f16_bytes(w)),
+                           gb.constant("b", DType::kFp16, {s.m}, f16_bytes(b))},
+                          "c", DType::kFp16, cs, conv_attrs(s));
+    const int r = gb.node("Relu", "relu", {c}, "r", DType::kFp16, cs);
+    gb.output(gb.node("MaxPool", "pool", {r}, "p", DType::kFp16, {1, s.m, ph(), pw()},
+                      {{"kernel_shape", ints_attr({3, 3})},
+                       {"strides", ints_attr({2, 2})},
+                       {"pads", ints_attr({1, 1, 1, 1})}}));
+  }
+  // The pool of the Relu of the convolution in double (the convolution rounded to fp16 when
+  // `round`); mag: the convolution's sum of |terms| at the chosen maximum.
+  std::vector<double> reference(std::vector<double>& mag, bool round) const {
+    std::vector<double> conv, cmag;
+    conv_double(s, x, w, b, conv, cmag);
+    std::vector<double> out(static_cast<std::size_t>(s.m * ph() * pw()));
+    mag.assign(out.size(), 0.0);
+    for (int m = 0; m < s.m; ++m)
+      for (int oh = 0; oh < ph(); ++oh)
+        for (int ow = 0; ow < pw(); ++ow) {
+          double best = 0, at = 0;
+          for (int i = -1; i <= 1; ++i)
+            for (int j = -1; j <= 1; ++j) {
+              const int yh = 2 * oh + i, yw = 2 * ow + j;
+              if (yh < 0 || yh >= s.ho() || yw < 0 || yw >= s.wo()) continue;
+              const auto o = static_cast<std::size_t>((m * s.ho() + yh) * s.wo() + yw);
+              const double v =
+                  round ? func::fp16_to_fp32(func::fp32_to_fp16(static_cast<float>(conv[o])))
+                        : conv[o];
+              if (v > best) best = v;
+              at = std::max(at, cmag[o]);
+            }
+          const auto o = static_cast<std::size_t>((m * ph() + oh) * pw() + ow);
+          out[o] = best;
+          mag[o] = at;
+        }
+    return out;
+  }
+};
+
+// The stem's shape on the chip: folded rows in several segments, fewer passes than channels,
+// and the pool's taps on the packed rows (no phases of a row per pixel).
+void expect_folded(const compiler::Kernels& k) {
+  std::int64_t folded_rows = 0;
+  bool pool_phases = false, pool_columns = false;
+  for (const auto& t : k.tensors) {
+    if (t.name == "stem/folded") folded_rows = t.rows();
+    pool_phases = pool_phases || t.name == "pool/phase";
+    pool_columns = pool_columns || t.name == "pool/cols";
+  }
+  std::size_t passes = 0;
+  for (const auto& st : k.steps)
+    if (st.kind == compiler::KStep::Kind::kMatMul) passes = std::max(passes, st.passes.size());
+  ASSERT_GT(passes, 0u);
+  EXPECT_EQ(passes % 7, 0u) << "a whole number of channel groups per kernel row";
+  const auto groups = static_cast<std::int64_t>(passes / 7);
+  EXPECT_LE(groups, 2) << "at least three channels a pass";
+  EXPECT_GE(folded_rows, 2 * 12 * groups) << "the 200 columns in one segment";
+  EXPECT_FALSE(pool_phases) << "the pool ran on a row per pixel";
+  EXPECT_TRUE(pool_columns);
+}
+
+TEST(Compiler, Fp16StemOfFiveChannelsFoldedWithItsPoolOnPackedRows) {
+  FoldedStem fs;
+  const Compiled cc = compile(fs.gb.g);
+  expect_folded(cc.k);
+  const auto out = simulate(cc, {f16_bytes(fs.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = fs.reference(mag, true);
+  // The convolution's fp32 sums (its fp16 result may round the other way: an ulp, 2^-10).
+  expect_close(f16_values(out[0]), want, mag, 2e-3, 1e-5);
+}
+
+TEST(Compiler, Int8StemOfFiveChannelsFoldedWithinQuantizationError) {
+  FoldedStem fs;
+  Compiled cc;
+  cc.k = compiler::lower_with_precision(fs.gb.g, tsp(), compiler::Precision::kInt8);
+  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  expect_folded(cc.k);
+  const auto out = simulate(cc, {f16_bytes(fs.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = fs.reference(mag, false);
+  expect_close(f16_values(out[0]), want, mag, 4.0 / 127.0, 0.02);
+}
+
 // A max pool over a large image: its window steps read the input's phases at row offsets and run
 // in parts on several ALUs at once (each finishes in fewer cycles than it has rows, where one ALU
 // takes a row a cycle); the maxima are exact.

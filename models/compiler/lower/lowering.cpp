@@ -63,8 +63,8 @@ Kernels Lowering::run() {
         add_tensor(val.name, val.dtype, val.shape, KTensor::Role::kInput, false);
     k_.inputs.push_back(tensor_of_[static_cast<std::size_t>(v)]);
   }
-  for (const Node& n : g_.nodes)
-    lower(n);
+  for (const Node* n : lowering_order())
+    lower(*n);
   for (int v : g_.outputs) {
     int t = tensor(v, nullptr);
     KTensor& kt = k_.tensors[static_cast<std::size_t>(t)];
@@ -343,6 +343,37 @@ void Lowering::binary(const Node& n, VxmOp op, int a, int b, int d) {
   const int fa = fit(a, shape, n);
   const int fb = fit(b, shape, n);
   step(op, dt, fa, fb, d, g_.where(n));
+}
+
+std::vector<const Node*> Lowering::lowering_order() const {
+  // A shortcut branch first: a convolution whose result (or that of the BatchNormalization
+  // folded into it) only an Add reads (a residual block's projection) goes right before the first
+  // node that reads its input. Its steps then come before the long branch's in program order, so
+  // the scheduler, which places steps in that order, runs it while the long branch's first products
+  // stream, not behind its last epilogue. Every other node keeps its place.
+  std::vector<const Node*> order;
+  std::vector<bool> early(g_.nodes.size(), false);
+  for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
+    const Node& n = g_.nodes[i];
+    if (n.op != "Conv" || n.inputs.empty() || n.outputs.size() != 1) continue;
+    const Node* bn = foldable_bn(n);  // folded into the convolution
+    const Node* r = only_reader(bn ? bn->outputs[0] : n.outputs[0]);
+    early[i] = r && r->op == "Add";
+  }
+  std::vector<bool> done(g_.nodes.size(), false);
+  for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
+    if (done[i]) continue;
+    const Node& n = g_.nodes[i];
+    for (std::size_t j = i + 1; j < g_.nodes.size(); ++j)  // shortcuts reading n's inputs
+      if (early[j] && !done[j] && g_.nodes[j].inputs[0] >= 0 &&
+          std::find(n.inputs.begin(), n.inputs.end(), g_.nodes[j].inputs[0]) != n.inputs.end()) {
+        order.push_back(&g_.nodes[j]);
+        done[j] = true;
+      }
+    order.push_back(&n);
+    done[i] = true;
+  }
+  return order;
 }
 
 void Lowering::lower(const Node& n) {

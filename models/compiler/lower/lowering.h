@@ -90,6 +90,8 @@ class Lowering {
 
   void binary(const Node& n, VxmOp op, int a, int b, int d);
 
+  // The graph's nodes in the order they are lowered (a topological order; see the .cpp).
+  std::vector<const Node*> lowering_order() const;
   void lower(const Node& n);
 
   // ---------------------------------------------------------------- operators by name (ops.cpp)

@@ -33,8 +33,8 @@ Schedule Scheduler::run() {
   find_chains();
   check_weights();
   placement_rules();
-  place_inputs();
   keep_chain_operands_apart();
+  place_inputs();
   const std::vector<std::vector<int>> release_after = release_plan();
   for (std::size_t i = 0; i < k_.steps.size(); ++i)
     schedule_step(i, release_after[i]);

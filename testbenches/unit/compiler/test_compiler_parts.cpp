@@ -91,6 +91,87 @@ TEST(ProductBlocks, FewBlocksAreCutSoThatEveryPlaneStreams) {
   EXPECT_EQ(product_rows(matmul_kernels(30), "mm"), std::vector<std::int64_t>{30});
 }
 
+// --- the row-wise stem ------------------------------------------------------------------------
+
+// ResNet-50's stem and max pool, lowered for tsp-v1: figures derived by hand from the geometry.
+// 7 x 7 / 2, pads 3, 224 -> 112; groups of Q = 320 / 64 = 5 output columns: 23 groups, group g
+// reading input columns 10 g - 3 .. 10 g + 11 (inside the image). Three channels fold into one
+// vector of 3 blocks of S = 106 lanes; segments start at the first column of a group and take
+// the groups that fit 106 columns: groups 0-9 from column 0, 10-19 from 97, 20-22 from 197.
+// A group's window spans its columns in block 0 to those in block 2, loaded from a multiple of
+// 16: the widest is group 13's, lanes 30 .. 256 from plane row 16, so every band has 256 rows
+// (group 19's, lanes 90 .. 316, then starts at plane row 64 so as to end by row 320).
+TEST(RowwiseStem, ThreeChannelsFoldIntoVectorsOfThreeSegments) {
+  Builder gb;
+  const int x = gb.input("x", isa::DType::kFp16, {1, 3, 224, 224});
+  const int c = gb.node(
+      "Conv", "stem",
+      {x,
+       gb.constant("w", isa::DType::kFp16, {64, 3, 7, 7},
+                   f16_bytes(test::uniform(64 * 3 * 49, -0.1f, 0.1f, 3))),
+       gb.constant("b", isa::DType::kFp16, {64}, f16_bytes(test::uniform(64, -0.1f, 0.1f, 4)))},
+      "c", isa::DType::kFp16, {1, 64, 112, 112},
+      {{"kernel_shape", ints_attr({7, 7})},
+       {"strides", ints_attr({2, 2})},
+       {"pads", ints_attr({3, 3, 3, 3})}});
+  const int r = gb.node("Relu", "relu", {c}, "r", isa::DType::kFp16, {1, 64, 112, 112});
+  gb.output(gb.node("MaxPool", "pool", {r}, "p", isa::DType::kFp16, {1, 64, 56, 56},
+                    {{"kernel_shape", ints_attr({3, 3})},
+                     {"strides", ints_attr({2, 2})},
+                     {"pads", ints_attr({1, 1, 1, 1})}}));
+  const compiler::Kernels k = compiler::lower(gb.g, tsp());
+  auto shape = [&](const std::string& name) {
+    for (const auto& t : k.tensors)
+      if (t.name == name) return t.shape;
+    return std::vector<std::int64_t>{};
+  };
+  EXPECT_EQ(shape("stem/folded"), (std::vector<std::int64_t>{3 * 224, 320}));
+  EXPECT_EQ(shape("stem/bands"), (std::vector<std::int64_t>{23 * 7 * 256, 320}));
+  // The fold: a shift per (segment, channel) but channel 0 of segment 0 (already at lane 0),
+  // north by f S - seg_lo when positive, else south; two selects per segment, at 106 and 212.
+  std::multiset<std::pair<int, bool>> shifts,
+      want_shifts = {{106, true}, {212, true},  // segment 0
+                     {97, false}, {9, true},   {115, true}, {197, false}, {91, false}, {15, true}};
+  std::multiset<int> selects;
+  int pool_shifts = 0;
+  for (const KStep& s : k.steps) {
+    if (s.kind != KStep::Kind::kSxm) continue;
+    const bool stem = s.origin.find("'stem'") != std::string::npos;
+    if (stem && s.sxm == KStep::SxmOp::kShift) shifts.insert({s.sxm_n, s.north});
+    if (stem && s.sxm == KStep::SxmOp::kSelect) selects.insert(s.sxm_n);
+    if (s.origin.find("'pool'") != std::string::npos) {
+      EXPECT_EQ(s.rows, 56) << "a pooled row per output pixel column";
+      ++pool_shifts;
+    }
+  }
+  EXPECT_EQ(shifts, want_shifts);
+  EXPECT_EQ(selects, (std::multiset<int>{106, 106, 106, 212, 212, 212}));
+  // The pool's shifts: one per output column of the stem that is not first in its group
+  // (112 - 23), each of the 56 pooled rows; none on the stem's own 112 rows.
+  EXPECT_EQ(pool_shifts, 112 - 23);
+  // The products: per group, 7 passes (one per kernel row) of 256 rows each from its segment's
+  // rows (phase r mod 2, 115 rows a segment), from plane row at[g].
+  int groups = 0;
+  for (const KStep& s : k.steps) {
+    if (s.kind != KStep::Kind::kMatMul) continue;
+    ASSERT_EQ(s.passes.size(), 7u);
+    const std::int64_t g = s.d_row / 112, seg = g < 10 ? 0 : g < 20 ? 1 : 2;
+    const std::int64_t lo = std::max<std::int64_t>(0, 10 * g - 3);
+    const std::int64_t first = lo - (seg == 0 ? 0 : seg == 1 ? 97 : 197);
+    for (std::size_t p = 0; p < s.passes.size(); ++p) {
+      EXPECT_EQ(s.passes[p].k, 256);
+      EXPECT_TRUE(s.passes[p].window);
+      EXPECT_EQ(s.passes[p].x_row, seg * 115 + static_cast<std::int64_t>(p) / 2) << "group " << g;
+      EXPECT_LE(s.passes[p].w_at, first) << "group " << g;
+      EXPECT_LE(s.passes[p].w_at + 256, 320) << "group " << g;
+      EXPECT_GE(s.passes[p].w_at + 256, 2 * 106 + first + std::min<std::int64_t>(15, 224 - lo))
+          << "group " << g;
+    }
+    ++groups;
+  }
+  EXPECT_EQ(groups, 23);
+}
+
 // --- the int8 epilogue fold --------------------------------------------------------------------
 
 // conv1 (1 x 1, bias) -> relu -> conv2 (1 x 1) at int8; `tap` also makes relu1's output a graph

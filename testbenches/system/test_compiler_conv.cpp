@@ -800,7 +800,7 @@ TEST(Compiler, Fp16BottlenecksRunPacked) {
   expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
 }
 
-// 128 channels in the middle: two pixels a vector (in fp16; int8 products gain too little).
+// 128 channels in the middle: two pixels a vector.
 TEST(Compiler, Fp16WiderBottlenecksRunTwoPixelsAVector) {
   Bottlenecks nb(128);
   const Compiled cc = compile(nb.gb.g);
@@ -810,6 +810,19 @@ TEST(Compiler, Fp16WiderBottlenecksRunTwoPixelsAVector) {
   std::vector<double> mag;
   const auto want = nb.reference(mag);
   expect_close(f16_values(out[0]), want, mag, 4e-3, 1e-3);
+}
+
+TEST(Compiler, Int8WiderBottlenecksRunTwoPixelsAVectorWithinQuantizationError) {
+  Bottlenecks nb(128);
+  Compiled cc;
+  cc.k = compiler::lower_with_precision(nb.gb.g, tsp(), compiler::Precision::kInt8);
+  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  expect_packed(cc.k, 2);
+  const auto out = simulate(cc, {f16_bytes(nb.x)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> mag;
+  const auto want = nb.reference(mag);
+  expect_close(f16_values(out[0]), want, mag, 4.0 / 127.0, 0.02);
 }
 
 // The bottlenecks after a strided convolution, whose output goes onto their grid.

@@ -87,10 +87,9 @@ std::optional<Lowering::Packed> Lowering::packable(const Node& a) const {
   const int room = (arch_.chip.mem.slices_per_hemisphere - arch_.chip.icu.instruction_slices) / 8;
   pk.p =
       static_cast<int>(std::min<std::int64_t>(room, k_.lanes / std::max<std::int64_t>(1, pk.mid)));
-  // Two pixels a vector save plane time that pays for the grid's extra rows and passes only
-  // when products are slow: measured on ResNet-50's layer2 (128 channels), fp16 -4.8%, int8
-  // +2.6% cycles. int8 packs three or more.
-  if (pk.p < (opt_.precision == Precision::kInt8 ? 3 : 2)) return std::nullopt;
+  // Two pixels a vector or more. (ResNet-50's layer2, 128 channels, at p = 2: fp16 -4.8%;
+  // int8 first +2.6%, then -3.1% once projections went first and the stem was folded.)
+  if (pk.p < 2) return std::nullopt;
   pk.relu_a = relu_after(a);
   pk.b = pk.relu_a ? only_reader(pk.relu_a->outputs[0]) : nullptr;
   const auto wb = conv_of(pk.b, 3, 1);

@@ -335,6 +335,56 @@ TEST(Compiler, Int8StemOfFiveChannelsFoldedWithinQuantizationError) {
   expect_close(f16_values(out[0]), want, mag, 4.0 / 127.0, 0.02);
 }
 
+// The pool on a stem's packed rows with another window: 2 x 2, stride 2, ceil mode (the last
+// window down hangs past the 11 rows and reads only the fill), no Relu between, batch 2.
+TEST(Compiler, Fp16StemThenACeilModePoolOnPackedRows) {
+  const ConvShape s{2, 3, 22, 64, 64, 7, 2, 3, 3, 3, 3};
+  const int ph = (s.ho() - 2 + 1) / 2 + 1, pw = (s.wo() - 2 + 1) / 2 + 1;  // ceil
+  ASSERT_EQ(s.ho(), 11);
+  ASSERT_EQ(ph, 6);
+  const auto xv = uniform_fp16(static_cast<std::size_t>(s.n * s.c * s.h * s.w), -1, 1, 95);
+  const auto wv = uniform_fp16(static_cast<std::size_t>(s.m * s.c * 49), -0.2f, 0.2f, 96);
+  Builder gb;
+  const int x = gb.input("x", DType::kFp16, {s.n, s.c, s.h, s.w});
+  const Dims cs = {s.n, s.m, s.ho(), s.wo()};
+  const int c =
+      gb.node("Conv", "stem", {x, gb.constant("w", DType::kFp16, {s.m, s.c, 7, 7}, f16_bytes(wv))},
+              "c", DType::kFp16, cs, conv_attrs(s));
+  gb.output(gb.node("MaxPool", "pool", {c}, "p", DType::kFp16, {s.n, s.m, ph, pw},
+                    {{"kernel_shape", ints_attr({2, 2})},
+                     {"strides", ints_attr({2, 2})},
+                     {"ceil_mode", test::int_attr(1)}}));
+  const Compiled cc = compile(gb.g);
+  bool columns = false;
+  for (const auto& t : cc.k.tensors)
+    columns = columns || t.name == "pool/cols";
+  EXPECT_TRUE(columns) << "the pool did not run on the packed rows";
+  const auto out = simulate(cc, {f16_bytes(xv)});
+  ASSERT_EQ(out.size(), 1u);
+  std::vector<double> conv, mag;
+  conv_double(s, xv, wv, {}, conv, mag);
+  std::vector<double> want(static_cast<std::size_t>(s.n * s.m * ph * pw)), scale(want.size());
+  for (int n = 0; n < s.n; ++n)
+    for (int m = 0; m < s.m; ++m)
+      for (int oh = 0; oh < ph; ++oh)
+        for (int ow = 0; ow < pw; ++ow) {
+          double best = -1e300, at = 0;
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+              const int yh = 2 * oh + i, yw = 2 * ow + j;
+              if (yh >= s.ho() || yw >= s.wo()) continue;
+              const auto o = static_cast<std::size_t>(((n * s.m + m) * s.ho() + yh) * s.wo() + yw);
+              best = std::max(best, static_cast<double>(func::fp16_to_fp32(
+                                        func::fp32_to_fp16(static_cast<float>(conv[o])))));
+              at = std::max(at, mag[o]);
+            }
+          const auto o = static_cast<std::size_t>(((n * s.m + m) * ph + oh) * pw + ow);
+          want[o] = best;
+          scale[o] = at;
+        }
+  expect_close(f16_values(out[0]), want, scale, 2e-3, 1e-5);
+}
+
 // A max pool over a large image: its window steps read the input's phases at row offsets and run
 // in parts on several ALUs at once (each finishes in fewer cycles than it has rows, where one ALU
 // takes a row a cycle); the maxima are exact.

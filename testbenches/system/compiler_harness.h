@@ -55,6 +55,14 @@ inline Compiled compile_with(const Graph& g, const compiler::LowerOptions& o) {
   return c;
 }
 
+// As compile, with int8 products (calibrated on random inputs, lower_with_precision).
+inline Compiled compile_int8(const Graph& g) {
+  Compiled c;
+  c.k = compiler::lower_with_precision(g, tsp(), compiler::Precision::kInt8);
+  c.s = compiler::schedule(c.k, tsp(), "test");
+  return c;
+}
+
 // The message of the InputError compiling g throws, or "(no error)".
 inline std::string compile_error(const Graph& g, const arch::Arch& a = tsp()) {
   try {

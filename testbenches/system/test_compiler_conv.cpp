@@ -324,9 +324,7 @@ TEST(Compiler, Fp16StemOfFiveChannelsFoldedWithItsPoolOnPackedRows) {
 
 TEST(Compiler, Int8StemOfFiveChannelsFoldedWithinQuantizationError) {
   FoldedStem fs;
-  Compiled cc;
-  cc.k = compiler::lower_with_precision(fs.gb.g, tsp(), compiler::Precision::kInt8);
-  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  const Compiled cc = compile_int8(fs.gb.g);
   expect_folded(cc.k);
   const auto out = simulate(cc, {f16_bytes(fs.x)});
   ASSERT_EQ(out.size(), 1u);
@@ -544,9 +542,7 @@ TEST(Compiler, Int8ConvNetworkIsCalibratedAndExact) {
       gb.node("Conv", "conv", {x, gb.constant("w", DType::kFp16, {s.m, s.c, 3, 3}, f16_bytes(wv))},
               "c", DType::kFp16, {1, s.m, s.ho(), s.wo()}, conv_attrs(s));
   gb.output(gb.node("Relu", "relu", {c}, "y", DType::kFp16, {1, s.m, s.ho(), s.wo()}));
-  Compiled cc;
-  cc.k = compiler::lower_with_precision(gb.g, tsp(), compiler::Precision::kInt8);
-  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  const Compiled cc = compile_int8(gb.g);
   bool int8 = false;
   for (const auto& st : cc.k.steps)
     int8 = int8 || (st.kind == compiler::KStep::Kind::kMatMul && st.mm_type == DType::kI8);
@@ -585,9 +581,7 @@ TEST(Compiler, Int8ConvReluConvFoldsTheRequantizationAndUsesEveryPlane) {
                          {r1, gb.constant("w2", DType::kFp16, {s2.m, s2.c, 3, 3}, f16_bytes(w2))},
                          "c2", DType::kFp16, {1, s2.m, s2.ho(), s2.wo()}, conv_attrs(s2));
   gb.output(gb.node("Relu", "relu2", {c2}, "y", DType::kFp16, {1, s2.m, s2.ho(), s2.wo()}));
-  Compiled cc;
-  cc.k = compiler::lower_with_precision(gb.g, tsp(), compiler::Precision::kInt8);
-  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  const Compiled cc = compile_int8(gb.g);
   int relu32 = 0, fp16_between = 0, to_i8 = 0;
   std::map<std::string, int> blocks;   // product steps per result
   bool first = false, second = false;  // past conv1's, conv2's first product step
@@ -864,9 +858,7 @@ TEST(Compiler, Fp16WiderBottlenecksRunTwoPixelsAVector) {
 
 TEST(Compiler, Int8WiderBottlenecksRunTwoPixelsAVectorWithinQuantizationError) {
   Bottlenecks nb(128);
-  Compiled cc;
-  cc.k = compiler::lower_with_precision(nb.gb.g, tsp(), compiler::Precision::kInt8);
-  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  const Compiled cc = compile_int8(nb.gb.g);
   expect_packed(cc.k, 2);
   const auto out = simulate(cc, {f16_bytes(nb.x)});
   ASSERT_EQ(out.size(), 1u);
@@ -906,9 +898,7 @@ TEST(Compiler, Fp16BottlenecksAfterARowwiseStemRunPacked) {
 
 TEST(Compiler, Int8BottlenecksRunPackedWithinQuantizationError) {
   Bottlenecks nb;
-  Compiled cc;
-  cc.k = compiler::lower_with_precision(nb.gb.g, tsp(), compiler::Precision::kInt8);
-  cc.s = compiler::schedule(cc.k, tsp(), "test");
+  const Compiled cc = compile_int8(nb.gb.g);
   expect_packed(cc.k);
   const auto out = simulate(cc, {f16_bytes(nb.x)});
   ASSERT_EQ(out.size(), 1u);

@@ -453,6 +453,14 @@ class Lowering {
   int rowwise_weights(const Node& n, const Window& w, const std::vector<double>& wts,
                       const RowBands& bands, std::int64_t c, std::vector<double>& w_scale,
                       DType dt);
+  // Rows of packed pixels (a group's Q pixels of M lanes) to rows of one: rows of a from a_row,
+  // shifted south by `lanes` (q M for pixel q), into d from d_row.
+  void pixel_to_rows(DType dt, std::int64_t lanes, int a, std::int64_t a_row, int d,
+                     std::int64_t d_row, std::int64_t rows, const Node& n);
+  // One tap of a window: d's rows d_row .. d_row + rows - 1 are src's rows from src_row (the
+  // first tap, acc < 0), else op(acc's rows from acc_row, src's).
+  void window_tap(VxmOp op, DType dt, int acc, std::int64_t acc_row, int src, std::int64_t src_row,
+                  int d, std::int64_t d_row, std::int64_t rows, const Node& n);
   // The node reading value v, when it is the only one and v is no graph output.
   const Node* only_reader(int v) const;
   // A row-wise conv's packed output yd ([N, groups, ho, Q M]) straight into the MaxPool

@@ -172,6 +172,47 @@ TEST(RowwiseStem, ThreeChannelsFoldIntoVectorsOfThreeSegments) {
   EXPECT_EQ(groups, 23);
 }
 
+// A row-wise convolution whose last input row no window reads (9 rows, 2 x 2, stride 2: the
+// windows end at row 7): that row is left out of the phases (it would land in the next unit's
+// rows), and the values are the convolution's in double, checked on the host reference.
+TEST(RowwiseStem, AnInputRowNoWindowReadsIsLeftOut) {
+  const auto xv = test::uniform_fp16(3 * 9 * 40, -1, 1, 7);
+  const auto wv = test::uniform_fp16(64 * 3 * 4, -0.3f, 0.3f, 8);
+  Builder gb;
+  const int x = gb.input("x", isa::DType::kFp16, {1, 3, 9, 40});
+  gb.output(gb.node("Conv", "stem",
+                    {x, gb.constant("w", isa::DType::kFp16, {64, 3, 2, 2}, f16_bytes(wv))}, "y",
+                    isa::DType::kFp16, {1, 64, 4, 20},
+                    {{"kernel_shape", ints_attr({2, 2})}, {"strides", ints_attr({2, 2})}}));
+  const compiler::Kernels k = compiler::lower(gb.g, tsp());
+  bool bands = false;
+  for (const auto& t : k.tensors)
+    bands = bands || t.name == "stem/bands";
+  ASSERT_TRUE(bands) << "the convolution did not go row by row";
+  compiler::ScheduleOptions checked;
+  checked.check_memory = true;
+  EXPECT_GT(compiler::schedule(k, tsp(), "test", checked).cycles, 0u);
+  const auto out = f16_values(compiler::run_reference(k, {f16_bytes(xv)})[0]);
+  ASSERT_EQ(out.size(), 64u * 4 * 20);
+  for (int m = 0; m < 64; ++m)
+    for (int oh = 0; oh < 4; ++oh)
+      for (int ow = 0; ow < 20; ++ow) {
+        double want = 0, mag = 0;
+        for (int c = 0; c < 3; ++c)
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j) {
+              const double p =
+                  static_cast<double>(
+                      xv[static_cast<std::size_t>((c * 9 + 2 * oh + i) * 40 + 2 * ow + j)]) *
+                  static_cast<double>(wv[static_cast<std::size_t>(((m * 3 + c) * 2 + i) * 2 + j)]);
+              want += p;
+              mag += std::fabs(p);
+            }
+        const auto o = static_cast<std::size_t>((m * 4 + oh) * 20 + ow);
+        ASSERT_NEAR(out[o], want, 2e-3 * mag + 1e-5) << "m " << m << " oh " << oh << " ow " << ow;
+      }
+}
+
 // --- the int8 epilogue fold --------------------------------------------------------------------
 
 // conv1 (1 x 1, bias) -> relu -> conv2 (1 x 1) at int8; `tap` also makes relu1's output a graph

@@ -206,6 +206,12 @@ struct Block {
 
 std::uint8_t mod_code(isa::ModKind k, const std::string& name);
 const char* mnemonic(func::VxmOp op);
+// ALUs for a chain of steps (large_op[j]: step j needs a large ALU) from ALU a0, each sharing a
+// stream group with the previous step's; empty when there are not enough. In as few rows of
+// ALUs as it can, large ones only where a step needs one or no small one is left, so that two
+// chains fit the VXM at once (tsp-v1: an int8 epilogue of eight steps, three of them casts, in
+// rows 0 and 1 from ALU 0, in rows 2 and 3 from ALU 8).
+std::vector<int> compact_alus(const arch::Chip& chip, const std::vector<bool>& large_op, int a0);
 isa::Instr instr(const char* mn);
 
 class Scheduler {
@@ -536,13 +542,29 @@ class Scheduler {
     std::vector<Written> acc;
   };
 
+  // A chain part's best operation: its earliest cycle and the tensors it writes.
+  struct ChainFit {
+    Op op;
+    std::uint64_t t = 0;
+    std::vector<ChainWrite> writes;
+  };
+  // The earliest of chain_op's operations for part `part` over the ALU choices (from every
+  // first ALU, in both of chain_alus' orders) and stream rotations; none when nothing fits.
+  std::optional<ChainFit> best_chain(const std::vector<const KStep*>& c, const Part& part);
+  // Parts this short are not cut further to fit sooner (each costs its instructions).
+  static constexpr std::int64_t kMinChainRows = 32;
   // One part of a chain (rows part.first .. of each step's run); when no ALUs and streams fit
   // it, its two halves as chains of their own (the value between them goes through MEM), and at
-  // last step by step.
-  void chain_part(const std::vector<const KStep*>& c, const Part& part);
-  // chain_part's ALUs for chain c from ALU a0: in turn (large ones where the op needs one),
-  // each sharing a stream group with the previous one; empty when there are not enough.
-  std::vector<int> chain_alus(const std::vector<const KStep*>& c, int a0) const;
+  // last step by step. A part that would wait for its resources runs as two halves of its rows
+  // when the first half fits sooner. `known`: best_chain(c, part), when already found.
+  void chain_part(const std::vector<const KStep*>& c, const Part& part,
+                  std::optional<ChainFit> known = std::nullopt);
+  // chain_part's ALUs for chain c from ALU a0, each sharing a stream group with the previous
+  // one; empty when there are not enough. Compact: in as few rows of ALUs as it can, large ones
+  // only where the op needs one (two such chains can run at once); otherwise greedy_alus.
+  std::vector<int> chain_alus(const std::vector<const KStep*>& c, int a0, bool compact) const;
+  // ALUs in turn from a0 (large ones where the op needs one).
+  std::vector<int> greedy_alus(const std::vector<const KStep*>& c, int a0) const;
   // The operation running part `part` of chain c on ALUs alu, streams taken from a rotation
   // rot of their candidates (rot 4 .. 7 also balance the directions of the values passed
   // along); false when the streams do not suffice.

@@ -198,26 +198,32 @@ void Scheduler::vxm_chain(std::size_t first) {
     chain_part(c, p);
 }
 
-void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part) {
-  const auto v = static_cast<std::uint32_t>(part.rows);
-  std::optional<std::pair<Op, std::uint64_t>> best;
-  std::vector<ChainWrite> best_w;
+std::optional<Scheduler::ChainFit> Scheduler::best_chain(const std::vector<const KStep*>& c,
+                                                         const Part& part) {
+  std::optional<ChainFit> best;
   const int nalu = static_cast<int>(alus_.size());
-  for (int a0 = 0; a0 < nalu; ++a0) {
-    const std::vector<int> alu = chain_alus(c, a0);
-    if (alu.empty()) continue;
-    for (int rot = 0; rot < 8; ++rot) {
-      Op op;
-      std::vector<ChainWrite> writes;
-      if (!chain_op(c, part, alu, rot, op, writes)) continue;
-      const auto t = fit(op, best ? best->second : ~0ull);
-      if (!t) continue;
-      if (!best || *t < best->second) {
-        best = {std::move(op), *t};
-        best_w = std::move(writes);
+  std::vector<std::vector<int>> tried;
+  for (bool compact : {false, true})
+    for (int a0 = 0; a0 < nalu; ++a0) {
+      const std::vector<int> alu = chain_alus(c, a0, compact);
+      if (alu.empty() || std::find(tried.begin(), tried.end(), alu) != tried.end()) continue;
+      tried.push_back(alu);
+      for (int rot = 0; rot < 8; ++rot) {
+        Op op;
+        std::vector<ChainWrite> writes;
+        if (!chain_op(c, part, alu, rot, op, writes)) continue;
+        const auto t = fit(op, best ? best->t : ~0ull);
+        if (!t) continue;
+        if (!best || *t < best->t) best = ChainFit{std::move(op), *t, std::move(writes)};
       }
     }
-  }
+  return best;
+}
+
+void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part,
+                           std::optional<ChainFit> known) {
+  const auto v = static_cast<std::uint32_t>(part.rows);
+  std::optional<ChainFit> best = known ? std::move(known) : best_chain(c, part);
   if (!best) {
     if (c.size() > 1) {  // shorter chains need fewer ALUs, streams and slices
       const auto mid = static_cast<std::ptrdiff_t>(c.size() / 2);
@@ -228,13 +234,25 @@ void Scheduler::chain_part(const std::vector<const KStep*>& c, const Part& part)
     vxm_tile(*c[0], 0, part);  // which halves itself when it must
     return;
   }
-  commit(best->first, best->second);
-  for (const ChainWrite& w : best_w)
-    written(w.t, best->second, w.row0, w.acc);
+  // A long part waiting for its many slices, streams and ALUs to be free at once: its halves
+  // may fit into shorter gaps, the first one sooner.
+  if (part.rows >= 2 * kMinChainRows && best->t > op_lower_bound(best->op)) {
+    const std::int64_t r1 = part.rows / 2;
+    const Part h1{part.first, r1, part.copy, part.stride};
+    const Part h2{part.first + r1 * part.stride, part.rows - r1, part.copy, part.stride};
+    if (auto first = best_chain(c, h1); first && first->t < best->t) {
+      chain_part(c, h1, std::move(first));
+      chain_part(c, h2);
+      return;
+    }
+  }
+  commit(best->op, best->t);
+  for (const ChainWrite& w : best->writes)
+    written(w.t, best->t, w.row0, w.acc);
   vxm_busy_ += static_cast<std::uint64_t>(v) * c.size();
 }
 
-std::vector<int> Scheduler::chain_alus(const std::vector<const KStep*>& c, int a0) const {
+std::vector<int> Scheduler::greedy_alus(const std::vector<const KStep*>& c, int a0) const {
   const int nalu = static_cast<int>(alus_.size());
   // ALUs in turn from a0 (large ones where the op needs one), each sharing a stream group
   // with the previous one.
@@ -265,6 +283,71 @@ std::vector<int> Scheduler::chain_alus(const std::vector<const KStep*>& c, int a
   }
   if (!ok) alu.clear();
   return alu;
+}
+
+std::vector<int> compact_alus(const arch::Chip& chip, const std::vector<bool>& large_op, int a0) {
+  const arch::Chip::Vxm& vx = chip.vxm;
+  const int nalu = vx.alus(), ranks = vx.ranks, rows = std::max(1, nalu / ranks);
+  int large_left = 0;  // steps from j on that need a large ALU
+  for (bool l : large_op)
+    large_left += l ? 1 : 0;
+  auto share = [&](int a, int b) {  // a stream group both ALUs' rows reach
+    const auto& ga = vx.row_stream_groups[static_cast<std::size_t>(a / ranks)];
+    const auto& gb = vx.row_stream_groups[static_cast<std::size_t>(b / ranks)];
+    return std::any_of(ga.begin(), ga.end(),
+                       [&](int g) { return std::find(gb.begin(), gb.end(), g) != gb.end(); });
+  };
+  // Depth first: each step on an ALU sharing a stream group with the previous step's, in the
+  // same row of ALUs where it can (then the next rows, cyclically), a small ALU where the step
+  // can use one.
+  std::vector<int> alu;
+  std::vector<bool> taken(static_cast<std::size_t>(nalu), false);
+  int large_free = 0;
+  for (int x = 0; x < nalu; ++x)
+    large_free += vx.is_large(x) ? 1 : 0;
+  int tries = 0;
+  std::function<bool(std::size_t)> pick = [&](std::size_t j) {
+    if (j == large_op.size()) return true;
+    if (++tries > 4096) return false;  // a bound: ALUs are few, but chains may be long
+    const int from = j ? alu.back() : a0;
+    std::vector<std::pair<int, int>> order;  // (preference, ALU)
+    for (int x = 0; x < nalu; ++x) {
+      const bool large = vx.is_large(x);
+      if (taken[static_cast<std::size_t>(x)] || (large_op[j] && !large)) continue;
+      if (j && !share(alu.back(), x)) continue;
+      // enough large ALUs must stay for the later steps that need one
+      if (large_free - (large ? 1 : 0) < large_left - (large_op[j] ? 1 : 0)) continue;
+      const int row_step = ((x / ranks - from / ranks) % rows + rows) % rows;
+      const int in_row = ((x % ranks - from % ranks) % ranks + ranks) % ranks;
+      order.push_back({(row_step * 2 + (large && !large_op[j] ? 1 : 0)) * ranks + in_row, x});
+    }
+    std::sort(order.begin(), order.end());
+    for (const auto& [unused, x] : order) {
+      (void)unused;
+      const bool large = vx.is_large(x);
+      taken[static_cast<std::size_t>(x)] = true;
+      alu.push_back(x);
+      large_free -= large ? 1 : 0;
+      large_left -= large_op[j] ? 1 : 0;
+      if (pick(j + 1)) return true;
+      taken[static_cast<std::size_t>(x)] = false;
+      alu.pop_back();
+      large_free += large ? 1 : 0;
+      large_left += large_op[j] ? 1 : 0;
+    }
+    return false;
+  };
+  if (!pick(0)) alu.clear();
+  return alu;
+}
+
+std::vector<int> Scheduler::chain_alus(const std::vector<const KStep*>& c, int a0,
+                                       bool compact) const {
+  if (!compact) return greedy_alus(c, a0);
+  std::vector<bool> large_op;
+  for (const KStep* st : c)
+    large_op.push_back(isa::by_mnemonic(mnemonic(st->args.op))->alu == isa::AluNeed::kLarge);
+  return compact_alus(chip_, large_op, a0);
 }
 
 bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,

@@ -392,6 +392,27 @@ TEST(Reservation, StreamClaimsOverlapInTimeAndPosition) {
   EXPECT_TRUE(ends.empty());
 }
 
+// An int8 epilogue with its residual add: cast, mul, add, cast, add, relu, mul, cast; the three
+// casts need large ALUs. On tsp-v1 (16 ALUs: ALU id = 4 x row + rank, large ones 0, 2, 5, 7, 8,
+// 10, 13, 15; row r reaches stream groups 2r .. 2r + 3 mod 8) one such chain keeps to two rows,
+// so that a second one finds its ALUs in the other two.
+TEST(ChainAlus, TwoInt8EpiloguesFitTheVxmAtOnce) {
+  const arch::Arch a = arch::load("tsp-v1");
+  const std::vector<bool> large_op = {true, false, false, true, false, false, false, true};
+  const std::vector<int> first = compiler::scheduling::compact_alus(a.chip, large_op, 0);
+  const std::vector<int> second = compiler::scheduling::compact_alus(a.chip, large_op, 8);
+  // by hand: casts on 0, 2, 7; the other steps on the small ALUs of rows 0 and 1, then on 5
+  EXPECT_EQ(first, (std::vector<int>{0, 1, 3, 2, 6, 4, 5, 7}));
+  EXPECT_EQ(second, (std::vector<int>{8, 9, 11, 10, 14, 12, 13, 15}));
+  for (std::size_t j = 0; j < large_op.size(); ++j)
+    if (large_op[j]) {
+      EXPECT_TRUE(a.chip.vxm.is_large(first[j])) << j;
+      EXPECT_TRUE(a.chip.vxm.is_large(second[j])) << j;
+    }
+  // more steps that need a large ALU than there are: none
+  EXPECT_TRUE(compiler::scheduling::compact_alus(a.chip, std::vector<bool>(9, true), 0).empty());
+}
+
 // --- scheduler options -------------------------------------------------------------------------
 
 TEST(ScheduleOptions, LogNamesAreChecked) {

@@ -320,15 +320,19 @@ void Scheduler::constant_images(int chip, const KTensor& kt, const TensorPlace& 
         im.bytes.assign(static_cast<std::size_t>(tp.block_addrs) * static_cast<std::size_t>(lanes_),
                         0);
       }
+    // A row's byte plane b of one column tile is one vector of one image.
     for (std::int64_t r = 0; r < kt.rows(); ++r)
       for (int b = 0; b < bytes; ++b)
-        for (std::int64_t c = 0; c < cols; ++c) {
-          const std::size_t pc = weight_piece(tp, r, c / lanes_);
-          const auto [sl, addr] = weight_at(tp, bytes, r, c / lanes_, b);
-          images[{sl, tp.piece_addr[pc]}].bytes[static_cast<std::size_t>(addr - tp.piece_addr[pc]) *
-                                                    static_cast<std::size_t>(lanes_) +
-                                                static_cast<std::size_t>(c % lanes_)] =
-              kt.data[static_cast<std::size_t>((r * cols + c) * bytes + b)];
+        for (std::int64_t tn = 0; tn * lanes_ < cols; ++tn) {
+          const std::size_t pc = weight_piece(tp, r, tn);
+          const auto [sl, addr] = weight_at(tp, bytes, r, tn, b);
+          std::uint8_t* to =
+              images[{sl, tp.piece_addr[pc]}].bytes.data() +
+              static_cast<std::size_t>(addr - tp.piece_addr[pc]) * static_cast<std::size_t>(lanes_);
+          const std::int64_t c1 = std::min<std::int64_t>(cols, (tn + 1) * lanes_);
+          const std::uint8_t* from = kt.data.data() + (r * cols + tn * lanes_) * bytes + b;
+          for (std::int64_t c = tn * lanes_; c < c1; ++c, from += bytes)
+            to[c - tn * lanes_] = *from;
         }
     for (auto& [key, im] : images)
       prog.images.push_back(std::move(im));

@@ -497,6 +497,10 @@ std::pair<std::uint16_t, std::uint32_t> Scheduler::at(int t, std::int64_t vr, in
 std::vector<std::vector<Scheduler::Run>> Scheduler::plane_runs(int t, std::int64_t row0,
                                                                std::uint32_t count, int bytes,
                                                                std::int64_t rs) const {
+  // A placed tensor stays where it is, so its runs are asked again and again with the same
+  // rows (every ALU and stream choice of a VXM step's part reads them): kept.
+  const std::array<std::int64_t, 5> key = {root(t), row0, count, bytes, rs};
+  if (auto it = runs_memo_.find(key); it != runs_memo_.end()) return it->second;
   std::vector<std::vector<Run>> all;
   for (int b = 0; b < bytes; ++b)
     all.push_back(runs(t, row0, count, b, rs));
@@ -521,6 +525,7 @@ std::vector<std::vector<Scheduler::Run>> Scheduler::plane_runs(int t, std::int64
     }
     rs = std::move(out);
   }
+  runs_memo_.emplace(key, all);
   return all;
 }
 

@@ -15,6 +15,7 @@
 #include "compiler/scheduler.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -458,6 +459,8 @@ class Scheduler {
   // Whether constant t's rows are all alike (memoized).
   bool rows_alike(int t) const;
   mutable std::map<int, int> rows_alike_;
+  // plane_runs' answers by (tensor, row0, count, bytes, rs): placements never move.
+  mutable std::map<std::array<std::int64_t, 5>, std::vector<std::vector<Run>>> runs_memo_;
   std::vector<int> read_broadcast(Op& op, int t, int copy, std::int64_t r0, std::uint32_t count,
                                   std::int64_t R, int first, int to, std::int64_t rs = 1);
 

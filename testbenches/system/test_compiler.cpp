@@ -10,6 +10,7 @@
 // CTest runs each case in a process of its own (gtest_discover_tests).
 #include <onnx/onnx_pb.h>
 
+#include "arch/queues.h"
 #include "compiler_harness.h"
 
 using namespace lpu;
@@ -178,6 +179,44 @@ TEST(CompilerMxm, Fp16RateSetsTheStreamingTime) {
   const std::uint64_t quarter = predicted({}, 320, 320, 320);
   const std::uint64_t full = fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 320, 320, 320);
   EXPECT_GE(quarter, full + 3 * 79);
+}
+
+// At fp16_rate 0.25 a plane takes an activation every 4 cycles: their MEM reads are separate
+// instructions at consecutive addresses, 4 cycles apart, not a repeat (which would hold the
+// slice's queue for all the cycles between); the program still simulates to the predicted cycle
+// with the right values.
+TEST(CompilerMxm, ActivationsEveryFourCyclesAreSeparateReads) {
+  const auto av = uniform_fp16(320 * 320, -1.0f, 1.0f, 31);
+  const auto bv = uniform_fp16(320 * 320, -1.0f, 1.0f, 32);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {320, 320});
+  const int b = gb.constant("b", DType::kFp16, {320, 320}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {320, 320}));
+  const Compiled cc = compile(gb.g);
+  const auto queues = arch::chip_queues(tsp().chip);
+  int spaced = 0, strided_repeats = 0;
+  for (const auto& cp : cc.s.program.chips)
+    for (const auto& q : cp.queues) {
+      if (queues.at(q.queue).unit != arch::QueueUnit::kMem) continue;
+      for (std::size_t i = 0; i + 1 < q.entries.size(); ++i) {
+        const auto& x = q.entries[i];
+        const auto& y = q.entries[i + 1];
+        const std::string mx = x.instr.info().mnemonic, my = y.instr.info().mnemonic;
+        if (my == "repeat" && y.instr.arg[1] > 1) ++strided_repeats;
+        if (mx == "read" && my == "read" && y.cycle == x.cycle + 4 &&
+            y.instr.arg[0] == x.instr.arg[0] + 1 && y.instr.arg[1] == x.instr.arg[1])
+          ++spaced;
+      }
+    }
+  EXPECT_EQ(strided_repeats, 0);
+  EXPECT_GE(spaced, 4 * 79);  // 80 rows a plane: 79 steps of 4 cycles each, on each plane
+  const auto out = simulate(cc, {f16_bytes(av)});
+  std::vector<double> want, mag;
+  matmul_double(av, bv, 320, 320, 320, want, mag);
+  std::vector<double> scale(want.size());
+  for (std::size_t i = 0; i < want.size(); ++i)
+    scale[i] = std::fabs(want[i]);
+  expect_close(f16_values(out.at(0)), want, scale, 1e-3, 1e-5);
 }
 
 // fp16 [4,400] x [400,24]: K is wider than a 320-row plane, so the product is cut into K tiles

@@ -20,7 +20,7 @@ void Scheduler::check_memory() const {
     if (b.tensor < 0) continue;
     const bool w = b.instr.opcode == isa::by_mnemonic("write")->opcode;
     for (std::uint32_t k = 0; k < b.count; ++k) {
-      const std::uint32_t addr = b.instr.arg[0] + (b.separate ? 0 : k);
+      const std::uint32_t addr = b.instr.arg[0] + (b.separate ? k * b.addr_step : k);
       evs.push_back({b.dispatch + (w ? skew_w : skew_r) + static_cast<std::uint64_t>(k) * b.stride,
                      b.queue, addr, w, b.tensor});
     }
@@ -122,6 +122,36 @@ Schedule Scheduler::emit() {
   return out;
 }
 
+std::vector<std::pair<int, std::uint32_t>> Scheduler::issue_order(
+    const std::vector<int>& list) const {
+  // A block is its first instruction and either its repeat or its separate instructions (k =
+  // 1 ..); separate ones may leave room for other blocks' instructions between them.
+  struct Item {
+    std::uint64_t cycle;
+    int block;
+    std::uint32_t k;
+  };
+  std::vector<Item> items;
+  for (int bi : list) {
+    const Block& b = blocks_[static_cast<std::size_t>(bi)];
+    items.push_back({b.dispatch, bi, 0});
+    if (b.count > 1 && !b.self_counted) {
+      if (b.separate)
+        for (std::uint32_t i = 1; i < b.count; ++i)
+          items.push_back({b.dispatch + static_cast<std::uint64_t>(i) * b.stride, bi, i});
+      else
+        items.push_back({b.dispatch + b.stride, bi, 1});
+    }
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const Item& x, const Item& y) { return x.cycle < y.cycle; });
+  std::vector<std::pair<int, std::uint32_t>> out;
+  out.reserve(items.size());
+  for (const Item& it : items)
+    out.push_back({it.block, it.k});
+  return out;
+}
+
 std::vector<std::vector<std::uint32_t>> Scheduler::number_entries(
     std::map<std::uint16_t, std::vector<int>>& by_queue) const {
   std::vector<std::vector<std::uint32_t>> entries_of(blocks_.size());
@@ -131,17 +161,9 @@ std::vector<std::vector<std::uint32_t>> Scheduler::number_entries(
              blocks_[static_cast<std::size_t>(b)].dispatch;
     });
     std::uint32_t n = 0;
-    for (int bi : list) {
-      const Block& b = blocks_[static_cast<std::size_t>(bi)];
-      auto& e = entries_of[static_cast<std::size_t>(bi)];
-      e.push_back(n++);
-      if (b.count > 1 && !b.self_counted) {
-        if (b.separate)
-          for (std::uint32_t i = 1; i < b.count; ++i)
-            e.push_back(n++);
-        else
-          e.push_back(n++);
-      }
+    for (const auto& [bi, k] : issue_order(list)) {
+      (void)k;  // a block's items come in order of k
+      entries_of[static_cast<std::size_t>(bi)].push_back(n++);
     }
     if (n > static_cast<std::uint32_t>(chip_.icu.queue_depth) && chip_.icu.preloaded)
       throw InputError(source_, "queue " + queues_[queue].name + " needs " + std::to_string(n) +
@@ -158,7 +180,7 @@ isa::QueueProgram Scheduler::queue_program(
   const auto rep = isa::by_mnemonic("repeat")->opcode;
   isa::QueueProgram qp;
   qp.queue = queue;
-  for (int bi : list) {
+  for (const auto& [bi, k] : issue_order(list)) {
     const Block& b = blocks_[static_cast<std::size_t>(bi)];
     // Entry k of the block (k > 0 only for separate instructions) expects, of each producer
     // block, the repetition that carries its vector (Emit::v0, vs).
@@ -185,32 +207,26 @@ isa::QueueProgram Scheduler::queue_program(
       }
       return expect;
     };
-    std::uint32_t entry_k = 0;
-    auto add = [&](std::uint64_t cycle, const isa::Instr& in, std::uint64_t done) {
-      isa::Entry e;
-      e.cycle = cycle;
-      e.instr = in;
-      e.done = done;
-      e.expect = b.expects.empty() ? std::vector<isa::InstrRef>{} : expect_of(entry_k);
-      if (b.separate) ++entry_k;
-      end = std::max(end, done + 1);
-      qp.entries.push_back(std::move(e));
-    };
-    const isa::Instr in = patched(b, chip);
-    add(b.dispatch, in, b.first_done);
-    if (b.count > 1 && !b.self_counted) {
-      if (b.separate) {
-        for (std::uint32_t i = 1; i < b.count; ++i)
-          add(b.dispatch + i * b.stride, in, b.first_done + i * b.stride);
-      } else {
-        isa::Instr r;
-        r.opcode = rep;
-        r.arg[0] = b.count - 1;
-        r.arg[1] = b.stride;
-        add(b.dispatch + b.stride, r,
-            b.first_done + static_cast<std::uint64_t>(b.count - 1) * b.stride);
-      }
+    isa::Entry e;
+    e.instr = patched(b, chip);
+    e.cycle = b.dispatch;
+    std::uint64_t done = b.first_done;
+    if (k > 0 && b.separate) {
+      e.instr.arg[0] += k * b.addr_step;  // (MEM runs: the next address)
+      e.cycle += static_cast<std::uint64_t>(k) * b.stride;
+      done += static_cast<std::uint64_t>(k) * b.stride;
+    } else if (k > 0) {
+      e.instr = isa::Instr{};
+      e.instr.opcode = rep;
+      e.instr.arg[0] = b.count - 1;
+      e.instr.arg[1] = b.stride;
+      e.cycle = b.dispatch + b.stride;
+      done = b.first_done + static_cast<std::uint64_t>(b.count - 1) * b.stride;
     }
+    e.done = done;
+    e.expect = b.expects.empty() ? std::vector<isa::InstrRef>{} : expect_of(b.separate ? k : 0);
+    end = std::max(end, done + 1);
+    qp.entries.push_back(std::move(e));
   }
   return qp;
 }

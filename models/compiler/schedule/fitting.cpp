@@ -14,6 +14,8 @@ int Scheduler::commit(const Op& op, std::uint64_t t) {
     const auto s = static_cast<std::uint64_t>(static_cast<std::int64_t>(t) + u.off);
     if (u.kind == Use::Kind::kStream)
       claims_[static_cast<std::size_t>(u.id)].add({s, s + u.len, u.p0, u.p1});
+    else if (u.times > 1)
+      busy_of(u.kind)[static_cast<std::size_t>(u.id)].add_each(s, u.len, u.every, u.times);
     else
       busy_of(u.kind)[static_cast<std::size_t>(u.id)].add(s, u.len);
   }
@@ -26,6 +28,7 @@ int Scheduler::commit(const Op& op, std::uint64_t t) {
     b.count = e.count;
     b.stride = e.stride;
     b.separate = e.separate;
+    b.addr_step = e.addr_step;
     b.tensor = e.tensor;
     b.self_counted = e.self_counted;
     b.v0 = e.v0;
@@ -56,6 +59,42 @@ void Scheduler::use_mem(Op& op, std::uint16_t slice, bool write, std::int64_t of
   }
   for (std::uint64_t b = b0; b <= b1; ++b)
     op.uses.push_back({Use::Kind::kBank, static_cast<int>(slice * banks + b), off, len});
+}
+
+bool Scheduler::use_run(Op& op, std::uint16_t slice, bool write, std::int64_t d,
+                        std::int64_t access, std::uint32_t count, std::uint32_t stride,
+                        std::uint32_t addr) {
+  if (stride <= 1 || count < 2) {
+    use_queue(op, slice, d, count, stride);
+    use_mem(op, slice, write, access, count, stride, addr, addr + count - 1);
+    return false;
+  }
+  op.uses.push_back({Use::Kind::kQueue, slice, d, 1, 0, 0, stride, count});
+  op.uses.push_back(
+      {write ? Use::Kind::kWrite : Use::Kind::kRead, slice, access, 1, 0, 0, stride, count});
+  // Access k's bank is that of address addr + k.
+  const auto banks = static_cast<std::uint32_t>(chip_.mem.banks);
+  const int base = slice * static_cast<int>(banks);
+  if (chip_.mem.interleaved) {
+    for (std::uint32_t b = 0; b < banks && b < count; ++b) {
+      const std::uint32_t k0 = (b + banks - addr % banks) % banks;
+      if (k0 >= count) continue;
+      op.uses.push_back({Use::Kind::kBank, base + static_cast<int>((addr + k0) % banks),
+                         access + static_cast<std::int64_t>(k0) * stride, 1, 0, 0, stride * banks,
+                         (count - k0 + banks - 1) / banks});
+    }
+    return true;
+  }
+  for (std::uint32_t k0 = 0; k0 < count;) {  // runs of addresses in one bank
+    const int b = chip_.mem.bank_of(addr + k0);
+    std::uint32_t k1 = k0 + 1;
+    while (k1 < count && chip_.mem.bank_of(addr + k1) == b)
+      ++k1;
+    op.uses.push_back({Use::Kind::kBank, base + b, access + static_cast<std::int64_t>(k0) * stride,
+                       1, 0, 0, stride, k1 - k0});
+    k0 = k1;
+  }
+  return true;
 }
 
 void Scheduler::merge_stream_uses(Op& op, std::size_t first) {
@@ -106,11 +145,12 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
         const std::int64_t access = written - rd.d_func;
         const std::int64_t d = access - rd.d_skew;
         const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
-        use_queue(op, sq.id, d, r.n, stride);
-        use_mem(op, sq.id, false, access, r.n, stride, r.addr, r.addr + r.n - 1);
+        const bool each = use_run(op, sq.id, false, d, access, r.n, stride, r.addr);
         Emit e;
         e.queue = sq.id;
         e.off = d;
+        e.separate = each;
+        e.addr_step = each ? 1 : 0;
         e.instr = instr("read");
         e.tensor = root(t);
         e.instr.arg[0] = r.addr;
@@ -141,11 +181,14 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
     const std::int64_t written = -dist(sq.position, to);  // when the value leaves the slice
     const std::int64_t access = written - rd.d_func;
     const std::int64_t d = access - rd.d_skew;
-    use_queue(op, sq.id, d, count, cs);
-    use_mem(op, sq.id, false, access, count, cs,
-            broadcast ? tp.addr : tp.addr + static_cast<std::uint64_t>(row0),
-            broadcast ? tp.addr + tp.vectors - 1
-                      : tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
+    bool each = false;
+    if (broadcast) {
+      use_queue(op, sq.id, d, count, cs);
+      use_mem(op, sq.id, false, access, count, cs, tp.addr, tp.addr + tp.vectors - 1);
+    } else {
+      each = use_run(op, sq.id, false, d, access, count, cs,
+                     tp.addr + static_cast<std::uint32_t>(row0));
+    }
     const int stream = first + static_cast<int>(b);
     use_stream(op, stream, west, written + key_const(west, sq.position), span, sq.position, to);
     // A broadcast operand of L logical rows (one, or a few read cyclically) and T tiles.
@@ -181,7 +224,8 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
       e.instr.arg[1] = isa::stream_arg(stream, west);
       e.count = per_tile;
       e.stride = cs;
-      e.separate = broadcast && per_tile > 1;
+      e.separate = (broadcast && per_tile > 1) || each;
+      e.addr_step = each ? 1 : 0;
       e.v0 = static_cast<std::int64_t>(ti * per_tile);
       e.done_off = written + sl_ - 1 + static_cast<std::int64_t>(ti * per_tile);
       ids.push_back(static_cast<int>(op.emits.size()));
@@ -286,9 +330,8 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
                                           0, static_cast<std::int64_t>(tp.write_after) - access)));
       op.reads.push_back({root(t), access + span});
       const std::int64_t d = access - wr.d_skew;
-      use_queue(op, sq.id, d, count, cs);
-      use_mem(op, sq.id, true, access, count, cs, tp.addr + static_cast<std::uint64_t>(row0),
-              tp.addr + static_cast<std::uint64_t>(row0) + count - 1);
+      const bool each = use_run(op, sq.id, true, d, access, count, cs,
+                                tp.addr + static_cast<std::uint32_t>(row0));
       const int stream = first + static_cast<int>(b);
       use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
                  from, sq.position);
@@ -301,6 +344,8 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
       e.instr.arg[1] = isa::stream_arg(stream, west);
       e.count = count;
       e.stride = cs;
+      e.separate = each;
+      e.addr_step = each ? 1 : 0;
       e.v0 = value0;
       e.vs = value_stride;
       e.done_off = access + wr.d_func + sl_ - 1;
@@ -331,11 +376,12 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
       const std::int64_t d = access - wr.d_skew;
       const auto stride = static_cast<std::uint32_t>(std::max<std::int64_t>(1, r.stride) * cs);
       op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
-      use_queue(op, sq.id, d, r.n, stride);
-      use_mem(op, sq.id, true, access, r.n, stride, r.addr, r.addr + r.n - 1);
+      const bool each = use_run(op, sq.id, true, d, access, r.n, stride, r.addr);
       Emit e;
       e.queue = sq.id;
       e.off = d;
+      e.separate = each;
+      e.addr_step = each ? 1 : 0;
       e.instr = instr("write");
       e.tensor = root(t);
       e.instr.arg[0] = r.addr;

@@ -40,62 +40,92 @@ void Scheduler::plan_ifetch() {
     // Fetches go in batches: one read (with a repeat) of the text slice feeds up to 32
     // consecutive ifetches, so that the slice's own queue holds two entries per batch.
     constexpr std::size_t kBatch = 32;
-    for (std::size_t k = 0; k < f; k += kBatch) {
-      const auto batch = static_cast<std::uint32_t>(std::min(kBatch, f - k));
-      const std::uint32_t span = batch * steps;  // vectors of text the batch reads
+    // A batch needs its queue for batch x steps cycles in a row; where separate instructions
+    // leave only short gaps, smaller batches (down to one ifetch) come in time. Fetch j must
+    // be ready before entry D + j * per_fetch dispatches; counted without the fetches (each
+    // takes an entry of its own), that is about entry D + j * (per_fetch - 1) - 1.
+    auto due = [&](std::size_t j) {
+      const std::size_t i = depth + j * (per_fetch - 1) - 1;
+      return i < cyc.size() ? cyc[i] : ~std::uint64_t{0};
+    };
+    for (std::size_t k = 0; k < f;) {
       std::optional<std::pair<Op, std::uint64_t>> best;
       std::uint16_t best_slice = 0;
-      for (auto sl : text) {
-        if (text_next_[sl] + span > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
-        const arch::Queue& sq = q(sl);
-        const int pq = q(qid).position;
-        const bool west = sq.position > pq;  // toward the queue
-        for (int st = 0; st < chip_.streams.per_direction; ++st) {
-          // An ALU reads only the stream groups of its row (brief A3).
-          if (q(qid).unit == arch::QueueUnit::kVxm && !chip_.vxm.row_stream_groups.empty()) {
-            const auto& ok =
-                chip_.vxm
-                    .row_stream_groups[static_cast<std::size_t>(q(qid).instance / chip_.vxm.ranks)];
-            if (std::find(ok.begin(), ok.end(), st / 4) == ok.end()) continue;
+      std::uint32_t batch = 0;
+      for (std::size_t want : {kBatch, std::size_t{8}, std::size_t{2}, std::size_t{1}, 0ul}) {
+        if (best) break;
+        const auto bsize =
+            static_cast<std::uint32_t>(std::min(std::max<std::size_t>(want, 1), f - k));
+        const std::uint32_t span = bsize * steps;  // vectors of text the batch reads
+        // the latest start that has each fetch ready in time (none for the last resort)
+        std::uint64_t before = ~std::uint64_t{0};
+        for (std::uint32_t j = 0; j < bsize && want > 0; ++j) {
+          const std::uint64_t ready_off =
+              (j + 1) * steps - 1 + static_cast<std::uint64_t>(ic.d_func);
+          const std::uint64_t d = due(k + j);
+          if (d != ~std::uint64_t{0})
+            before = std::min(before, d > ready_off ? d - ready_off + 1 : 0);
+        }
+        // The queue's own free run first (the same for every text slice and stream).
+        Op qop;
+        qop.lo = lo;
+        use_queue(qop, qid, -ic.d_skew, span);
+        const auto from = fit(qop, before);
+        if (!from) continue;
+        for (auto sl : text) {
+          if (text_next_[sl] + span > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
+          const arch::Queue& sq = q(sl);
+          const int pq = q(qid).position;
+          const bool west = sq.position > pq;  // toward the queue
+          for (int st = 0; st < chip_.streams.per_direction; ++st) {
+            // An ALU reads only the stream groups of its row (brief A3).
+            if (q(qid).unit == arch::QueueUnit::kVxm && !chip_.vxm.row_stream_groups.empty()) {
+              const auto& ok = chip_.vxm.row_stream_groups[static_cast<std::size_t>(
+                  q(qid).instance / chip_.vxm.ranks)];
+              if (std::find(ok.begin(), ok.end(), st / 4) == ok.end()) continue;
+            }
+            Op op;
+            op.lo = *from;
+            const std::int64_t written = -dist(sq.position, pq);
+            const std::int64_t access = written - rd.d_func;
+            const std::int64_t d = access - rd.d_skew;
+            use_queue(op, sl, d, span);
+            use_mem(op, sl, false, access, span, 1, text_next_[sl], text_next_[sl] + span - 1);
+            use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
+            Emit r;
+            r.queue = sl;
+            r.off = d;
+            r.instr = instr("read");
+            r.instr.arg[0] = text_next_[sl];
+            r.instr.arg[1] = isa::stream_arg(st, west);
+            r.count = span;
+            r.done_off = written + sl_ - 1;
+            op.emits.push_back(std::move(r));
+            use_queue(op, qid, -ic.d_skew, span);
+            for (std::uint32_t j = 0; j < bsize; ++j) {
+              Emit e;
+              e.queue = qid;
+              e.off = -ic.d_skew + static_cast<std::int64_t>(j * steps);
+              e.instr = instr("ifetch");
+              e.instr.arg[0] = isa::stream_arg(st, west);
+              e.self_counted = true;
+              e.count = steps;
+              e.v0 = static_cast<std::int64_t>(j * steps);
+              e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
+              e.expects = {0};
+              op.emits.push_back(std::move(e));
+            }
+            if (auto t = fit(op, best ? std::min(best->second, before) : before);
+                t && (!best || *t < best->second)) {
+              best = {op, *t};
+              best_slice = sl;
+              batch = bsize;
+            }
+            if (best && best->second == op_lower_bound(best->first)) break;
           }
-          Op op;
-          op.lo = lo;
-          const std::int64_t written = -dist(sq.position, pq);
-          const std::int64_t access = written - rd.d_func;
-          const std::int64_t d = access - rd.d_skew;
-          use_queue(op, sl, d, span);
-          use_mem(op, sl, false, access, span, 1, text_next_[sl], text_next_[sl] + span - 1);
-          use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
-          Emit r;
-          r.queue = sl;
-          r.off = d;
-          r.instr = instr("read");
-          r.instr.arg[0] = text_next_[sl];
-          r.instr.arg[1] = isa::stream_arg(st, west);
-          r.count = span;
-          r.done_off = written + sl_ - 1;
-          op.emits.push_back(std::move(r));
-          use_queue(op, qid, -ic.d_skew, span);
-          for (std::uint32_t j = 0; j < batch; ++j) {
-            Emit e;
-            e.queue = qid;
-            e.off = -ic.d_skew + static_cast<std::int64_t>(j * steps);
-            e.instr = instr("ifetch");
-            e.instr.arg[0] = isa::stream_arg(st, west);
-            e.self_counted = true;
-            e.count = steps;
-            e.v0 = static_cast<std::int64_t>(j * steps);
-            e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
-            e.expects = {0};
-            op.emits.push_back(std::move(e));
-          }
-          if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second)) {
-            best = {op, *t};
-            best_slice = sl;
-          }
-          if (best && best->second == op_lower_bound(best->first)) break;
         }
       }
+      const std::uint32_t span = batch * steps;
       if (!best)
         throw InputError(source_, "queue " + queues_[qid].name +
                                       ": no room left in the instruction slices for its text");
@@ -106,6 +136,7 @@ void Scheduler::plan_ifetch() {
         ready.push_back(best->second + (j + 1) * steps - 1 + static_cast<std::uint64_t>(ic.d_func));
       }
       lo = best->second + span;
+      k += batch;
     }
     // Every entry must find its text: entry i dispatching in cycle t needs
     // D + per_fetch * (fetches ready by t) > i.

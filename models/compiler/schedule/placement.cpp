@@ -567,7 +567,7 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op, std::uint64_t before) 
     for (std::size_t oj = oi + 1; oj < order.size(); ++oj) {
       const Use& a = op.uses[order[oi]];
       const Use& b = op.uses[order[oj]];
-      if (a.kind != b.kind || a.id != b.id || b.off >= a.off + static_cast<std::int64_t>(a.len))
+      if (a.kind != b.kind || a.id != b.id || b.off >= a.off + static_cast<std::int64_t>(a.span()))
         break;
       if (a.kind != Use::Kind::kStream || (a.p0 <= b.p1 && b.p0 <= a.p1)) {
         if (logs("fit"))
@@ -587,8 +587,8 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op, std::uint64_t before) 
     const Use& u = op.uses[i];
     if (!uses.empty()) {
       Use& p = uses.back();
-      if (p.kind == u.kind && p.id == u.id && p.p0 == u.p0 && p.p1 == u.p1 &&
-          p.off + static_cast<std::int64_t>(p.len) == u.off) {
+      if (p.kind == u.kind && p.id == u.id && p.p0 == u.p0 && p.p1 == u.p1 && p.times == 1 &&
+          u.times == 1 && p.off + static_cast<std::int64_t>(p.len) == u.off) {
         p.len += u.len;
         continue;
       }
@@ -611,7 +611,11 @@ std::optional<std::uint64_t> Scheduler::fit(const Op& op, std::uint64_t before) 
             s, s + u.len, u.p0, u.p1, [&](const Claim& o) { want(t + (o.k1 - s)); });
       } else {
         const Busy& b = busy_of(u.kind)[static_cast<std::size_t>(u.id)];
-        if (auto e = b.conflict(s, u.len)) want(t + (*e - s));
+        if (u.times > 1) {
+          if (auto shift = b.conflict_each(s, u.len, u.every, u.times)) want(t + *shift);
+        } else if (auto e = b.conflict(s, u.len)) {
+          want(t + (*e - s));
+        }
       }
     }
     if (!need) return t;

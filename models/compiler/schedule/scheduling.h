@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,10 +47,39 @@ class Busy {
       out = it->e;
     return out;
   }
+  // For a use of `times` accesses of len cycles, `every` cycles apart from s: the largest shift
+  // that moves an access out of a busy interval it falls in (each interval's earliest access
+  // needs the most), if any.
+  std::optional<std::uint64_t> conflict_each(std::uint64_t s, std::uint64_t len,
+                                             std::uint64_t every, std::uint64_t times) const {
+    const std::uint64_t end = s + (times - 1) * every + len;
+    auto it = std::upper_bound(v_.begin(), v_.end(), s,
+                               [](std::uint64_t x, const Span& b) { return x < b.e; });
+    std::optional<std::uint64_t> out;
+    for (; it != v_.end() && it->s < end; ++it) {
+      // the first access ending past the interval's start
+      const std::uint64_t k = it->s >= s + len ? (it->s - s - len) / every + 1 : 0;
+      const std::uint64_t c = s + k * every;
+      if (k < times && c < it->e) out = std::max(out.value_or(0), it->e - c);
+    }
+    return out;
+  }
   void add(std::uint64_t s, std::uint64_t len) {
     auto it = std::upper_bound(v_.begin(), v_.end(), s,
                                [](std::uint64_t x, const Span& b) { return x < b.s; });
     v_.insert(it, Span{s, s + len});
+  }
+  // `times` intervals of len cycles, `every` cycles apart from s, merged in at once.
+  void add_each(std::uint64_t s, std::uint64_t len, std::uint64_t every, std::uint64_t times) {
+    std::vector<Span> more;
+    more.reserve(times);
+    for (std::uint64_t k = 0; k < times; ++k)
+      more.push_back({s + k * every, s + k * every + len});
+    std::vector<Span> out;
+    out.reserve(v_.size() + more.size());
+    std::merge(v_.begin(), v_.end(), more.begin(), more.end(), std::back_inserter(out),
+               [](const Span& a, const Span& b) { return a.s < b.s; });
+    v_ = std::move(out);
   }
 
  private:
@@ -151,6 +181,12 @@ struct Use {
   std::int64_t off;  // start (a cycle, or a diagonal for streams) = T + off
   std::uint64_t len;
   int p0 = 0, p1 = 0;  // streams: positions
+  // Queues, ports and banks: `times` such uses, `every` cycles apart (separate instructions).
+  std::uint32_t every = 0, times = 1;
+  // From the first cycle to the end of the last use.
+  std::uint64_t span() const {
+    return times > 1 ? static_cast<std::uint64_t>(times - 1) * every + len : len;
+  }
 };
 
 // What one write of an operation does to a tensor's rows: vector rows lo..hi (absolute), the
@@ -165,9 +201,11 @@ struct Emit {
   std::uint16_t queue;
   std::int64_t off;  // dispatch = T + off
   isa::Instr instr;
-  std::uint32_t count = 1;    // repetitions (or steps of abc/acc, counted in the instruction)
-  std::uint32_t stride = 1;   // cycles between repetitions
-  bool separate = false;      // count separate instructions instead of a repeat
+  std::uint32_t count = 1;   // repetitions (or steps of abc/acc, counted in the instruction)
+  std::uint32_t stride = 1;  // cycles between repetitions
+  bool separate = false;     // count separate instructions instead of a repeat
+  std::uint32_t addr_step =
+      0;                      // separate MEM instructions: arg 0 grows by this from one to the next
   bool self_counted = false;  // abc n / acc n: one instruction of n steps
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
@@ -197,6 +235,7 @@ struct Block {
   isa::Instr instr;
   std::uint32_t count = 1, stride = 1;
   bool separate = false, self_counted = false;
+  std::uint32_t addr_step = 0;  // as Emit
   std::uint64_t first_done = 0;
   std::vector<int> expects;     // global block ids
   std::int64_t v0 = 0, vs = 1;  // as Emit
@@ -432,6 +471,15 @@ class Scheduler {
   // a run of several addresses.
   void use_mem(Op& op, std::uint16_t slice, bool write, std::int64_t off, std::uint32_t count,
                std::uint32_t stride, std::uint64_t lo, std::uint64_t hi);
+  // A run of `count` MEM accesses of one slice at addresses addr, addr + 1, .., `stride` cycles
+  // apart from T + access (dispatched d_skew earlier, from T + d): its queue, port and banks.
+  // Back to back they are one instruction with a repeat, which holds the queue to its last
+  // access; further apart they are separate instructions (Emit::separate, addr_step 1), each
+  // holding queue, port and bank in its own cycle only, so that other instructions of the
+  // slice fit between them (an fp16 product's activations come one every 4 cycles). Returns
+  // whether they are separate.
+  bool use_run(Op& op, std::uint16_t slice, bool write, std::int64_t d, std::int64_t access,
+               std::uint32_t count, std::uint32_t stride, std::uint32_t addr);
   void use_stream(Op& op, int stream, bool west, std::int64_t key_off, std::uint64_t len, int pa,
                   int pb) {
     op.uses.push_back({Use::Kind::kStream, stream_id(stream, west), key_off, len, std::min(pa, pb),
@@ -681,8 +729,12 @@ class Scheduler {
   void accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uint64_t t_abc);
 
   Schedule emit();
-  // emit()'s parts. Each block's entry numbers in its queue (blocks sorted by dispatch; a
-  // block is 1, 2 (with a repeat) or count entries); throws when a preloaded queue overflows.
+  // emit()'s parts. The instructions of a queue's blocks (sorted by dispatch) in issue order:
+  // (block, k), k = 0 its first instruction, k > 0 its repeat or its k-th separate instruction
+  // (which may fall between another block's).
+  std::vector<std::pair<int, std::uint32_t>> issue_order(const std::vector<int>& list) const;
+  // Each block's entry numbers in its queue (a block is 1, 2 (with a repeat) or count
+  // entries); throws when a preloaded queue overflows.
   std::vector<std::vector<std::uint32_t>> number_entries(
       std::map<std::uint16_t, std::vector<int>>& by_queue) const;
   // One queue's entries on chip `chip`, with their expectations; end: the last completion + 1.

@@ -378,6 +378,22 @@ TEST(Reservation, BusyIntervalsReportTheLastOverlapsEnd) {
   EXPECT_FALSE(b.conflict(30, 100));
 }
 
+// Separate MEM instructions 4 cycles apart (an fp16 product's activations): each holds its
+// slice for its own cycle, and a use between them fits.
+TEST(Reservation, UsesEveryFewCyclesLeaveTheCyclesBetweenFree) {
+  compiler::scheduling::Busy b;
+  b.add_each(100, 1, 4, 5);                     // 100, 104, .., 116
+  b.add(130, 10);                               // [130, 140)
+  EXPECT_FALSE(b.conflict(101, 3));             // between the first two
+  EXPECT_EQ(b.conflict(101, 4), 105u);          // reaches 104
+  EXPECT_FALSE(b.conflict_each(102, 1, 4, 5));  // 102, 106, .., 118: interleaved
+  // 99, 103, .. 131, 135: 131 and 135 fall in [130, 140); the earlier needs 9 cycles more
+  EXPECT_EQ(b.conflict_each(99, 1, 4, 10), 9u);
+  // 116 (the last access) against one starting there: a shift of 1
+  EXPECT_EQ(b.conflict_each(116, 1, 2, 2), 1u);
+  EXPECT_FALSE(b.conflict_each(141, 1, 4, 100));
+}
+
 TEST(Reservation, StreamClaimsOverlapInTimeAndPosition) {
   compiler::scheduling::Claims c;
   c.add({100, 110, 3, 7});

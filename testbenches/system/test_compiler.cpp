@@ -192,24 +192,33 @@ TEST(CompilerMxm, ActivationsEveryFourCyclesAreSeparateReads) {
   const int a = gb.input("a", DType::kFp16, {320, 320});
   const int b = gb.constant("b", DType::kFp16, {320, 320}, f16_bytes(bv));
   gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {320, 320}));
-  const Compiled cc = compile(gb.g);
   const auto queues = arch::chip_queues(tsp().chip);
-  int spaced = 0, strided_repeats = 0;
-  for (const auto& cp : cc.s.program.chips)
-    for (const auto& q : cp.queues) {
-      if (queues.at(q.queue).unit != arch::QueueUnit::kMem) continue;
-      for (std::size_t i = 0; i + 1 < q.entries.size(); ++i) {
-        const auto& x = q.entries[i];
-        const auto& y = q.entries[i + 1];
-        const std::string mx = x.instr.info().mnemonic, my = y.instr.info().mnemonic;
-        if (my == "repeat" && y.instr.arg[1] > 1) ++strided_repeats;
-        if (mx == "read" && my == "read" && y.cycle == x.cycle + 4 &&
-            y.instr.arg[0] == x.instr.arg[0] + 1 && y.instr.arg[1] == x.instr.arg[1])
-          ++spaced;
+  // (MEM reads 4 cycles apart at consecutive addresses, MEM repeats with a stride)
+  auto count = [&](const Compiled& c) {
+    std::pair<int, int> n{0, 0};
+    for (const auto& cp : c.s.program.chips)
+      for (const auto& q : cp.queues) {
+        if (queues.at(q.queue).unit != arch::QueueUnit::kMem) continue;
+        for (std::size_t i = 0; i + 1 < q.entries.size(); ++i) {
+          const auto& x = q.entries[i];
+          const auto& y = q.entries[i + 1];
+          const std::string mx = x.instr.info().mnemonic, my = y.instr.info().mnemonic;
+          if (my == "repeat" && y.instr.arg[1] > 1) ++n.second;
+          if (mx == "read" && my == "read" && y.cycle == x.cycle + 4 &&
+              y.instr.arg[0] == x.instr.arg[0] + 1 && y.instr.arg[1] == x.instr.arg[1])
+            ++n.first;
+        }
       }
-    }
+    return n;
+  };
+  const Compiled cc = compile(gb.g);
+  const auto [spaced, strided_repeats] = count(cc);
   EXPECT_EQ(strided_repeats, 0);
   EXPECT_GE(spaced, 4 * 79);  // 80 rows a plane: 79 steps of 4 cycles each, on each plane
+  // Queues preloaded with the whole program keep their instructions few: repeats.
+  const auto preloaded = count(compile(gb.g, arch::load("tsp-v1", {"chip.icu.preloaded=true"})));
+  EXPECT_EQ(preloaded.first, 0);
+  EXPECT_GE(preloaded.second, 4);
   const auto out = simulate(cc, {f16_bytes(av)});
   std::vector<double> want, mag;
   matmul_double(av, bv, 320, 320, 320, want, mag);

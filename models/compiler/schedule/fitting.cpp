@@ -64,7 +64,8 @@ void Scheduler::use_mem(Op& op, std::uint16_t slice, bool write, std::int64_t of
 bool Scheduler::use_run(Op& op, std::uint16_t slice, bool write, std::int64_t d,
                         std::int64_t access, std::uint32_t count, std::uint32_t stride,
                         std::uint32_t addr) {
-  if (stride <= 1 || count < 2) {
+  // (Queues preloaded with the whole program and no ifetch keep the instruction count down.)
+  if (stride <= 1 || count < 2 || chip_.icu.preloaded) {
     use_queue(op, slice, d, count, stride);
     use_mem(op, slice, write, access, count, stride, addr, addr + count - 1);
     return false;

@@ -476,8 +476,9 @@ class Scheduler {
   // Back to back they are one instruction with a repeat, which holds the queue to its last
   // access; further apart they are separate instructions (Emit::separate, addr_step 1), each
   // holding queue, port and bank in its own cycle only, so that other instructions of the
-  // slice fit between them (an fp16 product's activations come one every 4 cycles). Returns
-  // whether they are separate.
+  // slice fit between them (an fp16 product's activations come one every 4 cycles); not with
+  // chip.icu.preloaded queues, which must hold every instruction. Returns whether they are
+  // separate.
   bool use_run(Op& op, std::uint16_t slice, bool write, std::int64_t d, std::int64_t access,
                std::uint32_t count, std::uint32_t stride, std::uint32_t addr);
   void use_stream(Op& op, int stream, bool west, std::int64_t key_off, std::uint64_t len, int pa,

@@ -14,7 +14,6 @@ void Scheduler::plan_ifetch() {
   const auto per_fetch = static_cast<std::size_t>(chip_.icu.ifetch_bytes / isa::kSlotBytes);
   const auto steps = static_cast<std::uint32_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
   const auto& ic = lat("ifetch");
-  const auto& rd = lat("read");
   std::vector<std::uint16_t> text;  // the instruction slices
   for (const auto& q : queues_)
     if (q.unit == arch::QueueUnit::kMem &&
@@ -72,57 +71,10 @@ void Scheduler::plan_ifetch() {
         use_queue(qop, qid, -ic.d_skew, span);
         const auto from = fit(qop, before);
         if (!from) continue;
-        for (auto sl : text) {
-          if (text_next_[sl] + span > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
-          const arch::Queue& sq = q(sl);
-          const int pq = q(qid).position;
-          const bool west = sq.position > pq;  // toward the queue
-          for (int st = 0; st < chip_.streams.per_direction; ++st) {
-            // An ALU reads only the stream groups of its row (brief A3).
-            if (q(qid).unit == arch::QueueUnit::kVxm && !chip_.vxm.row_stream_groups.empty()) {
-              const auto& ok = chip_.vxm.row_stream_groups[static_cast<std::size_t>(
-                  q(qid).instance / chip_.vxm.ranks)];
-              if (std::find(ok.begin(), ok.end(), st / 4) == ok.end()) continue;
-            }
-            Op op;
-            op.lo = *from;
-            const std::int64_t written = -dist(sq.position, pq);
-            const std::int64_t access = written - rd.d_func;
-            const std::int64_t d = access - rd.d_skew;
-            use_queue(op, sl, d, span);
-            use_mem(op, sl, false, access, span, 1, text_next_[sl], text_next_[sl] + span - 1);
-            use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
-            Emit r;
-            r.queue = sl;
-            r.off = d;
-            r.instr = instr("read");
-            r.instr.arg[0] = text_next_[sl];
-            r.instr.arg[1] = isa::stream_arg(st, west);
-            r.count = span;
-            r.done_off = written + sl_ - 1;
-            op.emits.push_back(std::move(r));
-            use_queue(op, qid, -ic.d_skew, span);
-            for (std::uint32_t j = 0; j < bsize; ++j) {
-              Emit e;
-              e.queue = qid;
-              e.off = -ic.d_skew + static_cast<std::int64_t>(j * steps);
-              e.instr = instr("ifetch");
-              e.instr.arg[0] = isa::stream_arg(st, west);
-              e.self_counted = true;
-              e.count = steps;
-              e.v0 = static_cast<std::int64_t>(j * steps);
-              e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
-              e.expects = {0};
-              op.emits.push_back(std::move(e));
-            }
-            if (auto t = fit(op, best ? std::min(best->second, before) : before);
-                t && (!best || *t < best->second)) {
-              best = {op, *t};
-              best_slice = sl;
-              batch = bsize;
-            }
-            if (best && best->second == op_lower_bound(best->first)) break;
-          }
+        if (auto found = fetch_batch(qid, bsize, *from, before, text)) {
+          best = {std::move(found->op), found->t};
+          best_slice = found->slice;
+          batch = bsize;
         }
       }
       const std::uint32_t span = batch * steps;
@@ -161,6 +113,68 @@ void Scheduler::plan_ifetch() {
                                     " reads of instruction text, more than its own queue holds "
                                     "(chip.icu.queue_depth = " +
                                     std::to_string(depth) + ")");
+}
+
+std::optional<Scheduler::FetchFit> Scheduler::fetch_batch(std::uint16_t qid, std::uint32_t bsize,
+                                                          std::uint64_t from, std::uint64_t before,
+                                                          const std::vector<std::uint16_t>& text) {
+  const auto steps = static_cast<std::uint32_t>((chip_.icu.ifetch_bytes + lanes_ - 1) / lanes_);
+  const auto& ic = lat("ifetch");
+  const auto& rd = lat("read");
+  const std::uint32_t span = bsize * steps;  // vectors of text the batch reads
+  std::optional<FetchFit> best;
+  for (auto sl : text) {
+    if (text_next_[sl] + span > static_cast<std::uint32_t>(chip_.mem.depth)) continue;
+    const arch::Queue& sq = q(sl);
+    const int pq = q(qid).position;
+    const bool west = sq.position > pq;  // toward the queue
+    for (int st = 0; st < chip_.streams.per_direction; ++st) {
+      // An ALU reads only the stream groups of its row (brief A3).
+      if (q(qid).unit == arch::QueueUnit::kVxm && !chip_.vxm.row_stream_groups.empty()) {
+        const auto& ok =
+            chip_.vxm
+                .row_stream_groups[static_cast<std::size_t>(q(qid).instance / chip_.vxm.ranks)];
+        if (std::find(ok.begin(), ok.end(), st / 4) == ok.end()) continue;
+      }
+      Op op;
+      op.lo = from;
+      const std::int64_t written = -dist(sq.position, pq);
+      const std::int64_t access = written - rd.d_func;
+      const std::int64_t d = access - rd.d_skew;
+      use_queue(op, sl, d, span);
+      use_mem(op, sl, false, access, span, 1, text_next_[sl], text_next_[sl] + span - 1);
+      use_stream(op, st, west, written + key_const(west, sq.position), span, sq.position, pq);
+      Emit r;
+      r.queue = sl;
+      r.off = d;
+      r.instr = instr("read");
+      r.instr.arg[0] = text_next_[sl];
+      r.instr.arg[1] = isa::stream_arg(st, west);
+      r.count = span;
+      r.done_off = written + sl_ - 1;
+      op.emits.push_back(std::move(r));
+      use_queue(op, qid, -ic.d_skew, span);
+      for (std::uint32_t j = 0; j < bsize; ++j) {
+        Emit e;
+        e.queue = qid;
+        e.off = -ic.d_skew + static_cast<std::int64_t>(j * steps);
+        e.instr = instr("ifetch");
+        e.instr.arg[0] = isa::stream_arg(st, west);
+        e.self_counted = true;
+        e.count = steps;
+        e.v0 = static_cast<std::int64_t>(j * steps);
+        e.done_off = static_cast<std::int64_t>((j + 1) * steps) - 1 + ic.d_func + sl_ - 1;
+        e.expects = {0};
+        op.emits.push_back(std::move(e));
+      }
+      if (auto t = fit(op, best ? std::min(best->t, before) : before);
+          t && (!best || *t < best->t)) {
+        best = FetchFit{op, *t, sl};
+      }
+      if (best && best->t == op_lower_bound(best->op)) break;
+    }
+  }
+  return best;
 }
 
 }  // namespace lpu::compiler::scheduling

@@ -757,6 +757,15 @@ class Scheduler {
   isa::Instr patched(const Block& b, int chip) const;
   void check_memory() const;
   void plan_ifetch();
+  // plan_ifetch's batch of bsize ifetches into queue qid: the earliest of its text slices and
+  // streams, from cycle `from` and before `before`; none when nothing fits by then.
+  struct FetchFit {
+    Op op;
+    std::uint64_t t = 0;
+    std::uint16_t slice = 0;
+  };
+  std::optional<FetchFit> fetch_batch(std::uint16_t qid, std::uint32_t bsize, std::uint64_t from,
+                                      std::uint64_t before, const std::vector<std::uint16_t>& text);
   // The dispatch cycles of a queue's entries, in order (as emit() lays them out).
   std::vector<std::uint64_t> entry_cycles(std::uint16_t queue) const;
   struct Fetch {

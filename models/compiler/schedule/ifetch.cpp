@@ -51,7 +51,8 @@ void Scheduler::plan_ifetch() {
       std::optional<std::pair<Op, std::uint64_t>> best;
       std::uint16_t best_slice = 0;
       std::uint32_t batch = 0;
-      for (std::size_t want : {kBatch, std::size_t{8}, std::size_t{2}, std::size_t{1}, 0ul}) {
+      for (std::size_t want :
+           {kBatch, std::size_t{8}, std::size_t{2}, std::size_t{1}, std::size_t{0}}) {
         if (best) break;
         const auto bsize =
             static_cast<std::uint32_t>(std::min(std::max<std::size_t>(want, 1), f - k));

@@ -76,11 +76,11 @@ bool Scheduler::use_run(Op& op, std::uint16_t slice, bool write, std::int64_t d,
   // Access k's bank is that of address addr + k.
   const auto banks = static_cast<std::uint32_t>(chip_.mem.banks);
   const int base = slice * static_cast<int>(banks);
-  if (chip_.mem.interleaved) {
-    for (std::uint32_t b = 0; b < banks && b < count; ++b) {
+  if (chip_.mem.interleaved) {  // bank b: accesses k0, k0 + banks, .. (addr + k0 in bank b)
+    for (std::uint32_t b = 0; b < banks; ++b) {
       const std::uint32_t k0 = (b + banks - addr % banks) % banks;
       if (k0 >= count) continue;
-      op.uses.push_back({Use::Kind::kBank, base + static_cast<int>((addr + k0) % banks),
+      op.uses.push_back({Use::Kind::kBank, base + static_cast<int>(b),
                          access + static_cast<std::int64_t>(k0) * stride, 1, 0, 0, stride * banks,
                          (count - k0 + banks - 1) / banks});
     }

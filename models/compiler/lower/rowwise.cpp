@@ -367,8 +367,12 @@ void Lowering::rowwise_output(const Node& n, const Window& w, const RowBands& ba
 
 void Lowering::pixel_to_rows(DType dt, std::int64_t lanes, int a, std::int64_t a_row, int d,
                              std::int64_t d_row, std::int64_t rows, const Node& n) {
+  if (!lanes) {  // pixel 0 is in place: a copy
+    copy_rows(dt, a, a_row, d, d_row, rows, n);
+    return;
+  }
   KStep s;
-  s.kind = lanes ? KStep::Kind::kSxm : KStep::Kind::kVxm;  // pixel 0 is in place: a copy
+  s.kind = KStep::Kind::kSxm;
   s.sxm = KStep::SxmOp::kShift;
   s.sxm_n = static_cast<int>(lanes);
   s.north = false;

@@ -71,13 +71,16 @@ Schedule Scheduler::emit() {
   std::map<std::uint16_t, std::vector<int>> by_queue;
   for (std::size_t i = 0; i < blocks_.size(); ++i)
     by_queue[blocks_[i].queue].push_back(static_cast<int>(i));
-  const std::vector<std::vector<std::uint32_t>> entries_of = number_entries(by_queue);
+  std::map<std::uint16_t, IssueOrder> orders;  // the same on every chip
+  for (auto& [queue, list] : by_queue)
+    orders[queue] = issue_order(std::move(list));
+  const std::vector<std::vector<std::uint32_t>> entries_of = number_entries(orders);
   std::uint64_t end = 0;
   for (int chip = 0; chip < chips_; ++chip) {
     isa::ChipProgram cp;
     cp.chip = static_cast<std::uint32_t>(chip);
-    for (const auto& [queue, list] : by_queue)
-      cp.queues.push_back(queue_program(chip, queue, list, entries_of, end));
+    for (const auto& [queue, order] : orders)
+      cp.queues.push_back(queue_program(chip, queue, order, entries_of, end));
     fetch_images(chip, cp, prog);
     if (!cp.queues.empty()) prog.chips.push_back(std::move(cp));
   }
@@ -122,8 +125,11 @@ Schedule Scheduler::emit() {
   return out;
 }
 
-std::vector<std::pair<int, std::uint32_t>> Scheduler::issue_order(
-    const std::vector<int>& list) const {
+Scheduler::IssueOrder Scheduler::issue_order(std::vector<int> list) const {
+  std::sort(list.begin(), list.end(), [&](int a, int b) {
+    return blocks_[static_cast<std::size_t>(a)].dispatch <
+           blocks_[static_cast<std::size_t>(b)].dispatch;
+  });
   // A block is its first instruction and either its repeat or its separate instructions (k =
   // 1 ..); separate ones may leave room for other blocks' instructions between them.
   struct Item {
@@ -153,15 +159,11 @@ std::vector<std::pair<int, std::uint32_t>> Scheduler::issue_order(
 }
 
 std::vector<std::vector<std::uint32_t>> Scheduler::number_entries(
-    std::map<std::uint16_t, std::vector<int>>& by_queue) const {
+    const std::map<std::uint16_t, IssueOrder>& orders) const {
   std::vector<std::vector<std::uint32_t>> entries_of(blocks_.size());
-  for (auto& [queue, list] : by_queue) {
-    std::sort(list.begin(), list.end(), [&](int a, int b) {
-      return blocks_[static_cast<std::size_t>(a)].dispatch <
-             blocks_[static_cast<std::size_t>(b)].dispatch;
-    });
+  for (const auto& [queue, order] : orders) {
     std::uint32_t n = 0;
-    for (const auto& [bi, k] : issue_order(list)) {
+    for (const auto& [bi, k] : order) {
       (void)k;  // a block's items come in order of k
       entries_of[static_cast<std::size_t>(bi)].push_back(n++);
     }
@@ -175,12 +177,12 @@ std::vector<std::vector<std::uint32_t>> Scheduler::number_entries(
 }
 
 isa::QueueProgram Scheduler::queue_program(
-    int chip, std::uint16_t queue, const std::vector<int>& list,
+    int chip, std::uint16_t queue, const IssueOrder& order,
     const std::vector<std::vector<std::uint32_t>>& entries_of, std::uint64_t& end) const {
   const auto rep = isa::by_mnemonic("repeat")->opcode;
   isa::QueueProgram qp;
   qp.queue = queue;
-  for (const auto& [bi, k] : issue_order(list)) {
+  for (const auto& [bi, k] : order) {
     const Block& b = blocks_[static_cast<std::size_t>(bi)];
     // Entry k of the block (k > 0 only for separate instructions) expects, of each producer
     // block, the repetition that carries its vector (Emit::v0, vs).

@@ -204,8 +204,8 @@ struct Emit {
   std::uint32_t count = 1;   // repetitions (or steps of abc/acc, counted in the instruction)
   std::uint32_t stride = 1;  // cycles between repetitions
   bool separate = false;     // count separate instructions instead of a repeat
-  std::uint32_t addr_step =
-      0;                      // separate MEM instructions: arg 0 grows by this from one to the next
+  // Separate MEM instructions: arg 0 grows by this from one to the next.
+  std::uint32_t addr_step = 0;
   bool self_counted = false;  // abc n / acc n: one instruction of n steps
   std::int64_t done_off = 0;  // completion of the first instance (all of it when self_counted)
   std::vector<int> expects;   // emits of the same operation whose values it reads
@@ -730,16 +730,17 @@ class Scheduler {
   void accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uint64_t t_abc);
 
   Schedule emit();
-  // emit()'s parts. The instructions of a queue's blocks (sorted by dispatch) in issue order:
+  // emit()'s parts. The instructions of a queue's blocks in issue order:
   // (block, k), k = 0 its first instruction, k > 0 its repeat or its k-th separate instruction
   // (which may fall between another block's).
-  std::vector<std::pair<int, std::uint32_t>> issue_order(const std::vector<int>& list) const;
+  using IssueOrder = std::vector<std::pair<int, std::uint32_t>>;
+  IssueOrder issue_order(std::vector<int> list) const;
   // Each block's entry numbers in its queue (a block is 1, 2 (with a repeat) or count
   // entries); throws when a preloaded queue overflows.
   std::vector<std::vector<std::uint32_t>> number_entries(
-      std::map<std::uint16_t, std::vector<int>>& by_queue) const;
+      const std::map<std::uint16_t, IssueOrder>& orders) const;
   // One queue's entries on chip `chip`, with their expectations; end: the last completion + 1.
-  isa::QueueProgram queue_program(int chip, std::uint16_t queue, const std::vector<int>& list,
+  isa::QueueProgram queue_program(int chip, std::uint16_t queue, const IssueOrder& order,
                                   const std::vector<std::vector<std::uint32_t>>& entries_of,
                                   std::uint64_t& end) const;
   // The instruction text the ifetches stream: fetch k of a queue carries its entries

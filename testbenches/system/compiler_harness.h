@@ -63,6 +63,29 @@ inline Compiled compile_int8(const Graph& g) {
   return c;
 }
 
+// Where the MXM's sums go: entries reading an ACC's values, on VXM ALUs (straight into an
+// epilogue) and MEM writes (to be read back).
+struct SumsPath {
+  int to_vxm = 0, to_mem = 0;
+};
+inline SumsPath sums_path(const Compiled& c, const arch::Arch& a = tsp()) {
+  const auto queues = arch::chip_queues(a.chip);
+  SumsPath p;
+  for (const auto& cp : c.s.program.chips)
+    for (const auto& q : cp.queues) {
+      const arch::QueueUnit u = queues.at(q.queue).unit;
+      for (const auto& e : q.entries) {
+        bool from_acc = false;
+        for (const auto& r : e.expect)
+          from_acc = from_acc || queues.at(r.queue).unit == arch::QueueUnit::kMxmAcc;
+        if (!from_acc) continue;
+        p.to_vxm += u == arch::QueueUnit::kVxm;
+        p.to_mem += u == arch::QueueUnit::kMem;
+      }
+    }
+  return p;
+}
+
 // The message of the InputError compiling g throws, or "(no error)".
 inline std::string compile_error(const Graph& g, const arch::Arch& a = tsp()) {
   try {

@@ -494,6 +494,10 @@ TEST(Compiler, Int8MatMulIsExactIntegerArithmetic) {
   for (const auto& st : cc.k.steps)
     int8_steps += st.kind == compiler::KStep::Kind::kMatMul && st.mm_type == DType::kI8;
   EXPECT_GT(int8_steps, 0);
+  // The sums go straight from the planes into the epilogue (cast, scale), never through MEM.
+  const SumsPath sp = sums_path(cc);
+  EXPECT_GT(sp.to_vxm, 0);
+  EXPECT_EQ(sp.to_mem, 0);
   const auto out = simulate(cc, {f32_bytes(xv)});
   ASSERT_EQ(out.size(), 1u);
   const float inv_sx = static_cast<float>(1.0 / (1.0 / 127.0));
@@ -900,6 +904,10 @@ TEST(Compiler, Int8BottlenecksRunPackedWithinQuantizationError) {
   Bottlenecks nb;
   const Compiled cc = compile_int8(nb.gb.g);
   expect_packed(cc.k);
+  // Most sums go straight into their epilogue chains (rows crossing chunks whose slices the
+  // chain's tensors share go through MEM).
+  const SumsPath sp = sums_path(cc);
+  EXPECT_GT(sp.to_vxm, 2 * sp.to_mem);
   const auto out = simulate(cc, {f16_bytes(nb.x)});
   ASSERT_EQ(out.size(), 1u);
   std::vector<double> mag;

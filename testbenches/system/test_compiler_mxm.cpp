@@ -56,6 +56,24 @@ TEST(CompilerMxm, LongInstallsAreScheduled) {
   EXPECT_GT(slow, base + 5000);
 }
 
+// fp16 products come one every 4 cycles and the epilogue's ALUs take a row a cycle: the sums go
+// through MEM; at fp16_rate 1 they go straight into the cast to fp16.
+TEST(CompilerMxm, Fp16SumsGoThroughMemUnlessAtTheFullRate) {
+  Builder gb;
+  const auto bv = uniform_fp16(320 * 320, -1.0f, 1.0f, 22);
+  const int a = gb.input("a", DType::kFp16, {200, 320});
+  const int b = gb.constant("b", DType::kFp16, {320, 320}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {200, 320}));
+  const SumsPath quarter = sums_path(compile(gb.g));
+  EXPECT_EQ(quarter.to_vxm, 0);
+  EXPECT_GT(quarter.to_mem, 0);
+  const arch::Arch full_rate = arch::load("tsp-v1", {"chip.mxm.fp16_rate=1"});
+  const SumsPath full = sums_path(compile(gb.g, full_rate), full_rate);
+  EXPECT_GT(full.to_vxm, 0);
+  EXPECT_EQ(full.to_mem, 0);
+  fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 200, 320, 320);
+}
+
 TEST(CompilerMxm, NoStagingBufferStreamsWeightsIntoTheArray) {
   fp16_matmul_with({"chip.mxm.weight_buffers=1"}, 40, 640, 400, "iw.str");
 }

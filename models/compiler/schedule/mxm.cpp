@@ -57,7 +57,8 @@ void Scheduler::matmul_step(const KStep& s) {
   in_rows(s.d, s.d_row, s.d_stride);
   for (const KPass& ps : s.passes)
     in_rows(ps.x, ps.x_row, ps.x_stride);
-  if (!P(s.d).placed) place(s.d);
+  // Sums a chain takes from the planes may never need MEM (accumulate places them if so).
+  if (!P(s.d).placed && sum_chain_[static_cast<std::size_t>(root(s.d))] < 0) place(s.d);
   Plane& pl = planes_[free_plane()];
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
     const KPass& ps = s.passes[pass];
@@ -257,53 +258,132 @@ void Scheduler::accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uin
   const auto iv =
       static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
   const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
-  const int pm = pl.position;
-  const auto& abc = lat("abc");
-  const auto& acc = lat("acc");
   // (d) the products into the accumulators; the last pass sends the sums to MEM.
   using Mode = func::MxmPlane::AccMode;
   const Mode mode = s.passes.size() == 1          ? Mode::kOnly
                     : pass == 0                   ? Mode::kFirst
                     : pass + 1 == s.passes.size() ? Mode::kLast
                                                   : Mode::kNext;
-  const bool emits = func::MxmPlane::emits(mode);
   const char* mode_name = mode == Mode::kOnly    ? "only"
                           : mode == Mode::kFirst ? "first"
                           : mode == Mode::kLast  ? "last"
                                                  : "next";
+  AccRows a;
+  a.t_abc = t_abc;
+  a.iv = iv;
+  a.emits = func::MxmPlane::emits(mode);
+  // Each step of `only` stands alone: its rows may go in several ACCs (a sum started by
+  // `first` lives in accumulators 0 .. m - 1 of one ACC after another).
+  a.pieces = mode == Mode::kOnly;
+  a.emit.queue = pl.acc;
+  a.emit.instr = instr("acc");
+  a.emit.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(rt));
+  a.emit.instr.mod[1] = mod_code(isa::ModKind::kAccMode, mode_name);
+  a.emit.self_counted = true;
+  if (a.emits && iv == 1 && sum_chain_[static_cast<std::size_t>(root(s.d))] >= 0 &&
+      sums_to_chain(s, pl, a, 0, m))
+    return;
+  acc_to_mem(s, pl, a, 0, m);
+}
+
+void Scheduler::acc_to_mem(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0,
+                           std::uint32_t n) {
+  const int pm = pl.position;
+  const std::uint32_t iv = a.iv;
+  const auto& abc = lat("abc");
+  const auto& acc = lat("acc");
+  if (a.emits && !P(s.d).placed) place(s.d);
   std::optional<std::pair<Op, std::uint64_t>> best;
   std::vector<Written> rows_written;
-  const TensorPlace& dp = P(s.d);
-  const bool out_west = q(dp.slices[0]).position < pm;  // away from the plane, toward MEM
+  // away from the plane, toward MEM
+  const bool out_west = a.emits && q(P(s.d).slices[0]).position < pm;
+  const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row + i0 * s.d_stride;
   for (int rs = 0; rs < chip_.streams.per_direction; rs += 4) {
     Op op;
-    op.lo = std::max(t_abc + static_cast<std::uint64_t>(abc.d_func), pl.acc_free);
-    use_queue(op, pl.acc, -acc.d_skew, m, iv);
-    Emit e;
-    e.queue = pl.acc;
+    op.lo = std::max(a.t_abc + static_cast<std::uint64_t>(abc.d_func) + i0 * iv, pl.acc_free);
+    use_queue(op, pl.acc, -acc.d_skew, n, iv);
+    Emit e = a.emit;
     e.off = -acc.d_skew;
-    e.instr = instr("acc");
-    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, isa::to_string(rt));
-    e.instr.mod[1] = mod_code(isa::ModKind::kAccMode, mode_name);
-    e.instr.arg[0] = isa::stream_arg(emits ? rs : 0, emits && out_west);
-    e.instr.arg[1] = m;
-    e.self_counted = true;
-    e.count = m;
-    e.done_off = static_cast<std::int64_t>((m - 1) * iv) + acc.d_func + sl_ - 1;
+    e.instr.arg[0] = isa::stream_arg(a.emits ? rs : 0, out_west);
+    e.instr.arg[1] = n;
+    e.count = n;
+    e.done_off = static_cast<std::int64_t>((n - 1) * iv) + acc.d_func + sl_ - 1;
     op.emits.push_back(std::move(e));
     std::vector<Written> rows;
-    const std::int64_t drow = s.d_tile * logical_rows(s.d) + s.d_row;
-    if (emits) write_rows(op, s.d, drow, m, rs, pm, acc.d_func, 0, &rows, iv, 0, 1, s.d_stride);
+    if (a.emits) write_rows(op, s.d, drow, n, rs, pm, acc.d_func, 0, &rows, iv, 0, 1, s.d_stride);
     if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second)) {
       best = {op, *t};
       rows_written = rows;
     }
-    if (!emits || (best && best->second == op_lower_bound(best->first))) break;
+    if (!a.emits || (best && best->second == op_lower_bound(best->first))) break;
   }
   if (!best) no_fit(s.origin, "no 4 streams carry the plane's results");
   commit(best->first, best->second);
-  pl.acc_free = best->second + (m - 1) * iv + 1;  // the ACC's last step is in T + (m-1) iv
-  if (emits) written(s.d, best->second, s.d_tile * logical_rows(s.d) + s.d_row, rows_written);
+  pl.acc_free = best->second + (n - 1) * iv + 1;  // the ACC's last step is in T + (n-1) iv
+  if (a.emits) written(s.d, best->second, drow, rows_written);
+}
+
+std::optional<Scheduler::ChainFit> Scheduler::acc_chain(const KStep& s, const Plane& pl,
+                                                        const AccRows& a, std::uint32_t i0,
+                                                        std::uint32_t n) {
+  const int x = root(s.d);
+  const auto first = static_cast<std::size_t>(sum_chain_[static_cast<std::size_t>(x)]);
+  SumChain& sc = prepare_chain(first);
+  const std::vector<const KStep*> c = chain_steps(first);
+  const auto& abc = lat("abc");
+  const auto& acc = lat("acc");
+  const int pm = pl.position;
+  // From the ACC's access to the sums' arrival at the VXM: the chain's T is the ACC's + lead.
+  const std::int64_t lead = acc.d_func + dist(pm, vxm_pos_);
+  Op base;
+  base.lo = std::max(a.t_abc + static_cast<std::uint64_t>(abc.d_func) + i0, pl.acc_free) +
+            static_cast<std::uint64_t>(lead);
+  use_queue(base, pl.acc, -lead - acc.d_skew, n);
+  Emit e = a.emit;
+  e.off = -lead - acc.d_skew;
+  e.instr.arg[1] = n;
+  e.count = n;
+  e.done_off = -lead + static_cast<std::int64_t>(n - 1) + acc.d_func + sl_ - 1;
+  base.emits.push_back(std::move(e));
+  SumsIn in;
+  in.t = x;
+  in.producer = 0;
+  in.from = pm;
+  in.west = vxm_pos_ < pm;
+  // the chain's run rows (find_sum_chains checked they are all in it)
+  const std::int64_t r0 = s.d_tile * logical_rows(s.d) + s.d_row - operand_row(*c[0], x);
+  const Part part{r0 + i0 * s.d_stride, n, sc.next_copy % sc.copies, s.d_stride};
+  return best_chain(c, part, &base, &in);
+}
+
+bool Scheduler::sums_to_chain(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0,
+                              std::uint32_t n) {
+  std::optional<ChainFit> best = acc_chain(s, pl, a, i0, n);
+  if (!best) {
+    if (!a.pieces || n < 2 * kMinChainRows) return false;
+    // The part crosses chunks whose slices the chain's tensors share: halves may not.
+    const std::uint32_t h = n / 2;
+    if (!sums_to_chain(s, pl, a, i0, h)) acc_to_mem(s, pl, a, i0, h);
+    if (!sums_to_chain(s, pl, a, i0 + h, n - h)) acc_to_mem(s, pl, a, i0 + h, n - h);
+    return true;
+  }
+  const int x = root(s.d);
+  const auto first = static_cast<std::size_t>(sum_chain_[static_cast<std::size_t>(x)]);
+  SumChain& sc = sum_chains_[first];
+  const std::vector<const KStep*> c = chain_steps(first);
+  ++sc.next_copy;
+  commit(best->op, best->t);
+  for (const ChainWrite& w : best->writes)
+    written(w.t, best->t, w.row0, w.acc);
+  vxm_busy_ += static_cast<std::uint64_t>(n) * c.size();
+  // the ACC's last step is in the chain's T - lead + n - 1
+  const std::int64_t lead = lat("acc").d_func + dist(pl.position, vxm_pos_);
+  pl.acc_free = best->t - static_cast<std::uint64_t>(lead) + n;
+  if (sc.done.empty()) sc.done.assign(static_cast<std::size_t>(run_rows(*c[0])), false);
+  const std::int64_t r0 = s.d_tile * logical_rows(s.d) + s.d_row - operand_row(*c[0], x);
+  for (std::int64_t i = i0; i < i0 + n; ++i)
+    sc.done[static_cast<std::size_t>(r0 + i * s.d_stride)] = true;
+  return true;
 }
 
 }  // namespace lpu::compiler::scheduling

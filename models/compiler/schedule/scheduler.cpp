@@ -204,7 +204,7 @@ void Scheduler::schedule_step(std::size_t i, const std::vector<int>& release_now
       release(t);
     return;
   }
-  if (chain_len_[i] > 1)
+  if (chain_len_[i] > 1 || sum_chains_.count(i))  // (a step the sums go straight into)
     vxm_chain(i);
   else if (s.kind == KStep::Kind::kVxm)
     vxm_step(s);

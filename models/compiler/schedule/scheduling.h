@@ -600,9 +600,19 @@ class Scheduler {
     std::uint64_t t = 0;
     std::vector<ChainWrite> writes;
   };
+  // An MXM plane's sums streamed straight into a chain's first step: tensor t's rows arrive at
+  // the VXM in T + i from emit `producer` (the ACC, already in the operation) at position
+  // `from`; chain_op picks the stream (a group the first ALU reads) and claims its path.
+  struct SumsIn {
+    int t = -1, producer = 0, from = 0;
+    bool west = false;
+    int stream = -1;  // chain_op's choice
+  };
   // The earliest of chain_op's operations for part `part` over the ALU choices (from every
   // first ALU, in both of chain_alus' orders) and stream rotations; none when nothing fits.
-  std::optional<ChainFit> best_chain(const std::vector<const KStep*>& c, const Part& part);
+  // With `sums`, every candidate starts from `base` (the ACC) and takes the sums from it.
+  std::optional<ChainFit> best_chain(const std::vector<const KStep*>& c, const Part& part,
+                                     const Op* base = nullptr, SumsIn* sums = nullptr);
   // Parts this short are not cut further to fit sooner (each costs its instructions).
   static constexpr std::int64_t kMinChainRows = 32;
   // One part of a chain (rows part.first .. of each step's run); when no ALUs and streams fit
@@ -621,7 +631,47 @@ class Scheduler {
   // rot of their candidates (rot 4 .. 7 also balance the directions of the values passed
   // along); false when the streams do not suffice.
   bool chain_op(const std::vector<const KStep*>& c, const Part& part, const std::vector<int>& alu,
-                int rot, Op& op, std::vector<ChainWrite>& writes);
+                int rot, Op& op, std::vector<ChainWrite>& writes, SumsIn* sums = nullptr);
+
+  // ---------------------------------------------------------------- sums into chains
+
+  // A chain whose first step reads an int8 product's sums and nothing else reads them takes
+  // them from the planes: each product's last pass is scheduled together with the chain's part
+  // for its rows (the ACC's values go on a stream to the VXM, not to MEM), so the sums are
+  // never written and read back and the epilogue runs as the products come out. sum_chain_:
+  // per tensor, the first step of the chain that takes it so, or -1. Rows the products do not
+  // write (a padding row another step writes) run through the chain at its own step.
+  void find_sum_chains(const std::vector<int>& readers, const std::vector<bool>& output);
+  std::vector<std::ptrdiff_t> sum_chain_;
+  struct SumChain {
+    bool prepared = false;
+    int copies = 1, next_copy = 0;
+    std::vector<bool> done;  // per vector row of the sums: run through the chain already
+  };
+  std::map<std::size_t, SumChain> sum_chains_;
+  std::vector<const KStep*> chain_steps(std::size_t first) const;
+  // Places chain `first`'s results (once) and returns its state.
+  SumChain& prepare_chain(std::size_t first);
+  // An ACC's rows: the pass's ABC access, the products' interval, whether it sends the sums,
+  // whether its rows may go in several ACCs, and its instruction (but count and stream).
+  struct AccRows {
+    std::uint64_t t_abc = 0;
+    std::uint32_t iv = 1;
+    bool emits = false, pieces = false;
+    Emit emit;
+  };
+  // Rows i0 .. i0 + n - 1 of the pass: to MEM (or, for a pass that does not send, into the
+  // accumulators).
+  void acc_to_mem(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0, std::uint32_t n);
+  // Its ACC and the chain's part for those rows as one operation, at its earliest.
+  std::optional<ChainFit> acc_chain(const KStep& s, const Plane& pl, const AccRows& a,
+                                    std::uint32_t i0, std::uint32_t n);
+  // Commits acc_chain; when nothing fits (the rows cross chunks whose slices the chain's
+  // tensors share), halves (with a.pieces), each to MEM when it fits no chain. False (nothing
+  // committed) when the rows go to MEM as a whole. (Halving when the first half would fit
+  // sooner, as chain_part does, cost ResNet-50 int8 0.9%.)
+  bool sums_to_chain(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0,
+                     std::uint32_t n);
 
   // The ALU instruction of VXM step s with stream arguments `args` (operands, then the result).
   isa::Instr alu_instr(const KStep& s, const std::vector<std::uint32_t>& args) const;

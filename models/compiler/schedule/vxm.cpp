@@ -55,6 +55,7 @@ void Scheduler::find_chains() {
   const std::size_t n = k_.steps.size();
   chain_len_.assign(n, 1);
   chain_write_.assign(k_.tensors.size(), true);
+  sum_chain_.assign(k_.tensors.size(), -1);
   if (!reuse_) return;  // every tensor is read back: each keeps its own MEM
   // Steps reading each tensor (any view of it), and whether a graph output is it.
   std::vector<int> readers(k_.tensors.size(), 0);
@@ -125,6 +126,66 @@ void Scheduler::find_chains() {
     }
     i = j + 1;
   }
+  find_sum_chains(readers, output);
+}
+
+void Scheduler::find_sum_chains(const std::vector<int>& readers, const std::vector<bool>& output) {
+  const std::size_t n = k_.steps.size();
+  // Per tensor: the steps that write it (any view of it).
+  std::vector<std::vector<std::size_t>> writers(k_.tensors.size());
+  for (std::size_t i = 0; i < n; ++i)
+    if (k_.steps[i].d >= 0) writers[static_cast<std::size_t>(root(k_.steps[i].d))].push_back(i);
+  for (std::size_t i = 0; i < n; ++i) {
+    const KStep& si = k_.steps[i];
+    // a chain, or one step as find_chains would start one with
+    const bool one = chain_len_[i] == 1 && si.kind == KStep::Kind::kVxm && si.deal.empty() &&
+                     si.d >= 0 && root(si.d) == si.d &&
+                     (!si.rows || k_.tensors[static_cast<std::size_t>(si.d)].tiles(lanes_) == 1);
+    if (chain_len_[i] < 2 && !one) continue;
+    const std::vector<const KStep*> c = chain_steps(i);
+    bool ok = true;
+    const KStep& s0 = *c[0];
+    int x = -1;
+    for (int t : {s0.a, s0.b, s0.mask})
+      if (t >= 0 && t == root(t) && !writers[static_cast<std::size_t>(t)].empty() &&
+          k_.steps[writers[static_cast<std::size_t>(t)].back()].kind == KStep::Kind::kMatMul)
+        x = x < 0 ? t : -2;  // read once
+    if (!ok || x < 0) continue;
+    const auto xs = static_cast<std::size_t>(x);
+    if (readers[xs] != 1 || output[xs]) continue;
+    // Its products (their last passes stream at a row a cycle), after any other writer.
+    std::size_t p0 = n;
+    for (std::size_t w : writers[xs]) {
+      const KStep& ws = k_.steps[w];
+      if (ws.kind == KStep::Kind::kMatMul) {
+        p0 = std::min(p0, w);
+        ok = ok && (ws.mm_type != DType::kFp16 || chip_.mxm.fp16_interval() == 1);
+        // every row it writes is one the chain runs (row r of the sums is run row r - off)
+        const std::int64_t r0 = ws.d_tile * logical_rows(x) + ws.d_row - operand_row(s0, x);
+        const std::int64_t r1 = r0 + (ws.m - 1) * ws.d_stride;
+        ok = ok && r0 >= 0 && r1 < run_rows(s0);
+      } else {
+        ok = ok && p0 == n;  // e.g. a padding row, written before the products
+      }
+    }
+    if (!ok || p0 >= i) continue;
+    // Between the first product and the chain nothing else touches what the chain reads or
+    // writes: its parts run as the products come out.
+    std::vector<int> touched;
+    for (const KStep* st : c)
+      touched.insert(touched.end(), {st->a, st->b, st->mask, st->d});
+    for (std::size_t k = p0 + 1; k < i && ok; ++k) {
+      const KStep& ks = k_.steps[k];
+      if (ks.kind == KStep::Kind::kMatMul && root(ks.d) == x) continue;
+      std::vector<int> its = {ks.a, ks.b, ks.mask, ks.d};
+      for (const KPass& ps : ks.passes)
+        its.insert(its.end(), {ps.x, ps.w});
+      for (int t : its)
+        for (int u : touched)
+          if (t >= 0 && u >= 0 && root(t) == root(u)) ok = false;
+    }
+    if (ok) sum_chain_[xs] = static_cast<std::ptrdiff_t>(i);
+  }
 }
 
 int Scheduler::merge_shifted(Op& into, Op&& sub, std::int64_t delta) {
@@ -166,10 +227,18 @@ void Scheduler::place_off(int d, const std::vector<int>& ins) {
   place(d);
 }
 
-void Scheduler::vxm_chain(std::size_t first) {
+std::vector<const KStep*> Scheduler::chain_steps(std::size_t first) const {
   std::vector<const KStep*> c;
   for (std::size_t j = first; j < first + chain_len_[first]; ++j)
     c.push_back(&k_.steps[j]);
+  return c;
+}
+
+Scheduler::SumChain& Scheduler::prepare_chain(std::size_t first) {
+  SumChain& sc = sum_chains_[first];
+  if (sc.prepared) return sc;
+  sc.prepared = true;
+  const std::vector<const KStep*> c = chain_steps(first);
   // The results it writes keep off every operand it reads; then the values only passed along
   // get room too, so that a part can always run step by step.
   std::vector<int> ins;
@@ -180,26 +249,53 @@ void Scheduler::vxm_chain(std::size_t first) {
       place_off(c[j]->d, ins);
   for (const KStep* st : c)
     place_off(st->d, {st->a, st->b, st->mask});
+  sc.copies = kReplicas;
+  for (const KStep* st : c)
+    for (int t : {st->a, st->b, st->mask})
+      if (t >= 0 && broadcast_of(*st, t))
+        sc.copies = std::min<int>(sc.copies, 1 + static_cast<int>(P(t).replicas.size()));
+  return sc;
+}
+
+void Scheduler::vxm_chain(std::size_t first) {
+  const std::vector<const KStep*> c = chain_steps(first);
+  const SumChain& sc = prepare_chain(first);
   const KStep& last = *c.back();
-  int copies = kReplicas;
   const bool classes = classed(c);
   bool split = splittable(last) && (P(last.d).chunked || classes);
   for (const KStep* st : c)
     for (int t : {st->a, st->b, st->mask})
-      if (t >= 0 && broadcast_of(*st, t)) {
-        const TensorPlace& tp = P(t);
-        copies = std::min<int>(copies, 1 + static_cast<int>(tp.replicas.size()));
-        if (tp.chunked || tp.t16 || tp.weights) split = false;
-      }
+      if (t >= 0 && broadcast_of(*st, t) && (P(t).chunked || P(t).t16 || P(t).weights))
+        split = false;
   std::vector<Part> parts;
-  if (split) parts = chunk_parts(last, copies, classes);
+  if (split) parts = chunk_parts(last, sc.copies, classes);
   if (parts.empty()) parts.push_back({0, run_rows(last), 0});
-  for (const Part& p : parts)
-    chain_part(c, p);
+  for (const Part& p : parts) {
+    if (sc.done.empty()) {
+      chain_part(c, p);
+      continue;
+    }
+    // The rows the planes did not stream into the chain, in runs of the part's stride.
+    for (std::int64_t i = 0; i < p.rows;) {
+      auto done = [&](std::int64_t k) {
+        return sc.done[static_cast<std::size_t>(p.first + k * p.stride)];
+      };
+      if (done(i)) {
+        ++i;
+        continue;
+      }
+      std::int64_t e = i;
+      while (e < p.rows && !done(e))
+        ++e;
+      chain_part(c, {p.first + i * p.stride, e - i, p.copy, p.stride});
+      i = e;
+    }
+  }
 }
 
 std::optional<Scheduler::ChainFit> Scheduler::best_chain(const std::vector<const KStep*>& c,
-                                                         const Part& part) {
+                                                         const Part& part, const Op* base,
+                                                         SumsIn* sums) {
   std::optional<ChainFit> best;
   const int nalu = static_cast<int>(alus_.size());
   std::vector<std::vector<int>> tried;
@@ -209,9 +305,12 @@ std::optional<Scheduler::ChainFit> Scheduler::best_chain(const std::vector<const
       if (alu.empty() || std::find(tried.begin(), tried.end(), alu) != tried.end()) continue;
       tried.push_back(alu);
       for (int rot = 0; rot < 8; ++rot) {
-        Op op;
+        Op op = base ? *base : Op{};
         std::vector<ChainWrite> writes;
-        if (!chain_op(c, part, alu, rot, op, writes)) continue;
+        if (!chain_op(c, part, alu, rot, op, writes, sums)) continue;
+        if (sums)  // the ACC sends the sums on the stream the first ALU reads
+          op.emits[static_cast<std::size_t>(sums->producer)].instr.arg[0] =
+              isa::stream_arg(sums->stream, sums->west);
         const auto t = fit(op, best ? best->t : ~0ull);
         if (!t) continue;
         if (!best || *t < best->t) best = ChainFit{std::move(op), *t, std::move(writes)};
@@ -352,7 +451,7 @@ std::vector<int> Scheduler::chain_alus(const std::vector<const KStep*>& c, int a
 
 bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,
                          const std::vector<int>& alu, int rot, Op& op,
-                         std::vector<ChainWrite>& writes) {
+                         std::vector<ChainWrite>& writes, SumsIn* sums) {
   const auto v = static_cast<std::uint32_t>(part.rows);
   // rot 4 .. 7: values only passed along take the direction with fewer streams taken so far
   // (either serves: they are written and read at the VXM alone).
@@ -393,6 +492,17 @@ bool Scheduler::chain_op(const std::vector<const KStep*>& c, const Part& part,
       if (j > 0 && root(t) == c[j - 1]->d) {
         args.push_back(prev_arg);
         producers.push_back(prev_emit);
+        continue;
+      }
+      if (sums && j == 0 && root(t) == sums->t) {  // from the plane, at the VXM in T + i
+        const int st = take(alu[0], sums->west, g_in, -1);
+        if (!ok) break;
+        sums->stream = st;
+        for (int b = 0; b < g_in; ++b)
+          use_stream(op, st + b, sums->west, key_const(sums->west, vxm_pos_), v, sums->from,
+                     vxm_pos_);
+        args.push_back(isa::stream_arg(st, sums->west));
+        producers.push_back(sums->producer);
         continue;
       }
       const std::int64_t from = operand_row(s, t) + part.first;

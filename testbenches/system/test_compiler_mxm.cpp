@@ -74,6 +74,39 @@ TEST(CompilerMxm, Fp16SumsGoThroughMemUnlessAtTheFullRate) {
   fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 200, 320, 320);
 }
 
+// Two column tiles of the same rows (N = 640): each row block's activations are read once and
+// taken by both planes of a side, the far one as many cycles after the near one as the planes
+// are apart; the values still match.
+TEST(CompilerMxm, ColumnTilesOfTheSameRowsShareOneRead) {
+  Builder gb;
+  const auto bv = uniform_fp16(320 * 640, -1.0f, 1.0f, 22);
+  const int a = gb.input("a", DType::kFp16, {200, 320});
+  const int b = gb.constant("b", DType::kFp16, {320, 640}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {200, 640}));
+  const Compiled cc = compile(gb.g);
+  const auto queues = arch::chip_queues(tsp().chip);
+  // Per MEM read (queue, entry): the ABCs that take it, with their cycles and positions.
+  std::map<std::pair<int, std::uint32_t>, std::vector<std::pair<std::uint64_t, int>>> takers;
+  for (const auto& q : cc.s.program.chips.at(0).queues) {
+    if (queues.at(q.queue).unit != arch::QueueUnit::kMxmAct) continue;
+    for (const auto& e : q.entries)
+      for (const auto& r : e.expect)
+        takers[{r.queue, r.index}].push_back({e.cycle, queues.at(q.queue).position});
+  }
+  int shared = 0;
+  for (const auto& [read, abcs] : takers) {
+    if (abcs.size() < 2) continue;
+    ASSERT_EQ(abcs.size(), 2u);
+    ++shared;
+    const auto [c0, p0] = abcs[0];
+    const auto [c1, p1] = abcs[1];
+    EXPECT_EQ(std::llabs(static_cast<long long>(c1) - static_cast<long long>(c0)),
+              std::abs(p1 - p0) * tsp().chip.streams.hop_cycles);
+  }
+  EXPECT_GT(shared, 0);
+  fp16_matmul_with({}, 200, 320, 640);
+}
+
 TEST(CompilerMxm, NoStagingBufferStreamsWeightsIntoTheArray) {
   fp16_matmul_with({"chip.mxm.weight_buffers=1"}, 40, 640, 400, "iw.str");
 }

@@ -48,7 +48,7 @@ std::vector<Busy>& Scheduler::busy_of(Use::Kind k) {
                                   : bank_;
 }
 
-void Scheduler::matmul_step(const KStep& s) {
+void Scheduler::check_product(const KStep& s) {
   auto in_rows = [&](int t, std::int64_t row0, std::int64_t stride) {
     if (stride < 1 || row0 < 0 || row0 + (s.m - 1) * stride >= logical_rows(t))
       throw std::logic_error("scheduler: " + s.origin + ": product rows " + std::to_string(row0) +
@@ -59,22 +59,75 @@ void Scheduler::matmul_step(const KStep& s) {
     in_rows(ps.x, ps.x_row, ps.x_stride);
   // Sums a chain takes from the planes may never need MEM (accumulate places them if so).
   if (!P(s.d).placed && sum_chain_[static_cast<std::size_t>(root(s.d))] < 0) place(s.d);
+}
+
+void Scheduler::matmul_step(const KStep& s) {
+  check_product(s);
   Plane& pl = planes_[free_plane()];
   for (std::size_t pass = 0; pass < s.passes.size(); ++pass) {
     const KPass& ps = s.passes[pass];
     const std::uint64_t weights_in = load_weights(s, ps, pl);
-    accumulate(s, pass, pl, stream_activations(s, ps, pl, weights_in));
+    accumulate(s, pass, pl, stream_activations(s, ps, {&pl}, {weights_in}).at(0));
   }
 }
 
+bool Scheduler::shares_activations(const KStep& a, const KStep& b) const {
+  if (a.kind != KStep::Kind::kMatMul || b.kind != KStep::Kind::kMatMul || a.m != b.m ||
+      a.mm_type != b.mm_type || a.passes.size() != b.passes.size())
+    return false;
+  for (std::size_t k = 0; k < a.passes.size(); ++k) {
+    const KPass& p = a.passes[k];
+    const KPass& q = b.passes[k];
+    if (p.window || q.window || root(p.x) != root(q.x) || p.x != q.x || p.x_row != q.x_row ||
+        p.x_stride != q.x_stride || p.x_tile != q.x_tile || root(p.x) == root(a.d))
+      return false;
+  }
+  return true;
+}
+
+void Scheduler::matmul_pair(const KStep& a, const KStep& b) {
+  check_product(a);
+  check_product(b);
+  // The two planes free soonest of one side (the side where the later of them is free
+  // sooner); `near` is the one the activations reach first (nearer the VXM: MEM lies between
+  // the planes and the VXM).
+  const auto half = planes_.size() / 2;
+  std::vector<std::size_t> pick;
+  std::uint64_t best_ready = ~0ull;
+  for (std::size_t side = 0; side < 2; ++side) {
+    std::vector<std::size_t> its;
+    for (std::size_t i = side * half; i < side * half + half; ++i)
+      its.push_back(i);
+    std::stable_sort(its.begin(), its.end(), [&](std::size_t x, std::size_t y) {
+      return plane_ready(planes_[x]) < plane_ready(planes_[y]);
+    });
+    its.resize(2);
+    const std::uint64_t r = plane_ready(planes_[its[1]]);
+    if (r < best_ready) best_ready = r, pick = its;
+  }
+  std::sort(pick.begin(), pick.end(), [&](std::size_t x, std::size_t y) {
+    return dist(planes_[x].position, vxm_pos_) < dist(planes_[y].position, vxm_pos_);
+  });
+  Plane& near = planes_[pick[0]];
+  Plane& far = planes_[pick[1]];
+  for (std::size_t pass = 0; pass < a.passes.size(); ++pass) {
+    const std::uint64_t in_near = load_weights(a, a.passes[pass], near);
+    const std::uint64_t in_far = load_weights(b, b.passes[pass], far);
+    const auto t_abc = stream_activations(a, a.passes[pass], {&near, &far}, {in_near, in_far});
+    accumulate(a, pass, near, t_abc.at(0));
+    accumulate(b, pass, far, t_abc.at(1));
+  }
+}
+
+std::uint64_t Scheduler::plane_ready(const Plane& p) {
+  const std::uint64_t r = std::max(p.last_abc, p.install_end);
+  return p.buf_free.empty() ? r : std::max(r, p.buf_free[p.next_buf]);
+}
+
 std::size_t Scheduler::free_plane() const {
-  auto ready = [&](const Plane& p) {
-    const std::uint64_t r = std::max(p.last_abc, p.install_end);
-    return p.buf_free.empty() ? r : std::max(r, p.buf_free[p.next_buf]);
-  };
   std::size_t pi = 0;
   for (std::size_t i = 1; i < planes_.size(); ++i)
-    if (ready(planes_[i]) < ready(planes_[pi])) pi = i;
+    if (plane_ready(planes_[i]) < plane_ready(planes_[pi])) pi = i;
   return pi;
 }
 
@@ -206,49 +259,67 @@ std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane&
   return t_lw;
 }
 
-std::uint64_t Scheduler::stream_activations(const KStep& s, const KPass& ps, Plane& pl,
-                                            std::uint64_t weights_in) {
+std::vector<std::uint64_t> Scheduler::stream_activations(const KStep& s, const KPass& ps,
+                                                         const std::vector<Plane*>& planes,
+                                                         const std::vector<std::uint64_t>& in) {
   const int xb = isa::dtype_bytes(s.mm_type);
   const char* type = isa::to_string(s.mm_type);
-  const int pm = pl.position;
   const auto m = static_cast<std::uint32_t>(s.m);
   // fp16 activations (and their fp32 products) come one every iv cycles.
   const auto iv =
       static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
   const auto& abc = lat("abc");
+  const int pn = planes[0]->position;
+  // Plane k takes each vector gap[k] cycles after the first one, as it flows on.
+  std::vector<std::int64_t> gap;
+  for (const Plane* pl : planes)
+    gap.push_back(dist(pn, pl->position));
+  const std::uint64_t span = static_cast<std::uint64_t>(m - 1) * iv + 1;
   // (c) the activation rows, once the weights are in, one every iv cycles.
   std::optional<std::pair<Op, std::uint64_t>> best;
   for (int xs = 0; xs < chip_.streams.per_direction; xs += 2 * xb) {
     Op op;
-    op.lo = std::max(weights_in, pl.next_act);
-    // toward the plane: a value from a slice east of the plane flows west
-    const bool toward_west = q(P(ps.x).slices[0]).position > pm;
+    for (std::size_t k = 0; k < planes.size(); ++k) {
+      const auto ready = static_cast<std::int64_t>(std::max(in[k], planes[k]->next_act));
+      op.lo = std::max<std::uint64_t>(
+          op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, ready - gap[k])));
+    }
+    // toward the planes: a value from a slice east of them flows west
+    const bool toward_west = q(P(ps.x).slices[0]).position > pn;
     const auto reads = read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs,
-                                 pm, iv, ps.x_stride);
-    use_queue(op, pl.abc, -abc.d_skew, m, iv);
-    Emit e;
-    e.queue = pl.abc;
-    e.off = -abc.d_skew;
-    e.instr = instr("abc");
-    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
-    e.instr.arg[0] = isa::stream_arg(xs, toward_west);
-    e.instr.arg[1] = m;
-    e.self_counted = true;
-    e.count = m;
-    e.done_off = static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
-    e.expects = reads;
-    op.emits.push_back(std::move(e));
+                                 pn, iv, ps.x_stride);
+    for (std::size_t k = 1; k < planes.size(); ++k)  // on past the first plane
+      for (int b = 0; b < xb; ++b)
+        use_stream(op, xs + b, toward_west, key_const(toward_west, pn), span, planes[k]->position,
+                   pn + (toward_west ? -1 : 1));
+    for (std::size_t k = 0; k < planes.size(); ++k) {
+      use_queue(op, planes[k]->abc, gap[k] - abc.d_skew, m, iv);
+      Emit e;
+      e.queue = planes[k]->abc;
+      e.off = gap[k] - abc.d_skew;
+      e.instr = instr("abc");
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+      e.instr.arg[0] = isa::stream_arg(xs, toward_west);
+      e.instr.arg[1] = m;
+      e.self_counted = true;
+      e.count = m;
+      e.done_off = gap[k] + static_cast<std::int64_t>((m - 1) * iv) + abc.d_func + sl_ - 1;
+      e.expects = reads;
+      op.emits.push_back(std::move(e));
+    }
     if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second))
       best = {op, *t};
     if (best && best->second == op_lower_bound(best->first)) break;
   }
   if (!best) no_fit(s.origin, "no streams carry the activations to the plane");
   commit(best->first, best->second);
-  const std::uint64_t t_abc = best->second;
-  pl.last_abc = t_abc + (m - 1) * iv;
-  pl.next_act = pl.last_abc + iv;
-  mxm_busy_ += static_cast<std::uint64_t>(m) * iv;
-
+  std::vector<std::uint64_t> t_abc;
+  for (std::size_t k = 0; k < planes.size(); ++k) {
+    t_abc.push_back(best->second + static_cast<std::uint64_t>(gap[k]));
+    planes[k]->last_abc = t_abc.back() + (m - 1) * iv;
+    planes[k]->next_act = planes[k]->last_abc + iv;
+    mxm_busy_ += static_cast<std::uint64_t>(m) * iv;
+  }
   return t_abc;
 }
 

@@ -36,6 +36,7 @@ Schedule Scheduler::run() {
   keep_chain_operands_apart();
   place_inputs();
   const std::vector<std::vector<int>> release_after = release_plan();
+  pair_products();
   for (std::size_t i = 0; i < k_.steps.size(); ++i)
     schedule_step(i, release_after[i]);
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
@@ -196,7 +197,8 @@ void Scheduler::schedule_step(std::size_t i, const std::vector<int>& release_now
   const KStep& s = k_.steps[i];
   const std::size_t b0 = blocks_.size();
   const std::uint64_t mxm0 = mxm_busy_, vxm0 = vxm_busy_;
-  if (chain_len_[i] == 0) {  // done with its chain's first step
+  if (chain_len_[i] == 0 || partner_of_[i] == kPairedEarlier) {
+    // done with its chain's first step, or with the product it shares activations with
     step_timing_.push_back(step_timing_.back());
     step_timing_.back().origin = s.origin;
     step_timing_.back().mxm_cycles = step_timing_.back().vxm_cycles = 0;
@@ -218,6 +220,8 @@ void Scheduler::schedule_step(std::size_t i, const std::vector<int>& release_now
     send_step(s);
   else if (s.kind == KStep::Kind::kRecv)
     recv_step(s);
+  else if (partner_of_[i] >= 0)
+    matmul_pair(s, k_.steps[static_cast<std::size_t>(partner_of_[i])]);
   else
     matmul_step(s);
   StepTiming st;
@@ -235,6 +239,27 @@ void Scheduler::schedule_step(std::size_t i, const std::vector<int>& release_now
   step_timing_.push_back(std::move(st));
   for (int t : release_now)
     release(t);
+}
+
+void Scheduler::pair_products() {
+  const std::size_t n = k_.steps.size();
+  partner_of_.assign(n, -1);
+  if (planes_.size() < 4 || planes_.size() % 2) return;
+  // Each product with the next one of a run of products that streams the same activations
+  // (another column tile of its rows); the products between write other tiles or rows, which
+  // neither reads.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (partner_of_[i] != -1 || k_.steps[i].kind != KStep::Kind::kMatMul) continue;
+    for (std::size_t j = i + 1; j < n && j <= i + kPairWindow; ++j) {
+      const KStep& sj = k_.steps[j];
+      if (sj.kind != KStep::Kind::kMatMul || root(sj.d) != root(k_.steps[i].d)) break;
+      if (partner_of_[j] == -1 && shares_activations(k_.steps[i], sj)) {
+        partner_of_[i] = static_cast<std::ptrdiff_t>(j);
+        partner_of_[j] = kPairedEarlier;
+        break;
+      }
+    }
+  }
 }
 
 bool Scheduler::used(int t) const {

@@ -763,7 +763,24 @@ class Scheduler {
 
   // ---------------------------------------------------------------- MXM steps
   void matmul_step(const KStep& s);
-  // matmul_step's parts. The plane free soonest.
+  // Its rows in range; its result placed unless the planes send it straight into a chain.
+  void check_product(const KStep& s);
+  // Whether products a and b stream the same activations, pass by pass (b another column tile
+  // of a's rows): then one read feeds two planes of one side.
+  bool shares_activations(const KStep& a, const KStep& b) const;
+  // Per step: the later product scheduled with it (matmul_pair), kPairedEarlier for that one,
+  // else -1. Partners are looked for among the next kPairWindow steps, all products of the
+  // same result.
+  void pair_products();
+  static constexpr std::ptrdiff_t kPairedEarlier = -2;
+  static constexpr std::size_t kPairWindow = 16;
+  std::vector<std::ptrdiff_t> partner_of_;
+  // Products a and b on the two planes of a side: each pass's activations read once, taken by
+  // the plane nearer the VXM and, as they flow on, by the other.
+  void matmul_pair(const KStep& a, const KStep& b);
+  // matmul_step's parts. The cycle plane p can take the next pass's weights; the plane free
+  // soonest.
+  static std::uint64_t plane_ready(const Plane& p);
   std::size_t free_plane() const;
   // A pass's weights into the plane: the staging buffer cleared when that helps (or for a
   // window), loaded, installed. Returns the first cycle activations may enter.
@@ -772,10 +789,13 @@ class Scheduler {
   // cycle for nlw cycles, not before load_from. Returns the loads' access cycle.
   std::uint64_t load_rows(const KStep& s, const KPass& ps, const Plane& pl, std::size_t buf,
                           std::uint32_t nlw, std::uint64_t load_from);
-  // The pass's activation rows through the installed weights, one every fp16 interval for
-  // fp16. Returns the ABC's access cycle.
-  std::uint64_t stream_activations(const KStep& s, const KPass& ps, Plane& pl,
-                                   std::uint64_t weights_in);
+  // The pass's activation rows through the installed weights (in[k]: plane k's first cycle),
+  // one every fp16 interval for fp16: one read, taken by planes[0] and, as the values flow on
+  // along their stream, by the others (further from the MEM), each its distance later.
+  // Returns each plane's ABC access cycle.
+  std::vector<std::uint64_t> stream_activations(const KStep& s, const KPass& ps,
+                                                const std::vector<Plane*>& planes,
+                                                const std::vector<std::uint64_t>& in);
   // The products into the accumulators; the step's last pass sends the sums to MEM.
   void accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uint64_t t_abc);
 

@@ -423,8 +423,13 @@ std::optional<Scheduler::ChainFit> Scheduler::acc_chain(const KStep& s, const Pl
   in.west = vxm_pos_ < pm;
   // the chain's run rows (find_sum_chains checked they are all in it)
   const std::int64_t r0 = s.d_tile * logical_rows(s.d) + s.d_row - operand_row(*c[0], x);
-  const Part part{r0 + i0 * s.d_stride, n, sc.next_copy % sc.copies, s.d_stride};
-  return best_chain(c, part, &base, &in);
+  // Broadcast constants from each copy in turn; another copy when that one's slices clash.
+  std::optional<ChainFit> best;
+  for (int k = 0; k < sc.copies && !best; ++k) {
+    const Part part{r0 + i0 * s.d_stride, n, (sc.next_copy + k) % sc.copies, s.d_stride};
+    best = best_chain(c, part, &base, &in);
+  }
+  return best;
 }
 
 bool Scheduler::sums_to_chain(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0,

@@ -164,9 +164,13 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
         ids.push_back(static_cast<int>(op.emits.size()));
         op.emits.push_back(std::move(e));
         // This run's rows must be written before its first read (chunk by chunk).
-        const std::int64_t need = static_cast<std::int64_t>(ready_rows(
-                                      tp, row0 + r.first_i * rs, (r.last_i - r.first_i) * rs + 1)) -
-                                  access;
+        std::int64_t need = static_cast<std::int64_t>(ready_rows(tp, row0 + r.first_i * rs,
+                                                                 (r.last_i - r.first_i) * rs + 1)) -
+                            access;
+        if (const auto rec =
+                recorded_need(tp, row0 + r.first_i * rs, std::max<std::int64_t>(1, r.stride) * rs,
+                              0, r.n - 1, access, stride))
+          need = std::min(need, *rec);
         op.lo = std::max<std::uint64_t>(
             op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
         op.reads.push_back({root(t), access + static_cast<std::int64_t>(stride) * (r.n - 1)});
@@ -234,9 +238,11 @@ std::vector<int> Scheduler::read_rows(Op& op, int t, std::int64_t row0, std::uin
     }
     op.reads.push_back({root(t), access + static_cast<std::int64_t>(span) - 1});
     // Vector row row0 + i is read in cycle T + access + i cs: after it was written.
-    const std::int64_t need = broadcast
-                                  ? static_cast<std::int64_t>(tp.ready_all) - access
+    std::int64_t need = broadcast ? static_cast<std::int64_t>(tp.ready_all) - access
                                   : static_cast<std::int64_t>(tp.ready_stream) + row0 - access;
+    if (!broadcast)
+      if (const auto rec = recorded_need(tp, row0, 1, 0, count - 1, access, cs))
+        need = std::min(need, *rec);
     op.lo =
         std::max<std::uint64_t>(op.lo, static_cast<std::uint64_t>(std::max<std::int64_t>(0, need)));
   }
@@ -398,7 +404,8 @@ void Scheduler::write_rows(Op& op, int t, std::int64_t row0, std::uint32_t count
       // behind its offset from row0 is largest at one end of the run.
       const std::int64_t last = access + static_cast<std::int64_t>(stride) * (r.n - 1);
       access_of_row0->push_back({std::max(access - r.first_i * rs, last - r.last_i * rs), last,
-                                 row0 + r.first_i * rs, row0 + r.last_i * rs});
+                                 row0 + r.first_i * rs, row0 + r.last_i * rs,
+                                 std::max<std::int64_t>(1, r.stride) * rs});
     }
     const bool west = far < from;
     use_stream(op, stream, west, at + key_const(west, from), static_cast<std::uint64_t>(span) + 1,
@@ -415,10 +422,40 @@ std::uint64_t Scheduler::ready_rows(const TensorPlace& tp, std::int64_t row0, st
   return r;
 }
 
+std::optional<std::int64_t> recorded_need(const TensorPlace& tp, std::int64_t r0,
+                                                     std::int64_t rs, std::int64_t i0,
+                                                     std::int64_t i1, std::int64_t a,
+                                                     std::int64_t cs) {
+  if (!tp.recorded) return std::nullopt;
+  const std::array<std::int64_t, 6> key{r0, rs, i0, i1, a, cs};
+  if (const auto it = tp.need_memo.find(key); it != tp.need_memo.end()) return it->second;
+  auto floor_div = [](std::int64_t x, std::int64_t y) {
+    return x >= 0 ? x / y : -((-x + y - 1) / y);
+  };
+  std::int64_t need = 0;
+  for (const TensorPlace::Rec& w : tp.recs) {
+    // rows of the record on the read's progression (a record of another class of rows: none)
+    if (w.step > 1 && rs % w.step == 0 && ((r0 - w.lo) % w.step + w.step) % w.step != 0) continue;
+    const std::int64_t lo = std::max(i0, -floor_div(-(w.lo - r0), rs));
+    const std::int64_t hi = std::min(i1, floor_div(w.hi - r0, rs));
+    if (lo > hi) continue;
+    // row r0 + i rs is read in T + a + i cs, and readable from min(c + r, done)
+    auto linear = [&](std::int64_t i) { return w.c + r0 + i * rs - a - i * cs; };
+    const std::int64_t by_row = std::max(linear(lo), linear(hi));
+    const std::int64_t by_end = w.done - a - lo * cs;
+    need = std::max(need, std::min(by_row, by_end));
+  }
+  tp.need_memo[key] = need;
+  return need;
+}
+
 void Scheduler::written(int t, std::uint64_t T, std::int64_t row0,
                         const std::vector<Written>& access) {
   TensorPlace& tp = P(t);
+  tp.need_memo.clear();
   for (const Written& w : access) {
+    tp.recs.push_back({w.lo, w.hi, w.step, static_cast<std::int64_t>(T) + w.first + 1 - row0,
+                       static_cast<std::int64_t>(T) + w.last + 1});
     // Row row0 + i is written by T + first + i: readable from the next cycle.
     const std::int64_t stream = static_cast<std::int64_t>(T) + w.first + 1 - row0;
     tp.ready_stream = std::max<std::uint64_t>(

@@ -174,9 +174,9 @@ std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl
   if (!staged)  // straight into the array: after the activations through the old weights
     load_from = std::max({load_from, pl.last_abc + 1, pl.install_end});
   // (a) the weight rows into the staging buffer (or the array)
-  const std::uint64_t t_lw = load_rows(s, ps, pl, buf, nlw, load_from);
-  // The last load step's access; its rows are in one cycle later.
-  const std::uint64_t last_load = t_lw + nlw - 1;
+  // The last load step's access (its rows are in one cycle later) + 1.
+  const std::uint64_t loaded = load_rows(s, ps, pl, buf, nlw, load_from);
+  const std::uint64_t last_load = loaded - 1;
   // (b) install from the buffer: after the last load, after the activations through the old
   // weights and after the previous install. The array then takes install_cycles, during which
   // the buffer is read.
@@ -194,6 +194,37 @@ std::uint64_t Scheduler::load_weights(const KStep& s, const KPass& ps, Plane& pl
 
 std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane& pl,
                                    std::size_t buf, std::uint32_t nlw, std::uint64_t load_from) {
+  const bool staged = !pl.buf_free.empty();
+  if (!staged) {  // straight into the array: in one go
+    auto one = fit_load(s, ps, pl, buf, 0, nlw, load_from);
+    commit(one.first, one.second);
+    return one.second + nlw;
+  }
+  return load_split(s, ps, pl, buf, 0, nlw, load_from);
+}
+
+std::uint64_t Scheduler::load_split(const KStep& s, const KPass& ps, const Plane& pl,
+                                    std::size_t buf, std::uint32_t k0, std::uint32_t n,
+                                    std::uint64_t load_from) {
+  auto whole = fit_load(s, ps, pl, buf, k0, n, load_from);
+  // Waiting for 16 slices and 16 streams free at once for n cycles: the first half may fit
+  // into a shorter gap sooner (the halves load their rows in either order).
+  if (n >= 2 * kMinLoadSteps && whole.second > load_from) {
+    const std::uint32_t h = n / 2;
+    auto first = fit_load(s, ps, pl, buf, k0, h, load_from);
+    if (first.second < whole.second) {
+      commit(first.first, first.second);
+      return std::max(first.second + h, load_split(s, ps, pl, buf, k0 + h, n - h, load_from));
+    }
+  }
+  commit(whole.first, whole.second);
+  return whole.second + n;
+}
+
+std::pair<Op, std::uint64_t> Scheduler::fit_load(const KStep& s, const KPass& ps, const Plane& pl,
+                                                 std::size_t buf, std::uint32_t k0,
+                                                 std::uint32_t nlw, std::uint64_t load_from) {
+  const int per = 16 / isa::dtype_bytes(s.mm_type);  // rows a load step brings
   const TensorPlace& wp = P(ps.w);
   const char* type = isa::to_string(s.mm_type);
   const int pm = pl.position;
@@ -212,7 +243,7 @@ std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane&
     const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
     const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
     std::vector<int> reads;
-    const std::uint32_t addr0 = wp.piece_addr[piece];
+    const std::uint32_t addr0 = wp.piece_addr[piece] + k0;
     for (int j = 0; j < 16; ++j) {
       const arch::Queue& sq = q(wp.piece_slices[16 * piece + static_cast<std::size_t>(j)]);
       const std::int64_t written = -dist(sq.position, pm);
@@ -243,7 +274,7 @@ std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane&
     e.instr = instr(staged ? "lw" : "iw.str");
     e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
     e.instr.arg[0] = isa::stream_arg(base, west);
-    e.instr.arg[1] = static_cast<std::uint32_t>(ps.window ? ps.w_at : 0);
+    e.instr.arg[1] = static_cast<std::uint32_t>((ps.window ? ps.w_at : 0) + k0 * per);
     if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
     e.count = nlw;
     e.done_off = ld.d_func + sl_ - 1;
@@ -253,10 +284,7 @@ std::uint64_t Scheduler::load_rows(const KStep& s, const KPass& ps, const Plane&
       best = {op, *t};
   }
   if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
-  commit(best->first, best->second);
-  const std::uint64_t t_lw = best->second;
-
-  return t_lw;
+  return *best;
 }
 
 std::vector<std::uint64_t> Scheduler::stream_activations(const KStep& s, const KPass& ps,

@@ -162,6 +162,16 @@ struct TensorPlace {
   // its rows are written (a reader of some chunks waits for those only).
   std::uint64_t ready_stream = 0, ready_all = 0;
   std::vector<std::uint64_t> chunk_ready;
+  // And row by row: every write so far (when `recorded`: none set readiness otherwise), rows
+  // lo, lo + step, .. hi, row r readable from min(c + r, done). A reader needs only the rows it
+  // reads (Scheduler::recorded_need).
+  struct Rec {
+    std::int64_t lo, hi, step, c, done;
+  };
+  std::vector<Rec> recs;
+  bool recorded = true;
+  // recorded_need's answers since the last record, by (r0, rs, i0, i1, a, cs).
+  mutable std::map<std::array<std::int64_t, 6>, std::int64_t> need_memo;
   // Constants read as a broadcast operand by VXM steps split over several ALUs: more copies
   // (slices, base address), so that the parts can read it in the same cycles.
   std::vector<std::pair<std::vector<std::uint16_t>, std::uint32_t>> replicas;
@@ -194,6 +204,7 @@ struct Use {
 struct Written {
   std::int64_t first = 0, last = 0;
   std::int64_t lo = 0, hi = 0;
+  std::int64_t step = 1;  // the rows written are lo, lo + step, .. hi
 };
 
 // One instruction (and its repetitions) of an operation.
@@ -252,6 +263,13 @@ const char* mnemonic(func::VxmOp op);
 // chains fit the VXM at once (tsp-v1: an int8 epilogue of eight steps, three of them casts, in
 // rows 0 and 1 from ALU 0, in rows 2 and 3 from ALU 8).
 std::vector<int> compact_alus(const arch::Chip& chip, const std::vector<bool>& large_op, int a0);
+// The earliest T at which reading rows r0 + i rs in cycles T + a + i cs (i0 <= i <= i1) finds
+// each of them written, by tp's write records: per record overlapping them, the later of its
+// rows' linear bound and its end, whichever is sooner (a bound, so a sufficient condition);
+// none when some write was not recorded. Answers are memoized until the next record.
+std::optional<std::int64_t> recorded_need(const TensorPlace& tp, std::int64_t r0, std::int64_t rs,
+                                          std::int64_t i0, std::int64_t i1, std::int64_t a,
+                                          std::int64_t cs);
 isa::Instr instr(const char* mn);
 
 class Scheduler {
@@ -786,9 +804,19 @@ class Scheduler {
   // window), loaded, installed. Returns the first cycle activations may enter.
   std::uint64_t load_weights(const KStep& s, const KPass& ps, Plane& pl);
   // The weight rows into buffer buf (or straight into the array): 16 streams, one load step a
-  // cycle for nlw cycles, not before load_from. Returns the loads' access cycle.
+  // cycle for nlw cycles, not before load_from. Returns the last load step's access + 1.
   std::uint64_t load_rows(const KStep& s, const KPass& ps, const Plane& pl, std::size_t buf,
                           std::uint32_t nlw, std::uint64_t load_from);
+  // Load steps k0 .. k0 + n - 1 into a staging buffer: as one load, or, when that waits and
+  // the first half of them fits sooner, as halves (down to kMinLoadSteps), each its own `lw`
+  // at its rows. Returns the last access + 1.
+  static constexpr std::uint32_t kMinLoadSteps = 4;
+  std::uint64_t load_split(const KStep& s, const KPass& ps, const Plane& pl, std::size_t buf,
+                           std::uint32_t k0, std::uint32_t n, std::uint64_t load_from);
+  // The earliest load of steps k0 .. k0 + nlw - 1 (not committed), and its access cycle.
+  std::pair<Op, std::uint64_t> fit_load(const KStep& s, const KPass& ps, const Plane& pl,
+                                        std::size_t buf, std::uint32_t k0, std::uint32_t nlw,
+                                        std::uint64_t load_from);
   // The pass's activation rows through the installed weights (in[k]: plane k's first cycle),
   // one every fp16 interval for fp16: one read, taken by planes[0] and, as the values flow on
   // along their stream, by the others (further from the MEM), each its distance later.

@@ -193,6 +193,7 @@ void Scheduler::transpose_step(const KStep& s) {
     done = std::max<std::uint64_t>(done, best->second + static_cast<std::uint64_t>(tr.d_func) +
                                              static_cast<std::uint64_t>(far) + blocks);
   }
+  P(s.d).recorded = false;
   P(s.d).ready_all = std::max(P(s.d).ready_all, done);
   P(s.d).ready_stream = std::max(P(s.d).ready_stream, done);
 }

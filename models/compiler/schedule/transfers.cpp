@@ -155,6 +155,7 @@ int Scheduler::recv_vector(Op& op, const arch::Queue& rx, std::int64_t at_off,
 
 void Scheduler::written_at(int t, std::uint64_t last) {
   TensorPlace& tp = P(t);
+  tp.recorded = false;
   tp.ready_all = std::max(tp.ready_all, last + 1);
   tp.ready_stream = std::max(tp.ready_stream, tp.ready_all);
   for (auto& c : tp.chunk_ready)

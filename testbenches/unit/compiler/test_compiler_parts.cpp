@@ -458,3 +458,30 @@ TEST(ScheduleOptions, MemoryCheckAndNoReuse) {
 }
 
 }  // namespace
+
+// Row-by-row readiness: a reader waits only for the records of the rows it reads, each by the
+// sooner of its rows' linear bound (row r from c + r) and its end.
+TEST(Readiness, ReadersWaitOnlyForTheRowsTheyRead) {
+  using compiler::scheduling::recorded_need;
+  compiler::scheduling::TensorPlace tp;
+  tp.recs.push_back({0, 99, 1, 100, 200});  // rows 0..99: row r from 100 + r, all by 200
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 1), 100);   // rows 0..99, one a cycle from T
+  EXPECT_EQ(recorded_need(tp, 50, 1, 0, 9, 0, 1), 150);   // rows 50..59
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 4), 100);   // slower reads: row 0 binds
+  EXPECT_EQ(recorded_need(tp, 200, 1, 0, 9, 0, 1), 0);    // rows nobody wrote
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 30, 1), 70);   // read 30 cycles after T
+  // Another tile written later: reading the first tile does not wait for it.
+  tp.recs.push_back({100, 199, 1, 400, 600});
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 1), 100);
+  EXPECT_EQ(recorded_need(tp, 100, 1, 0, 99, 0, 1), 500);
+  // Every fifth row (one class of packed rows), written 1 a cycle: its rows' linear bound
+  // grows 5 a cycle, so its end binds; readers of another class do not wait for it.
+  compiler::scheduling::TensorPlace cl;
+  cl.recs.push_back({1, 496, 5, 1000, 1100});
+  EXPECT_EQ(recorded_need(cl, 1, 5, 0, 99, 0, 1), 1100);
+  EXPECT_EQ(recorded_need(cl, 2, 5, 0, 99, 0, 1), 0);
+  EXPECT_EQ(recorded_need(cl, 0, 1, 0, 9, 0, 1), 1000);  // rows 0..9: row 1 in T + 1, from 1001
+  // A write that was not recorded (an SXM step): no bound.
+  cl.recorded = false;
+  EXPECT_FALSE(recorded_need(cl, 1, 5, 0, 99, 0, 1).has_value());
+}

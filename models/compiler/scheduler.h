@@ -79,6 +79,11 @@ struct ScheduleOptions {
   /// when a placement fails), "fit" (an operation that conflicts with itself), "instr" (the
   /// tensors with the most MEM instructions).
   std::set<std::string> log;
+  /// MXM weights the program carries as constants get a second copy of every piece on other
+  /// slices when twice their bytes fit in this share of MEM (0: never), so that a weight load
+  /// reads whichever copy is free sooner. When the copies leave a later tensor no room, the
+  /// program is scheduled again without them.
+  double weight_copy_share = 0.4;
 };
 
 /// The names ScheduleOptions::log takes; parse_schedule_log("mem,fit", where) checks a list of

@@ -41,6 +41,11 @@ void Scheduler::check_memory() const {
       for (std::uint32_t r = 0; r < place_[t].vectors; ++r)
         for (auto sl : slices)
           owner[{sl, addr + r}] = static_cast<int>(t);
+    for (const TensorPlace::PieceCopy& copy : place_[t].piece_copies)
+      for (std::size_t pc = 0; pc < copy.addr.size(); ++pc)
+        for (std::uint32_t a = 0; a < place_[t].block_addrs; ++a)
+          for (std::size_t s = 0; s < 16; ++s)
+            owner[{copy.slices[16 * pc + s], copy.addr[pc] + a}] = static_cast<int>(t);
   }
   for (const Ev& e : evs) {
     if (e.write) {
@@ -291,7 +296,8 @@ void Scheduler::tensor_record(int chip, int t, Schedule& out) const {
       }
     where = tp.weights ? "weights, " + std::to_string(tp.piece_addr.size()) + " piece(s) of " +
                              std::to_string(tp.block_addrs) +
-                             " vectors on 16 slices each, rows interleaved"
+                             " vectors on 16 slices each, rows interleaved" +
+                             (tp.piece_copies.empty() ? "" : ", and a copy of each")
             : tp.il > 1 ? "rows dealt over " + std::to_string(tp.il) + " groups of slices"
                         : "rows spread over 16 slices from " + queues_[tp.slices[0]].name + ":" +
                               std::to_string(tp.addr);
@@ -351,6 +357,14 @@ void Scheduler::constant_images(int chip, const KTensor& kt, const TensorPlace& 
           const std::uint8_t* from = kt.data.data() + (r * cols + tn * lanes_) * bytes + b;
           for (std::int64_t c = tn * lanes_; c < c1; ++c, from += bytes)
             to[c - tn * lanes_] = *from;
+        }
+    for (const TensorPlace::PieceCopy& copy : tp.piece_copies)  // the same images elsewhere
+      for (std::size_t pc = 0; pc < tp.piece_addr.size(); ++pc)
+        for (std::size_t s = 0; s < 16; ++s) {
+          isa::Image im = images.at({tp.piece_slices[16 * pc + s], tp.piece_addr[pc]});
+          im.slice = copy.slices[16 * pc + s];
+          im.addr = copy.addr[pc];
+          prog.images.push_back(std::move(im));
         }
     for (auto& [key, im] : images)
       prog.images.push_back(std::move(im));

@@ -422,10 +422,9 @@ std::uint64_t Scheduler::ready_rows(const TensorPlace& tp, std::int64_t row0, st
   return r;
 }
 
-std::optional<std::int64_t> recorded_need(const TensorPlace& tp, std::int64_t r0,
-                                                     std::int64_t rs, std::int64_t i0,
-                                                     std::int64_t i1, std::int64_t a,
-                                                     std::int64_t cs) {
+std::optional<std::int64_t> recorded_need(const TensorPlace& tp, std::int64_t r0, std::int64_t rs,
+                                          std::int64_t i0, std::int64_t i1, std::int64_t a,
+                                          std::int64_t cs) {
   if (!tp.recorded) return std::nullopt;
   const std::array<std::int64_t, 6> key{r0, rs, i0, i1, a, cs};
   if (const auto it = tp.need_memo.find(key); it != tp.need_memo.end()) return it->second;

@@ -238,51 +238,57 @@ std::pair<Op, std::uint64_t> Scheduler::fit_load(const KStep& s, const KPass& ps
   // (a) the weight rows into the staging buffer (or the array): 16 streams, one step a cycle.
   const auto& ld = staged ? lw : ws;
   std::optional<std::pair<Op, std::uint64_t>> best;
-  for (int base = 0; base + 16 <= chip_.streams.per_direction; base += 16) {
-    Op op;
-    const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
-    const bool west = q(wp.piece_slices[16 * piece]).position > pm;  // toward the plane
-    std::vector<int> reads;
-    const std::uint32_t addr0 = wp.piece_addr[piece] + k0;
-    for (int j = 0; j < 16; ++j) {
-      const arch::Queue& sq = q(wp.piece_slices[16 * piece + static_cast<std::size_t>(j)]);
-      const std::int64_t written = -dist(sq.position, pm);
-      const std::int64_t access = written - rd.d_func;
-      const std::int64_t d = access - rd.d_skew;
-      use_queue(op, sq.id, d, nlw);
-      use_mem(op, sq.id, false, access, nlw, 1, addr0, addr0 + nlw - 1);
-      use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position, pm);
+  const std::size_t piece = weight_piece(wp, ps.w_row, ps.w_tile);
+  // the piece, or a copy of it
+  for (std::size_t cp = 0; cp <= wp.piece_copies.size(); ++cp)
+    for (int base = 0; base + 16 <= chip_.streams.per_direction; base += 16) {
+      Op op;
+      const std::vector<std::uint16_t>& slices =
+          cp == 0 ? wp.piece_slices : wp.piece_copies[cp - 1].slices;
+      const std::uint32_t addr0 =
+          (cp == 0 ? wp.piece_addr[piece] : wp.piece_copies[cp - 1].addr[piece]) + k0;
+      const bool west = q(slices[16 * piece]).position > pm;  // toward the plane
+      std::vector<int> reads;
+      for (int j = 0; j < 16; ++j) {
+        const arch::Queue& sq = q(slices[16 * piece + static_cast<std::size_t>(j)]);
+        const std::int64_t written = -dist(sq.position, pm);
+        const std::int64_t access = written - rd.d_func;
+        const std::int64_t d = access - rd.d_skew;
+        use_queue(op, sq.id, d, nlw);
+        use_mem(op, sq.id, false, access, nlw, 1, addr0, addr0 + nlw - 1);
+        use_stream(op, base + j, west, written + key_const(west, sq.position), nlw, sq.position,
+                   pm);
+        Emit e;
+        e.queue = sq.id;
+        e.off = d;
+        e.instr = instr("read");
+        e.tensor = root(ps.w);
+        e.instr.arg[0] = addr0;
+        e.instr.arg[1] = isa::stream_arg(base + j, west);
+        e.count = nlw;
+        e.done_off = written + sl_ - 1;
+        reads.push_back(static_cast<int>(op.emits.size()));
+        op.emits.push_back(std::move(e));
+        const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
+        op.lo = std::max<std::uint64_t>(op.lo, at_least(need));
+      }
+      op.lo = std::max(op.lo, load_from);
+      use_queue(op, pl.wt, -ld.d_skew, nlw);
       Emit e;
-      e.queue = sq.id;
-      e.off = d;
-      e.instr = instr("read");
-      e.tensor = root(ps.w);
-      e.instr.arg[0] = addr0;
-      e.instr.arg[1] = isa::stream_arg(base + j, west);
+      e.queue = pl.wt;
+      e.off = -ld.d_skew;
+      e.instr = instr(staged ? "lw" : "iw.str");
+      e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
+      e.instr.arg[0] = isa::stream_arg(base, west);
+      e.instr.arg[1] = static_cast<std::uint32_t>((ps.window ? ps.w_at : 0) + k0 * per);
+      if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
       e.count = nlw;
-      e.done_off = written + sl_ - 1;
-      reads.push_back(static_cast<int>(op.emits.size()));
+      e.done_off = ld.d_func + sl_ - 1;
+      e.expects = reads;
       op.emits.push_back(std::move(e));
-      const std::int64_t need = static_cast<std::int64_t>(wp.ready_all) - access;
-      op.lo = std::max<std::uint64_t>(op.lo, at_least(need));
+      if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second))
+        best = {op, *t};
     }
-    op.lo = std::max(op.lo, load_from);
-    use_queue(op, pl.wt, -ld.d_skew, nlw);
-    Emit e;
-    e.queue = pl.wt;
-    e.off = -ld.d_skew;
-    e.instr = instr(staged ? "lw" : "iw.str");
-    e.instr.mod[0] = mod_code(isa::ModKind::kDtype, type);
-    e.instr.arg[0] = isa::stream_arg(base, west);
-    e.instr.arg[1] = static_cast<std::uint32_t>((ps.window ? ps.w_at : 0) + k0 * per);
-    if (staged) e.instr.arg[2] = static_cast<std::uint32_t>(buf);
-    e.count = nlw;
-    e.done_off = ld.d_func + sl_ - 1;
-    e.expects = reads;
-    op.emits.push_back(std::move(e));
-    if (auto t = fit(op, best ? best->second : ~0ull); t && (!best || *t < best->second))
-      best = {op, *t};
-  }
   if (!best) no_fit(s.origin, "no 16 streams carry the weights to the plane");
   return *best;
 }

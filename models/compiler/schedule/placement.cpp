@@ -81,6 +81,46 @@ void Scheduler::place_weights(int t, const std::vector<std::uint16_t>& avoid) {
   p.addr = p.piece_addr.front();
   p.vectors = static_cast<std::uint32_t>(pieces * p.block_addrs);
   p.placed = true;
+  // (constants only: an input's copy would need the host to write it twice)
+  if (kt.role == KTensor::Role::kConstant && copy_weights_) copy_weights(t);
+}
+
+void Scheduler::copy_weights(int t) {
+  TensorPlace& p = P(t);
+  const auto saved_alloc = alloc_;
+  const auto saved_live = live_, saved_high = high_;
+  std::vector<std::uint16_t> all = west_;
+  all.insert(all.end(), east_.begin(), east_.end());
+  TensorPlace::PieceCopy copy;
+  for (std::size_t pc = 0; pc < p.piece_addr.size(); ++pc) {
+    const auto own = p.piece_slices.begin() + static_cast<long>(16 * pc);
+    std::vector<std::uint16_t> cand;
+    for (auto sl : all)
+      if (std::find(own, own + 16, sl) == own + 16) cand.push_back(sl);
+    std::stable_sort(cand.begin(), cand.end(), [&](std::uint16_t a, std::uint16_t b) {
+      return high_[a] != high_[b] ? high_[a] < high_[b] : live_[a] < live_[b];
+    });
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> found;
+    std::size_t first = 0;
+    for (std::size_t k = 0; !found && k + 16 <= cand.size(); ++k) {
+      found = find_base(std::vector<std::uint16_t>(cand.begin() + static_cast<long>(k),
+                                                   cand.begin() + static_cast<long>(k) + 16),
+                        p.block_addrs);
+      first = k;
+    }
+    if (!found) {  // no room: no copy at all
+      alloc_ = saved_alloc;
+      live_ = saved_live;
+      high_ = saved_high;
+      return;
+    }
+    const std::vector<std::uint16_t> pick(cand.begin() + static_cast<long>(first),
+                                          cand.begin() + static_cast<long>(first) + 16);
+    allocate(pick, found->first, p.block_addrs);
+    copy.slices.insert(copy.slices.end(), pick.begin(), pick.end());
+    copy.addr.push_back(static_cast<std::uint32_t>(found->first));
+  }
+  p.piece_copies.push_back(std::move(copy));
 }
 
 void Scheduler::place(int t, std::vector<std::uint16_t> avoid, int side) {

@@ -120,6 +120,16 @@ void Scheduler::placement_rules() {
 }
 
 void Scheduler::place_inputs() {
+  // Host weights get a copy when twice their bytes fit in a share of MEM.
+  double weight_bytes = 0;
+  for (std::size_t t = 0; t < k_.tensors.size(); ++t)
+    if (k_.tensors[t].role == KTensor::Role::kConstant && place_[t].weights &&
+        used(static_cast<int>(t)))
+      weight_bytes +=
+          static_cast<double>(k_.tensors[t].elements()) * isa::dtype_bytes(k_.tensors[t].dtype);
+  const double mem = static_cast<double>(west_.size() + east_.size()) *
+                     static_cast<double>(chip_.mem.depth) * lanes_;
+  copy_weights_ = weight_bytes > 0 && 2 * weight_bytes <= opt_.weight_copy_share * mem;
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if ((k_.tensors[t].role == KTensor::Role::kInput ||
          k_.tensors[t].role == KTensor::Role::kConstant) &&
@@ -336,7 +346,16 @@ Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& s
                            " chips go to schedule_spmd");
   Scheduler s(k, arch, source);
   s.set_options(options);
-  return s.run();
+  try {
+    return s.run();
+  } catch (const InputError&) {
+    if (!s.copies_weights()) throw;
+  }
+  ScheduleOptions without = options;  // the copies took the room a tensor needed
+  without.weight_copy_share = 0;
+  Scheduler again(k, arch, source);
+  again.set_options(without);
+  return again.run();
 }
 
 Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
@@ -392,7 +411,17 @@ Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch
   Scheduler s(chips[0], arch, source);
   s.set_options(options);
   s.set_spmd(&chips, send, recv);
-  return s.run();
+  try {
+    return s.run();
+  } catch (const InputError&) {
+    if (!s.copies_weights()) throw;
+  }
+  ScheduleOptions without = options;  // the copies took the room a tensor needed
+  without.weight_copy_share = 0;
+  Scheduler again(chips[0], arch, source);
+  again.set_options(without);
+  again.set_spmd(&chips, send, recv);
+  return again.run();
 }
 
 const std::vector<std::string>& schedule_log_names() {

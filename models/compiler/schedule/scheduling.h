@@ -157,6 +157,13 @@ struct TensorPlace {
   // (slot s of the piece in piece_slices[16 * piece + s]) and base address.
   std::vector<std::uint16_t> piece_slices;
   std::vector<std::uint32_t> piece_addr;
+  // Weights the host loads, when MEM has room: another copy of every piece on 16 other slices
+  // (slices and addresses as above); a load reads whichever copy is free sooner.
+  struct PieceCopy {
+    std::vector<std::uint16_t> slices;
+    std::vector<std::uint32_t> addr;
+  };
+  std::vector<PieceCopy> piece_copies;
   // Readiness: a consumer streaming row i at cycle c + i needs c >= ready_stream; one reading
   // every row in any order needs its first read >= ready_all. Chunked: per chunk, the cycle all
   // its rows are written (a reader of some chunks waits for those only).
@@ -317,6 +324,8 @@ class Scheduler {
     reuse_ = o.reuse_memory;
   }
   bool logs(const char* what) const { return opt_.log.count(what) > 0; }
+  // Whether host weights were given copies (place_inputs).
+  bool copies_weights() const { return copy_weights_; }
 
   // A program for `chips` chips in step (one Kernels each, the same steps): in round k of an
   // exchange every chip sends on queue send[k] to chip c + k and receives on recv[k] from c - k.
@@ -404,6 +413,11 @@ class Scheduler {
   // whole chip; weights a unit computes arrive on one stream direction, so they stay in one
   // hemisphere.
   void place_weights(int t, const std::vector<std::uint16_t>& avoid);
+  // A copy of every piece of host weights t, each on 16 slices other than its own; none
+  // (nothing taken) when one does not fit.
+  void copy_weights(int t);
+  // Whether constant weights get a copy (ScheduleOptions::weight_copy_share).
+  bool copy_weights_ = false;
 
   // Places tensor t's `need` vector rows in chunks of `per` rows, each on the least-used slices
   // (one per byte plane) of one hemisphere; false (nothing taken) when they do not fit.

@@ -465,11 +465,11 @@ TEST(Readiness, ReadersWaitOnlyForTheRowsTheyRead) {
   using compiler::scheduling::recorded_need;
   compiler::scheduling::TensorPlace tp;
   tp.recs.push_back({0, 99, 1, 100, 200});  // rows 0..99: row r from 100 + r, all by 200
-  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 1), 100);   // rows 0..99, one a cycle from T
-  EXPECT_EQ(recorded_need(tp, 50, 1, 0, 9, 0, 1), 150);   // rows 50..59
-  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 4), 100);   // slower reads: row 0 binds
-  EXPECT_EQ(recorded_need(tp, 200, 1, 0, 9, 0, 1), 0);    // rows nobody wrote
-  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 30, 1), 70);   // read 30 cycles after T
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 1), 100);  // rows 0..99, one a cycle from T
+  EXPECT_EQ(recorded_need(tp, 50, 1, 0, 9, 0, 1), 150);  // rows 50..59
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 4), 100);  // slower reads: row 0 binds
+  EXPECT_EQ(recorded_need(tp, 200, 1, 0, 9, 0, 1), 0);   // rows nobody wrote
+  EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 30, 1), 70);  // read 30 cycles after T
   // Another tile written later: reading the first tile does not wait for it.
   tp.recs.push_back({100, 199, 1, 400, 600});
   EXPECT_EQ(recorded_need(tp, 0, 1, 0, 99, 0, 1), 100);
@@ -484,4 +484,55 @@ TEST(Readiness, ReadersWaitOnlyForTheRowsTheyRead) {
   // A write that was not recorded (an SXM step): no bound.
   cl.recorded = false;
   EXPECT_FALSE(recorded_need(cl, 1, 5, 0, 99, 0, 1).has_value());
+}
+
+// --- copies of the weights -----------------------------------------------------------------------
+
+// Products with constant weights: with room, every piece gets a copy (its images twice in the
+// program); with weight_copy_share 0, none. Where the copies take the room a later tensor needs
+// (3200 x 3200 fp16 weights, MEM cut to 2048 vectors a slice, a share of 1), the program is
+// scheduled again without them: the same program as with share 0.
+namespace {
+compiler::Kernels fp16_product(std::int64_t m, std::int64_t k, std::int64_t n) {
+  Builder gb;
+  const int a = gb.input("a", isa::DType::kFp16, {m, k});
+  const int b = gb.constant("b", isa::DType::kFp16, {k, n},
+                            f16_bytes(test::uniform(static_cast<std::size_t>(k * n), -1, 1, 7)));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", isa::DType::kFp16, {m, n}));
+  return compiler::lower(gb.g, tsp());
+}
+std::string weights_placement(const compiler::Schedule& s) {
+  for (const auto& p : s.placements)
+    if (p.tensor == "b") return p.where;
+  return "";
+}
+}  // namespace
+
+TEST(WeightCopies, EveryPieceGetsACopyWhenThereIsRoom) {
+  const compiler::Kernels k = fp16_product(512, 1280, 1280);
+  compiler::ScheduleOptions none;
+  none.weight_copy_share = 0;
+  const compiler::Schedule with = compiler::schedule(k, tsp(), "test");
+  const compiler::Schedule without = compiler::schedule(k, tsp(), "test", none);
+  EXPECT_NE(weights_placement(with).find("and a copy of each"), std::string::npos)
+      << weights_placement(with);
+  EXPECT_EQ(weights_placement(without).find("copy"), std::string::npos);
+  // 4 x 4 pieces of 40 vectors on 16 slices each, once more
+  EXPECT_EQ(with.program.images.size(), without.program.images.size() + 16 * 16);
+  compiler::ScheduleOptions checked;
+  checked.check_memory = true;  // every read of a copy finds the weights
+  EXPECT_GT(compiler::schedule(k, tsp(), "test", checked).cycles, 0u);
+}
+
+TEST(WeightCopies, NoRoomForThemMeansScheduledWithout) {
+  const compiler::Kernels k = fp16_product(512, 3200, 3200);
+  const arch::Arch small = arch::load("tsp-v1", {"chip.mem.depth=2048"});
+  compiler::ScheduleOptions all, none;
+  all.weight_copy_share = 1;
+  none.weight_copy_share = 0;
+  const compiler::Schedule retried = compiler::schedule(k, small, "test", all);
+  const compiler::Schedule plain = compiler::schedule(k, small, "test", none);
+  EXPECT_EQ(weights_placement(retried), weights_placement(plain));
+  EXPECT_EQ(retried.cycles, plain.cycles);
+  EXPECT_EQ(retried.program.images.size(), plain.program.images.size());
 }

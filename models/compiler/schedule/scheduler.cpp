@@ -339,23 +339,38 @@ std::vector<NodeTiming> per_node(const Schedule& s) {
   return out;
 }
 
+namespace {
+// attempt(options, copied) schedules once (setting `copied` when it gave weights copies before
+// it failed); when copies took the room a tensor needed, once more without them.
+template <class Attempt>
+Schedule with_weight_copies(const ScheduleOptions& options, Attempt attempt) {
+  bool copied = false;
+  try {
+    return attempt(options, copied);
+  } catch (const InputError&) {
+    if (!copied) throw;
+  }
+  ScheduleOptions without = options;
+  without.weight_copy_share = 0;
+  return attempt(without, copied);
+}
+}  // namespace
+
 Schedule schedule(const Kernels& k, const arch::Arch& arch, const std::string& source,
                   const ScheduleOptions& options) {
   if (k.chips > 1)
     throw std::logic_error("scheduler: kernels for " + std::to_string(k.chips) +
                            " chips go to schedule_spmd");
-  Scheduler s(k, arch, source);
-  s.set_options(options);
-  try {
-    return s.run();
-  } catch (const InputError&) {
-    if (!s.copies_weights()) throw;
-  }
-  ScheduleOptions without = options;  // the copies took the room a tensor needed
-  without.weight_copy_share = 0;
-  Scheduler again(k, arch, source);
-  again.set_options(without);
-  return again.run();
+  return with_weight_copies(options, [&](const ScheduleOptions& o, bool& copied) {
+    Scheduler s(k, arch, source);
+    s.set_options(o);
+    try {
+      return s.run();
+    } catch (const InputError&) {
+      copied = s.copies_weights();
+      throw;
+    }
+  });
 }
 
 Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch,
@@ -408,20 +423,17 @@ Schedule schedule_spmd(const std::vector<Kernels>& chips, const arch::Arch& arch
       if (!qn) throw std::logic_error("scheduler: no queue for port " + std::to_string(p));
       (dir == 0 ? send : recv)[static_cast<std::size_t>(k)] = qn->id;
     }
-  Scheduler s(chips[0], arch, source);
-  s.set_options(options);
-  s.set_spmd(&chips, send, recv);
-  try {
-    return s.run();
-  } catch (const InputError&) {
-    if (!s.copies_weights()) throw;
-  }
-  ScheduleOptions without = options;  // the copies took the room a tensor needed
-  without.weight_copy_share = 0;
-  Scheduler again(chips[0], arch, source);
-  again.set_options(without);
-  again.set_spmd(&chips, send, recv);
-  return again.run();
+  return with_weight_copies(options, [&](const ScheduleOptions& o, bool& copied) {
+    Scheduler s(chips[0], arch, source);
+    s.set_options(o);
+    s.set_spmd(&chips, send, recv);
+    try {
+      return s.run();
+    } catch (const InputError&) {
+      copied = s.copies_weights();
+      throw;
+    }
+  });
 }
 
 const std::vector<std::string>& schedule_log_names() {

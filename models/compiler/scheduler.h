@@ -80,10 +80,11 @@ struct ScheduleOptions {
   /// tensors with the most MEM instructions).
   std::set<std::string> log;
   /// MXM weights the program carries as constants get a second copy of every piece on other
-  /// slices when twice their bytes fit in this share of MEM (0: never), so that a weight load
-  /// reads whichever copy is free sooner. When the copies leave a later tensor no room, the
+  /// slices, so that a weight load reads whichever copy is free sooner: all of them when twice
+  /// their bytes fit in weight_copy_share of MEM, else the first ones placed up to
+  /// weight_copy_part of MEM (0 and 0: none). When the copies leave a later tensor no room, the
   /// program is scheduled again without them.
-  double weight_copy_share = 0.4;
+  double weight_copy_share = 0.4, weight_copy_part = 0.1;
 };
 
 /// The names ScheduleOptions::log takes; parse_schedule_log("mem,fit", where) checks a list of

@@ -82,7 +82,11 @@ void Scheduler::place_weights(int t, const std::vector<std::uint16_t>& avoid) {
   p.vectors = static_cast<std::uint32_t>(pieces * p.block_addrs);
   p.placed = true;
   // (constants only: an input's copy would need the host to write it twice)
-  if (kt.role == KTensor::Role::kConstant && copy_weights_) copy_weights(t);
+  const double wbytes = static_cast<double>(kt.elements()) * bytes;
+  if (kt.role == KTensor::Role::kConstant && copy_weights_ && wbytes <= copy_budget_) {
+    copy_weights(t);
+    copy_budget_ -= wbytes;
+  }
 }
 
 void Scheduler::copy_weights(int t) {

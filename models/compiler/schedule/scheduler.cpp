@@ -129,7 +129,10 @@ void Scheduler::place_inputs() {
           static_cast<double>(k_.tensors[t].elements()) * isa::dtype_bytes(k_.tensors[t].dtype);
   const double mem = static_cast<double>(west_.size() + east_.size()) *
                      static_cast<double>(chip_.mem.depth) * lanes_;
-  copy_weights_ = weight_bytes > 0 && 2 * weight_bytes <= opt_.weight_copy_share * mem;
+  copy_budget_ = 2 * weight_bytes <= opt_.weight_copy_share * mem
+                     ? weight_bytes
+                     : std::min(weight_bytes, opt_.weight_copy_part * mem);
+  copy_weights_ = copy_budget_ > 0;
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if ((k_.tensors[t].role == KTensor::Role::kInput ||
          k_.tensors[t].role == KTensor::Role::kConstant) &&
@@ -351,7 +354,7 @@ Schedule with_weight_copies(const ScheduleOptions& options, Attempt attempt) {
     if (!copied) throw;
   }
   ScheduleOptions without = options;
-  without.weight_copy_share = 0;
+  without.weight_copy_share = without.weight_copy_part = 0;
   return attempt(without, copied);
 }
 }  // namespace

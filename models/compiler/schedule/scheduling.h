@@ -416,8 +416,10 @@ class Scheduler {
   // A copy of every piece of host weights t, each on 16 slices other than its own; none
   // (nothing taken) when one does not fit.
   void copy_weights(int t);
-  // Whether constant weights get a copy (ScheduleOptions::weight_copy_share).
+  // Whether constant weights get copies (ScheduleOptions::weight_copy_share), and the bytes of
+  // copies still allowed.
   bool copy_weights_ = false;
+  double copy_budget_ = 0;
 
   // Places tensor t's `need` vector rows in chunks of `per` rows, each on the least-used slices
   // (one per byte plane) of one hemisphere; false (nothing taken) when they do not fit.

@@ -511,7 +511,7 @@ std::string weights_placement(const compiler::Schedule& s) {
 TEST(WeightCopies, EveryPieceGetsACopyWhenThereIsRoom) {
   const compiler::Kernels k = fp16_product(512, 1280, 1280);
   compiler::ScheduleOptions none;
-  none.weight_copy_share = 0;
+  none.weight_copy_share = none.weight_copy_part = 0;
   const compiler::Schedule with = compiler::schedule(k, tsp(), "test");
   const compiler::Schedule without = compiler::schedule(k, tsp(), "test", none);
   EXPECT_NE(weights_placement(with).find("and a copy of each"), std::string::npos)
@@ -529,7 +529,7 @@ TEST(WeightCopies, NoRoomForThemMeansScheduledWithout) {
   const arch::Arch small = arch::load("tsp-v1", {"chip.mem.depth=2048"});
   compiler::ScheduleOptions all, none;
   all.weight_copy_share = 1;
-  none.weight_copy_share = 0;
+  none.weight_copy_share = none.weight_copy_part = 0;
   const compiler::Schedule retried = compiler::schedule(k, small, "test", all);
   const compiler::Schedule plain = compiler::schedule(k, small, "test", none);
   EXPECT_EQ(weights_placement(retried), weights_placement(plain));

@@ -81,9 +81,10 @@ struct ScheduleOptions {
   std::set<std::string> log;
   /// MXM weights the program carries as constants get a second copy of every piece on other
   /// slices, so that a weight load reads whichever copy is free sooner: all of them when twice
-  /// their bytes fit in weight_copy_share of MEM, else the first ones placed up to
-  /// weight_copy_part of MEM (0 and 0: none; 15% suited ResNet-50, docs/compiler.md). When the
-  /// copies leave a later tensor no room, the program is scheduled again without them.
+  /// their bytes fit in weight_copy_share of MEM, else, when they take at most half of MEM, the
+  /// first ones placed up to weight_copy_part of MEM (0 and 0: none; 15% suited ResNet-50,
+  /// docs/compiler.md). When the copies leave a later tensor no room, the program is scheduled
+  /// again without them.
   double weight_copy_share = 0.4, weight_copy_part = 0.15;
 };
 

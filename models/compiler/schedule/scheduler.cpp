@@ -129,9 +129,10 @@ void Scheduler::place_inputs() {
           static_cast<double>(k_.tensors[t].elements()) * isa::dtype_bytes(k_.tensors[t].dtype);
   const double mem = static_cast<double>(west_.size() + east_.size()) *
                      static_cast<double>(chip_.mem.depth) * lanes_;
-  copy_budget_ = 2 * weight_bytes <= opt_.weight_copy_share * mem
-                     ? weight_bytes
-                     : std::min(weight_bytes, opt_.weight_copy_part * mem);
+  // (a chip that holds mostly weights, as a 70B layer's do, keeps its MEM for the rest)
+  copy_budget_ = 2 * weight_bytes <= opt_.weight_copy_share * mem ? weight_bytes
+                 : 2 * weight_bytes <= mem ? std::min(weight_bytes, opt_.weight_copy_part * mem)
+                                           : 0;
   copy_weights_ = copy_budget_ > 0;
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if ((k_.tensors[t].role == KTensor::Role::kInput ||

@@ -11,18 +11,24 @@ using namespace lpu::test;  // the harness and the graph builder
 
 namespace {
 
+// a [m, k] fp16 input times constant [k, n] fp16 weights (uniform in [-1, 1], seed 22)
+compiler::Graph fp16_matmul(int m, int k, int n) {
+  const auto bv = uniform_fp16(static_cast<std::size_t>(k * n), -1.0f, 1.0f, 22);
+  Builder gb;
+  const int a = gb.input("a", DType::kFp16, {m, k});
+  const int b = gb.constant("b", DType::kFp16, {k, n}, f16_bytes(bv));
+  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {m, n}));
+  return gb.g;
+}
+
 // fp16 [m, k] x [k, n] products on tsp-v1 with one parameter changed; returns the predicted cycles
 // after checking the simulation against them and the outputs against the reference.
 std::uint64_t fp16_matmul_with(const std::vector<std::string>& sets, int m, int k, int n,
                                const std::string& want_mnemonic = "") {
   const auto av = uniform_fp16(static_cast<std::size_t>(m * k), -1.0f, 1.0f, 21);
   const auto bv = uniform_fp16(static_cast<std::size_t>(k * n), -1.0f, 1.0f, 22);
-  Builder gb;
-  const int a = gb.input("a", DType::kFp16, {m, k});
-  const int b = gb.constant("b", DType::kFp16, {k, n}, f16_bytes(bv));
-  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {m, n}));
   const arch::Arch arch = arch::load("tsp-v1", sets);
-  const Compiled cc = compile(gb.g, arch);
+  const Compiled cc = compile(fp16_matmul(m, k, n), arch);
   if (!want_mnemonic.empty()) {
     bool found = false;
     for (const auto& cp : cc.s.program.chips)
@@ -42,12 +48,7 @@ std::uint64_t fp16_matmul_with(const std::vector<std::string>& sets, int m, int 
 }
 
 std::uint64_t predicted(const std::vector<std::string>& sets, int m, int k, int n) {
-  const auto bv = uniform_fp16(static_cast<std::size_t>(k * n), -1.0f, 1.0f, 22);
-  Builder gb;
-  const int a = gb.input("a", DType::kFp16, {m, k});
-  const int b = gb.constant("b", DType::kFp16, {k, n}, f16_bytes(bv));
-  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {m, n}));
-  return compile(gb.g, arch::load("tsp-v1", sets)).s.cycles;
+  return compile(fp16_matmul(m, k, n), arch::load("tsp-v1", sets)).s.cycles;
 }
 
 TEST(CompilerMxm, LongInstallsAreScheduled) {
@@ -59,16 +60,12 @@ TEST(CompilerMxm, LongInstallsAreScheduled) {
 // fp16 products come one every 4 cycles and the epilogue's ALUs take a row a cycle: the sums go
 // through MEM; at fp16_rate 1 they go straight into the cast to fp16.
 TEST(CompilerMxm, Fp16SumsGoThroughMemUnlessAtTheFullRate) {
-  Builder gb;
-  const auto bv = uniform_fp16(320 * 320, -1.0f, 1.0f, 22);
-  const int a = gb.input("a", DType::kFp16, {200, 320});
-  const int b = gb.constant("b", DType::kFp16, {320, 320}, f16_bytes(bv));
-  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {200, 320}));
-  const SumsPath quarter = sums_path(compile(gb.g));
+  const compiler::Graph g = fp16_matmul(200, 320, 320);
+  const SumsPath quarter = sums_path(compile(g));
   EXPECT_EQ(quarter.to_vxm, 0);
   EXPECT_GT(quarter.to_mem, 0);
   const arch::Arch full_rate = arch::load("tsp-v1", {"chip.mxm.fp16_rate=1"});
-  const SumsPath full = sums_path(compile(gb.g, full_rate), full_rate);
+  const SumsPath full = sums_path(compile(g, full_rate), full_rate);
   EXPECT_GT(full.to_vxm, 0);
   EXPECT_EQ(full.to_mem, 0);
   fp16_matmul_with({"chip.mxm.fp16_rate=1"}, 200, 320, 320);
@@ -78,12 +75,7 @@ TEST(CompilerMxm, Fp16SumsGoThroughMemUnlessAtTheFullRate) {
 // taken by both planes of a side, the far one as many cycles after the near one as the planes
 // are apart; the values still match.
 TEST(CompilerMxm, ColumnTilesOfTheSameRowsShareOneRead) {
-  Builder gb;
-  const auto bv = uniform_fp16(320 * 640, -1.0f, 1.0f, 22);
-  const int a = gb.input("a", DType::kFp16, {200, 320});
-  const int b = gb.constant("b", DType::kFp16, {320, 640}, f16_bytes(bv));
-  gb.output(gb.node("MatMul", "mm", {a, b}, "y", DType::kFp16, {200, 640}));
-  const Compiled cc = compile(gb.g);
+  const Compiled cc = compile(fp16_matmul(200, 320, 640));
   const auto queues = arch::chip_queues(tsp().chip);
   // Per MEM read (queue, entry): the ABCs that take it, with their cycles and positions.
   std::map<std::pair<int, std::uint32_t>, std::vector<std::pair<std::uint64_t, int>>> takers;

@@ -78,8 +78,8 @@ bool Scheduler::shares_activations(const KStep& a, const KStep& b) const {
   for (std::size_t k = 0; k < a.passes.size(); ++k) {
     const KPass& p = a.passes[k];
     const KPass& q = b.passes[k];
-    if (p.window || q.window || root(p.x) != root(q.x) || p.x != q.x || p.x_row != q.x_row ||
-        p.x_stride != q.x_stride || p.x_tile != q.x_tile || root(p.x) == root(a.d))
+    if (p.window || q.window || p.x != q.x || p.x_row != q.x_row || p.x_stride != q.x_stride ||
+        p.x_tile != q.x_tile || root(p.x) == root(a.d))
       return false;
   }
   return true;
@@ -322,10 +322,12 @@ std::vector<std::uint64_t> Scheduler::stream_activations(const KStep& s, const K
     const bool toward_west = q(P(ps.x).slices[0]).position > pn;
     const auto reads = read_rows(op, ps.x, ps.x_tile * logical_rows(ps.x) + ps.x_row, m, false, xs,
                                  pn, iv, ps.x_stride);
-    for (std::size_t k = 1; k < planes.size(); ++k)  // on past the first plane
+    // on past the first plane, to the farthest
+    const auto far = std::max_element(gap.begin(), gap.end()) - gap.begin();
+    if (gap[static_cast<std::size_t>(far)] > 0)
       for (int b = 0; b < xb; ++b)
-        use_stream(op, xs + b, toward_west, key_const(toward_west, pn), span, planes[k]->position,
-                   pn + (toward_west ? -1 : 1));
+        use_stream(op, xs + b, toward_west, key_const(toward_west, pn), span,
+                   planes[static_cast<std::size_t>(far)]->position, pn + (toward_west ? -1 : 1));
     for (std::size_t k = 0; k < planes.size(); ++k) {
       use_queue(op, planes[k]->abc, gap[k] - abc.d_skew, m, iv);
       Emit e;
@@ -363,7 +365,8 @@ void Scheduler::accumulate(const KStep& s, std::size_t pass, Plane& pl, std::uin
   const auto iv =
       static_cast<std::uint32_t>(s.mm_type == DType::kFp16 ? chip_.mxm.fp16_interval() : 1);
   const DType rt = s.mm_type == DType::kI8 ? DType::kI32 : DType::kFp32;
-  // (d) the products into the accumulators; the last pass sends the sums to MEM.
+  // (d) the products into the accumulators; the last pass sends the sums into their chain or
+  // to MEM.
   using Mode = func::MxmPlane::AccMode;
   const Mode mode = s.passes.size() == 1          ? Mode::kOnly
                     : pass == 0                   ? Mode::kFirst
@@ -439,7 +442,7 @@ std::optional<Scheduler::ChainFit> Scheduler::acc_chain(const KStep& s, const Pl
   const auto& acc = lat("acc");
   const int pm = pl.position;
   // From the ACC's access to the sums' arrival at the VXM: the chain's T is the ACC's + lead.
-  const std::int64_t lead = acc.d_func + dist(pm, vxm_pos_);
+  const std::int64_t lead = acc_lead(pl);
   Op base;
   base.lo = std::max(a.t_abc + static_cast<std::uint64_t>(abc.d_func) + i0, pl.acc_free) +
             static_cast<std::uint64_t>(lead);
@@ -456,7 +459,7 @@ std::optional<Scheduler::ChainFit> Scheduler::acc_chain(const KStep& s, const Pl
   in.from = pm;
   in.west = vxm_pos_ < pm;
   // the chain's run rows (find_sum_chains checked they are all in it)
-  const std::int64_t r0 = s.d_tile * logical_rows(s.d) + s.d_row - operand_row(*c[0], x);
+  const std::int64_t r0 = sums_run_row(s, *c[0]);
   // Broadcast constants from each copy in turn; another copy when that one's slices clash.
   std::optional<ChainFit> best;
   for (int k = 0; k < sc.copies && !best; ++k) {
@@ -487,10 +490,9 @@ bool Scheduler::sums_to_chain(const KStep& s, Plane& pl, const AccRows& a, std::
     written(w.t, best->t, w.row0, w.acc);
   vxm_busy_ += static_cast<std::uint64_t>(n) * c.size();
   // the ACC's last step is in the chain's T - lead + n - 1
-  const std::int64_t lead = lat("acc").d_func + dist(pl.position, vxm_pos_);
-  pl.acc_free = best->t - static_cast<std::uint64_t>(lead) + n;
+  pl.acc_free = best->t - static_cast<std::uint64_t>(acc_lead(pl)) + n;
   if (sc.done.empty()) sc.done.assign(static_cast<std::size_t>(run_rows(*c[0])), false);
-  const std::int64_t r0 = s.d_tile * logical_rows(s.d) + s.d_row - operand_row(*c[0], x);
+  const std::int64_t r0 = sums_run_row(s, *c[0]);
   for (std::int64_t i = i0; i < i0 + n; ++i)
     sc.done[static_cast<std::size_t>(r0 + i * s.d_stride)] = true;
   return true;

@@ -120,7 +120,7 @@ void Scheduler::placement_rules() {
 }
 
 void Scheduler::place_inputs() {
-  // Host weights get a copy when twice their bytes fit in a share of MEM.
+  // How many bytes of the constant weights get a copy (ScheduleOptions::weight_copy_share).
   double weight_bytes = 0;
   for (std::size_t t = 0; t < k_.tensors.size(); ++t)
     if (k_.tensors[t].role == KTensor::Role::kConstant && place_[t].weights &&

@@ -598,6 +598,8 @@ class Scheduler {
   // the steps of the chain starting at step i (1: none), 0 for a chain's later steps.
   static constexpr std::size_t kMaxChain = 8;
   void find_chains();
+  // A step a chain may hold: a VXM step over a whole tensor, or a row range of one column tile.
+  bool chainable(const KStep& st) const;
 
   // A VXM step's first result row, its rows (vector rows), and the first row it reads of operand
   // t (as vxm_tile reads them).
@@ -697,6 +699,14 @@ class Scheduler {
   // Rows i0 .. i0 + n - 1 of the pass: to MEM (or, for a pass that does not send, into the
   // accumulators).
   void acc_to_mem(const KStep& s, Plane& pl, const AccRows& a, std::uint32_t i0, std::uint32_t n);
+  // Cycles from a plane's ACC access to its sums' arrival at the VXM; the chain's run row of
+  // the first row product s writes.
+  std::int64_t acc_lead(const Plane& pl) const {
+    return lat("acc").d_func + dist(pl.position, vxm_pos_);
+  }
+  std::int64_t sums_run_row(const KStep& s, const KStep& first) const {
+    return s.d_tile * logical_rows(s.d) + s.d_row - operand_row(first, root(s.d));
+  }
   // Its ACC and the chain's part for those rows as one operation, at its earliest.
   std::optional<ChainFit> acc_chain(const KStep& s, const Plane& pl, const AccRows& a,
                                     std::uint32_t i0, std::uint32_t n);

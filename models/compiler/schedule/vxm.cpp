@@ -71,18 +71,14 @@ void Scheduler::find_chains() {
   std::vector<bool> output(k_.tensors.size(), false);
   for (int x : k_.outputs)
     output[static_cast<std::size_t>(root(x))] = true;
-  auto whole = [&](const KStep& st) {  // a whole tensor, or a row range of one column tile
-    return st.kind == KStep::Kind::kVxm && st.deal.empty() && st.d >= 0 && root(st.d) == st.d &&
-           (!st.rows || k_.tensors[static_cast<std::size_t>(st.d)].tiles(lanes_) == 1);
-  };
   for (std::size_t i = 0; i < n;) {
     std::size_t j = i;
     std::vector<int> ds, read;  // results so far; tensors read from MEM so far
-    if (whole(k_.steps[i])) {
+    if (chainable(k_.steps[i])) {
       ds.push_back(k_.steps[i].d);
       for (int t : {k_.steps[i].a, k_.steps[i].b, k_.steps[i].mask})
         if (t >= 0) read.push_back(root(t));
-      while (j + 1 < n && j + 1 - i < kMaxChain && whole(k_.steps[j + 1])) {
+      while (j + 1 < n && j + 1 - i < kMaxChain && chainable(k_.steps[j + 1])) {
         const KStep& a = k_.steps[j];
         const KStep& b = k_.steps[j + 1];
         int refs = 0;
@@ -136,23 +132,19 @@ void Scheduler::find_sum_chains(const std::vector<int>& readers, const std::vect
   for (std::size_t i = 0; i < n; ++i)
     if (k_.steps[i].d >= 0) writers[static_cast<std::size_t>(root(k_.steps[i].d))].push_back(i);
   for (std::size_t i = 0; i < n; ++i) {
-    const KStep& si = k_.steps[i];
-    // a chain, or one step as find_chains would start one with
-    const bool one = chain_len_[i] == 1 && si.kind == KStep::Kind::kVxm && si.deal.empty() &&
-                     si.d >= 0 && root(si.d) == si.d &&
-                     (!si.rows || k_.tensors[static_cast<std::size_t>(si.d)].tiles(lanes_) == 1);
-    if (chain_len_[i] < 2 && !one) continue;
+    // a chain, or one step that could start one
+    if (chain_len_[i] == 0 || (chain_len_[i] == 1 && !chainable(k_.steps[i]))) continue;
     const std::vector<const KStep*> c = chain_steps(i);
-    bool ok = true;
     const KStep& s0 = *c[0];
     int x = -1;
     for (int t : {s0.a, s0.b, s0.mask})
       if (t >= 0 && t == root(t) && !writers[static_cast<std::size_t>(t)].empty() &&
           k_.steps[writers[static_cast<std::size_t>(t)].back()].kind == KStep::Kind::kMatMul)
         x = x < 0 ? t : -2;  // read once
-    if (!ok || x < 0) continue;
+    if (x < 0) continue;
     const auto xs = static_cast<std::size_t>(x);
     if (readers[xs] != 1 || output[xs]) continue;
+    bool ok = true;
     // Its products (their last passes stream at a row a cycle), after any other writer.
     std::size_t p0 = n;
     for (std::size_t w : writers[xs]) {
@@ -161,7 +153,7 @@ void Scheduler::find_sum_chains(const std::vector<int>& readers, const std::vect
         p0 = std::min(p0, w);
         ok = ok && (ws.mm_type != DType::kFp16 || chip_.mxm.fp16_interval() == 1);
         // every row it writes is one the chain runs (row r of the sums is run row r - off)
-        const std::int64_t r0 = ws.d_tile * logical_rows(x) + ws.d_row - operand_row(s0, x);
+        const std::int64_t r0 = sums_run_row(ws, s0);
         const std::int64_t r1 = r0 + (ws.m - 1) * ws.d_stride;
         ok = ok && r0 >= 0 && r1 < run_rows(s0);
       } else {
@@ -186,6 +178,11 @@ void Scheduler::find_sum_chains(const std::vector<int>& readers, const std::vect
     }
     if (ok) sum_chain_[xs] = static_cast<std::ptrdiff_t>(i);
   }
+}
+
+bool Scheduler::chainable(const KStep& st) const {
+  return st.kind == KStep::Kind::kVxm && st.deal.empty() && st.d >= 0 && root(st.d) == st.d &&
+         (!st.rows || k_.tensors[static_cast<std::size_t>(st.d)].tiles(lanes_) == 1);
 }
 
 int Scheduler::merge_shifted(Op& into, Op&& sub, std::int64_t delta) {
